@@ -1,0 +1,3 @@
+from cryoplan.cli import main
+
+main()

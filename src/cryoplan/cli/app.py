@@ -1,0 +1,47 @@
+"""The Typer application that every command module registers on, and the entry point that maps errors
+to exit codes (0 success, 2 bad input with one line on stderr, 1 internal failure)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cryoplan import __version__
+from cryoplan.errors import InputError
+
+app = typer.Typer(
+    name="cryoplan",
+    help="Plan, simulate and verify liver-tumour cryoablation: eligibility, imaging, freeze plans, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cryoplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """cryoplan: from a liver-tumour case to a verified cryoablation plan."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except InputError as error:
+        print(f"cryoplan: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("cryoplan: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:  # an internal failure: one line, exit 1
+        print(f"cryoplan: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,3 @@
+"""Commands of the thermal area."""
+
+from cryoplan.cli.app import app  # noqa: F401
