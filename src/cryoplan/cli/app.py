@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from cryoplan import __version__
 from cryoplan.errors import InputError
@@ -35,7 +36,18 @@ def _root(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        status = app(standalone_mode=False)
+    except TyperException as error:  # a usage error from Typer's parser: one line, exit 2
+        message = error.format_message()
+        context = getattr(error, "ctx", None)
+        if not message.strip() and context is not None:  # a bare group: show its help
+            typer.echo(context.get_help())
+            sys.exit(0)
+        print(f"cryoplan: error: {message}", file=sys.stderr)
+        sys.exit(getattr(error, "exit_code", 2))
+    except typer.Abort:
+        print("cryoplan: interrupted", file=sys.stderr)
+        sys.exit(130)
     except InputError as error:
         print(f"cryoplan: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -45,3 +57,4 @@ def main() -> None:
     except Exception as error:  # an internal failure: one line, exit 1
         print(f"cryoplan: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -1,3 +1,150 @@
-"""Commands of the assess area."""
+"""Commands of the assess area: `cryoplan assess` and the demo on the bundled example cases."""
 
-from cryoplan.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cryoplan.case import Case
+from cryoplan.cli.app import app
+from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess, read_case_file
+from cryoplan.output import atomic_directory, write_text
+from cryoplan.report.assessment import render_assessment_html
+
+
+class Format(str, enum.Enum):
+    json = "json"
+    text = "text"
+    html = "html"
+
+
+def _assess_files(paths: list[Path], cryoshock_tumour_volume_ml: float) -> tuple[list[Assessment], list[Case]]:
+    """Read every case first (so bad input stops the run before any output), then assess."""
+    read = [read_case_file(path) for path in paths]
+    cases = [case for case, _ in read]
+    assessments = [
+        dataclasses.replace(
+            assess(case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml), unused_fhir_observations=unused
+        )
+        for case, unused in read
+    ]
+    return assessments, cases
+
+
+def _text(assessments: list[Assessment], console: Console) -> None:
+    for a in assessments:
+        console.rule(f"{a.case_id}: {a.diagnosis.replace('_', ' ')}  verdict: {a.verdict}")
+        scores = Table("score", "result", "detail", box=None, show_edge=False)
+        cp = a.child_pugh
+        scores.add_row(
+            "Child-Pugh",
+            cp.label if cp else "–",
+            ", ".join(f"{k} {v}" for k, v in cp.components.items()) if cp else "inputs missing",
+        )
+        scores.add_row(
+            "ALBI",
+            f"grade {a.albi.grade}" if a.albi else "–",
+            f"score {a.albi.score:.2f}" if a.albi else "inputs missing",
+        )
+        meld = [("MELD", a.meld.meld), ("MELD-Na", a.meld.meld_na), ("MELD 3.0", a.meld.meld_3)]
+        scores.add_row(
+            "MELD",
+            " / ".join("–" if v is None else str(v) for _, v in meld),
+            a.meld.note or "MELD / MELD-Na / MELD 3.0",
+        )
+        if a.bclc is not None:
+            scores.add_row(
+                "BCLC 2022",
+                a.bclc.stage or "undetermined",
+                f"{a.bclc.reason} (burden and ECOG alone: {a.bclc.burden_stage or '–'})",
+            )
+            t = a.transplant
+            scores.add_row("transplant", "", f"Milan {t.milan}, UCSF {t.ucsf}, up-to-seven {t.up_to_seven}")
+        console.print(scores)
+        rows = Table("criterion", "value", "status", "note", box=None, show_edge=False)
+        for c in a.criteria:
+            value = "–" if c.value is None else (f"{c.value:.3g}" if isinstance(c.value, float) else str(c.value))
+            rows.add_row(c.id, f"{value} {c.unit or ''}".strip(), c.status, c.note)
+        console.print(rows)
+        for r in a.recommendations:
+            console.print(Text.assemble(f"• {r.text} ", (f"({r.reason}; {r.source})", "dim")))
+        if a.missing_inputs:
+            console.print(f"missing inputs: {', '.join(a.missing_inputs)}", highlight=False)
+        for text in a.unused_fhir_observations:
+            console.print(f"FHIR entry not used: {text}", highlight=False)
+
+
+@app.command("assess")
+def assess_command(
+    cases: list[Path] = typer.Argument(
+        ..., help="Case files (YAML or JSON) or FHIR R4 Bundles (JSON).", show_default=False
+    ),
+    output_format: Format = typer.Option(
+        Format.text,
+        "--format",
+        "-f",
+        help="json: a JSON document (an array for several cases); text: tables; html: a standalone page.",
+    ),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
+    cryoshock_tumour_volume_ml: float = typer.Option(
+        DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML,
+        min=0,
+        help="Total tumour volume (ml) above which a cryoshock caution is given; a cryoplan default, not a guideline.",
+    ),
+) -> None:
+    """Assess cases for liver cryoablation: scores, staging, selection criteria, verdict, recommendations.
+
+    Child-Pugh, ALBI, MELD / MELD-Na / MELD 3.0, BCLC 2022, Milan / UCSF / up-to-seven, then the selection
+    criteria with their status, the verdict, and recommendations with reasons and sources.
+    """
+    assessments, read_cases = _assess_files(cases, cryoshock_tumour_volume_ml)
+    if output_format is Format.json:
+        documents = [a.to_dict() for a in assessments]
+        text = json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False) + "\n"
+    elif output_format is Format.html:
+        text = render_assessment_html(assessments, read_cases)
+    else:
+        # Case text is printed as given: markup off, so "[#/volume]" in a FHIR display stays.
+        console = (
+            Console(file=io.StringIO(), width=120, color_system=None, markup=False) if output else Console(markup=False)
+        )
+        _text(assessments, console)
+        if not output:
+            return
+        text = console.file.getvalue()
+    if output:
+        write_text(output, text)
+    else:
+        typer.echo(text, nl=False)
+
+
+def bundled_example_cases() -> list[Path]:
+    """The example case files shipped with the package (YAML case files and FHIR bundles), sorted by name."""
+    folder = resources.files("cryoplan") / "examples"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith((".yaml", ".json")))
+
+
+@app.command("demo")
+def demo_command(
+    output: Path = typer.Option(Path("cryoplan-demo"), "--output", "-o", help="Folder to write the demo into."),
+) -> None:
+    """Run the built-in demo: assess the bundled example cases and write assessment.html and assessment.json."""
+    paths = bundled_example_cases()
+    assessments, cases = _assess_files(paths, DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML)
+    with atomic_directory(output) as folder:
+        (folder / "assessment.json").write_text(
+            json.dumps([a.to_dict() for a in assessments], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (folder / "assessment.html").write_text(render_assessment_html(assessments, cases), encoding="utf-8")
+    for a in assessments:
+        typer.echo(f"{a.case_id:<32} {a.verdict}")
+    typer.echo(f"wrote {output / 'assessment.html'} and {output / 'assessment.json'}")

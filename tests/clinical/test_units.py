@@ -1,0 +1,80 @@
+"""Lab unit spellings and conversions, pinned at the values that are cut-offs in conventional units."""
+
+import pytest
+
+from cryoplan import units
+
+
+@pytest.mark.parametrize(
+    ("analyte", "given", "accepted"),
+    [
+        ("bilirubin", "mg/dL", "mg/dL"),
+        ("bilirubin", "mg/dl", "mg/dL"),
+        ("bilirubin", "umol/L", "umol/L"),
+        ("bilirubin", "µmol/L", "umol/L"),  # micro sign
+        ("bilirubin", "μmol/L", "umol/L"),  # Greek mu
+        ("creatinine", "umol/l", "umol/L"),
+        ("albumin", "g/L", "g/L"),
+        ("albumin", "G/DL", "g/dL"),
+        ("platelets", "10^9/L", "10^9/L"),
+        ("platelets", "10*9/L", "10^9/L"),  # UCUM
+        ("platelets", "10*3/uL", "10^9/L"),  # UCUM, the same quantity
+        ("platelets", "/uL", "/uL"),
+        ("platelets", "/µL", "/uL"),
+        ("sodium", "mmol/L", "mmol/L"),
+        ("sodium", "mEq/L", "mEq/L"),
+    ],
+)
+def test_accepted_spellings(analyte, given, accepted):
+    assert units.normalise_unit(analyte, given) == accepted
+
+
+@pytest.mark.parametrize(
+    ("analyte", "given"),
+    [
+        ("bilirubin", "g/L"),
+        ("albumin", "mg/dL"),
+        ("creatinine", "mmol/L"),
+        ("platelets", "10^3/L"),
+        ("sodium", "mg/dL"),
+        ("bilirubin", ""),
+        ("bilirubin", None),
+        ("bilirubin", 17.1),
+    ],
+)
+def test_units_of_another_analyte_or_none_are_refused(analyte, given):
+    with pytest.raises(ValueError, match="one of"):
+        units.normalise_unit(analyte, given)
+
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "to_unit", "expected"),
+    [
+        ("bilirubin", 34.2, "umol/L", "mg/dL", 2.0),  # Child-Pugh cut-offs in SI land on the mg/dL bands
+        ("bilirubin", 51.3, "umol/L", "mg/dL", 3.0),  # 51.3 / 17.1 is 2.9999999999999996 in floating point
+        ("bilirubin", 68.4, "umol/L", "mg/dL", 4.0),
+        ("bilirubin", 171.0, "umol/L", "mg/dL", 10.0),
+        ("bilirubin", 1.0, "mg/dL", "umol/L", 17.1),
+        ("albumin", 35.0, "g/L", "g/dL", 3.5),
+        ("albumin", 28.0, "g/L", "g/dL", 2.8),
+        ("albumin", 3.9, "g/dL", "g/L", 39.0),
+        ("creatinine", 88.4, "umol/L", "mg/dL", 1.0),
+        ("creatinine", 265.2, "umol/L", "mg/dL", 3.0),
+        ("creatinine", 353.6, "umol/L", "mg/dL", 4.0),
+        ("platelets", 50_000, "/uL", "10^9/L", 50.0),
+        ("platelets", 50, "10^9/L", "/uL", 50_000.0),
+        ("sodium", 137, "mEq/L", "mmol/L", 137.0),
+    ],
+)
+def test_conversions_hit_cut_offs_exactly(analyte, value, unit, to_unit, expected):
+    assert units.convert(analyte, value, unit, to_unit) == expected
+
+
+def test_canonical_units_are_those_the_scores_use():
+    assert [units.canonical_unit(a) for a in ("bilirubin", "albumin", "creatinine", "platelets", "sodium")] == [
+        "mg/dL",
+        "g/dL",
+        "mg/dL",
+        "10^9/L",
+        "mmol/L",
+    ]
