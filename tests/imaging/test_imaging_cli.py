@@ -1,0 +1,107 @@
+"""`cryoplan inspect` through the real entry point: JSON contract, figures, and bad input → exit 2 with
+one line on stderr and no output folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cryoplan.imaging import Volume, write_dicom_series, write_nifti
+from cryoplan.imaging.phantom import TumourSpec, make_phantom
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def case_files(tmp_path_factory):
+    """A coarse phantom as a DICOM series plus its label map, and an equal-grid NIfTI image."""
+    folder = tmp_path_factory.mktemp("inspect")
+    phantom = make_phantom([TumourSpec((-40.0, -10.0, 0.0), 24.0)], spacing_mm=3.0, seed=0)
+    write_dicom_series(phantom.ct, folder / "ct")
+    write_nifti(phantom.labels, folder / "labels.nii.gz")
+    write_nifti(phantom.ct, folder / "ct.nii.gz")
+    write_nifti(phantom.couinaud, folder / "segments.nii.gz")
+    return folder, phantom
+
+
+def test_inspect_json_contract_and_figures(case_files, tmp_path):
+    folder, phantom = case_files
+    labels = [f"--label={name}={value}" for name, value in phantom.label_map.items()]
+    result = run(
+        folder / "ct", "--labels", folder / "labels.nii.gz", *labels, "--segments", folder / "segments.nii.gz",
+        "--format", "json", "-o", tmp_path / "out",
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document == json.loads((tmp_path / "out" / "inspect.json").read_text())
+    assert document["schema_version"] == 1
+    assert document["image"] == {"shape": list(phantom.ct.shape), "spacing_mm": [3.0, 3.0, 3.0], "orientation": "LPS", "modality": "CT"}
+    (lesion,) = document["lesions"]
+    assert lesion["id"] == "L1"
+    assert lesion["couinaud_segment"] == 8  # right anterior superior in the phantom's planes
+    assert lesion["max_diameter_mm"] == pytest.approx(24.0, abs=3.0)
+    assert np.allclose(lesion["centroid_lps_mm"], (-40.0, -10.0, 0.0), atol=1.5)
+    assert set(lesion) >= {"volume_ml", "axial_diameter_mm", "distance_to_bile_duct_mm", "distance_to_major_vessel_mm", "nearest_vessel", "heat_sink"}
+    voxel_ml = 27 / 1000
+    assert document["liver_volume_ml"] == pytest.approx(np.count_nonzero(phantom.labels.array == 1) * voxel_ml, abs=1e-3)
+    assert set(document["structures"]) == set(phantom.label_map)
+    assert (tmp_path / "out" / "L1.png").stat().st_size > 10_000
+    text = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "liver=1", "--label", "tumour=2")
+    assert text.returncode == 0 and "L1:" in text.stdout
+
+
+def _assert_refused(result: subprocess.CompletedProcess, needle: str, output) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cryoplan: error:") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+def test_folder_with_two_series_is_refused(case_files, tmp_path):
+    folder, phantom = case_files
+    mixed = tmp_path / "mixed"
+    write_dicom_series(phantom.ct, mixed, seed=1)
+    write_dicom_series(Volume(phantom.ct.array[:, :, :10].copy(), phantom.ct.affine, "CT"), mixed, seed=2)
+    _assert_refused(run(mixed, "-o", tmp_path / "out"), "--series UID", tmp_path / "out")
+
+
+def test_corrupt_file_is_refused(case_files, tmp_path):
+    folder, phantom = case_files
+    series = tmp_path / "series"
+    write_dicom_series(phantom.ct, series)
+    victim = sorted(series.iterdir())[5]
+    victim.write_bytes(victim.read_bytes()[:2000])
+    _assert_refused(run(series, "-o", tmp_path / "out"), victim.name, tmp_path / "out")
+
+
+def test_label_map_on_another_grid_is_refused_or_resampled(case_files, tmp_path):
+    folder, phantom = case_files
+    shifted = phantom.labels.affine.copy()
+    shifted[:3, 3] += 1.0  # a third of a voxel off
+    write_nifti(Volume(phantom.labels.array, shifted), tmp_path / "shifted.nii.gz")
+    args = (folder / "ct.nii.gz", "--labels", tmp_path / "shifted.nii.gz", "--label-preset", "liver_tumour")
+    _assert_refused(run(*args, "-o", tmp_path / "out"), "on the image grid", tmp_path / "out")
+    resampled = run(*args, "--resample-labels", "--format", "json")
+    assert resampled.returncode == 0
+    assert "nearest neighbour" in resampled.stderr and json.loads(resampled.stdout)["warnings"]
+
+
+def test_empty_tumour_label_is_refused(case_files, tmp_path):
+    folder, _ = case_files
+    result = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "liver=1", "--label", "tumour=42", "-o", tmp_path / "out")
+    _assert_refused(result, "labels.tumour", tmp_path / "out")
+
+
+def test_unknown_structure_name_is_refused(case_files, tmp_path):
+    folder, _ = case_files
+    result = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "spleen=3", "-o", tmp_path / "out")
+    _assert_refused(result, "labels.spleen", tmp_path / "out")
+    result = run(folder / "ct.nii.gz", "--mask", f"kidney={folder / 'labels.nii.gz'}", "-o", tmp_path / "out")
+    _assert_refused(result, "masks.kidney", tmp_path / "out")

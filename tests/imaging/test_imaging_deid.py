@@ -1,0 +1,72 @@
+"""De-identification (DICOM PS3.15 basic profile): identity gone, geometry kept, UIDs replaced
+consistently across a series and its segmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from cryoplan.errors import InputError
+from cryoplan.imaging import read_labels, read_volume, write_dicom_seg, write_dicom_series
+from cryoplan.imaging.deid import deidentify_files
+from cryoplan.imaging.phantom import TumourSpec, make_phantom
+
+
+@pytest.fixture()
+def series_and_seg(tmp_path):
+    phantom = make_phantom([TumourSpec((-40.0, -10.0, 0.0), 20.0)], spacing_mm=4.0, field_mm=(120, 100, 60))
+    write_dicom_series(phantom.ct, tmp_path / "ct", patient_name="Doe^Jane", patient_id="MRN-123456")
+    for file in (tmp_path / "ct").iterdir():  # identifying attributes a scanner writes
+        ds = pydicom.dcmread(file)
+        ds.InstitutionName = "General Hospital"
+        ds.PatientBirthDate = "19600101"
+        ds.OperatorsName = "Smith^John"
+        ds.add_new(0x00091001, "LO", "private detail")
+        ds.private_block(0x0009, "ACME", create=True).add_new(0x01, "LO", "secret")
+        ds.save_as(file)
+    ct = read_volume(tmp_path / "ct")
+    write_dicom_seg({"tumour": phantom.labels.array == 2}, tmp_path / "ct", tmp_path / "seg" / "seg.dcm", "tumour")
+    return tmp_path, ct, phantom
+
+
+def test_series_and_seg_deidentified_separately_still_match(series_and_seg):
+    tmp_path, ct, phantom = series_and_seg
+    deidentify_files([tmp_path / "ct"], tmp_path / "out_ct", pseudonym="CRYO-001", key="secret-key")
+    (seg_file,) = deidentify_files([tmp_path / "seg"], tmp_path / "out_seg", pseudonym="CRYO-001", key="secret-key")
+    originals = {pydicom.dcmread(f).SOPInstanceUID for f in (tmp_path / "ct").iterdir()}
+    for file in (tmp_path / "out_ct").iterdir():
+        ds = pydicom.dcmread(file)
+        assert str(ds.PatientName) == ds.PatientID == "CRYO-001"
+        assert ds.PatientBirthDate == "" and "InstitutionName" not in ds and "OperatorsName" not in ds
+        assert not any(element.tag.is_private for element in ds)
+        assert ds.SOPInstanceUID not in originals and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"  # registered UIDs stay
+        assert ds.PatientIdentityRemoved == "YES"
+        assert "Doe" not in str(ds) and "MRN-123456" not in str(ds)
+    # geometry and pixels kept
+    back = read_volume(tmp_path / "out_ct")
+    assert np.array_equal(back.array, ct.array) and np.allclose(back.affine, ct.affine)
+    # the SEG still references the de-identified series and lands on it
+    seg = pydicom.dcmread(seg_file)
+    new_ct = [pydicom.dcmread(f) for f in (tmp_path / "out_ct").iterdir()]
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == new_ct[0].SeriesInstanceUID
+    referenced = {i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced == {ds.SOPInstanceUID for ds in new_ct}
+    assert seg.FrameOfReferenceUID == new_ct[0].FrameOfReferenceUID
+    assert seg.StudyInstanceUID == new_ct[0].StudyInstanceUID
+    assert np.array_equal(read_labels(seg_file, back).array == 1, phantom.labels.array == 2)
+
+
+def test_another_key_gives_other_uids_and_burned_in_annotation_is_refused(series_and_seg):
+    tmp_path, _, _ = series_and_seg
+    a = deidentify_files([tmp_path / "seg"], tmp_path / "a", pseudonym="P", key="one")
+    b = deidentify_files([tmp_path / "seg"], tmp_path / "b", pseudonym="P", key="two")
+    assert pydicom.dcmread(a[0]).SOPInstanceUID != pydicom.dcmread(b[0]).SOPInstanceUID
+    file = next((tmp_path / "ct").iterdir())
+    ds = pydicom.dcmread(file)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(file)
+    with pytest.raises(InputError, match="BurnedInAnnotation"):
+        deidentify_files([tmp_path / "ct"], tmp_path / "c", pseudonym="P", key="one")
+    assert not (tmp_path / "c").exists()
