@@ -17,6 +17,7 @@ from rich.text import Text
 from cryoplan.case import Case
 from cryoplan.cli.app import app
 from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess, read_case_file
+from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.output import atomic_directory, write_text
 from cryoplan.report.assessment import render_assessment_html
 
@@ -28,16 +29,25 @@ class Format(str, enum.Enum):
 
 
 def _assess_files(paths: list[Path], cryoshock_tumour_volume_ml: float) -> tuple[list[Assessment], list[Case]]:
-    """Read every case first (so bad input stops the run before any output), then assess."""
-    read = [read_case_file(path) for path in paths]
-    cases = [case for case, _ in read]
+    """Read every case and its images first (so bad input stops the run before any output), then assess.
+
+    Lesion sizes and distances missing from a case file are measured on the images it names; typed values
+    are kept, and disagreements over 3 mm are flagged in the assessment.
+    """
+    read = []
+    for path in paths:
+        case, unused = read_case_file(path)
+        case, flags = case_with_measured_lesions(case)
+        read.append((case, unused, flags))
     assessments = [
         dataclasses.replace(
-            assess(case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml), unused_fhir_observations=unused
+            assess(case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml),
+            unused_fhir_observations=unused,
+            imaging_flags=flags,
         )
-        for case, unused in read
+        for case, unused, flags in read
     ]
-    return assessments, cases
+    return assessments, [case for case, _, _ in read]
 
 
 def _text(assessments: list[Assessment], console: Console) -> None:
@@ -79,6 +89,8 @@ def _text(assessments: list[Assessment], console: Console) -> None:
             console.print(Text.assemble(f"• {r.text} ", (f"({r.reason}; {r.source})", "dim")))
         if a.missing_inputs:
             console.print(f"missing inputs: {', '.join(a.missing_inputs)}", highlight=False)
+        for text in a.imaging_flags:
+            console.print(f"images disagree: {text}", highlight=False)
         for text in a.unused_fhir_observations:
             console.print(f"FHIR entry not used: {text}", highlight=False)
 

@@ -94,6 +94,7 @@ class Assessment:
     recommendations: list[Recommendation]
     missing_inputs: list[str]
     unused_fhir_observations: list[str] = field(default_factory=list)
+    imaging_flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         def optional(item):
@@ -114,6 +115,7 @@ class Assessment:
             "recommendations": [r.to_dict() for r in self.recommendations],
             "missing_inputs": list(self.missing_inputs),
             "unused_fhir_observations": list(self.unused_fhir_observations),
+            "imaging_flags": list(self.imaging_flags),
         }
 
 

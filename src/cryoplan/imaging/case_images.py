@@ -3,7 +3,7 @@ than 3 mm between the typed and the measured value is flagged."""
 
 from __future__ import annotations
 
-from cryoplan.case import Case
+from cryoplan.case import Case, Lesion
 from cryoplan.imaging.anatomy import LesionMeasurement, load_anatomy, measure_lesions
 
 #: Typed and measured lengths further apart than this are flagged (mm).
@@ -80,3 +80,14 @@ def _merge(lesion: dict, measurement: LesionMeasurement, number: int, flags: lis
                 f"(differ by {abs(merged[key] - value):.1f} mm > {DISAGREEMENT_MM:g} mm)"
             )
     return merged
+
+
+def case_with_measured_lesions(case: Case, min_voxels: int = 1) -> tuple[Case, list[str]]:
+    """The case with its lesions filled from its images (`measure_case_lesions`), and the flags raised.
+
+    A case without an ``imaging`` section is returned as it is.
+    """
+    if case.imaging is None:
+        return case, []
+    lesions, flags = measure_case_lesions(case, min_voxels)
+    return case.model_copy(update={"lesions": [Lesion(**lesion) for lesion in lesions]}), flags

@@ -1,0 +1,70 @@
+"""`cryoplan assess` on a case file that names images: lesion sizes and distances come from the images,
+typed values are kept, and disagreements over 3 mm are flagged (issue 4, item 5)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cryoplan.imaging import write_nifti
+from cryoplan.imaging.phantom import demo_phantom
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phantom")
+    phantom = demo_phantom(seed=1, spacing_mm=2.0)
+    write_nifti(phantom.ct, folder / "ct.nii.gz")
+    write_nifti(phantom.labels, folder / "labels.nii.gz")
+    return folder, phantom
+
+
+def _case(folder, lesions: str) -> str:
+    mapping = "{liver: 1, tumour: 2, hepatic_vein: 3, portal_vein: 4, ivc: 5, aorta: 6, bile_duct: 7, gallbladder: 8, bone: 9}"
+    text = (
+        "schema_version: 1\n"
+        "patient: {age: 64, sex: male, ecog: 0}\n"
+        "diagnosis: {type: hcc, cirrhosis: true, liver_disease: hbv, vascular_invasion: false, extrahepatic_spread: false}\n"
+        "labs:\n  bilirubin: {value: 1.0, unit: mg/dL}\n  albumin: {value: 4.0, unit: g/dL}\n  inr: 1.1\n"
+        "  creatinine: {value: 0.9, unit: mg/dL}\n  sodium: {value: 139, unit: mmol/L}\n"
+        "  platelets: {value: 150, unit: 10^9/L}\n"
+        "clinical: {ascites: none, encephalopathy_grade: 0}\n"
+        f"imaging: {{image: ct.nii.gz, labels: labels.nii.gz, labels_map: {mapping}}}\n"
+        f"lesions: {lesions}\n"
+    )
+    path = folder / "case.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _assess(case_path, cwd):
+    run = subprocess.run(
+        [sys.executable, "-m", "cryoplan", "assess", case_path, "--format", "json"],
+        capture_output=True, text=True, cwd=cwd,
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_lesions_are_measured_from_the_images(phantom_files, tmp_path):
+    folder, phantom = phantom_files
+    # Run from another folder: the imaging paths resolve against the case file, not the working directory.
+    result = _assess(_case(folder, "[]"), cwd=tmp_path)
+    count = next(c for c in result["criteria"] if c["id"] == "lesion_count")
+    diameter = next(c for c in result["criteria"] if c["id"] == "max_diameter")
+    duct = next(c for c in result["criteria"] if c["id"] == "bile_duct_distance")
+    assert count["value"] == 1
+    assert abs(diameter["value"] - 28.0) <= 2.0 * 3**0.5  # within one 2 mm voxel diagonal
+    assert abs(duct["value"] - 6.0) <= 3**0.5  # the duct lies 6 mm from the tumour surface
+    assert result["imaging_flags"] == []
+
+
+def test_typed_values_are_kept_and_disagreements_flagged(phantom_files, tmp_path):
+    folder, _ = phantom_files
+    result = _assess(_case(folder, "[{id: L1, diameter_mm: 40}]"), cwd=tmp_path)
+    diameter = next(c for c in result["criteria"] if c["id"] == "max_diameter")
+    assert diameter["value"] == 40
+    assert len(result["imaging_flags"]) == 1 and "lesions[0].diameter_mm" in result["imaging_flags"][0]
