@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench system-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/cryoplan/service/viewer/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@# NiiVue, the service's browser viewer, comes from npm (pinned by its package-lock.json).
+	if command -v npm >/dev/null; then npm ci --silent --prefix src/cryoplan/service/viewer; \
+	else echo "npm not found: the service's image viewer is not installed"; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,42 @@
+"""The database connection: engine creation (SQLite in WAL mode, or PostgreSQL), Alembic migrations, sessions."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for `url`; SQLite files get WAL journaling, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=40)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every Alembic migration not yet applied (the migrations ship inside the package)."""
+    ini = Path(str(resources.files("cryoplan.service") / "alembic.ini"))
+    config = Config(str(ini))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A factory of sessions whose objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)

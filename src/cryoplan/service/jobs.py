@@ -1,0 +1,198 @@
+"""Background jobs on Dask: the assessment, and planning when the planning package provides it.
+
+A job row is marked running (attempt n) before it is handed to Dask, outputs are written to a temporary
+folder and renamed (so a stopped job leaves nothing half-written), and progress goes to a small JSON file
+that the pages poll. At start, `JobRunner.recover` finds jobs a stopped server left queued or running and
+resumes them (runs them again) while attempts remain, or marks them failed with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cryoplan.errors import InputError
+from cryoplan.output import atomic_directory, write_json
+from cryoplan.service.models import Case, Job, JobStatus, utcnow
+from cryoplan.service.store import audit
+
+
+def planning_available() -> bool:
+    """Whether the planning package offers `plan_case` (it lands after the service)."""
+    try:
+        from cryoplan.planning import plan_case  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def job_kinds() -> list[str]:
+    """The kinds of job this installation can run."""
+    return ["assessment"] + (["plan"] if planning_available() else [])
+
+
+def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str) -> str:
+    """Run one job in a Dask worker; writes its outputs into `out_dir` and returns its path.
+
+    Parameters
+    ----------
+    kind : {"assessment", "plan"}
+    case_document : dict
+        The case file as stored (image paths already pointing at the stored documents).
+    out_dir : str
+        Final output folder; written atomically.
+    progress_path : str
+        JSON file updated with {"fraction": 0–1, "message": str} as the job advances.
+    """
+    from cryoplan.case import parse_case
+
+    stage = {"label": "reading the case"}
+
+    def progress(label: str | None, fraction: float) -> None:
+        """The planning package's convention: a new stage when `label` is a string, progress within it
+        otherwise; the page shows the stage and the fraction of it done."""
+        if isinstance(label, str):
+            stage["label"] = label
+        write_json(progress_path, {"schema_version": 1, "fraction": float(fraction), "message": stage["label"]})
+
+    progress("reading the case", 0.0)
+    case = parse_case(case_document, "case_document")
+    with atomic_directory(out_dir) as tmp:
+        if kind == "assessment":
+            from cryoplan.clinical import assess
+
+            progress("assessing eligibility", 0.5)
+            write_json(tmp / "assessment.json", assess(case).to_dict())
+        elif kind == "plan":
+            from cryoplan.planning import plan_case
+
+            plan_case(case, tmp, uncertainty_samples=0, progress=progress)
+        else:
+            raise InputError("kind", f"one of {job_kinds()}", kind)
+    progress("done", 1.0)
+    return out_dir
+
+
+class JobRunner:
+    """Submits jobs to Dask (a LocalCluster started on first use, or the configured scheduler) and keeps
+    the job rows up to date."""
+
+    def __init__(self, sessions: sessionmaker[Session], data_dir: Path, scheduler: str | None, workers: int,
+                 max_attempts: int, prepare_document: Callable[[Session, Case], dict]):
+        self._sessions = sessions
+        self._jobs_dir = data_dir / "jobs"
+        self._scheduler = scheduler
+        self._workers = workers
+        self._max_attempts = max_attempts
+        self._prepare_document = prepare_document
+        self._client = None
+        self._cluster = None
+        self._lock = threading.Lock()
+        self._futures: dict[int, object] = {}
+        self._closing = False
+
+    def output_dir(self, job_id: int) -> Path:
+        return self._jobs_dir / str(job_id)
+
+    def progress(self, job: Job) -> dict:
+        """The latest progress report of a job: {"fraction", "message"}."""
+        if job.status == JobStatus.done.value:
+            return {"fraction": 1.0, "message": "done"}
+        path = self._jobs_dir / f"{job.id}.progress.json"
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            return {"fraction": report["fraction"], "message": report["message"]}
+        except (OSError, ValueError, KeyError):
+            return {"fraction": 0.0, "message": job.status}
+
+    def _dask_client(self):
+        with self._lock:
+            if self._client is None:
+                from distributed import Client, LocalCluster
+
+                if self._scheduler:
+                    self._client = Client(self._scheduler)
+                else:
+                    self._cluster = LocalCluster(n_workers=self._workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=None)
+                    self._client = Client(self._cluster)
+            return self._client
+
+    @staticmethod
+    def start(job: Job) -> None:
+        """Mark `job` running (one more attempt) in the caller's transaction; `dispatch` then hands it to Dask."""
+        job.status = JobStatus.running.value
+        job.attempts += 1
+        job.error = None
+
+    def dispatch(self, job_id: int) -> None:
+        """Hand a job marked running to Dask from a background thread (starting the cluster can take seconds)."""
+        threading.Thread(target=self._submit, args=(job_id,), daemon=True, name=f"job-{job_id}").start()
+
+    def _submit(self, job_id: int) -> None:
+        try:
+            with self._sessions() as db:
+                job = db.get(Job, job_id)
+                case = db.get(Case, job.case_id)
+                document = self._prepare_document(db, case)
+                kind = job.kind
+            self._jobs_dir.mkdir(parents=True, exist_ok=True)
+            future = self._dask_client().submit(
+                run_job, kind, document, str(self.output_dir(job_id)),
+                str(self._jobs_dir / f"{job_id}.progress.json"), pure=False, key=f"cryoplan-job-{job_id}-{utcnow().timestamp()}",
+            )
+        except Exception as error:  # noqa: BLE001  (recorded on the job, never lost)
+            self._finish(job_id, error)
+            return
+        self._futures[job_id] = future
+        future.add_done_callback(lambda f: self._finish(job_id, None if f.status == "finished" else f.exception()))
+
+    def _finish(self, job_id: int, error: BaseException | None) -> None:
+        self._futures.pop(job_id, None)
+        if self._closing:  # the server is stopping: the job stays running, to be resumed at the next start
+            return
+        with self._sessions() as db:
+            job = db.get(Job, job_id)
+            if job is None or job.status != JobStatus.running.value:
+                return
+            job.status = JobStatus.failed.value if error else JobStatus.done.value
+            job.error = f"{type(error).__name__}: {error}" if error else None
+            job.progress_fraction = 0.0 if error else 1.0
+            job.finished_at = utcnow()
+            audit(db, None, "job_" + job.status, "job", job.id, job.case_id, detail=job.error or job.kind)
+            db.commit()
+
+    def recover(self) -> None:
+        """Resume jobs that a stopped server left queued or running, or mark them failed when their attempts
+        are spent; each outcome is written to the audit log."""
+        resumed = []
+        with self._sessions() as db:
+            stale = db.scalars(select(Job).where(Job.status.in_([JobStatus.queued.value, JobStatus.running.value])))
+            for job in stale:
+                if job.attempts >= self._max_attempts:
+                    job.status = JobStatus.failed.value
+                    job.error = (f"the server stopped during the job; not resumed after {job.attempts} "
+                                 f"attempt(s) (CRYOPLAN_JOB_MAX_ATTEMPTS={self._max_attempts})")
+                    job.finished_at = utcnow()
+                    audit(db, None, "job_failed", "job", job.id, job.case_id, detail=job.error)
+                else:
+                    self.start(job)
+                    audit(db, None, "job_resumed", "job", job.id, job.case_id, detail=f"attempt {job.attempts}")
+                    resumed.append(job.id)
+            db.commit()
+        for job_id in resumed:
+            self.dispatch(job_id)
+
+    def close(self) -> None:
+        self._closing = True
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._client = self._cluster = None

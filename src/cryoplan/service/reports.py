@@ -1,0 +1,136 @@
+"""The case report (HTML, and PDF through WeasyPrint) and the referral packet for the treating centre."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from cryoplan import __version__
+from cryoplan.service import store
+from cryoplan.service.auth import Actor
+from cryoplan.service.jobs import JobRunner
+from cryoplan.service.models import JobStatus, utcnow
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_environment = Environment(loader=PackageLoader("cryoplan.service", "templates"), autoescape=select_autoescape())
+
+
+class RefusedURL(Exception):
+    """WeasyPrint asked for a resource outside the app's own static files."""
+
+
+def latest_plan_dir(db: Session, case_id: int, runner: JobRunner) -> Path | None:
+    """Output folder of the newest finished plan job of a case, if any."""
+    for job in store.jobs(db, case_id):
+        if job.kind == "plan" and job.status == JobStatus.done.value:
+            return runner.output_dir(job.id)
+    return None
+
+
+def plan_summary(plan_dir: Path | None) -> dict | None:
+    """plan.json of a finished plan (its coverage numbers are shown as they are)."""
+    if plan_dir is None or not (plan_dir / "plan.json").exists():
+        return None
+    return json.loads((plan_dir / "plan.json").read_text(encoding="utf-8"))
+
+
+def lethal_isotherm_mask(plan: dict | None, plan_dir: Path | None) -> str | None:
+    """File name of the plan's lethal-isotherm mask (NIfTI), for the viewer overlay, if the plan wrote one."""
+    if plan is None or plan_dir is None:
+        return None
+    lethal_c = plan.get("settings", {}).get("lethal_isotherm_c")
+    if lethal_c is None:
+        return None
+    name = f"isotherm_{int(lethal_c)}c.nii.gz".replace("-", "minus")
+    return name if (plan_dir / name).is_file() else None
+
+
+def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner) -> str:
+    """The case report as a standalone HTML document (its only stylesheet is the app's own report.css)."""
+    case = store.get_case(db, actor, case_id, action="report")
+    return _environment.get_template("report.html").render(
+        case=case,
+        document=case.case_document,
+        assessment=case.assessment,
+        history=store.status_history(db, case.id),
+        decisions=store.board_decisions(db, case.id),
+        plan=plan_summary(latest_plan_dir(db, case.id, runner)),
+        stylesheet=(STATIC_DIR / "report.css").as_uri(),
+        generated_at=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+    )
+
+
+def _app_files_fetcher():
+    """A WeasyPrint URL fetcher that serves the app's own static files and refuses everything else (no
+    network, no other local file), so a report can never be made to read or send data elsewhere."""
+    from urllib.parse import unquote, urlparse
+
+    from weasyprint import URLFetcher
+
+    class AppFilesOnly(URLFetcher):
+        def fetch(self, url, headers=None):
+            if url.startswith("file://"):
+                path = Path(unquote(urlparse(url).path)).resolve()
+                if path.is_relative_to(STATIC_DIR) and path.is_file():
+                    return super().fetch(url, headers)
+            raise RefusedURL(f"refused to fetch {url[:100]}")
+
+    return AppFilesOnly(allowed_protocols={"file"}, allow_redirects=False)
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Render report HTML to PDF with WeasyPrint, fetching nothing outside the app's static files."""
+    from weasyprint import HTML
+
+    return HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
+
+
+def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path,
+                    deid_key: str) -> bytes:
+    """The referral zip: report.pdf, the de-identified DICOM of the case's DICOM-zip CTs (PS3.15 Basic
+    Profile, through `cryoplan.imaging.deid`, UIDs replaced under `deid_key`), and plan.json with the
+    isotherm DICOM-SEG of the newest plan."""
+    report = html_to_pdf(case_report_html(db, actor, case_id, runner))
+    buffer = io.BytesIO()
+    contents = ["report.pdf"]
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as packet:
+        packet.writestr("report.pdf", report)
+        for document in store.documents(db, case_id):
+            if document.purpose == "ct" and document.file_type == "dicom_zip":
+                for name, data in _deidentified_series(data_dir / "documents" / document.stored_name, case_id,
+                                                         deid_key):
+                    arcname = f"dicom/document-{document.id}/{name}"
+                    packet.writestr(arcname, data)
+                    contents.append(arcname)
+        plan_dir = latest_plan_dir(db, case_id, runner)
+        if plan_dir is not None:
+            for path in sorted(plan_dir.iterdir()):
+                if path.name == "plan.json" or path.suffix == ".dcm":
+                    packet.write(path, f"plan/{path.name}")
+                    contents.append(f"plan/{path.name}")
+        packet.writestr("manifest.json", json.dumps({"schema_version": 1, "case_id": case_id,
+                                                     "generated_at": utcnow().isoformat(), "files": contents},
+                                                    indent=2))
+    store.audit(db, actor, "referral_packet", "case", case_id, case_id, detail=f"{len(contents)} files")
+    return buffer.getvalue()
+
+
+def _deidentified_series(zip_path: Path, case_id: int, key: str):
+    """Yield (file name, bytes) of each DICOM file of a stored zip after de-identification."""
+    import pydicom
+
+    from cryoplan.imaging.deid import deidentify_dataset
+
+    with zipfile.ZipFile(zip_path) as archive:
+        for index, entry in enumerate(e for e in archive.infolist() if not e.is_dir()):
+            dataset = pydicom.dcmread(io.BytesIO(archive.read(entry)))
+            clean = deidentify_dataset(dataset, f"cryoplan-case-{case_id}", key)
+            out = io.BytesIO()
+            clean.save_as(out)
+            yield f"{index:05d}.dcm", out.getvalue()

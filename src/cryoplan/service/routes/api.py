@@ -1,0 +1,352 @@
+"""The JSON API under /api/: everything the pages do. Authenticate with a bearer token from
+POST /api/auth/token (or the page session cookie plus its X-CSRF-Token header)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from cryoplan.service import reports, store
+from cryoplan.service.app import transaction
+from cryoplan.service.auth import (
+    ADMIN,
+    ALL_ROLES,
+    CLINICAL,
+    EDITORS,
+    Actor,
+    client_address,
+    issue_token,
+    login,
+    requires,
+)
+from cryoplan.service.jobs import job_kinds
+from cryoplan.service.models import CaseStatus, Job, Role, utcnow
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+# No NUL characters in any text (PostgreSQL cannot store them) and bounded lengths.
+Text = Annotated[str, Field(max_length=20000, pattern=r"^[^\x00]*$")]
+ShortText = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Reader = Annotated[Actor, Depends(requires(*ALL_ROLES))]
+Editor = Annotated[Actor, Depends(requires(*EDITORS))]
+Clinician = Annotated[Actor, Depends(requires(*CLINICAL))]
+Admin = Annotated[Actor, Depends(requires(*ADMIN))]
+AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Role.clinician))]
+
+
+class TokenRequest(BaseModel):
+    username: ShortText
+    password: Annotated[str, Field(max_length=200)]
+
+
+class UserCreate(BaseModel):
+    username: ShortText
+    password: Annotated[str, Field(max_length=200)]
+    role: Role
+    full_name: ShortText = ""
+
+
+class CaseCreate(BaseModel):
+    label: ShortText
+    case_document: dict = Field(description="The case file (schema_version 1); imaging holds no file paths.")
+
+
+class CaseUpdate(BaseModel):
+    version: VersionNumber = Field(description="The version you edited; a newer one on the server gives 409.")
+    label: ShortText | None = None
+    case_document: dict | None = None
+    board_date: dt.date | None = None
+
+
+class StatusChangeRequest(BaseModel):
+    to_status: CaseStatus
+    reason: Text
+    version: VersionNumber
+
+
+class BoardDecisionRequest(BaseModel):
+    decision: Literal[store.BOARD_DECISIONS]  # type: ignore[valid-type]
+    notes: Text = ""
+    version: VersionNumber
+
+
+class MessageCreate(BaseModel):
+    direction: Literal["sent", "received", "note"]
+    counterpart: ShortText = ""
+    body: Text
+
+
+class TaskCreate(BaseModel):
+    title: ShortText
+    due_date: dt.date
+    assignee: ShortText | None = None
+
+
+class JobCreate(BaseModel):
+    kind: ShortText
+
+
+def case_json(case) -> dict:
+    return store.as_dict(case, "id", "label", "status", "version", "case_document", "assessment",
+                         "assessment_error", "board_date", "created_at", "updated_at")
+
+
+def job_json(request: Request, job: Job) -> dict:
+    return {**store.as_dict(job, "id", "case_id", "kind", "status", "attempts", "error", "case_version",
+                            "created_at", "finished_at"), "progress": request.app.state.runner.progress(job)}
+
+
+@router.post("/auth/token", summary="Exchange a user name and password for a bearer token")
+def create_token(request: Request, body: TokenRequest) -> dict:
+    settings = request.app.state.settings
+    with transaction(request) as db:
+        user = login(db, body.username, body.password, client_address(request), settings.login_max_failures,
+                     settings.login_window_s)
+        if user is None:
+            store.audit(db, None, "login_failed", "user", detail=body.username, address=client_address(request))
+            return Response('{"detail":"wrong user name or password"}', status_code=401,
+                            media_type="application/json")
+        token, _ = issue_token(db, user, "api", settings.session_max_age_s)
+        store.audit(db, None, "login", "user", user.id, detail="api token", address=client_address(request))
+    return {"access_token": token, "token_type": "bearer", "expires_in_s": settings.session_max_age_s}
+
+
+@router.get("/me")
+def me(actor: Reader) -> dict:
+    return {"username": actor.username, "role": actor.role.value}
+
+
+@router.get("/users")
+def users(request: Request, actor: Admin) -> list[dict]:
+    with transaction(request) as db:
+        return [store.as_dict(u, "id", "username", "full_name", "role", "active") for u in store.list_users(db)]
+
+
+@router.post("/users", status_code=201)
+def create_user(request: Request, body: UserCreate, actor: Admin) -> dict:
+    with transaction(request) as db:
+        user = store.create_user(db, body.username, body.password, body.role.value, body.full_name, actor)
+        return store.as_dict(user, "id", "username", "full_name", "role", "active")
+
+
+@router.get("/cases", summary="The cases the caller may see")
+def cases(request: Request, actor: Reader, status: CaseStatus | None = None,
+          search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None) -> list[dict]:
+    with transaction(request) as db:
+        found = store.list_cases(db, actor, status.value if status else None, search)
+        return [store.as_dict(c, "id", "label", "status", "version", "board_date", "updated_at") for c in found]
+
+
+@router.post("/cases", status_code=201)
+def create_case(request: Request, body: CaseCreate, actor: Editor) -> dict:
+    with transaction(request) as db:
+        return case_json(store.create_case(db, actor, body.label, body.case_document))
+
+
+@router.get("/cases/{case_id}")
+def case(request: Request, case_id: Id, actor: Reader) -> dict:
+    with transaction(request) as db:
+        found = store.get_case(db, actor, case_id)
+        history = [{**store.as_dict(change, "from_status", "to_status", "reason", "at"), "username": name}
+                   for change, name in store.status_history(db, case_id)]
+        return {**case_json(found), "status_history": history,
+                "allowed_steps": [s.value for s in store.allowed_steps(found, actor.role)]}
+
+
+@router.put("/cases/{case_id}", summary="Save edits (optimistic locking: 409 when the case changed since)")
+def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) -> dict:
+    with transaction(request) as db:
+        return case_json(store.update_case(db, actor, case_id, body.version, body.label, body.case_document,
+                                           body.board_date))
+
+
+@router.post("/cases/{case_id}/status")
+def change_status(request: Request, case_id: Id, body: StatusChangeRequest, actor: Editor) -> dict:
+    with transaction(request) as db:
+        return case_json(store.change_status(db, actor, case_id, body.to_status.value, body.reason, body.version))
+
+
+@router.get("/board", summary="The tumour board agenda")
+def board(request: Request, actor: Reader, board_date: dt.date | None = None) -> list[dict]:
+    with transaction(request) as db:
+        return [store.as_dict(c, "id", "label", "status", "version", "board_date", "assessment")
+                for c in store.board_agenda(db, actor, board_date)]
+
+
+@router.post("/cases/{case_id}/board-decision", status_code=201)
+def board_decision(request: Request, case_id: Id, body: BoardDecisionRequest, actor: Clinician) -> dict:
+    with transaction(request) as db:
+        row = store.record_board_decision(db, actor, case_id, body.decision, body.notes, body.version)
+        return store.as_dict(row, "id", "case_id", "decision", "notes", "at")
+
+
+@router.get("/cases/{case_id}/documents")
+def documents(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+    with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="list_documents")
+        return [store.as_dict(d, "id", "purpose", "file_type", "original_name", "size_bytes", "sha256",
+                              "uploaded_at") for d in store.documents(db, case_id)]
+
+
+@router.post("/cases/{case_id}/documents", status_code=201, summary="Upload a document (checked by content)")
+def upload(request: Request, case_id: Id, actor: Editor, file: Annotated[UploadFile, File()],
+           purpose: Annotated[Literal["ct", "labels", "record"], Form()] = "record") -> dict:
+    with transaction(request) as db:
+        row = store.add_document(db, actor, case_id, purpose, file.file, file.filename or "",
+                                 request.app.state.settings)
+        return store.as_dict(row, "id", "purpose", "file_type", "original_name", "size_bytes", "sha256")
+
+
+@router.get("/cases/{case_id}/documents/{document_id}/content", response_class=FileResponse)
+def document_content(request: Request, case_id: Id, document_id: Id, actor: Reader) -> FileResponse:
+    with transaction(request) as db:
+        row = store.get_document(db, actor, case_id, document_id)
+    media = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg"}.get(row.file_type,
+                                                                                      "application/octet-stream")
+    # Served as a download under its generated name, so no uploaded markup is ever rendered by the browser.
+    return FileResponse(request.app.state.settings.data_dir / "documents" / row.stored_name, media_type=media,
+                        filename=row.stored_name, content_disposition_type="attachment")
+
+
+@router.get("/cases/{case_id}/messages")
+def messages(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+    with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="read_messages")
+        return [{**store.as_dict(m, "id", "direction", "counterpart", "body", "at"), "username": name}
+                for m, name in store.messages(db, case_id)]
+
+
+@router.post("/cases/{case_id}/messages", status_code=201)
+def add_message(request: Request, case_id: Id, body: MessageCreate, actor: Editor) -> dict:
+    with transaction(request) as db:
+        row = store.add_message(db, actor, case_id, body.direction, body.counterpart, body.body)
+        return store.as_dict(row, "id", "direction", "counterpart", "body", "at")
+
+
+@router.get("/cases/{case_id}/tasks")
+def tasks(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+    with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="read_tasks")
+        return [{**store.as_dict(t, "id", "title", "due_date", "done"), "assignee": name}
+                for t, name in store.tasks(db, case_id)]
+
+
+@router.post("/cases/{case_id}/tasks", status_code=201)
+def add_task(request: Request, case_id: Id, body: TaskCreate, actor: Editor) -> dict:
+    with transaction(request) as db:
+        row = store.add_task(db, actor, case_id, body.title, body.due_date, body.assignee)
+        return store.as_dict(row, "id", "title", "due_date", "done")
+
+
+@router.post("/cases/{case_id}/tasks/{task_id}/done")
+def complete_task(request: Request, case_id: Id, task_id: Id, actor: Editor) -> dict:
+    with transaction(request) as db:
+        return store.as_dict(store.complete_task(db, actor, case_id, task_id), "id", "title", "due_date", "done")
+
+
+@router.get("/cases/{case_id}/jobs")
+def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+    with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="read_jobs")
+        return [job_json(request, job) for job in store.jobs(db, case_id)]
+
+
+@router.post("/cases/{case_id}/jobs", status_code=202, summary="Start a background job (assessment or plan)")
+def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict:
+    return job_json(request, submit_job(request, actor, case_id, body.kind))
+
+
+def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
+    """Record a job as running and hand it to Dask (shared by the API and the pages)."""
+    from cryoplan.errors import InputError
+
+    if kind not in job_kinds():
+        raise InputError("kind", f"one of {job_kinds()}", kind)
+    runner = request.app.state.runner
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="start_job")
+        job = Job(case_id=case.id, kind=kind, status="queued", attempts=0, progress_fraction=0.0,
+                  case_version=case.version, created_by=actor.user_id, created_at=utcnow())
+        db.add(job)
+        runner.start(job)
+        db.flush()
+        store.audit(db, actor, "job_started", "job", job.id, case.id, detail=kind)
+    runner.dispatch(job.id)
+    return job
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: Id, actor: Reader) -> dict:
+    with transaction(request) as db:
+        row = db.get(Job, job_id)
+        if row is None:
+            raise store.NotFound(f"job {job_id}")
+        store.audit(db, actor, "read", "job", row.id, row.case_id)
+        return job_json(request, row)
+
+
+@router.get("/cases/{case_id}/audit", summary="The audit trail of one case (read-only)")
+def case_audit(request: Request, case_id: Id, actor: AuditReader) -> list[dict]:
+    with transaction(request) as db:
+        return [audit_json(e) for e in store.audit_events(db, actor, case_id)]
+
+
+@router.get("/audit", summary="The whole audit log (read-only)")
+def audit_log(request: Request, actor: Admin) -> list[dict]:
+    with transaction(request) as db:
+        return [audit_json(e) for e in store.audit_events(db, actor)]
+
+
+def audit_json(event) -> dict:
+    return store.as_dict(event, "id", "at", "username", "action", "object_type", "object_id", "case_id",
+                         "client_address", "detail")
+
+
+@router.get("/cases/{case_id}/report.html", response_class=HTMLResponse)
+def report_html(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+    with transaction(request) as db:
+        return HTMLResponse(reports.case_report_html(db, actor, case_id, request.app.state.runner))
+
+
+@router.get("/cases/{case_id}/report.pdf", response_class=Response)
+def report_pdf(request: Request, case_id: Id, actor: Reader) -> Response:
+    with transaction(request) as db:
+        html = reports.case_report_html(db, actor, case_id, request.app.state.runner)
+    return Response(reports.html_to_pdf(html), media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="case-{case_id}-report.pdf"'})
+
+
+@router.get("/cases/{case_id}/referral.zip", response_class=Response,
+            summary="Referral packet: report PDF, de-identified DICOM, plan.json, isotherm DICOM-SEG")
+def referral(request: Request, case_id: Id, actor: Editor) -> Response:
+    with transaction(request) as db:
+        packet = reports.referral_packet(db, actor, case_id, request.app.state.runner,
+                                         request.app.state.settings.data_dir, request.app.state.secret_key)
+    return Response(packet, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="case-{case_id}-referral.zip"'})
+
+
+SAFE_OUTPUT_PATH = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]{0,100}/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+
+
+@router.get("/jobs/{job_id}/files/{name:path}", response_class=FileResponse,
+            summary="A file a finished job wrote (plan.json, figures/…, isotherm masks, report.pdf)")
+def job_file(request: Request, job_id: Id, name: str, actor: Reader) -> FileResponse:
+    if not SAFE_OUTPUT_PATH.fullmatch(name):  # no "..", no absolute paths: only what the job wrote
+        raise store.NotFound(f"file {name[:100]!r} of job {job_id}")
+    with transaction(request) as db:
+        row = db.get(Job, job_id)
+        if row is None or row.status != "done":
+            raise store.NotFound(f"job {job_id}")
+        store.audit(db, actor, "download", "job_file", row.id, row.case_id, detail=name)
+    path = request.app.state.runner.output_dir(job_id) / name
+    if not path.is_file():
+        raise store.NotFound(f"file {name} of job {job_id}")
+    return FileResponse(path, filename=path.name)

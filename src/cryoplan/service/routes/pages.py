@@ -1,0 +1,243 @@
+"""Server-rendered pages (Jinja2). Forms post with the session's CSRF token and redirect back (303)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cryoplan.errors import InputError
+from cryoplan.service import reports, store
+from cryoplan.service.app import transaction
+from cryoplan.service.auth import (
+    ADMIN,
+    ALL_ROLES,
+    CLINICAL,
+    EDITORS,
+    SESSION_COOKIE,
+    Actor,
+    client_address,
+    issue_token,
+    login,
+    requires,
+    revoke_token,
+)
+from cryoplan.service.jobs import job_kinds
+from cryoplan.service.models import CaseStatus, Role
+from cryoplan.service.routes.api import Id, submit_job
+
+router = APIRouter(include_in_schema=False)
+Reader = Annotated[Actor, Depends(requires(*ALL_ROLES, page=True))]
+Editor = Annotated[Actor, Depends(requires(*EDITORS, page=True))]
+Clinician = Annotated[Actor, Depends(requires(*CLINICAL, page=True))]
+Admin = Annotated[Actor, Depends(requires(*ADMIN, page=True))]
+AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Role.clinician, page=True))]
+
+NEW_CASE_TEMPLATE = {
+    "schema_version": 1,
+    "patient": {"age": None, "sex": None, "ecog": None},
+    "diagnosis": {"type": "hcc", "cirrhosis": None, "liver_disease": None},
+    "labs": {},
+    "lesions": [],
+}
+
+
+def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, name, {"actor": actor, **context},
+                                                        status_code=status_code)
+
+
+def back_to(case_id: int) -> RedirectResponse:
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+def parse_json(text: str) -> dict:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError("case_document", "valid JSON", f"line {error.lineno}: {error.msg}") from None
+    return document
+
+
+@router.get("/login")
+def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", None)
+
+
+@router.post("/login")
+def login_submit(request: Request, username: Annotated[str, Form(max_length=200)],
+                 password: Annotated[str, Form(max_length=200)]) -> Response:
+    settings = request.app.state.settings
+    with transaction(request) as db:
+        user = login(db, username, password, client_address(request), settings.login_max_failures,
+                     settings.login_window_s)
+        if user is None:
+            store.audit(db, None, "login_failed", "user", detail=username, address=client_address(request))
+            return render(request, "login.html", None, 401, error="Wrong user name or password.")
+        token, _ = issue_token(db, user, "session", settings.session_max_age_s)
+        store.audit(db, None, "login", "user", user.id, detail="session", address=client_address(request))
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_max_age_s, httponly=True, samesite="strict",
+                        secure=settings.secure_cookies)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, actor: Reader) -> Response:
+    with transaction(request) as db:
+        revoke_token(db, request.cookies[SESSION_COOKIE])
+        store.audit(db, actor, "logout", "user", actor.user_id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+def case_list(request: Request, actor: Reader, status: str | None = None, search: str | None = None) -> HTMLResponse:
+    status = status if status in {s.value for s in CaseStatus} else None
+    search = (search or "").replace("\x00", "")[:100] or None
+    with transaction(request) as db:
+        cases = store.list_cases(db, actor, status, search)
+    return render(request, "cases.html", actor, cases=cases, statuses=[s.value for s in CaseStatus], status=status,
+                  search=search, can_edit=actor.role in EDITORS)
+
+
+@router.get("/cases/new")
+def new_case_page(request: Request, actor: Editor) -> HTMLResponse:
+    return render(request, "case_new.html", actor, case_document=json.dumps(NEW_CASE_TEMPLATE, indent=2))
+
+
+@router.post("/cases/new")
+def new_case(request: Request, actor: Editor, label: Annotated[str, Form()],
+             case_document: Annotated[str, Form()]) -> Response:
+    try:
+        with transaction(request) as db:
+            case = store.create_case(db, actor, label, parse_json(case_document))
+    except InputError as error:
+        return render(request, "case_new.html", actor, 422, error=str(error), label=label, case_document=case_document)
+    return back_to(case.id)
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+    runner = request.app.state.runner
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id)
+        documents = store.documents(db, case_id)
+        images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
+        jobs = store.jobs(db, case_id)
+        plan_dir = reports.latest_plan_dir(db, case_id, runner)
+        plan_job = next((j for j in jobs if j.kind == "plan" and j.status == "done"), None)
+        plan = reports.plan_summary(plan_dir)
+        context = dict(
+            case=case, document=case.case_document, assessment=case.assessment, documents=documents,
+            ct=images.get("ct"), labels=images.get("labels"), jobs=jobs,
+            progress={j.id: runner.progress(j) for j in jobs}, job_kinds=job_kinds(),
+            plan=plan, plan_job=plan_job, figures=(plan or {}).get("outputs", {}).get("figures", []),
+            isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
+            history=store.status_history(db, case_id), decisions=store.board_decisions(db, case_id),
+            messages=store.messages(db, case_id), tasks=store.tasks(db, case_id),
+            steps=store.allowed_steps(case, actor.role), can_edit=actor.role in EDITORS,
+            can_audit=actor.role != Role.viewer,
+            case_document_text=json.dumps(case.case_document, indent=2, ensure_ascii=False),
+        )
+    return render(request, "case.html", actor, **context)
+
+
+@router.post("/cases/{case_id}/edit")
+def edit_case(request: Request, case_id: Id, actor: Editor, version: Annotated[int, Form()],
+              label: Annotated[str, Form()], case_document: Annotated[str, Form()],
+              board_date: Annotated[str, Form()] = "") -> Response:
+    try:
+        date = dt.date.fromisoformat(board_date) if board_date else None
+    except ValueError:
+        raise InputError("board_date", "a date YYYY-MM-DD", board_date) from None
+    with transaction(request) as db:
+        store.update_case(db, actor, case_id, version, label, parse_json(case_document), date)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/status")
+def change_status(request: Request, case_id: Id, actor: Editor, version: Annotated[int, Form()],
+                  to_status: Annotated[str, Form()], reason: Annotated[str, Form()]) -> Response:
+    with transaction(request) as db:
+        store.change_status(db, actor, case_id, to_status, reason, version)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/documents")
+def upload(request: Request, case_id: Id, actor: Editor, file: Annotated[UploadFile, File()],
+           purpose: Annotated[str, Form()] = "record") -> Response:
+    with transaction(request) as db:
+        store.add_document(db, actor, case_id, purpose, file.file, file.filename or "", request.app.state.settings)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/messages")
+def add_message(request: Request, case_id: Id, actor: Editor, direction: Annotated[str, Form()],
+                body: Annotated[str, Form()], counterpart: Annotated[str, Form()] = "") -> Response:
+    with transaction(request) as db:
+        store.add_message(db, actor, case_id, direction, counterpart, body)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/tasks")
+def add_task(request: Request, case_id: Id, actor: Editor, title: Annotated[str, Form()],
+             due_date: Annotated[dt.date, Form()], assignee: Annotated[str, Form()] = "") -> Response:
+    with transaction(request) as db:
+        store.add_task(db, actor, case_id, title, due_date, assignee or None)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/tasks/{task_id}/done")
+def complete_task(request: Request, case_id: Id, task_id: Id, actor: Editor) -> Response:
+    with transaction(request) as db:
+        store.complete_task(db, actor, case_id, task_id)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/jobs")
+def start_job(request: Request, case_id: Id, actor: Editor, kind: Annotated[str, Form()]) -> Response:
+    submit_job(request, actor, case_id, kind)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/board-decision")
+def board_decision(request: Request, case_id: Id, actor: Clinician, version: Annotated[int, Form()],
+                   decision: Annotated[str, Form()], notes: Annotated[str, Form()] = "") -> Response:
+    with transaction(request) as db:
+        store.record_board_decision(db, actor, case_id, decision, notes, version)
+    return RedirectResponse("/board", status_code=303)
+
+
+@router.get("/board")
+def board(request: Request, actor: Reader) -> HTMLResponse:
+    with transaction(request) as db:
+        cases = store.board_agenda(db, actor)
+    return render(request, "board.html", actor, cases=cases, decisions=store.BOARD_DECISIONS,
+                  can_decide=actor.role in CLINICAL)
+
+
+@router.get("/tasks")
+def open_tasks(request: Request, actor: Reader) -> HTMLResponse:
+    with transaction(request) as db:
+        rows = store.tasks(db, open_only=True)
+        store.audit(db, actor, "list", "task", detail=f"n={len(rows)}")
+    return render(request, "tasks.html", actor, tasks=rows, today=dt.date.today())
+
+
+@router.get("/cases/{case_id}/audit")
+def case_audit(request: Request, case_id: Id, actor: AuditReader) -> HTMLResponse:
+    with transaction(request) as db:
+        events = store.audit_events(db, actor, case_id)
+    return render(request, "audit.html", actor, events=events, case_id=case_id)
+
+
+@router.get("/audit")
+def audit_log(request: Request, actor: Admin) -> HTMLResponse:
+    with transaction(request) as db:
+        events = store.audit_events(db, actor)
+    return render(request, "audit.html", actor, events=events, case_id=None)

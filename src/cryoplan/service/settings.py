@@ -1,0 +1,49 @@
+"""The service's settings: one pydantic-settings object read from ``CRYOPLAN_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of `cryoplan serve`.
+
+    Every field is read from the environment variable ``CRYOPLAN_<FIELD NAME>``, e.g. ``CRYOPLAN_DATA_DIR``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CRYOPLAN_", extra="ignore")
+
+    data_dir: Path = Field(Path("cryoplan-data"), description="Where documents, job outputs and the default database live.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file cryoplan.db in data_dir (WAL mode).")
+    secret_key: str | None = Field(None, description="Signs session cookies; default: a random key kept in data_dir/secret_key.")
+    dask_scheduler: str | None = Field(None, description="Address of a Dask scheduler; default: a LocalCluster started on first use.")
+    dask_workers: int = Field(1, ge=1, description="Worker processes of the default LocalCluster.")
+    max_upload_mb: float = Field(200.0, gt=0, description="Largest document accepted, in MiB.")
+    max_unzipped_mb: float = Field(1024.0, gt=0, description="Largest total a DICOM zip may expand to, in MiB.")
+    max_zip_ratio: float = Field(200.0, gt=1, description="Largest expansion ratio of one zip entry (zip-bomb guard).")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins of one user name or address before lock-out.")
+    login_window_s: float = Field(900.0, gt=0, description="Window in which failed logins are counted, in seconds.")
+    session_max_age_s: int = Field(8 * 3600, gt=0, description="Lifetime of a session cookie and of an API token, in seconds.")
+    secure_cookies: bool = Field(False, description="Mark cookies Secure (set when served over HTTPS).")
+    job_max_attempts: int = Field(2, ge=1, description="Starts of a job before a server restart marks it failed.")
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'cryoplan.db').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        """The cookie-signing key: the configured one, else one generated once and kept in the data folder."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            from cryoplan.output import write_text
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_text(path, secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()

@@ -1,0 +1,120 @@
+"""Reliability: a server killed during a job and restarted resumes the job (or marks it failed when its
+attempts are spent) with the case intact; concurrent edits of one case never lose an update silently."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from service_support import CASE_DOCUMENT, PASSWORD
+
+
+def wait_for_job(server, headers, job_id, timeout_s=180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}", headers=headers, timeout=30).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def start_with_users(live_server, **env):
+    server = live_server(**env)
+    for role in ("admin", "clinician"):
+        created = server.cli("users", "create", role, "--role", role, CRYOPLAN_NEW_PASSWORD=PASSWORD)
+        assert created.returncode == 0, created.stderr
+    return server.start()
+
+
+def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
+    server = start_with_users(live_server)
+    headers = server.token("clinician")
+    case = httpx.post(f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT},
+                      headers=headers).json()
+    job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers,
+                     timeout=30).json()
+    assert job["status"] == "running" and job["attempts"] == 1
+    server.kill()  # while the job is with Dask (the cluster is still starting, or the job running)
+
+    server.start()
+    headers = server.token("clinician")
+    finished = wait_for_job(server, headers, job["id"])
+    assert finished["status"] == "done", finished
+    assert finished["attempts"] == 2
+    assert finished["progress"]["fraction"] == 1.0
+    output = server.env["CRYOPLAN_DATA_DIR"] + f"/jobs/{job['id']}/assessment.json"
+    with open(output) as handle:
+        assert json.load(handle)["verdict"] == case["assessment"]["verdict"]
+    after = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()
+    assert (after["version"], after["case_document"], after["assessment"]) == (
+        case["version"], case["case_document"], case["assessment"])
+    audit = httpx.get(f"{server.url}/api/cases/{case['id']}/audit", headers=server.token("admin")).json()
+    job_events = [e["action"] for e in reversed(audit) if e["object_type"] == "job" and e["action"] != "read"]
+    assert job_events == ["job_started", "job_resumed", "job_done"]
+
+
+def test_killed_server_marks_the_job_failed_when_attempts_are_spent(live_server):
+    server = start_with_users(live_server, CRYOPLAN_JOB_MAX_ATTEMPTS="1")
+    headers = server.token("clinician")
+    case = httpx.post(f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT},
+                      headers=headers).json()
+    job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers,
+                     timeout=30).json()
+    server.kill()
+    server.start(CRYOPLAN_JOB_MAX_ATTEMPTS="1")
+    headers = server.token("clinician")
+    failed = httpx.get(f"{server.url}/api/jobs/{job['id']}", headers=headers).json()
+    assert failed["status"] == "failed"
+    assert "server stopped during the job" in failed["error"]
+    after = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()
+    assert (after["version"], after["case_document"]) == (case["version"], case["case_document"])
+    # Nothing half-written is left for the failed job.
+    assert not Path(server.env["CRYOPLAN_DATA_DIR"], "jobs", str(job["id"])).exists()
+
+
+def test_second_of_two_concurrent_edits_gets_a_conflict(service):
+    h = service.headers("coordinator")
+    case = service.create_case()
+    # Both open version 1; the first save wins, the second is told, and nothing is overwritten.
+    first = service.client.put(f"/api/cases/{case['id']}", json={"version": 1, "label": "edit by Anna"}, headers=h)
+    second = service.client.put(f"/api/cases/{case['id']}", json={"version": 1, "label": "edit by Ben"}, headers=h)
+    assert first.status_code == 200 and first.json()["version"] == 2
+    assert second.status_code == 409
+    assert second.json()["current_version"] == 2
+    assert "changed by someone else" in second.json()["detail"]
+    assert service.client.get(f"/api/cases/{case['id']}", headers=h).json()["label"] == "edit by Anna"
+
+
+def test_racing_saves_on_a_live_server_lose_nothing(live_server):
+    server = start_with_users(live_server)
+    headers = server.token("clinician")
+    case = httpx.post(f"{server.url}/api/cases", json={"label": "race", "case_document": CASE_DOCUMENT},
+                      headers=headers).json()
+    for round_number in range(5):
+        version = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()["version"]
+        barrier = threading.Barrier(4)
+        results = []
+
+        def save(writer: int) -> None:
+            barrier.wait()
+            response = httpx.put(f"{server.url}/api/cases/{case['id']}",
+                                 json={"version": version, "label": f"round {round_number} writer {writer}"},
+                                 headers=headers, timeout=60)
+            results.append((writer, response.status_code))
+
+        threads = [threading.Thread(target=save, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        codes = sorted(code for _, code in results)
+        assert codes == [200, 409, 409, 409], codes
+        winner = next(w for w, code in results if code == 200)
+        now = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()
+        assert now["label"] == f"round {round_number} writer {winner}"
+        assert now["version"] == version + 1

@@ -1,0 +1,76 @@
+"""The case report (HTML and PDF) and the referral packet with de-identified DICOM."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pydicom
+
+from service_support import CASE_DOCUMENT
+
+
+def test_report_html_and_pdf(service):
+    case = service.create_case("Report patient")
+    h = service.headers("viewer")
+    page = service.client.get(f"/api/cases/{case['id']}/report.html", headers=h)
+    assert page.status_code == 200
+    assert "Report patient" in page.text
+    assert f"Verdict: <strong>{case['assessment']['verdict']}</strong>" in page.text
+    for criterion in case["assessment"]["criteria"]:
+        assert f"<td>{criterion['id']}</td>" in page.text
+    pdf = service.client.get(f"/api/cases/{case['id']}/report.pdf", headers=h)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf"
+
+
+def identified_series(shared_data, count: int = 3) -> bytes:
+    """A zip of real CT slices (set 03) into which identifying attributes were written."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index, path in enumerate(sorted((shared_data / "03_totalseg_dicom_ct_series" / "dicom").iterdir())[:count]):
+            dataset = pydicom.dcmread(path)
+            dataset.PatientName = "Doe^Jane"
+            dataset.PatientID = "MRN-0042"
+            dataset.PatientBirthDate = "19610203"
+            dataset.InstitutionName = "Example General Hospital"
+            dataset.StudyInstanceUID = "1.2.826.0.1.3680043.2.1125.4242.1"  # the fixture's UIDs are blank
+            out = io.BytesIO()
+            dataset.save_as(out)
+            archive.writestr(f"slice{index}.dcm", out.getvalue())
+    return buffer.getvalue()
+
+
+def test_referral_packet_holds_the_report_and_deidentified_dicom(service, shared_data):
+    case = service.create_case("Referral patient", document=CASE_DOCUMENT)
+    h = service.headers("coordinator")
+    original = identified_series(shared_data)
+    uploaded = service.client.post(f"/api/cases/{case['id']}/documents", headers=h, data={"purpose": "ct"},
+                                   files={"file": ("ct.zip", original, "application/zip")})
+    assert uploaded.status_code == 201, uploaded.text
+    response = service.client.get(f"/api/cases/{case['id']}/referral.zip", headers=h)
+    assert response.status_code == 200, response.text
+    packet = zipfile.ZipFile(io.BytesIO(response.content))
+    names = packet.namelist()
+    assert names[0] == "report.pdf" and packet.read("report.pdf").startswith(b"%PDF")
+    manifest = json.loads(packet.read("manifest.json"))
+    assert manifest["schema_version"] == 1 and set(manifest["files"]) == set(names) - {"manifest.json"}
+    dicom_files = [n for n in names if n.startswith("dicom/")]
+    assert len(dicom_files) == 3
+    originals = zipfile.ZipFile(io.BytesIO(original))
+    source = pydicom.dcmread(io.BytesIO(originals.read("slice0.dcm")))
+    for name in dicom_files:
+        raw = packet.read(name)
+        for identifying in (b"Doe^Jane", b"MRN-0042", b"19610203", b"Example General Hospital"):
+            assert identifying not in raw, (name, identifying)
+        dataset = pydicom.dcmread(io.BytesIO(raw))
+        assert str(dataset.PatientName) == f"cryoplan-case-{case['id']}"
+        assert dataset.PatientIdentityRemoved == "YES"
+        assert dataset.StudyInstanceUID not in ("", source.StudyInstanceUID)  # UIDs replaced
+    first = pydicom.dcmread(io.BytesIO(packet.read(dicom_files[0])))
+    # Geometry is kept so the receiving centre can plan on it.
+    assert list(first.ImageOrientationPatient) == list(source.ImageOrientationPatient)
+    assert list(first.PixelSpacing) == list(source.PixelSpacing)
+    assert "referral_packet" in {e["action"] for e in
+                                 service.client.get(f"/api/cases/{case['id']}/audit", headers=h).json()}
