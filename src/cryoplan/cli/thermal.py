@@ -1,3 +1,119 @@
-"""Commands of the thermal area."""
+"""Commands of the thermal area: `cryoplan probes`, `cryoplan isotherms`, `cryoplan simulate`."""
 
-from cryoplan.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cryoplan.cli.app import app
+from cryoplan.errors import InputError
+from cryoplan.thermal import PROBES, load_medium, parse_protocol
+from cryoplan.thermal.chart import isotherm_chart, probe_layout
+
+_stderr = Console(stderr=True)
+_FORMATS = ("json", "table")
+
+
+def _check_format(value: str) -> str:
+    if value not in _FORMATS:
+        raise InputError("--format", f"one of {', '.join(_FORMATS)}", value)
+    return value
+
+
+def _parse_temperatures(text: str) -> list[float]:
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise InputError("--isotherms", 'comma-separated temperatures in °C, e.g. "0,-20,-40"', text) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise InputError("--isotherms", 'comma-separated finite temperatures in °C, e.g. "0,-20,-40"', text)
+    return values
+
+
+@contextlib.contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar on stderr; yields a callback taking the completed fraction."""
+    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                  console=_stderr, transient=True) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda fraction: bar.update(task, completed=fraction)
+
+
+@app.command("probes")
+def probes_command(
+    format: str = typer.Option("table", "--format", help="json or table."),
+) -> None:
+    """List the cryoprobe library with each probe's calibration."""
+    _check_format(format)
+    rows = [{"id": p.id, "diameter_mm": p.diameter_mm, "active_length_mm": p.active_length_mm,
+             "tip_offset_mm": p.tip_offset_mm, "effective_radius_mm": p.effective_radius_mm,
+             "description": p.description, "calibration": p.calibration} for p in PROBES.values()]
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table("id", "diameter (mm)", "active length (mm)", "effective radius (mm)", "calibrated on")
+    for row in rows:
+        table.add_row(row["id"], f"{row['diameter_mm']:g}", f"{row['active_length_mm']:g}",
+                      f"{row['effective_radius_mm']:g}", str(row["calibration"].get("data", "")))
+    Console().print(table)
+
+
+@app.command("isotherms")
+def isotherms_command(
+    probe: str = typer.Option(..., "--probe", help="Probe id (see `cryoplan probes`)."),
+    count: int = typer.Option(1, "--count", help="Number of parallel probes."),
+    spacing: float = typer.Option(15.0, "--spacing", help="Distance between neighbouring probes (mm)."),
+    layout: str = typer.Option("line", "--layout", help="line, triangle or square."),
+    medium: str = typer.Option("gel", "--medium", help="gel, liver, tumour or a medium FILE.yaml."),
+    initial_temp: float = typer.Option(None, "--initial-temp", help="Initial temperature (°C); default: the medium's steady temperature."),
+    probe_surface_temp: float = typer.Option(None, "--probe-surface-temp", help="Hold this surface temperature (°C) on each probe's physical surface instead of its calibrated cooling."),
+    protocol: str = typer.Option("freeze:10,passive_thaw:5,freeze:10", "--protocol", help='Phases, e.g. "freeze:10,passive_thaw:5,freeze:10".'),
+    isotherms: str = typer.Option("0,-20,-40", "--isotherms", help="Isotherm temperatures (°C), comma-separated."),
+    grid_mm: float = typer.Option(1.0, "--grid-mm", help="Grid spacing (mm)."),
+    format: str = typer.Option("table", "--format", help="json or table."),
+) -> None:
+    """Size of each isotherm at the end of a protocol, for probes in a homogeneous medium."""
+    _check_format(format)
+    placements = probe_layout(probe, count, spacing, layout)
+    tissue = load_medium(medium)
+    phases = parse_protocol(protocol, field="--protocol")
+    temperatures = _parse_temperatures(isotherms)
+    if initial_temp is not None and not math.isfinite(initial_temp):
+        raise InputError("--initial-temp", "a finite temperature in °C", initial_temp)
+    if probe_surface_temp is not None and not (math.isfinite(probe_surface_temp) and -273.15 < probe_surface_temp):
+        raise InputError("--probe-surface-temp", "a finite temperature above −273.15 °C", probe_surface_temp)
+    with progress_bar("simulating") as progress:
+        document = isotherm_chart(placements, tissue, phases, isotherms_c=temperatures, grid_mm=grid_mm,
+                                  initial_temp_c=initial_temp, probe_surface_temp_c=probe_surface_temp,
+                                  progress=progress)
+    if format == "json":
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = Table("isotherm (°C)", "length (mm)", "width (mm)", "depth (mm)", "volume (ml)",
+                  title=f"{count} × {probe}, {phases}, in {tissue.name}, {grid_mm:g} mm grid")
+    for row in document["isotherms"]:
+        table.add_row(f"{row['temperature_c']:g}", f"{row['length_mm']:.1f}", f"{row['width_mm']:.1f}",
+                      f"{row['depth_mm']:.1f}", f"{row['volume_ml']:.2f}")
+    Console().print(table)
+
+
+@app.command("simulate")
+def simulate_command(
+    spec: Path = typer.Argument(..., help="Simulation spec (YAML): label volume, tissues, vessels, probes, protocol."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+) -> None:
+    """Simulate a protocol on a label volume; write the minimum-temperature map, isotherm masks, summary and figures."""
+    from cryoplan.thermal.spec import load_spec, run_spec
+
+    loaded = load_spec(spec)
+    with progress_bar("simulating") as progress:
+        summary = run_spec(loaded, out, progress=progress)
+    typer.echo(json.dumps(summary, indent=2))

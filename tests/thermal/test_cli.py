@@ -1,0 +1,132 @@
+"""The thermal commands through the real CLI: output documents, and bad input → exit 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cryoplan", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_probes_json_lists_the_library_with_calibration():
+    done = run_cli("probes", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    probes = json.loads(done.stdout)
+    assert len(probes) >= 4
+    for probe in probes:
+        assert {"id", "diameter_mm", "active_length_mm", "description", "calibration"} <= set(probe)
+        assert probe["calibration"]["data"]
+
+
+def test_isotherms_json_with_fixed_surface_temperature():
+    done = run_cli("isotherms", "--probe", "17g-sphere", "--medium", "gel", "--protocol", "freeze:2",
+                   "--probe-surface-temp", "-140", "--grid-mm", "1.0", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["schema_version"] == 1 and document["grid_mm"] == 1.0
+    rows = {row["temperature_c"]: row for row in document["isotherms"]}
+    assert set(rows) == {0.0, -20.0, -40.0}
+    # Nested isotherms: colder ones are smaller in every direction; a single probe is round (width = depth).
+    for warm, cold in ((0.0, -20.0), (-20.0, -40.0)):
+        for key in ("length_mm", "width_mm", "depth_mm", "volume_ml"):
+            assert rows[warm][key] > rows[cold][key]
+    assert rows[0.0]["width_mm"] == pytest.approx(rows[0.0]["depth_mm"], abs=1.0)
+
+
+@pytest.fixture
+def label_spec(tmp_path):
+    """A 60 mm liver cube (label 1) with a vessel along L (label 2), as NIfTI whose RAS affine makes voxel
+    (i, j, k) the LPS point (i, j, k) mm."""
+    labels = np.ones((60, 60, 60), dtype=np.int16)
+    labels[:, 40:46, 27:33] = 2
+    nib.save(nib.Nifti1Image(labels, np.diag([-1.0, -1.0, 1.0, 1.0])), str(tmp_path / "labels.nii.gz"))
+    return tmp_path, labels
+
+
+def write_spec(folder, **changes):
+    spec = {"labels": "labels.nii.gz", "tissues": {1: "liver"}, "vessels": [{"label": 2, "diameter_mm": 6.0}],
+            "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
+            "protocol": "freeze:2", "grid_mm": 1.0, "margin_mm": 15.0,
+            "record_points": {"near": [30.0, 30.0, 30.0]}}
+    spec.update(changes)
+    import yaml
+
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    return folder / "spec.yaml"
+
+
+def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
+    folder, _ = label_spec
+    spec = write_spec(folder)
+    done = run_cli("simulate", str(spec), "-o", str(folder / "out"))
+    assert done.returncode == 0, done.stderr
+    names = {p.name for p in (folder / "out").iterdir()}
+    assert {"min_temperature.nii.gz", "isotherm_0c.nii.gz", "isotherm_minus20c.nii.gz", "isotherm_minus40c.nii.gz",
+            "summary.json", "temperature_map.png", "temperature_history.png"} <= names
+    summary = json.loads((folder / "out" / "summary.json").read_text())
+    assert summary["schema_version"] == 1
+    image = nib.load(str(folder / "out" / "min_temperature.nii.gz"))
+    data = np.asarray(image.dataobj)
+    # The coldest voxel lies on the probe: map it back through the RAS affine to LPS.
+    coldest = np.array(np.unravel_index(np.argmin(data), data.shape))
+    ras = image.affine @ [*coldest, 1]
+    lps = np.array([-ras[0], -ras[1], ras[2]])
+    assert np.linalg.norm(lps[:2] - [30.0, 25.0]) < 2.0
+    assert 25.0 + 2.0 - 1 <= lps[2] <= 25.0 + 2.0 + 6.0 + 1  # within the active zone (tip offset 2, length 6)
+
+
+BAD_INPUTS = [
+    (["isotherms", "--probe", "no-such-probe", "--format", "json"], "probe"),
+    (["isotherms", "--probe", "17g-sphere", "--count", "2", "--spacing", "1.0", "--protocol", "freeze:1"], "probes[1]"),
+    (["isotherms", "--probe", "17g-sphere", "--protocol", "freeze:-5"], "--protocol[0].minutes"),
+]
+
+
+@pytest.mark.parametrize("args, field", BAD_INPUTS)
+def test_bad_isotherm_input_exits_2_with_one_line(args, field):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_unknown_medium_key_exits_2(tmp_path):
+    (tmp_path / "odd.yaml").write_text("conductivity_w_mk: {unfrozen: 0.5}\nviscosity: 3\n")
+    done = run_cli("isotherms", "--probe", "17g-sphere", "--medium", str(tmp_path / "odd.yaml"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "viscosity" in done.stderr
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"probes": [{"probe": "17g-sphere", "tip_mm": [200.0, 0.0, 0.0], "direction": [0, 0, -1]}]}, "spec.probes"),
+    ({"probes": [{"probe": "nope", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}]}, "spec.probes[0].probe"),
+    ({"protocol": "freeze:-1"}, "spec.protocol[0].minutes"),
+    ({"tissues": {1: {"latent_heat": 1}}}, "spec.tissues.1.medium.latent_heat"),
+])
+def test_bad_spec_exits_2_and_writes_nothing(label_spec, change, field):
+    folder, _ = label_spec
+    spec = write_spec(folder, **change)
+    done = run_cli("simulate", str(spec), "-o", str(folder / "out"))
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0]
+    assert not (folder / "out").exists()
+
+
+def test_nan_in_label_volume_exits_2(label_spec):
+    folder, labels = label_spec
+    data = labels.astype(np.float32)
+    data[5, 5, 5] = np.nan
+    nib.save(nib.Nifti1Image(data, np.diag([-1.0, -1.0, 1.0, 1.0])), str(folder / "labels.nii.gz"))
+    done = run_cli("simulate", str(write_spec(folder)), "-o", str(folder / "out"))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "NaN" in done.stderr and "spec.labels" in done.stderr
+    assert not (folder / "out").exists()

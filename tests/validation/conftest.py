@@ -1,0 +1,17 @@
+"""Fixtures of the physics validations."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # validation_helpers
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator seeded from the test's name, so each test draws its own reproducible parameters."""
+    return np.random.default_rng(int.from_bytes(request.node.originalname.encode()[-8:].rjust(8, b"\0"), "little"))
