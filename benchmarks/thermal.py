@@ -1,0 +1,171 @@
+"""Thermal engine benchmark (issue 3, item 8): prints a table of measured figures.
+
+(a) One 17G spherical-type probe, 10-min freeze in gel at 37 °C, on 1 mm and 0.5 mm grids.
+(b) Three 1.7 mm probes at the corners of a 20 mm equilateral triangle, freeze 10 – passive thaw 5 –
+    freeze 10 min, in liver (perfused steady state) with an 8 mm vessel passing the cluster: the vessel runs
+    along L, across the probes, at the height of the middle of their active zones, its wall 10 mm from the
+    nearest probe's axis. 1 mm grid over a 120 mm cube centred on the cluster.
+(c) Problem (b) solved by the FiPy peer (`fipy_peer.py`), at a time step chosen so that it is as converged
+    as the engine (see `peer_time_step`), and the ratio of wall times.
+(d) Voxel updates per second of the engine's kernel and its effective bandwidth against the machine's copy
+    bandwidth measured in the same run.
+(e) Peak resident memory of the engine on problem (b).
+
+Usage: ``python benchmarks/thermal.py [--spacings-mm 1.0,0.5] [--reduced-edge-mm 60] [--peer-steps 2]``. All runs happen in this one process, one after
+another; nothing here is a test (tests never assert times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+# One BLAS thread: the peer's conjugate gradients are memory-bound vector operations, and OpenBLAS threads
+# spinning against other work on a 2-core machine made them several times slower. Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import fipy_peer  # noqa: E402
+from common import copy_bandwidth_gb_s, markdown_table, peak_memory_bytes, reset_peak_memory  # noqa: E402
+from cryoplan.thermal import TISSUES, Grid, Vessel, parse_protocol, simulate  # noqa: E402
+from cryoplan.thermal.chart import chart_grid, probe_layout  # noqa: E402
+
+LETHAL_ISOTHERMS_C = (-20.0, -40.0)
+#: Bytes each voxel update must move at least: its state read and written once (physics.md §6). The state
+#: is the enthalpy (float32, read + written), the frozen-once flag (uint8, read + written) and the tissue
+#: label (uint8, read).
+STATE_BYTES_PER_UPDATE = 4 + 4 + 1 + 1 + 1
+#: Bytes the engine's two passes move per voxel update: pass 1 reads H and the label and writes T and k
+#: (float32); pass 2 reads T, k, H, label and flag and writes H and flag (neighbours from cache).
+KERNEL_BYTES_PER_UPDATE = (4 + 1 + 4 + 4) + (4 + 4 + 4 + 1 + 1 + 4 + 1)
+#: Time-step ladder (s) for the peer, coarsest first; each is checked against its half.
+PEER_TIME_STEPS_S = (60.0, 30.0, 15.0, 7.5, 3.75)
+#: "Converged": the −20 and −40 °C volumes change by no more than this fraction when the step is halved.
+CONVERGED_FRACTION = 0.02
+
+
+def problem_a(spacing_mm: float):
+    """One 17G spherical-type probe, 10-min freeze in gel at 37 °C: the grid and the engine's result."""
+    gel = TISSUES["gel"]
+    protocol = parse_protocol("freeze:10")
+    probes = probe_layout("17g-sphere")
+    grid = chart_grid(probes, gel, protocol, spacing_mm)
+    return grid, simulate(grid, probes, protocol, tissues=gel, initial_temp_c=37.0)
+
+
+def problem_b(edge_mm: float = 120.0, initial_temp_c: float | None = None):
+    """The arguments of `simulate` for problem (b) on a cube of `edge_mm` at 1 mm."""
+    probes = probe_layout("1.7mm", count=3, spacing_mm=20.0, layout="triangle")
+    distal, proximal = probes[0].active_segment_mm()
+    centre = np.array([0.0, 0.0, 0.5 * (distal[2] + proximal[2])])
+    shape = (int(round(edge_mm)),) * 3
+    grid = Grid(origin_mm=centre - 0.5 * (np.asarray(shape) - 1), spacing_mm=1.0, shape=shape)
+    diameter_mm = 8.0
+    nearest_p = max(p.tip_mm[1] for p in probes)  # the vessel passes on the posterior side
+    axis_point = np.array([0.0, nearest_p + 10.0 + 0.5 * diameter_mm, centre[2]])
+    vessel = Vessel.cylinder(grid, axis_point, [1.0, 0.0, 0.0], diameter_mm)
+    protocol = parse_protocol("freeze:10,passive_thaw:5,freeze:10")
+    return dict(grid=grid, probes=probes, protocol=protocol, tissues=TISSUES["liver"], vessels=[vessel],
+                initial_temp_c=initial_temp_c)
+
+
+def volumes_ml(result) -> dict[float, float]:
+    return {t: result.isotherm_volume_ml(t) for t in LETHAL_ISOTHERMS_C}
+
+
+def largest_change(a: dict[float, float], b: dict[float, float]) -> float:
+    """Largest relative difference of the lethal isotherm volumes of two runs."""
+    return max(abs(a[t] - b[t]) / b[t] for t in LETHAL_ISOTHERMS_C)
+
+
+def peer_time_step(edge_mm: float) -> tuple[float, list[dict]]:
+    """The largest step of `PEER_TIME_STEPS_S` whose lethal volumes are within `CONVERGED_FRACTION` of the
+    run at half that step, found on problem (b) reduced to a cube of `edge_mm` (same grid spacing, probes
+    and vessel; the bath closer). Returns the step and every run made (step, volumes, sweeps, wall time)."""
+    problem = problem_b(edge_mm)
+    runs = []
+    for step in PEER_TIME_STEPS_S:
+        result = fipy_peer.solve(**problem, time_step_s=step)
+        runs.append({"time_step_s": step, "volumes_ml": volumes_ml(result), "sweeps": result.sweeps,
+                     "steps": result.steps, "unconverged_steps": result.unconverged_steps,
+                     "elapsed_s": result.elapsed_s})
+        print(f"  peer, {edge_mm:.0f} mm cube, step {step:g} s: {runs[-1]}", file=sys.stderr, flush=True)
+        if len(runs) >= 2 and largest_change(runs[-2]["volumes_ml"], runs[-1]["volumes_ml"]) <= CONVERGED_FRACTION:
+            return runs[-2]["time_step_s"], runs
+    raise RuntimeError(f"the peer did not converge to {CONVERGED_FRACTION:.0%} down to a {step:g} s step")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reduced-edge-mm", type=float, default=60.0,
+                        help="cube edge of the reduced problem (b) on which the peer's time step is chosen")
+    parser.add_argument("--spacings-mm", default="1.0,0.5",
+                        help="grid spacings of problem (a), comma-separated")
+    parser.add_argument("--peer-steps", type=int, default=2,
+                        help="time steps the peer is timed for on the full problem (b), to extrapolate from")
+    args = parser.parse_args(argv)
+    rows: list[list[str]] = []
+
+    def row(quantity: str, measured: str) -> None:
+        rows.append([quantity, measured])
+        print(f"{quantity}: {measured}", file=sys.stderr, flush=True)
+
+    bandwidth = copy_bandwidth_gb_s()
+    row("copy bandwidth (numpy.copyto, bytes read + written, 1 thread)", f"{bandwidth:.1f} GB/s")
+    # Compile the kernels before timing (Numba caches them on disk after the first run).
+    simulate(**{**problem_b(60.0), "protocol": parse_protocol("freeze:0.05")})
+
+    b = problem_b()
+    reset_peak_memory()
+    engine = simulate(**b)
+    peak = peak_memory_bytes()
+    engine_volumes = volumes_ml(engine)
+    row("(b) 3 probes (1.7mm), 20 mm triangle, 10–5–10 min, liver, 8 mm vessel, 120 mm cube, 1 mm grid",
+        f"{engine.elapsed_s:.1f} s; −20 °C {engine_volumes[-20.0]:.2f} ml, −40 °C {engine_volumes[-40.0]:.2f} ml")
+    row("(e) peak resident memory of the process during (b)", f"{peak / 1e9:.2f} GB")
+
+    # (d) Tissue started below its perfused steady state changes everywhere from the first step, so the engine
+    # updates the whole interior every step (its active box cannot skip the far field): the kernel's rate.
+    full_protocol = parse_protocol("freeze:1")
+    full = simulate(**{**problem_b(initial_temp_c=37.0), "protocol": full_protocol})
+    steps = sum(max(1, math.ceil(p.seconds / full.time_step_s)) for p in full_protocol.phases)
+    interior = int(np.prod(np.asarray(full.grid.shape) - 2))
+    updates_per_s = interior * steps / full.elapsed_s
+    row("(d) voxel updates per second (problem (b) grid, whole 118³ interior updated, 1-min freeze)",
+        f"{updates_per_s / 1e6:.0f} M/s ({steps} steps in {full.elapsed_s:.1f} s)")
+    for name, per_update in (("state", STATE_BYTES_PER_UPDATE), ("two kernel passes", KERNEL_BYTES_PER_UPDATE)):
+        rate = updates_per_s * per_update / 1e9
+        row(f"(d) effective bandwidth, {name} ({per_update} B per update)",
+            f"{rate:.1f} GB/s = {rate / bandwidth:.0%} of copy bandwidth")
+
+    # (c) The peer's time step from the reduced problem; its cost per sweep from the full one.
+    step, runs = peer_time_step(args.reduced_edge_mm)
+    chosen = next(r for r in runs if r["time_step_s"] == step)
+    reduced_volumes = volumes_ml(simulate(**problem_b(args.reduced_edge_mm)))
+    row(f"(c) peer time step: volumes within {CONVERGED_FRACTION:.0%} of half the step "
+        f"(problem (b) in a {args.reduced_edge_mm:.0f} mm cube)",
+        f"{step:g} s: {chosen['steps']} steps, {chosen['sweeps']} sweeps; −20/−40 °C volumes "
+        f"{chosen['volumes_ml'][-20.0]:.2f}/{chosen['volumes_ml'][-40.0]:.2f} ml vs engine "
+        f"{reduced_volumes[-20.0]:.2f}/{reduced_volumes[-40.0]:.2f} ml")
+    timed = fipy_peer.solve(**b, time_step_s=step, max_steps=args.peer_steps)
+    per_sweep_s = (timed.elapsed_s - timed.setup_s) / timed.sweeps
+    peer_s = timed.setup_s + chosen["sweeps"] * per_sweep_s
+    row(f"(c) peer on problem (b): setup + {chosen['sweeps']} sweeps × cost per sweep measured over "
+        f"its first {timed.steps} steps ({timed.sweeps} sweeps)",
+        f"{peer_s:.0f} s (extrapolated; {timed.setup_s:.1f} s + {per_sweep_s:.1f} s per sweep)")
+    row("(c) time ratio, peer / engine, problem (b)", f"{peer_s / engine.elapsed_s:.0f}×")
+    for spacing in [float(s) for s in args.spacings_mm.split(",") if s.strip()]:
+        grid, result = problem_a(spacing)
+        volumes = ", ".join(f"{t:g} °C {result.isotherm_volume_ml(t):.2f} ml" for t in (0.0, -20.0, -40.0))
+        row(f"(a) 1 probe (17g-sphere), gel, 10-min freeze, {spacing:g} mm grid {'×'.join(map(str, grid.shape))}",
+            f"{result.elapsed_s:.1f} s; {volumes}")
+
+    print(markdown_table(["quantity", "measured"], sorted(rows, key=lambda r: r[0][:3])))  # (a)…(e), then copy
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
