@@ -1,4 +1,4 @@
-"""`cryoplan assess` and `cryoplan demo` through the real entry point: outputs, exit codes, and bad input
+"""`cryoplan assess` through the real entry point: outputs, exit codes, and bad input
 giving exit 2, one line naming the field, and no output file."""
 
 import json
@@ -141,16 +141,15 @@ def test_bad_fhir_unit_exits_2(tmp_path, monkeypatch, capsys):
     assert code == 2 and "Bundle.entry[4].resource.valueQuantity.code" in err and "one of mg/dL, umol/L" in err
 
 
-def test_demo_writes_report_and_json(tmp_path, monkeypatch, capsys):
-    folder = tmp_path / "demo"
-    code, out, _ = run(monkeypatch, capsys, "demo", "-o", folder)
-    assert code == 0 and "wrote" in out
-    documents = json.loads((folder / "assessment.json").read_text())
-    verdicts = {d["case_id"]: d["verdict"] for d in documents}
+def test_bundled_examples_cover_every_verdict(tmp_path, monkeypatch, capsys):
+    from cryoplan.cli.assess import bundled_example_cases
+
+    target = tmp_path / "examples.json"
+    code, _, _ = run(monkeypatch, capsys, "assess", *bundled_example_cases(), "--format", "json", "-o", target)
+    assert code == 0
+    verdicts = {d["case_id"]: d["verdict"] for d in json.loads(target.read_text())}
     assert set(verdicts.values()) == {"suitable", "suitable_with_conditions", "mdt_review", "not_recommended"}
     assert verdicts["hcc_eligible"] == "suitable" and verdicts["colorectal_metastases"] == "suitable_with_conditions"
-    assert (folder / "assessment.html").read_text().count("<section>") == len(documents)
-    assert sorted(p.name for p in folder.iterdir()) == ["assessment.html", "assessment.json"]
 
 
 def test_real_process_exit_codes(tmp_path):

@@ -1,4 +1,4 @@
-"""Commands of the assess area: `cryoplan assess` and the demo on the bundled example cases."""
+"""Commands of the assess area: `cryoplan assess`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cryoplan.case import Case
 from cryoplan.cli.app import app
 from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess, read_case_file
 from cryoplan.imaging.case_images import case_with_measured_lesions
-from cryoplan.output import atomic_directory, write_text
+from cryoplan.output import write_text
 from cryoplan.report.assessment import render_assessment_html
 
 
@@ -143,20 +143,3 @@ def bundled_example_cases() -> list[Path]:
     """The example case files shipped with the package (YAML case files and FHIR bundles), sorted by name."""
     folder = resources.files("cryoplan") / "examples"
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith((".yaml", ".json")))
-
-
-@app.command("demo")
-def demo_command(
-    output: Path = typer.Option(Path("cryoplan-demo"), "--output", "-o", help="Folder to write the demo into."),
-) -> None:
-    """Run the built-in demo: assess the bundled example cases and write assessment.html and assessment.json."""
-    paths = bundled_example_cases()
-    assessments, cases = _assess_files(paths, DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML)
-    with atomic_directory(output) as folder:
-        (folder / "assessment.json").write_text(
-            json.dumps([a.to_dict() for a in assessments], indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        (folder / "assessment.html").write_text(render_assessment_html(assessments, cases), encoding="utf-8")
-    for a in assessments:
-        typer.echo(f"{a.case_id:<32} {a.verdict}")
-    typer.echo(f"wrote {output / 'assessment.html'} and {output / 'assessment.json'}")

@@ -1,3 +1,250 @@
-"""Commands of the planning area."""
+"""Commands of the planning area: `cryoplan plan`, `cryoplan verify` and `cryoplan demo`."""
 
-from cryoplan.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cryoplan.cli.app import app
+from cryoplan.errors import InputError
+
+_stderr = Console(stderr=True)
+
+
+class Format(str, enum.Enum):
+    json = "json"
+    text = "text"
+
+
+def _numbers(text: str, option: str, kind=float) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(option, "comma-separated numbers", text) from None
+    if not values:
+        raise InputError(option, "at least one value", text)
+    return values
+
+
+class _Bar:
+    """A rich progress bar on stderr fed by the pipeline's ``progress(label, fraction)`` callback."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+
+    def __call__(self, label: str | None, fraction: float) -> None:
+        if label is not None:
+            if self.task is not None:
+                self.progress.update(self.task, completed=1.0)
+            self.task = self.progress.add_task(label, total=1.0)
+        if self.task is not None:
+            self.progress.update(self.task, completed=fraction)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f} %"),
+                    TimeElapsedColumn(), console=_stderr, transient=False)
+
+
+def _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
+              critical_temperature_c, freezes):
+    from cryoplan.planning.placement import PlanSettings
+
+    return PlanSettings(
+        lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm, max_probes=max_probes,
+        probe_types=tuple(p.strip() for p in probe_types.split(",") if p.strip()),
+        freeze_minutes=_numbers(freeze_minutes, "--freeze-minutes"), spacing_mm=_numbers(spacing_mm, "--spacing-mm"),
+        grid_mm=grid_mm, critical_temperature_c=critical_temperature_c, freeze_count=freezes,
+    ).check()
+
+
+def _summary(document: dict, out_dir: Path) -> None:
+    for lesion in document["lesions"]:
+        c = lesion["coverage"]
+        protocol = " – ".join(f"{p['phase'].replace('_', ' ')} {p['minutes']:g}" for p in lesion["protocol"])
+        typer.echo(f"{lesion['id']}: {len(lesion['probes'])} × {lesion['probes'][0]['type']}, {protocol} min; "
+                   f"tumour + {c['margin_mm']:g} mm covered {c['margin_covered_pct']:.1f} % at {c['lethal_isotherm_c']:g} °C, "
+                   f"min margin {c['min_margin_mm']} mm, frozen liver {lesion['frozen_liver_ml']} ml")
+        for risk in lesion["risks"]:
+            typer.echo(f"  flag {risk['code']}: {risk['detail']}")
+    typer.echo(f"wrote {out_dir / 'report.pdf'}, {out_dir / 'report.html'} and {out_dir / 'plan.json'}")
+
+
+def _run_plan(source, out_dir: Path, settings, uncertainty: int, scheduler: str | None, output_format: Format,
+              case=None, seed: int = 0) -> None:
+    from cryoplan.planning.pipeline import plan_case
+
+    with _progress() as progress:
+        plan_case(source, out_dir, uncertainty_samples=uncertainty, scheduler=scheduler, progress=_Bar(progress),
+                  settings=settings, case=case, seed=seed)
+    document = json.loads((out_dir / "plan.json").read_text(encoding="utf-8"))
+    if output_format is Format.json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        _summary(document, out_dir)
+
+
+_PLAN_OPTIONS = dict(
+    margin_mm=typer.Option(5.0, "--margin-mm", help="Margin around the tumour the lethal isotherm must cover (0–10 mm)."),
+    lethal_isotherm_c=typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C (−20 double freeze, −40 single)."),
+    max_probes=typer.Option(6, "--max-probes", help="Most probes per planning unit."),
+    probe_types=typer.Option("17g-sphere,17g-rod", "--probe-types", help="Library probes the planner may use."),
+    freeze_minutes=typer.Option("10,15", "--freeze-minutes", help="Candidate minutes per freeze."),
+    spacing_mm=typer.Option("10,12.5,15,17.5,20", "--spacing-mm", help="Candidate probe spacings, mm."),
+    grid_mm=typer.Option(1.0, "--grid-mm", help="Grid spacing of the final full simulation, mm."),
+    critical_temperature_c=typer.Option(-20.0, "--critical-temperature", help="Bile ducts and gallbladder should stay warmer, °C."),
+    freezes=typer.Option(2, "--freezes", help="1 (single) or 2 (double freeze with a passive thaw)."),
+)
+
+
+@app.command("plan")
+def plan_command(
+    case_file: Path = typer.Argument(..., help="Case file (YAML/JSON) whose imaging section names the image and its segmentation."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for plan.json, the NIfTI/DICOM-SEG outputs, figures and the report."),
+    uncertainty: int = typer.Option(0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a LocalCluster)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
+    output_format: Format = typer.Option(Format.text, "--format", "-f", help="json: print plan.json; text: a summary."),
+    margin_mm: float = _PLAN_OPTIONS["margin_mm"],
+    lethal_isotherm_c: float = _PLAN_OPTIONS["lethal_isotherm_c"],
+    max_probes: int = _PLAN_OPTIONS["max_probes"],
+    probe_types: str = _PLAN_OPTIONS["probe_types"],
+    freeze_minutes: str = _PLAN_OPTIONS["freeze_minutes"],
+    spacing_mm: str = _PLAN_OPTIONS["spacing_mm"],
+    grid_mm: float = _PLAN_OPTIONS["grid_mm"],
+    critical_temperature_c: float = _PLAN_OPTIONS["critical_temperature_c"],
+    freezes: int = _PLAN_OPTIONS["freezes"],
+) -> None:
+    """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
+    from cryoplan.clinical import read_case_file
+
+    settings = _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
+                         critical_temperature_c, freezes)
+    case, _ = read_case_file(case_file)
+    _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)
+
+
+DEMO_CASE = {
+    "schema_version": 1,
+    "case_id": "demo-phantom-hcc",
+    "patient": {"age": 62, "sex": "male", "ecog": 0},
+    "diagnosis": {"type": "hcc", "cirrhosis": True, "liver_disease": "hcv", "vascular_invasion": False,
+                  "extrahepatic_spread": False},
+    "labs": {"bilirubin": {"value": 0.9, "unit": "mg/dL"}, "albumin": {"value": 4.0, "unit": "g/dL"}, "inr": 1.1,
+             "creatinine": {"value": 0.8, "unit": "mg/dL"}, "sodium": {"value": 139, "unit": "mmol/L"},
+             "platelets": {"value": 150, "unit": "10^9/L"}},
+    "clinical": {"ascites": "none", "encephalopathy_grade": 0},
+    "lesions": [{"id": "L1", "diameter_mm": 28, "segment": 8, "distance_to_bile_duct_mm": 6,
+                 "distance_to_major_vessel_mm": 5}],
+}
+
+
+@app.command("demo")
+def demo_command(
+    output: Path = typer.Option(Path("cryoplan-demo"), "--output", "-o", help="Folder to write the demo report into."),
+    uncertainty: int = typer.Option(0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."),
+    output_format: Format = typer.Option(Format.text, "--format", "-f", help="json: print plan.json; text: a summary."),
+) -> None:
+    """Plan the built-in phantom case (a 28 mm HCC in segment 8 beside the right hepatic vein, a bile duct
+    6 mm away, Child-Pugh A) and write the report into ./cryoplan-demo/."""
+    from cryoplan.case import parse_case
+    from cryoplan.imaging.phantom import demo_phantom
+    from cryoplan.planning.placement import PlanSettings
+
+    _stderr.print("building the demo phantom (1 mm CT with its labels)")
+    _run_plan(demo_phantom(), output, PlanSettings(), uncertainty, None, output_format,
+              case=parse_case(DEMO_CASE, "demo case"))
+
+
+def _lethal_depth(plan_file: Path | None, lethal_isotherm_c: float, grid_mm: float,
+                  given_mm: float | None) -> tuple[float, str, np.ndarray | None]:
+    """Depth of the lethal isotherm behind the ice edge (given, or from the planned probe and protocol's
+    isotherm chart), and the planned probe tips (pre-procedural frame) when a plan or positions are given."""
+    from cryoplan.planning.coverage import isotherm_depth_mm
+    from cryoplan.planning.placement import isotherm_chart
+    from cryoplan.thermal import DEFAULT_PROTOCOL, get_probe
+
+    probe_id, protocol, tips = "17g-rod", str(DEFAULT_PROTOCOL), None
+    if plan_file is not None:
+        try:
+            document = json.loads(plan_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise InputError("--probes", "a plan.json or a JSON list of probes", str(plan_file)) from error
+        probes = document
+        if isinstance(document, dict):
+            lesions = document.get("lesions") or []
+            probes = [p for lesion in lesions for p in lesion.get("probes", [])]
+            if lesions and lesions[0].get("protocol"):
+                protocol = ",".join(f"{p['phase']}:{p['minutes']:g}" for p in lesions[0]["protocol"])
+        if not isinstance(probes, list) or not probes:
+            raise InputError("--probes", "probes with tip_lps_mm (a plan.json or a JSON list)", str(plan_file))
+        try:
+            tips = np.array([[float(v) for v in p["tip_lps_mm"]] for p in probes])
+            probe_id = probes[0].get("type", probe_id)
+        except (KeyError, TypeError, ValueError):
+            raise InputError("--probes", "probes each with tip_lps_mm: [x, y, z]", str(plan_file)) from None
+        if tips.shape[1] != 3:
+            raise InputError("--probes", "tip_lps_mm with three coordinates", str(plan_file))
+        get_probe(probe_id, field="--probes.type")
+    if given_mm is not None:
+        return given_mm, "given (--lethal-depth-mm)", tips
+    chart = isotherm_chart(probe_id, protocol, grid_mm)
+    spacing = [chart.radial_mm[1] - chart.radial_mm[0], chart.axial_mm[1] - chart.axial_mm[0]]
+    depth = isotherm_depth_mm(chart.min_temperature_c, spacing, lethal_isotherm_c)
+    return depth, f"isotherm chart of {probe_id}, {protocol}", tips
+
+
+@app.command("verify")
+def verify_command(
+    tumour: Path = typer.Option(..., "--tumour", help="Tumour segmentation on the pre-procedural image."),
+    pre_image: Path = typer.Option(..., "--pre-image", help="Pre-procedural CT or MR."),
+    intra_image: Path = typer.Option(..., "--intra-image", help="Intraprocedural CT with the ice ball."),
+    ice: Path | None = typer.Option(None, "--ice", help="Ice-ball mask on the intraprocedural image (segmented when absent)."),
+    probes: Path | None = typer.Option(None, "--probes", help="plan.json or a JSON list of probes with tip_lps_mm."),
+    margin_mm: float = typer.Option(5.0, "--margin-mm", help="Required minimal margin, mm."),
+    lethal_isotherm_c: float = typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C."),
+    lethal_depth_mm: float | None = typer.Option(
+        None, "--lethal-depth-mm",
+        help="Depth of the lethal isotherm behind the ice edge, mm; default: from the planned probe's isotherm chart."),
+    deformable: bool = typer.Option(False, "--deformable", help="Refine the rigid registration with a B-spline."),
+    output_format: Format = typer.Option(Format.json, "--format", "-f", help="json or text."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for margins.json and margin_map.png."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the registration's sampling."),
+) -> None:
+    """Check the margin reached during the procedure: register, segment the ice ball, measure, give a verdict."""
+    from cryoplan.imaging import read_labels, read_volume
+    from cryoplan.output import atomic_directory, write_json
+    from cryoplan.planning.margins import verify_margins
+    from cryoplan.report.figures import margin_map_figure, save_figure
+
+    pre = read_volume(pre_image)
+    intra = read_volume(intra_image)
+    tumour_volume = read_labels(tumour, pre)
+    ice_volume = read_labels(ice, intra) if ice is not None else None
+    depth, depth_source, tips = _lethal_depth(probes, lethal_isotherm_c, 2.0, lethal_depth_mm)
+    report = verify_margins(tumour_volume, intra, pre_image=pre, ice=ice_volume, probe_tips_lps=tips,
+                            lethal_depth_mm=depth, lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm,
+                            deformable=deformable, seed=seed)
+    document = report.to_dict()
+    document["lethal_depth_source"] = depth_source
+    if output is not None:
+        with atomic_directory(output) as tmp:
+            write_json(tmp / "margins.json", document)
+            if report.surface_margin_mm is not None:
+                save_figure(margin_map_figure(intra, report.tumour, report.ice, report.lethal, report.surface_margin_mm,
+                                              margin_mm=margin_mm, title=f"Margin map ({report.verdict})"),
+                            tmp / "margin_map.png")
+    if output_format is Format.json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(f"verdict: {report.verdict}; ice margin {document['ice_min_margin_mm']} mm, lethal margin "
+                   f"{document['lethal_min_margin_mm']} mm, tumour + {margin_mm:g} mm covered {document['margin_covered_pct']} %")
+        for reason in report.reasons:
+            typer.echo(f"  {reason}")

@@ -1,0 +1,436 @@
+"""Intraprocedural verification: has the ice ball reached the margin?
+
+The pre-procedural image (with its tumour segmentation) is registered to the intraprocedural CT
+(SimpleITK: rigid, then an optional B-spline), the ice ball is segmented on the intraprocedural CT when
+no mask is given (the hypodense region around the probes), and the minimal ablative margin is measured
+from the tumour to the ice edge and to the lethal isotherm predicted inside the observed ice. Everything
+is measured on the intraprocedural grid with its true spacing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+from cryoplan.errors import InputError
+from cryoplan.imaging.volume import Volume
+from cryoplan.planning.coverage import margin_shell, signed_distance_mm, surface
+
+# Below this normalised correlation between the registered pre-procedural image and the
+# intraprocedural one the registration is not trusted (the ice ball changes only a small region).
+MIN_REGISTERED_CORRELATION = 0.5
+# Voxels brighter than this on CT are metal (probes), not tissue.
+METAL_HU = 1000.0
+
+
+def to_sitk(volume: Volume, dtype=np.float32) -> sitk.Image:
+    """A Volume as a SimpleITK image (both live in LPS millimetres; SimpleITK indexes arrays [k, j, i])."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(volume.array, dtype=dtype).transpose(2, 1, 0)))
+    spacing = volume.spacing_mm
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetOrigin(tuple(float(v) for v in volume.affine[:3, 3]))
+    image.SetDirection(tuple(float(v) for v in (volume.affine[:3, :3] / spacing).ravel()))
+    return image
+
+
+def from_sitk(image: sitk.Image, like: Volume) -> np.ndarray:
+    """The array of a SimpleITK image resampled on `like`'s grid, indexed [i, j, k]."""
+    return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
+
+
+@dataclass
+class Registration:
+    """Result of registering the pre-procedural image onto the intraprocedural one.
+
+    `transform` maps intraprocedural LPS points to pre-procedural LPS points (SimpleITK's convention for
+    resampling the moving image onto the fixed grid).
+    """
+
+    transform: sitk.Transform
+    rigid: sitk.Transform
+    method: str
+    metric: str
+    metric_value: float
+    correlation: float
+    converged: bool
+    stop_condition: str
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "metric": self.metric,
+            "metric_value": round(self.metric_value, 4),
+            "correlation": round(self.correlation, 3),
+            "converged": self.converged,
+            "stop_condition": self.stop_condition,
+        }
+
+    def pre_to_intra(self, points_lps: np.ndarray) -> np.ndarray:
+        """Map pre-procedural LPS points (n, 3) into the intraprocedural frame.
+
+        The rigid part is inverted exactly; a B-spline has no closed-form inverse, so T(x) = p is then
+        solved by fixed-point iteration x ← x + (p − T(x)) from the rigid answer.
+        """
+        inverse = self.rigid.GetInverse()
+        mapped = []
+        for point in np.atleast_2d(points_lps):
+            x = np.array(inverse.TransformPoint(tuple(float(v) for v in point)))
+            for _ in range(20):
+                x = x + (point - np.array(self.transform.TransformPoint(tuple(float(v) for v in x))))
+            mapped.append(x)
+        return np.array(mapped)
+
+
+def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False, seed: int = 0,
+             max_iterations: int = 200, exclude: np.ndarray | None = None) -> Registration:
+    """Register the pre-procedural image (moving) onto the intraprocedural one (fixed).
+
+    Rigid (Euler 3-D) registration by Mattes mutual information (Mattes et al., IEEE TMI 2003;22:120)
+    with a regular-step gradient descent over three resolution levels, initialised on the image centres;
+    then, when `deformable`, a B-spline transform (Rueckert et al., IEEE TMI 1999;18:712) optimised by
+    L-BFGS-B on top of the rigid one. The registration counts as converged when the optimiser stopped
+    on a small step rather than on its iteration limit and the registered images correlate (normalised
+    cross-correlation ≥ 0.5 over their overlap).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the metric's random sampling.
+    exclude : numpy.ndarray of bool, optional
+        Intraprocedural voxels left out of the B-spline's metric: the ice ball and its surroundings have
+        no counterpart in the pre-procedural image, and matching them would warp the tumour.
+    """
+    fixed = to_sitk(intra_image)
+    moving = to_sitk(pre_image)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.25, seed)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3,
+                                                     numberOfIterations=max_iterations,
+                                                     relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
+                                                sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    method.SetInitialTransform(initial, inPlace=False)
+    rigid = method.Execute(fixed, moving)
+    stop = method.GetOptimizerStopConditionDescription()
+    stopped_on_step = "Maximum number of iterations" not in stop
+    metric_value = method.GetMetricValue()
+    transform: sitk.Transform = rigid
+    name = "rigid (Euler 3-D, Mattes mutual information)"
+    if deformable:
+        bspline = sitk.BSplineTransformInitializer(fixed, [4, 4, 4], order=3)
+        method_b = sitk.ImageRegistrationMethod()
+        method_b.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+        method_b.SetMetricSamplingStrategy(method_b.RANDOM)
+        method_b.SetMetricSamplingPercentage(0.05, seed)
+        method_b.SetInterpolator(sitk.sitkLinear)
+        method_b.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-4, numberOfIterations=20)
+        # Coarse levels only: the B-spline corrects organ-scale deformation, the rigid stage fine alignment.
+        method_b.SetShrinkFactorsPerLevel([4, 2])
+        method_b.SetSmoothingSigmasPerLevel([2.0, 1.0])
+        method_b.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        if exclude is not None:
+            mask = to_sitk(intra_image.with_array((~exclude).astype(np.uint8)), dtype=np.uint8)
+            method_b.SetMetricFixedMask(mask)
+        method_b.SetMovingInitialTransform(rigid)
+        method_b.SetInitialTransform(bspline, inPlace=True)
+        method_b.Execute(fixed, moving)
+        stop += "; B-spline: " + method_b.GetOptimizerStopConditionDescription()
+        metric_value = method_b.GetMetricValue()
+        transform = sitk.CompositeTransform([rigid, bspline])
+        name = "rigid then B-spline (Mattes mutual information)"
+    registered = from_sitk(sitk.Resample(moving, fixed, transform, sitk.sitkLinear, np.nan), intra_image)
+    overlap = np.isfinite(registered)
+    correlation = 0.0
+    if overlap.sum() > 100:
+        a = registered[overlap].astype(np.float64)
+        b = np.asarray(intra_image.array, dtype=np.float64)[overlap]
+        if a.std() > 0 and b.std() > 0:
+            correlation = float(np.corrcoef(a, b)[0, 1])
+    return Registration(
+        transform=transform,
+        rigid=rigid,
+        method=name,
+        metric="mattes_mutual_information",
+        metric_value=float(metric_value),
+        correlation=correlation,
+        converged=bool(stopped_on_step and correlation >= MIN_REGISTERED_CORRELATION),
+        stop_condition=stop,
+    )
+
+
+def resample_mask(mask: Volume, onto: Volume, transform: sitk.Transform) -> np.ndarray:
+    """Resample a binary mask through `transform` onto `onto`'s grid (linear interpolation, ≥ 0.5)."""
+    moved = sitk.Resample(to_sitk(mask.with_array(np.asarray(mask.array) > 0)), to_sitk(onto), transform,
+                          sitk.sitkLinear, 0.0)
+    return from_sitk(moved, onto) >= 0.5
+
+
+def segment_ice(intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: float | None = None,
+                search_radius_mm: float = 40.0) -> tuple[np.ndarray, float]:
+    """Segment the ice ball on an intraprocedural CT: the hypodense region connected to the seeds.
+
+    Frozen tissue is hypoattenuating on CT (≈ 0 HU against ≈ 50–100 HU for liver; Sandison et al.,
+    Med Phys 1998;25:1200). The image is smoothed (Gaussian, σ = 1 mm), the threshold between ice and
+    liver is found by Otsu's method (IEEE SMC 1979;9:62) over soft-tissue voxels (−200…300 HU) within
+    `search_radius_mm` of the seeds unless given, and the ice is the below-threshold region connected to
+    the seeds (probe tips, or the tumour), with holes (the metal probes) filled.
+
+    Returns
+    -------
+    (ice, threshold_hu) : (numpy.ndarray of bool, float)
+    """
+    spacing = intra_image.spacing_mm
+    image = np.asarray(intra_image.array, dtype=np.float32)
+    # Metal (the probes) is left out of the smoothing (normalised convolution) and joined to the ice,
+    # so that a probe shaft neither brightens the ice around it nor cuts a channel out of it.
+    metal = image > METAL_HU
+    tissue = (~metal).astype(np.float32)
+    sigma = 1.0 / spacing
+    smoothed = (ndimage.gaussian_filter(np.where(metal, 0.0, image), sigma)
+                / np.maximum(ndimage.gaussian_filter(tissue, sigma), 1e-6))
+    seeds_index = np.rint(intra_image.lps_to_index(np.atleast_2d(seeds_lps))).astype(int)
+    inside = np.all((seeds_index >= 0) & (seeds_index < np.array(intra_image.shape)), axis=1)
+    if not inside.any():
+        raise InputError("probes", "probe tips or a tumour inside the intraprocedural image")
+    seeds_index = seeds_index[inside]
+    seed_mask = np.zeros(intra_image.shape, dtype=bool)
+    seed_mask[tuple(seeds_index.T)] = True
+    seed_distance = ndimage.distance_transform_edt(~seed_mask, sampling=spacing)
+    near = seed_distance <= search_radius_mm
+    if threshold_hu is None:
+        soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
+        if soft.sum() < 50:
+            raise InputError("intra_image", "a CT with soft tissue around the probes")
+        threshold_hu = float(threshold_otsu(smoothed[soft]))
+    candidate = near & ((~metal & (smoothed > -300) & (smoothed < threshold_hu)) | metal)
+    # An opening by a 2 mm ball removes probe shafts outside the ice and noise specks.
+    radius = np.ceil(2.0 / spacing).astype(int)
+    offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), axis=-1)
+    ball = np.linalg.norm(offsets * spacing, axis=-1) <= 2.0
+    candidate = ndimage.binary_opening(candidate, structure=ball)
+    labels, _ = ndimage.label(candidate)
+    seeded = np.unique(labels[(seed_distance <= 3.0) & candidate])
+    seeded = seeded[seeded > 0]
+    if seeded.size == 0:
+        return np.zeros(intra_image.shape, dtype=bool), threshold_hu
+    ice = ndimage.binary_fill_holes(np.isin(labels, seeded))
+    return ice, threshold_hu
+
+
+def _ice_mask(intra_image: Volume, ice: Volume | None, registration: Registration | None, tumour: Volume,
+              probe_tips_lps, ice_threshold_hu):
+    """The given ice mask on the intraprocedural grid, or the segmented one seeded at the probe tips
+    (mapped through the registration) or at the registered tumour's centroid."""
+    if ice is not None:
+        return resample_mask(ice, intra_image, sitk.Transform(3, sitk.sitkIdentity)), None
+    if probe_tips_lps is not None and len(probe_tips_lps):
+        seeds = registration.pre_to_intra(probe_tips_lps) if registration is not None else np.atleast_2d(probe_tips_lps)
+    else:
+        transform = registration.transform if registration is not None else sitk.Transform(3, sitk.sitkIdentity)
+        tumour_intra = resample_mask(tumour, intra_image, transform)
+        if not tumour_intra.any():
+            raise InputError("tumour", "a tumour that lies inside the intraprocedural image after registration")
+        seeds = intra_image.index_to_lps(np.argwhere(tumour_intra).mean(axis=0))[None, :]
+    return segment_ice(intra_image, seeds, threshold_hu=ice_threshold_hu)
+
+
+@dataclass
+class MarginReport:
+    """Outcome of the intraprocedural check.
+
+    Attributes
+    ----------
+    registration : Registration or None
+        None when the images were already on one frame (no registration asked for).
+    ice_min_margin_mm, lethal_min_margin_mm : float
+        Minimal signed margin from the tumour to the ice edge and to the predicted lethal isotherm.
+    margin_covered_pct : float
+        Percentage of tumour + margin inside the predicted lethal zone.
+    verdict : str
+        ``adequate`` (lethal margin ≥ the required margin everywhere), ``insufficient``, or ``unverified``
+        when the registration did not converge or no ice ball was found.
+    where : list of dict
+        For an insufficient margin: the tumour-surface points with the smallest margins (LPS mm, side).
+    """
+
+    registration: Registration | None
+    margin_mm: float
+    lethal_isotherm_c: float
+    lethal_depth_mm: float
+    ice_threshold_hu: float | None
+    ice_volume_ml: float
+    ice_min_margin_mm: float | None
+    ice_mean_margin_mm: float | None
+    lethal_min_margin_mm: float | None
+    margin_covered_pct: float | None
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    where: list[dict] = field(default_factory=list)
+    # Arrays on the intraprocedural grid, for the margin map.
+    tumour: np.ndarray | None = None
+    ice: np.ndarray | None = None
+    lethal: np.ndarray | None = None
+    surface_margin_mm: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        def rounded(value):
+            return None if value is None or not np.isfinite(value) else round(float(value), 2)
+
+        return {
+            "schema_version": 1,
+            "registration": None if self.registration is None else self.registration.to_dict(),
+            "margin_mm": self.margin_mm,
+            "lethal_isotherm_c": self.lethal_isotherm_c,
+            "lethal_depth_behind_ice_edge_mm": rounded(self.lethal_depth_mm),
+            "ice_threshold_hu": rounded(self.ice_threshold_hu),
+            "ice_volume_ml": rounded(self.ice_volume_ml),
+            "ice_min_margin_mm": rounded(self.ice_min_margin_mm),
+            "ice_mean_margin_mm": rounded(self.ice_mean_margin_mm),
+            "lethal_min_margin_mm": rounded(self.lethal_min_margin_mm),
+            "margin_covered_pct": rounded(self.margin_covered_pct),
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+            "where": self.where,
+        }
+
+
+def patient_side(vector_lps: np.ndarray) -> str:
+    """Name the dominant patient directions of an LPS vector, e.g. "left-posterior"."""
+    names = (("right", "left"), ("anterior", "posterior"), ("inferior", "superior"))
+    vector = np.asarray(vector_lps, dtype=np.float64)
+    norm = np.linalg.norm(vector)
+    if norm == 0:
+        return "centre"
+    unit = vector / norm
+    parts = [names[axis][int(unit[axis] > 0)] for axis in np.argsort(-np.abs(unit)) if abs(unit[axis]) >= 0.4]
+    return "-".join(parts)
+
+
+def verify_margins(
+    tumour: Volume,
+    intra_image: Volume,
+    *,
+    pre_image: Volume | None = None,
+    ice: Volume | None = None,
+    probe_tips_lps: np.ndarray | None = None,
+    lethal_depth_mm: float,
+    lethal_isotherm_c: float = -20.0,
+    margin_mm: float = 5.0,
+    deformable: bool = False,
+    ice_threshold_hu: float | None = None,
+    seed: int = 0,
+) -> MarginReport:
+    """Measure the margin reached by an ice ball and give a verdict.
+
+    Parameters
+    ----------
+    tumour : Volume
+        Tumour segmentation on the pre-procedural image's grid (or on the intraprocedural grid when
+        `pre_image` is None).
+    intra_image : Volume
+        Intraprocedural CT (HU).
+    pre_image : Volume, optional
+        Pre-procedural image: when given it is registered onto `intra_image` and the tumour follows.
+    ice : Volume, optional
+        Ice-ball mask on any grid in the intraprocedural frame; segmented from `intra_image` when absent.
+    probe_tips_lps : numpy.ndarray, optional
+        Probe tips (n, 3) in the pre-procedural frame: seeds for the ice segmentation.
+    lethal_depth_mm : float
+        Depth of the lethal isotherm behind the ice edge, from the simulation re-fitted to this
+        procedure (`cryoplan.planning.coverage.isotherm_depth_mm`).
+    margin_mm : float
+        Required minimal margin (default 5 mm).
+
+    Returns
+    -------
+    MarginReport
+    """
+    if not 0 < margin_mm <= 20:
+        raise InputError("margin_mm", "a margin between 0 and 20 mm", margin_mm)
+    if not (np.isfinite(lethal_depth_mm) and 0 <= lethal_depth_mm <= 30):
+        raise InputError("lethal_depth_mm", "a depth between 0 and 30 mm", lethal_depth_mm)
+    reasons: list[str] = []
+    registration = None
+    if not np.asarray(tumour.array).any():
+        raise InputError("tumour", "a tumour segmentation with at least one voxel")
+    if pre_image is not None:
+        if not tumour.same_grid(pre_image):
+            raise InputError("tumour", "a segmentation on the pre-procedural image's grid")
+        registration = register(pre_image, intra_image, seed=seed)
+        if deformable and registration.converged:
+            # The ice ball (found after the rigid step) and 10 mm around it are kept out of the B-spline.
+            ice_rigid = _ice_mask(intra_image, ice, registration, tumour, probe_tips_lps, ice_threshold_hu)[0]
+            if ice_rigid.any():
+                exclude = ndimage.distance_transform_edt(~ice_rigid, sampling=intra_image.spacing_mm) <= 10.0
+                refined = register(pre_image, intra_image, deformable=True, seed=seed, exclude=exclude)
+                # A B-spline that matches the images worse than the rigid transform is not used.
+                if refined.converged and refined.correlation > registration.correlation:
+                    registration = refined
+                else:
+                    reasons_kept = f"B-spline refinement did not improve the match (correlation " \
+                                   f"{refined.correlation:.3f} vs {registration.correlation:.3f}); rigid kept"
+                    registration.stop_condition += f"; {reasons_kept}"
+        if not registration.converged:
+            reasons.append(f"registration did not converge ({registration.stop_condition}; "
+                           f"correlation {registration.correlation:.2f})")
+        transform = registration.transform
+    else:
+        transform = sitk.Transform(3, sitk.sitkIdentity)
+    tumour_intra = resample_mask(tumour, intra_image, transform)
+    if not tumour_intra.any():
+        raise InputError("tumour", "a tumour that lies inside the intraprocedural image after registration")
+    spacing = intra_image.spacing_mm
+    ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, probe_tips_lps, ice_threshold_hu)
+    report = MarginReport(
+        registration=registration, margin_mm=float(margin_mm), lethal_isotherm_c=float(lethal_isotherm_c),
+        lethal_depth_mm=float(lethal_depth_mm), ice_threshold_hu=threshold,
+        ice_volume_ml=float(ice_mask.sum()) * intra_image.voxel_volume_ml,
+        ice_min_margin_mm=None, ice_mean_margin_mm=None, lethal_min_margin_mm=None, margin_covered_pct=None,
+        verdict="unverified", reasons=reasons, tumour=tumour_intra, ice=ice_mask,
+    )
+    if not ice_mask.any():
+        reasons.append("no ice ball found on the intraprocedural image")
+        return report
+    ice_distance = signed_distance_mm(ice_mask, spacing)
+    lethal = ice_distance >= lethal_depth_mm
+    lethal_distance = signed_distance_mm(lethal, spacing)
+    tumour_surface = surface(tumour_intra)
+    shell = margin_shell(tumour_intra, margin_mm, spacing)
+    report.ice_min_margin_mm = float(ice_distance[tumour_intra].min())
+    report.ice_mean_margin_mm = float(ice_distance[tumour_surface].mean())
+    report.lethal_min_margin_mm = float(lethal_distance[tumour_intra].min())
+    report.margin_covered_pct = 100.0 * float(np.mean(lethal[shell]))
+    report.lethal = lethal
+    report.surface_margin_mm = np.where(tumour_surface, lethal_distance, np.nan).astype(np.float32)
+    if reasons:
+        return report
+    if report.lethal_min_margin_mm >= margin_mm:
+        report.verdict = "adequate"
+    else:
+        report.verdict = "insufficient"
+        centroid = intra_image.index_to_lps(np.argwhere(tumour_intra).mean(axis=0))
+        short = np.argwhere(tumour_surface & (lethal_distance < margin_mm))
+        worst = short[np.argsort(lethal_distance[tuple(short.T)])]
+        sides: dict[str, dict] = {}
+        for index in worst:
+            point = intra_image.index_to_lps(index)
+            side = patient_side(point - centroid)
+            if side not in sides:
+                sides[side] = {"side": side, "lps_mm": [round(float(v), 1) for v in point],
+                               "lethal_margin_mm": round(float(lethal_distance[tuple(index)]), 2)}
+        report.where = list(sides.values())[:6]
+        area_pct = 100.0 * len(short) / max(int(tumour_surface.sum()), 1)
+        reasons.append(f"lethal margin below {margin_mm:g} mm over {area_pct:.0f} % of the tumour surface, "
+                       f"worst {report.lethal_min_margin_mm:.1f} mm on the {report.where[0]['side']} side")
+    return report

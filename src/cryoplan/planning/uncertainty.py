@@ -1,0 +1,223 @@
+"""Uncertainty of a plan: Monte Carlo over probe placement error and tissue properties, on Dask.
+
+Each sample moves every probe tip by a normal error (σ = 2 mm along each axis by default), tilts its
+direction by a normal angle (σ = 2°) about a random perpendicular axis, and scales the tissue properties
+within the ranges of physics.md §2 (latent heat ±40 %, perfusion log-uniform over one order of magnitude
+around the baseline, conductivities ±10 %), then runs the full simulation. The result is the
+probability that each voxel reaches the lethal isotherm and the probability that the tumour + margin
+coverage reaches its target.
+
+The samples run on dask.distributed: a LocalCluster by default, or an existing cluster given by its
+scheduler address; the code path is the same. Every sample draws from its own generator seeded by
+(seed, sample index), so the answer does not depend on the number of workers or their order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cryoplan.errors import InputError
+from cryoplan.imaging.volume import Volume
+from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, simulate
+
+TIP_SIGMA_MM = 2.0
+DIRECTION_SIGMA_DEG = 2.0
+LATENT_HEAT_RANGE = (0.6, 1.4)          # ±40 % (physics.md §2)
+PERFUSION_DECADE = 1.0                  # log-uniform over one order of magnitude around the baseline
+CONDUCTIVITY_RANGE = (0.9, 1.1)
+
+
+@dataclass
+class SampleContext:
+    """What one Monte Carlo sample needs; shipped to the workers once."""
+
+    grid: Grid
+    tissue_labels: np.ndarray
+    vessels: list[Vessel]
+    probes: list[ProbePlacement]
+    protocol_text: str
+    margin_mask: np.ndarray
+    lethal_isotherm_c: float
+    tip_sigma_mm: float
+    direction_sigma_deg: float
+
+
+def perturbed_probes(probes: list[ProbePlacement], rng: np.random.Generator, tip_sigma_mm: float,
+                     direction_sigma_deg: float) -> list[ProbePlacement]:
+    """Probes with a normal tip error (σ per axis) and a direction tilted by a normal angle."""
+    moved = []
+    for probe in probes:
+        tip = probe.tip_mm + rng.normal(0.0, tip_sigma_mm, 3)
+        axis = np.cross(probe.direction, rng.normal(size=3))
+        axis /= np.linalg.norm(axis)
+        angle = np.radians(rng.normal(0.0, direction_sigma_deg))
+        d = probe.direction
+        # Rodrigues' rotation of the direction about `axis` (perpendicular to it).
+        direction = d * np.cos(angle) + np.cross(axis, d) * np.sin(angle)
+        moved.append(ProbePlacement(probe.probe_id, tip, direction, probe.flow_fraction))
+    return moved
+
+
+def perturbed_tissues(rng: np.random.Generator) -> tuple[dict[int, object], dict[str, float]]:
+    """Liver and tumour with latent heat, perfusion and conductivities drawn within their ranges."""
+    factors = {
+        "latent_heat": float(rng.uniform(*LATENT_HEAT_RANGE)),
+        "perfusion": float(10 ** rng.uniform(-PERFUSION_DECADE / 2, PERFUSION_DECADE / 2)),
+        "conductivity": float(rng.uniform(*CONDUCTIVITY_RANGE)),
+    }
+
+    def scaled(tissue):
+        return tissue.replace(
+            latent_heat_j_m3=tissue.latent_heat_j_m3 * factors["latent_heat"],
+            perfusion_1_s=tissue.perfusion_1_s * factors["perfusion"],
+            conductivity_unfrozen_w_mk=tissue.conductivity_unfrozen_w_mk * factors["conductivity"],
+            conductivity_frozen_w_mk=tissue.conductivity_frozen_w_mk * factors["conductivity"],
+        )
+
+    return {0: scaled(TISSUES["liver"]), 1: scaled(TISSUES["tumour"])}, factors
+
+
+def run_sample(context: SampleContext, index: int, seed: int) -> tuple[int, np.ndarray, float, dict]:
+    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, factors)."""
+    from cryoplan.thermal import parse_protocol
+
+    rng = np.random.default_rng([seed, index])
+    probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
+    tissues, factors = perturbed_tissues(rng)
+    result = simulate(context.grid, probes, parse_protocol(context.protocol_text), tissue_labels=context.tissue_labels,
+                      tissues=tissues, vessels=context.vessels, isotherms_c=(0.0, context.lethal_isotherm_c))
+    lethal = result.min_temperature_c <= context.lethal_isotherm_c
+    covered = 100.0 * float(np.mean(lethal[context.margin_mask]))
+    return index, np.packbits(lethal.ravel()), covered, factors
+
+
+@dataclass
+class UncertaintyResult:
+    """Outcome of the Monte Carlo analysis of one planning unit."""
+
+    samples: int
+    seed: int
+    probability: Volume
+    margin_covered_pct: np.ndarray
+    coverage_target_pct: float
+    tip_sigma_mm: float
+    direction_sigma_deg: float
+    scheduler: str
+    workers: int
+    elapsed_s: float
+
+    @property
+    def probability_coverage_target(self) -> float:
+        return float(np.mean(self.margin_covered_pct >= self.coverage_target_pct))
+
+    def to_dict(self) -> dict:
+        values = self.margin_covered_pct
+        return {
+            "samples": self.samples,
+            "seed": self.seed,
+            "tip_sigma_mm": self.tip_sigma_mm,
+            "direction_sigma_deg": self.direction_sigma_deg,
+            "probability_coverage_target": round(self.probability_coverage_target, 4),
+            "margin_covered_pct": {
+                "median": round(float(np.median(values)), 2),
+                "p05": round(float(np.percentile(values, 5)), 2),
+                "min": round(float(values.min()), 2),
+                "max": round(float(values.max()), 2),
+            },
+            "scheduler": self.scheduler,
+            "workers": self.workers,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+def sample_context(unit, settings, grid_mm: float | None, tip_sigma_mm: float, direction_sigma_deg: float,
+                   anatomy) -> SampleContext:
+    """The unit's final simulation set-up, on the uncertainty grid (the final grid unless given)."""
+    from cryoplan.planning.pipeline import resample_mask, simulation_grid
+    from cryoplan.planning.placement import build_target, vessel_components
+    from cryoplan.planning.coverage import margin_shell
+
+    target = build_target(anatomy, unit.lesion_ids, settings.margin_mm)
+    grid = simulation_grid(target.margin_points, unit.candidate, grid_mm or settings.grid_mm)
+    tumour = np.zeros(grid.shape, dtype=bool)
+    for lesion_id in unit.lesion_ids:
+        tumour |= resample_mask(anatomy.lesions[lesion_id], anatomy.grid, grid)
+    liver = resample_mask(anatomy.liver, anatomy.grid, grid)
+    large = resample_mask(anatomy.large_vessels(settings.min_vessel_calibre_mm), anatomy.grid, grid)
+    return SampleContext(
+        grid=grid, tissue_labels=tumour.astype(np.int32),
+        vessels=[Vessel(m, c) for m, c in vessel_components(large, [grid.spacing_mm] * 3)],
+        probes=[p.placement() for p in unit.candidate.probes],
+        protocol_text=str(settings.protocol(unit.candidate.freeze_minutes)),
+        margin_mask=margin_shell(tumour, settings.margin_mm, [grid.spacing_mm] * 3, liver),
+        lethal_isotherm_c=settings.lethal_isotherm_c, tip_sigma_mm=tip_sigma_mm,
+        direction_sigma_deg=direction_sigma_deg,
+    )
+
+
+def monte_carlo(context: SampleContext, samples: int, *, seed: int = 0, scheduler: str | None = None,
+                workers: int = 2, progress=None, coverage_target_pct: float = 99.0) -> UncertaintyResult:
+    """Run `samples` Monte Carlo samples on Dask and gather the probability map.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a running Dask scheduler; None starts a LocalCluster of `workers`
+        single-threaded worker processes for the duration of the run.
+    progress : callable, optional
+        ``progress(label, fraction)`` as in `plan_case`.
+    """
+    import time
+
+    from distributed import Client, LocalCluster, as_completed
+
+    if samples < 1:
+        raise InputError("uncertainty", "at least one sample", samples)
+    started = time.perf_counter()
+    cluster = None
+    try:
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=40)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout=15)
+            except (OSError, TimeoutError) as error:
+                raise InputError("scheduler", "the address of a running Dask scheduler (tcp://HOST:PORT)",
+                                 scheduler) from error
+        with client:
+            worker_count = len(client.scheduler_info()["workers"])
+            shared = client.scatter(context, broadcast=True)
+            futures = [client.submit(run_sample, shared, index, seed, pure=False) for index in range(samples)]
+            if progress:
+                progress(f"uncertainty: {samples} samples on {worker_count} Dask workers", 0.0)
+            counts = np.zeros(int(np.prod(context.grid.shape)), dtype=np.uint32)
+            covered = np.zeros(samples)
+            for done, future in enumerate(as_completed(futures), start=1):
+                index, packed, pct, _ = future.result()
+                counts += np.unpackbits(packed, count=counts.size).astype(np.uint32)
+                covered[index] = pct
+                if progress:
+                    progress(None, done / samples)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    probability = (counts / samples).reshape(context.grid.shape).astype(np.float32)
+    return UncertaintyResult(
+        samples=samples, seed=seed, probability=Volume(probability, context.grid.affine),
+        margin_covered_pct=covered, coverage_target_pct=coverage_target_pct,
+        tip_sigma_mm=context.tip_sigma_mm, direction_sigma_deg=context.direction_sigma_deg,
+        scheduler=scheduler or "LocalCluster", workers=worker_count, elapsed_s=time.perf_counter() - started,
+    )
+
+
+def run_uncertainty(anatomy, unit, settings, *, samples: int, scheduler: str | None = None, seed: int = 0,
+                    progress=None, grid_mm: float | None = None, workers: int = 2,
+                    tip_sigma_mm: float = TIP_SIGMA_MM, direction_sigma_deg: float = DIRECTION_SIGMA_DEG):
+    """Monte Carlo uncertainty of one planning unit's final plan (see the module docstring)."""
+    context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
+    return monte_carlo(context, samples, seed=seed, scheduler=scheduler, workers=workers, progress=progress,
+                       coverage_target_pct=settings.coverage_target_pct)

@@ -1,0 +1,390 @@
+"""Figures of a plan and of a verification (matplotlib Figure API, no pyplot).
+
+Every slice is resampled in the patient frame, whatever the orientation of the images it comes from, and
+shown in the radiological convention: the patient's right on the viewer's left in axial and coronal
+views, anterior at the top of axial views, anterior on the left of sagittal views, superior at the top of
+coronal and sagittal views. Axes are in millimetres of the DICOM patient frame (LPS) and every panel
+carries its orientation letters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy import ndimage
+
+from cryoplan.imaging.volume import Volume
+from cryoplan.output import atomic_path
+
+ISOTHERM_COLOURS = {0.0: "#2c7fb8", -20.0: "#7b3294", -40.0: "#d7191c"}
+# (horizontal axis, vertical axis, fixed axis) in LPS, and the letters at left, right, top, bottom.
+PLANES = {
+    "axial": ((0, 1, 2), ("R", "L", "A", "P")),
+    "coronal": ((0, 2, 1), ("R", "L", "S", "I")),
+    "sagittal": ((1, 2, 0), ("A", "P", "S", "I")),
+}
+# Legends sit on a dark panel so that the white tumour outline shows in them as on the images.
+LEGEND = dict(frameon=True, facecolor="#3a3a3a", edgecolor="none", labelcolor="white", framealpha=1.0)
+AXIS_NAMES = ("x (mm, → patient left)", "y (mm, → posterior)", "z (mm, → superior)")
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 150) -> None:
+    """Write a figure as PNG atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
+
+
+@dataclass
+class Plane:
+    """A square slice through `centre` in the patient frame, sampled every `step_mm`."""
+
+    name: str
+    centre_lps: np.ndarray
+    half_width_mm: float
+    step_mm: float = 0.5
+
+    @property
+    def axes(self):
+        return PLANES[self.name][0]
+
+    def coordinates(self):
+        """(horizontal, vertical) coordinate vectors in mm; vertical runs from the top row down."""
+        h_axis, v_axis, _ = self.axes
+        offsets = np.arange(-self.half_width_mm, self.half_width_mm + 1e-9, self.step_mm)
+        horizontal = self.centre_lps[h_axis] + offsets
+        # The top of the view is anterior (y small) in axial views and superior (z large) otherwise.
+        vertical = self.centre_lps[v_axis] + (offsets if v_axis == 1 else -offsets)
+        return horizontal, vertical
+
+    def points(self) -> np.ndarray:
+        horizontal, vertical = self.coordinates()
+        h_axis, v_axis, _ = self.axes
+        points = np.empty((vertical.size, horizontal.size, 3))
+        points[...] = self.centre_lps
+        points[..., h_axis] = horizontal[None, :]
+        points[..., v_axis] = vertical[:, None]
+        return points
+
+    def sample(self, volume: Volume, order: int = 1, outside: float = 0.0) -> np.ndarray:
+        """Values of `volume` on the plane (linear, or nearest for order 0); `outside` beyond its grid."""
+        index = volume.lps_to_index(self.points())
+        return ndimage.map_coordinates(np.asarray(volume.array, dtype=np.float32), np.moveaxis(index, -1, 0),
+                                       order=order, mode="constant", cval=outside)
+
+    def project(self, points_lps) -> np.ndarray:
+        """(horizontal, vertical) coordinates of LPS points projected on the plane."""
+        h_axis, v_axis, _ = self.axes
+        points = np.atleast_2d(points_lps)
+        return np.stack([points[:, h_axis], points[:, v_axis]], axis=1)
+
+    def extent(self):
+        horizontal, vertical = self.coordinates()
+        return (horizontal[0], horizontal[-1], vertical[-1], vertical[0])
+
+    def decorate(self, ax, title: str) -> None:
+        h_axis, v_axis, _ = self.axes
+        left, right, top, bottom = PLANES[self.name][1]
+        style = dict(transform=ax.transAxes, color="white", fontsize=9, fontweight="bold",
+                     bbox=dict(facecolor="black", alpha=0.55, pad=1.5, edgecolor="none"))
+        ax.text(0.02, 0.5, left, ha="left", va="center", **style)
+        ax.text(0.98, 0.5, right, ha="right", va="center", **style)
+        ax.text(0.5, 0.98, top, ha="center", va="top", **style)
+        ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
+        fixed = self.axes[2]
+        ax.set_title(f"{title}\n{self.name} at {'xyz'[fixed]} = {self.centre_lps[fixed]:.1f} mm", fontsize=9)
+        ax.set_xlabel(AXIS_NAMES[h_axis], fontsize=8)
+        ax.set_ylabel(AXIS_NAMES[v_axis], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_aspect("equal")
+
+
+def _contour(ax, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid",
+             width: float = 1.4) -> None:
+    if np.nanmin(values) < level < np.nanmax(values):
+        horizontal, vertical = plane.coordinates()
+        ax.contour(horizontal, vertical, np.nan_to_num(values, nan=np.nanmax(values)), levels=[level],
+                   colors=[colour], linewidths=width, linestyles=style)
+
+
+def _background(ax, plane: Plane, ct: Volume | None) -> None:
+    ax.set_facecolor("black")  # beyond the image
+    if ct is None:
+        return
+    # A soft-tissue window (W 400, L 40).
+    ax.imshow(plane.sample(ct, outside=np.nan), cmap="gray", vmin=-160, vmax=240, extent=plane.extent(), origin="upper",
+              interpolation="bilinear")
+
+
+def lesion_slices_figure(
+    centre_lps,
+    *,
+    temperature: Volume,
+    tumour: Volume,
+    ct: Volume | None = None,
+    margin: Volume | None = None,
+    structures: dict[str, Volume] | None = None,
+    probes: list[tuple[str, np.ndarray, np.ndarray]] = (),
+    isotherms_c=(0.0, -20.0, -40.0),
+    lethal_isotherm_c: float = -20.0,
+    title: str = "",
+    half_width_mm: float = 40.0,
+) -> Figure:
+    """Axial, coronal and sagittal slices through a lesion: tumour, margin, probes and isotherm contours.
+
+    Parameters
+    ----------
+    centre_lps : array of 3 float
+        Slice centre (the lesion centroid), LPS mm.
+    temperature : Volume
+        Minimum temperature reached (°C).
+    tumour, margin : Volume
+        Tumour mask and tumour + margin mask (any grid in the same frame).
+    structures : dict, optional
+        ``{name: mask}`` outlined in thin lines (bile duct, vessels).
+    probes : list of (label, tip_lps, entry_lps)
+    """
+    centre = np.asarray(centre_lps, dtype=np.float64)
+    figure = Figure(figsize=(11.5, 4.6), layout="constrained")
+    axes = figure.subplots(1, 3)
+    structure_colours = ["#1a9641", "#fdae61", "#e6e600", "#f781bf"]
+    handles = [Line2D([], [], color="white", lw=2, label="tumour"),
+               Line2D([], [], color="white", lw=1.2, ls="--", label="tumour + margin")]
+    handles += [Line2D([], [], color=ISOTHERM_COLOURS.get(float(t), "cyan"), lw=1.6,
+                       label=f"{t:g} °C" + (" (lethal)" if t == lethal_isotherm_c else ""))
+                for t in isotherms_c]
+    for (name, _), colour in zip((structures or {}).items(), structure_colours):
+        handles.append(Line2D([], [], color=colour, lw=1, label=name.replace("_", " ")))
+    handles.append(Line2D([], [], color="yellow", marker="o", lw=1.5, label="probe (tip ●)"))
+    for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
+        plane = Plane(plane_name, centre, half_width_mm)
+        _background(ax, plane, ct)
+        _contour(ax, plane, plane.sample(tumour, order=1), 0.5, "white", width=2.0)
+        if margin is not None:
+            _contour(ax, plane, plane.sample(margin, order=1), 0.5, "white", "dashed", 1.2)
+        for (name, mask), colour in zip((structures or {}).items(), structure_colours):
+            _contour(ax, plane, plane.sample(mask, order=1), 0.5, colour, width=1.0)
+        temperatures = plane.sample(temperature, outside=np.nan)
+        for isotherm in isotherms_c:
+            _contour(ax, plane, temperatures, isotherm, ISOTHERM_COLOURS.get(float(isotherm), "cyan"))
+        labels_at: dict[tuple, list[str]] = {}
+        for label, tip, entry in probes:
+            (th, tv), (eh, ev) = plane.project(np.stack([tip, entry]))
+            ax.plot([eh, th], [ev, tv], color="yellow", lw=1.5)
+            ax.plot([th], [tv], "o", color="yellow", ms=4)
+            # Probes seen end-on or behind one another share one label.
+            key = min(labels_at, key=lambda k: np.hypot(k[0] - th, k[1] - tv), default=None)
+            if key is not None and np.hypot(key[0] - th, key[1] - tv) < 3.0:
+                labels_at[key].append(label)
+            else:
+                labels_at[(th, tv)] = [label]
+        for (th, tv), names in labels_at.items():
+            ax.annotate(",".join(names), (th, tv), xytext=(4, 4), textcoords="offset points", color="yellow",
+                        fontsize=7)
+        horizontal, vertical = plane.coordinates()
+        ax.set_xlim(horizontal[0], horizontal[-1])
+        ax.set_ylim(vertical[-1], vertical[0])
+        plane.decorate(ax, title)
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8,
+                  **LEGEND)
+    return figure
+
+
+def overview_3d_figure(
+    temperature: Volume,
+    tumours: dict[str, Volume],
+    *,
+    lethal_isotherm_c: float = -20.0,
+    probes: list[tuple[str, np.ndarray, np.ndarray]] = (),
+    vessels: Volume | None = None,
+    title: str = "3-D overview",
+) -> Figure:
+    """A 3-D view of the tumours, the lethal isotherm surface, large vessels and the probe paths.
+
+    Surfaces by marching cubes (Lorensen & Cline, SIGGRAPH 1987) on each volume's own grid, mapped to
+    LPS millimetres through its affine.
+    """
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+    from skimage.measure import marching_cubes
+
+    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
+    ax = figure.add_subplot(projection="3d")
+
+    def add_surface(volume: Volume, level: float, colour: str, alpha: float, below: bool = False) -> bool:
+        data = np.asarray(volume.array, dtype=np.float32)
+        if below:
+            data = -data
+            level = -level
+        if not (data.min() < level < data.max()):
+            return False
+        step = max(1, int(np.ceil(max(data.shape) / 90)))
+        vertices, faces, _, _ = marching_cubes(data[::step, ::step, ::step], level)
+        vertices = volume.index_to_lps(vertices * step)
+        ax.add_collection3d(Poly3DCollection(vertices[faces], facecolor=colour, edgecolor="none", alpha=alpha))
+        return True
+
+    handles = []
+    for lesion_id, tumour in tumours.items():
+        add_surface(tumour.with_array(np.asarray(tumour.array, dtype=np.float32)), 0.5, "#d95f02", 0.9)
+    handles.append(Line2D([], [], color="#d95f02", lw=6, label="tumour"))
+    if add_surface(temperature, lethal_isotherm_c, ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"), 0.25,
+                   below=True):
+        handles.append(Line2D([], [], color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"), lw=6,
+                              alpha=0.4, label=f"lethal isotherm {lethal_isotherm_c:g} °C"))
+    if vessels is not None and np.any(vessels.array):
+        add_surface(vessels.with_array(np.asarray(vessels.array, dtype=np.float32)), 0.5, "#2166ac", 0.35)
+        handles.append(Line2D([], [], color="#2166ac", lw=6, alpha=0.5, label="large vessels"))
+    for label, tip, entry in probes:
+        ax.plot(*np.stack([entry, tip]).T, color="black", lw=1.5)
+        ax.scatter(*tip, color="black", s=10)
+        ax.text(*entry, label, fontsize=7)
+    if probes:
+        handles.append(Line2D([], [], color="black", lw=1.5, label="probe paths"))
+    corners = np.array([[i, j, k] for i in (0, temperature.shape[0] - 1) for j in (0, temperature.shape[1] - 1)
+                        for k in (0, temperature.shape[2] - 1)])
+    bounds = temperature.index_to_lps(corners)
+    ax.set_xlim(bounds[:, 0].min(), bounds[:, 0].max())
+    ax.set_ylim(bounds[:, 1].max(), bounds[:, 1].min())  # anterior towards the viewer
+    ax.set_zlim(bounds[:, 2].min(), bounds[:, 2].max())
+    ax.set_box_aspect(np.ptp(bounds, axis=0))
+    ax.set_xlabel("x (mm, → patient left)", fontsize=8)
+    ax.set_ylabel("y (mm, → posterior)", fontsize=8)
+    ax.set_zlabel("z (mm, → superior)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.view_init(elev=20, azim=-60)
+    ax.set_title(title, fontsize=10)
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, **LEGEND)
+    return figure
+
+
+def temperature_history_figure(histories: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                               isotherms_c=(0.0, -20.0, -40.0), phases: list[tuple[str, float, float]] = (),
+                               title: str = "Temperature at the tumour edge and the nearest duct") -> Figure:
+    """Temperature–time curves at named points, with the isotherms and the protocol's phases shaded.
+
+    Parameters
+    ----------
+    histories : dict
+        ``{point name: (t_s, temperature_c)}``.
+    phases : list of (name, start_min, end_min)
+    """
+    figure = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = figure.subplots()
+    for index, (name, start, end) in enumerate(phases):
+        if name == "freeze":
+            ax.axvspan(start, end, color="#deebf7", zorder=0, label="freeze" if index == 0 else None)
+    for name, (times_s, temperatures_c) in histories.items():
+        ax.plot(np.asarray(times_s) / 60.0, temperatures_c, lw=1.6, label=name)
+    for isotherm in isotherms_c:
+        ax.axhline(isotherm, color=ISOTHERM_COLOURS.get(float(isotherm), "grey"), lw=0.8, ls=":")
+        ax.annotate(f"{isotherm:g} °C", (1.0, isotherm), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    ax.set_xlabel("time from the start of the first freeze (min)")
+    ax.set_ylabel("temperature (°C)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def coverage_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, lethal_isotherm_c: float = -20.0,
+                          title: str = "Coverage curve (cumulative tumour volume by minimum temperature)") -> Figure:
+    """Fraction of each tumour (and tumour + margin) whose minimum temperature is ≤ T, against T.
+
+    Parameters
+    ----------
+    curves : dict
+        ``{label: (temperatures_c, fraction)}`` from `cryoplan.planning.coverage.coverage_curve`.
+    """
+    figure = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = figure.subplots()
+    for label, (temperatures_c, fraction) in curves.items():
+        ax.plot(temperatures_c, 100.0 * np.asarray(fraction), lw=1.8, label=label)
+    ax.axvline(lethal_isotherm_c, color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "purple"), ls="--", lw=1,
+               label=f"lethal isotherm {lethal_isotherm_c:g} °C")
+    ax.axhline(99.0, color="grey", ls=":", lw=1, label="99 % target")
+    ax.set_xlabel("minimum temperature reached T (°C)")
+    ax.set_ylabel("volume colder than T (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def probability_map_figure(centre_lps, probability: Volume, tumour: Volume, *, margin: Volume | None = None,
+                           ct: Volume | None = None, samples: int = 0, half_width_mm: float = 35.0,
+                           title: str = "Probability of lethal coverage") -> Figure:
+    """Axial, coronal and sagittal maps of the probability that a voxel reaches the lethal isotherm."""
+    centre = np.asarray(centre_lps, dtype=np.float64)
+    figure = Figure(figsize=(11.5, 4.4), layout="constrained")
+    axes = figure.subplots(1, 3)
+    image = None
+    for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
+        plane = Plane(plane_name, centre, half_width_mm)
+        _background(ax, plane, ct)
+        values = plane.sample(probability, order=1)
+        image = ax.imshow(np.ma.masked_less(values, 0.01), cmap="magma", vmin=0, vmax=1, alpha=0.85,
+                          extent=plane.extent(), origin="upper", interpolation="bilinear")
+        _contour(ax, plane, plane.sample(tumour), 0.5, "white", width=2.0)
+        if margin is not None:
+            _contour(ax, plane, plane.sample(margin), 0.5, "white", "dashed", 1.2)
+        _contour(ax, plane, values, 0.95, "#00e5ff", width=1.2)
+        horizontal, vertical = plane.coordinates()
+        ax.set_xlim(horizontal[0], horizontal[-1])
+        ax.set_ylim(vertical[-1], vertical[0])
+        plane.decorate(ax, f"{title} ({samples} samples)" if samples else title)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="probability of reaching the lethal isotherm")
+    figure.legend(handles=[Line2D([], [], color="white", lw=2, label="tumour"),
+                           Line2D([], [], color="white", ls="--", label="tumour + margin"),
+                           Line2D([], [], color="#00e5ff", label="95 % probability")],
+                  loc="outside lower center", ncol=3, fontsize=8, **LEGEND)
+    return figure
+
+
+def margin_map_figure(intra_image: Volume, tumour, ice, lethal, surface_margin_mm, *, margin_mm: float,
+                      half_width_mm: float = 40.0, title: str = "Margin map") -> Figure:
+    """Slices of the intraprocedural CT through the tumour: tumour, ice edge, predicted lethal edge, and
+    the lethal margin on the tumour surface coloured against the required margin (mm)."""
+    tumour_volume = intra_image.with_array(np.asarray(tumour, dtype=np.float32))
+    centre = intra_image.index_to_lps(np.argwhere(tumour).mean(axis=0))
+    worst = np.nanargmin(np.where(np.isfinite(surface_margin_mm), surface_margin_mm, np.inf))
+    worst_lps = intra_image.index_to_lps(np.unravel_index(worst, surface_margin_mm.shape))
+    figure = Figure(figsize=(11.5, 4.6), layout="constrained")
+    axes = figure.subplots(1, 3)
+    margin_points = np.argwhere(np.isfinite(surface_margin_mm))
+    margin_lps = intra_image.index_to_lps(margin_points)
+    margin_values = surface_margin_mm[tuple(margin_points.T)]
+    scatter = None
+    for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
+        # Centre the slices on the thinnest margin so that it shows.
+        plane = Plane(plane_name, np.where(np.arange(3) == PLANES[plane_name][0][2], worst_lps, centre),
+                      half_width_mm)
+        _background(ax, plane, intra_image)
+        _contour(ax, plane, plane.sample(tumour_volume), 0.5, "white", width=2.0)
+        _contour(ax, plane, plane.sample(intra_image.with_array(np.asarray(ice, dtype=np.float32))), 0.5,
+                 ISOTHERM_COLOURS[0.0], width=1.5)
+        if lethal is not None:
+            _contour(ax, plane, plane.sample(intra_image.with_array(np.asarray(lethal, dtype=np.float32))), 0.5,
+                     ISOTHERM_COLOURS[-20.0], width=1.5)
+        fixed = plane.axes[2]
+        near = np.abs(margin_lps[:, fixed] - plane.centre_lps[fixed]) <= 0.6 * intra_image.spacing_mm.max()
+        projected = plane.project(margin_lps[near])
+        scatter = ax.scatter(projected[:, 0], projected[:, 1], c=margin_values[near], cmap="RdYlGn",
+                             vmin=0, vmax=2 * margin_mm, s=9, edgecolors="none")
+        (wh, wv), = plane.project(worst_lps)
+        ax.plot([wh], [wv], marker="x", color="red", ms=9, mew=2)
+        horizontal, vertical = plane.coordinates()
+        ax.set_xlim(horizontal[0], horizontal[-1])
+        ax.set_ylim(vertical[-1], vertical[0])
+        plane.decorate(ax, title)
+    figure.colorbar(scatter, ax=axes, shrink=0.8, label="lethal margin at the tumour surface (mm)")
+    figure.legend(handles=[Line2D([], [], color="white", lw=2, label="tumour (registered)"),
+                           Line2D([], [], color=ISOTHERM_COLOURS[0.0], lw=1.5, label="ice edge (observed)"),
+                           Line2D([], [], color=ISOTHERM_COLOURS[-20.0], lw=1.5, label="lethal edge (predicted)"),
+                           Line2D([], [], color="red", marker="x", lw=0, label="thinnest margin")],
+                  loc="outside lower center", ncol=4, fontsize=8, **LEGEND)
+    return figure

@@ -1,0 +1,71 @@
+"""`cryoplan verify` and `cryoplan plan` through the real CLI: outputs, exit codes, bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cryoplan.imaging.io import write_nifti
+from planning_synthetic import pre_and_intra
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("verify")
+    pre, tumour, intra, ice_centre, known, _ = pre_and_intra()
+    write_nifti(pre, folder / "pre.nii.gz")
+    write_nifti(tumour, folder / "tumour.nii.gz")
+    write_nifti(intra, folder / "intra.nii.gz")
+    (folder / "probes.json").write_text(json.dumps([{"type": "17g-rod", "tip_lps_mm": list(ice_centre)}]))
+    return folder, known
+
+
+def test_verify_writes_the_margin_report(images, tmp_path):
+    folder, known = images
+    out = tmp_path / "verify"
+    result = run("verify", "--tumour", folder / "tumour.nii.gz", "--pre-image", folder / "pre.nii.gz",
+                 "--intra-image", folder / "intra.nii.gz", "--probes", folder / "probes.json",
+                 "--lethal-depth-mm", "3", "--format", "json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema_version"] == 1
+    assert document["registration"]["converged"] is True
+    assert document["ice_min_margin_mm"] == pytest.approx(known, abs=1.0)
+    assert document["lethal_min_margin_mm"] == pytest.approx(known - 3.0, abs=1.0)
+    assert document["verdict"] == "insufficient"
+    assert json.loads((out / "margins.json").read_text()) == document
+    assert (out / "margin_map.png").stat().st_size > 10_000
+
+
+def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
+    folder, _ = images
+    out = tmp_path / "never"
+    result = run("verify", "--tumour", folder / "missing.nii.gz", "--pre-image", folder / "pre.nii.gz",
+                 "--intra-image", folder / "intra.nii.gz", "--lethal-depth-mm", "3", "-o", out)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    (folder / "bad_probes.json").write_text('{"lesions": []}')
+    result = run("verify", "--tumour", folder / "tumour.nii.gz", "--pre-image", folder / "pre.nii.gz",
+                 "--intra-image", folder / "intra.nii.gz", "--probes", folder / "bad_probes.json", "-o", out)
+    assert result.returncode == 2
+    assert "--probes" in result.stderr
+    assert not out.exists()
+
+
+def test_plan_refuses_an_impossible_protocol_and_a_case_without_images(tmp_path):
+    case = tmp_path / "case.yaml"
+    case.write_text("schema_version: 1\ndiagnosis: {type: hcc}\n")
+    out = tmp_path / "plan"
+    result = run("plan", case, "-o", out, "--freeze-minutes", "0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cryoplan: error: freeze_minutes")
+    result = run("plan", case, "-o", out)
+    assert result.returncode == 2
+    assert "imaging" in result.stderr
+    assert not out.exists()

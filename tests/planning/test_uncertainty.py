@@ -1,0 +1,58 @@
+"""Monte Carlo uncertainty on a real Dask LocalCluster: seeded, independent of the number of workers."""
+
+import numpy as np
+import pytest
+
+from cryoplan.errors import InputError
+from cryoplan.planning.uncertainty import SampleContext, monte_carlo, perturbed_probes, perturbed_tissues
+from cryoplan.thermal import Grid, ProbePlacement
+
+
+def test_perturbations_have_the_stated_spread():
+    rng = np.random.default_rng(3)
+    probe = ProbePlacement("17g-rod", np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    moved = [perturbed_probes([probe], rng, 2.0, 2.0)[0] for _ in range(4000)]
+    tips = np.array([m.tip_mm for m in moved])
+    np.testing.assert_allclose(tips.std(axis=0), 2.0, rtol=0.06)
+    angles = np.degrees(np.arccos(np.clip([m.direction[2] for m in moved], -1, 1)))
+    # |N(0, 2°)| has mean 2·√(2/π) ≈ 1.60°
+    assert np.mean(angles) == pytest.approx(2.0 * np.sqrt(2 / np.pi), rel=0.06)
+    factors = [perturbed_tissues(rng)[1] for _ in range(2000)]
+    latent = np.array([f["latent_heat"] for f in factors])
+    perfusion = np.array([f["perfusion"] for f in factors])
+    assert 0.6 <= latent.min() and latent.max() <= 1.4
+    assert 10 ** -0.5 <= perfusion.min() and perfusion.max() <= 10 ** 0.5
+    assert np.median(perfusion) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def context():
+    grid = Grid.around(np.array([[0, 0, -25.0], [0, 0, 15.0]]), 18.0, 3.0)
+    centres = grid.centres_mm()
+    tumour = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 5.0
+    margin = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 8.0
+    return SampleContext(grid=grid, tissue_labels=tumour.astype(np.int32), vessels=[],
+                         probes=[ProbePlacement("17g-rod", np.array([0, 0, 5.0]), np.array([0, 0, 1.0]))],
+                         protocol_text="freeze:10", margin_mask=margin, lethal_isotherm_c=-20.0,
+                         tip_sigma_mm=2.0, direction_sigma_deg=2.0)
+
+
+def test_monte_carlo_on_a_local_cluster_is_seeded(context):
+    two = monte_carlo(context, 4, seed=7, workers=2)
+    one = monte_carlo(context, 4, seed=7, workers=1)
+    assert two.workers == 2 and one.workers == 1
+    np.testing.assert_array_equal(two.margin_covered_pct, one.margin_covered_pct)
+    np.testing.assert_array_equal(two.probability.array, one.probability.array)
+    probability = two.probability.array
+    assert probability.min() >= 0 and probability.max() <= 1
+    # next to the probe's active zone every sample is lethal; far away none is
+    index = np.rint(context.grid.index_of(np.array([0, 0, -8.0]))).astype(int)
+    assert probability[tuple(index)] == 1.0
+    assert probability[0, 0, 0] == 0.0
+    assert 0.0 <= two.probability_coverage_target <= 1.0
+    assert two.to_dict()["samples"] == 4
+
+
+def test_an_unreachable_scheduler_is_an_input_error(context):
+    with pytest.raises(InputError, match="scheduler"):
+        monte_carlo(context, 1, scheduler="tcp://127.0.0.1:9")
