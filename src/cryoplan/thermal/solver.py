@@ -375,6 +375,7 @@ def simulate(
     tolerance_h = ACTIVE_BOX_TOLERANCE_C * float(np.min(table[:, kernels.C_FROZEN]))
     T = np.empty(grid.shape, dtype=np.float32)
     K = np.empty(grid.shape, dtype=np.float32)
+    P = np.empty(grid.shape, dtype=np.float32)  # Kirchhoff potential Φ (W/m)
     frozen = np.zeros(grid.shape, dtype=np.uint8)
     min_t = np.full(grid.shape, np.inf, dtype=np.float32)
     time_below = np.zeros((len(thresholds), *grid.shape), dtype=np.float32)
@@ -391,11 +392,11 @@ def simulate(
             histories[name][0].append(now_s)
             histories[name][1].append(_trilinear(T, index))
 
-    kernels.state_pass(H, labels, table, T, K, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds,
+    kernels.state_pass(H, labels, table, T, K, P, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds,
                        time_below)
     H_initial = H.copy()
     trial = H.copy()
-    kernels.conduction_pass(trial, T, K, labels, table, frozen.copy(), 1.0, dx, limit_lo, limit_hi,
+    kernels.conduction_pass(trial, T, K, P, labels, table, frozen.copy(), 1.0, dx, limit_lo, limit_hi,
                             np.zeros_like(ledger_rows))
     seeds = np.abs(trial - H) > tolerance_h
     seeds.reshape(-1)[sinks.flat_index] = True
@@ -444,7 +445,7 @@ def simulate(
             ledger_rows[:] = 0.0
             run = kernels.advance_serial if np.prod(hi - lo) < SERIAL_BELOW_VOXELS else kernels.advance
             removed_total += run(
-                H, T, K, labels, table, frozen, min_t, thresholds, time_below, lo, hi, state_lo, state_hi,
+                H, T, K, P, labels, table, frozen, min_t, thresholds, time_below, lo, hi, state_lo, state_hi,
                 dt, dx, count, sample_every, step, ledger_rows, sinks.ptr, sinks.flat_index, sinks.weight,
                 sinks.effective_length, mode, conductance, surface, power)
             ledger += ledger_rows.sum(axis=0) * dt * voxel_volume
@@ -454,13 +455,14 @@ def simulate(
             step += count
             now_s += count * dt
             if record_points:
-                kernels.state_pass(H, labels, table, T, K, state_lo, state_hi, dx, False, 0.0, min_t, thresholds,
+                kernels.state_pass(H, labels, table, T, K, P, state_lo, state_hi, dx, False, 0.0, min_t, thresholds,
                                    time_below)
                 record(now_s)
             if progress is not None:
                 progress(min(1.0, now_s / total_s))
     # Final state, and the last sample of the minimum temperature.
-    kernels.state_pass(H, labels, table, T, K, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds, time_below)
+    kernels.state_pass(H, labels, table, T, K, P, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds,
+                       time_below)
     energy_end = float(np.sum(H[~fixed], dtype=np.float64)) * voxel_volume
     liquidus_h = table[labels, kernels.H_LIQUIDUS]
     ice_fraction = np.where(fixed, 0.0, 1.0 - np.clip(H / np.where(liquidus_h > 0, liquidus_h, 1.0), 0.0, 1.0))
