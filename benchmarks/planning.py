@@ -14,25 +14,12 @@ import argparse
 import os
 import time
 
-import numpy as np
+from common import copy_bandwidth_gb_s
 
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.placement import PlanSettings
 from cryoplan.planning.uncertainty import monte_carlo, sample_context
-
-
-def copy_bandwidth_gb_s(size_mb: int = 256) -> float:
-    """Bytes read plus written per second by a large numpy copy."""
-    count = size_mb * 1024 * 1024 // 8
-    source = np.ones(count)
-    target = np.empty_like(source)
-    best = np.inf
-    for _ in range(3):
-        started = time.perf_counter()
-        np.copyto(target, source)
-        best = min(best, time.perf_counter() - started)
-    return 2 * count * 8 / best / 1e9
 
 
 def main() -> None:
