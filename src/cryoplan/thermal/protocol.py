@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryoplan.errors import InputError
 
-PhaseKind = Literal["freeze", "passive_thaw", "active_thaw"]
-PHASE_KINDS: tuple[str, ...] = ("freeze", "passive_thaw", "active_thaw")
+PhaseKind = Literal["freeze", "passive_thaw", "active_thaw", "tract_freeze"]
+PHASE_KINDS: tuple[str, ...] = ("freeze", "passive_thaw", "active_thaw", "tract_freeze")
 
 FREEZE_SURFACE_C = -140.0
 """Probe surface temperature during a full-flow argon freeze (physics.md §1, Go-Smart cryo template)."""
@@ -24,7 +24,9 @@ class Phase(BaseModel):
 
     ``freeze`` cools each probe's active zone (scaled by `flow_fraction` and the probe's own flow
     fraction); ``passive_thaw`` leaves the probe insulated; ``active_thaw`` warms it to
-    `ACTIVE_THAW_SURFACE_C`.
+    `ACTIVE_THAW_SURFACE_C`; ``tract_freeze``, the last phase only, freezes while every probe is withdrawn
+    along its shaft at a steady pace by `withdrawal_mm` over the phase, freezing the tract against
+    tumour seeding (clinical.md, complications).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -32,6 +34,7 @@ class Phase(BaseModel):
     kind: PhaseKind
     minutes: float = Field(gt=0)
     flow_fraction: float = Field(1.0, ge=0, le=1)
+    withdrawal_mm: float = Field(0.0, ge=0)
 
     @field_validator("minutes")
     @classmethod
@@ -52,6 +55,14 @@ class Protocol(BaseModel):
 
     phases: tuple[Phase, ...] = Field(min_length=1)
 
+    @field_validator("phases")
+    @classmethod
+    def _tract_freeze_last(cls, phases: tuple[Phase, ...]) -> tuple[Phase, ...]:
+        for n, phase in enumerate(phases):
+            if phase.kind == "tract_freeze" and (n != len(phases) - 1 or phase.withdrawal_mm <= 0):
+                raise ValueError("a tract_freeze must be the last phase and withdraw the probes by > 0 mm")
+        return phases
+
     @property
     def total_seconds(self) -> float:
         return sum(phase.seconds for phase in self.phases)
@@ -61,18 +72,20 @@ class Protocol(BaseModel):
         return sum(phase.kind == "freeze" for phase in self.phases)
 
     def __str__(self) -> str:
-        return ",".join(f"{p.kind}:{p.minutes:g}" + (f"@{p.flow_fraction:g}" if p.flow_fraction != 1 else "")
-                        for p in self.phases)
+        return ",".join(f"{p.kind}:{p.minutes:g}" + (f":{p.withdrawal_mm:g}" if p.kind == "tract_freeze" else "")
+                        + (f"@{p.flow_fraction:g}" if p.flow_fraction != 1 else "") for p in self.phases)
 
 
 def parse_protocol(text: str, field: str = "protocol") -> Protocol:
-    """Parse ``"freeze:10,passive_thaw:5,freeze:10"``; a freeze may carry a flow fraction, ``freeze:10@0.5``.
+    """Parse ``"freeze:10,passive_thaw:5,freeze:10"``; a freeze may carry a flow fraction, ``freeze:10@0.5``;
+    a closing tract freeze names its withdrawal in mm, ``tract_freeze:1:20`` (1 min, 20 mm).
 
     Raises
     ------
     InputError
         Naming the phase (``protocol[2].minutes``) for an unknown kind, a non-positive or unreadable
-        duration, or a flow fraction outside [0, 1].
+        duration, a flow fraction outside [0, 1], a tract freeze without a positive withdrawal or before the
+        last phase.
     """
     items = [item.strip() for item in str(text).split(",") if item.strip()]
     if not items:
@@ -83,7 +96,8 @@ def parse_protocol(text: str, field: str = "protocol") -> Protocol:
         kind = kind.strip()
         if kind not in PHASE_KINDS:
             raise InputError(f"{field}[{n}].kind", f"one of {', '.join(PHASE_KINDS)}", kind)
-        minutes_text, _, flow_text = rest.partition("@")
+        timing, _, flow_text = rest.partition("@")
+        minutes_text, _, withdrawal_text = timing.partition(":")
         try:
             minutes = float(minutes_text)
         except ValueError:
@@ -98,7 +112,20 @@ def parse_protocol(text: str, field: str = "protocol") -> Protocol:
                 raise InputError(f"{field}[{n}].flow_fraction", "a number in [0, 1]", flow_text) from None
             if not (0.0 <= flow <= 1.0):
                 raise InputError(f"{field}[{n}].flow_fraction", "a number in [0, 1]", flow)
-        phases.append(Phase(kind=kind, minutes=minutes, flow_fraction=flow))
+        withdrawal = 0.0
+        if kind == "tract_freeze":
+            if n != len(items) - 1:
+                raise InputError(f"{field}[{n}].kind", "tract_freeze only as the last phase", kind)
+            try:
+                withdrawal = float(withdrawal_text)
+            except ValueError:
+                raise InputError(f"{field}[{n}].withdrawal_mm", 'a withdrawal in mm, as in "tract_freeze:1:20"',
+                                 withdrawal_text) from None
+            if not (math.isfinite(withdrawal) and withdrawal > 0):
+                raise InputError(f"{field}[{n}].withdrawal_mm", "a positive, finite distance in mm", withdrawal)
+        elif withdrawal_text:
+            raise InputError(f"{field}[{n}].minutes", "a number of minutes", timing)
+        phases.append(Phase(kind=kind, minutes=minutes, flow_fraction=flow, withdrawal_mm=withdrawal))
     return Protocol(phases=tuple(phases))
 
 

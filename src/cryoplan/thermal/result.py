@@ -19,7 +19,8 @@ class ThermalResult:
     ----------
     grid : Grid
     min_temperature_c : float32 array
-        Lowest temperature each voxel reached (sampled about once per simulated second).
+        Lowest temperature each voxel reached, sampled after every super step (at most `SUPER_STEP_S`
+        simulated seconds apart, about once a second where steps are shorter).
     final_temperature_c : float32 array
         Temperature at the end of the protocol.
     time_below_s : dict[float, float32 array]
@@ -34,6 +35,9 @@ class ThermalResult:
         Energy ledger of the run: ``enthalpy_change``, ``probes``, ``perfusion``, ``metabolic``,
         ``boundary`` and ``vessels`` (J; heat into the tissue is positive).
     time_step_s : float
+        Longest super step of the run (s).
+    voxel_updates : int
+        Voxel updates the run made (stencil passes times the voxels each covered).
     """
 
     grid: Grid
@@ -45,6 +49,7 @@ class ThermalResult:
     ice_fraction: np.ndarray | None = None
     energy_j: dict[str, float] = field(default_factory=dict)
     time_step_s: float = 0.0
+    voxel_updates: int = 0
 
     def _field(self, which: str) -> np.ndarray:
         if which == "min":

@@ -1,8 +1,9 @@
 """`simulate`: the Pennes equation with phase change on a uniform grid, probes as calibrated line sinks.
 
-Scheme: explicit enthalpy method on the 7-point stencil (`cryoplan.thermal.kernels`), the time step at
-95 % of the stability limit dx²/(6 α_max). The grid's outer layer stays at the initial temperature
-(a far-field bath); vessel lumens are held at blood temperature behind a convective wall.
+Scheme: the enthalpy method on the 7-point stencil, advanced by Runge–Kutta–Legendre super steps
+(`cryoplan.thermal.kernels`) of up to `SUPER_STEP_S`, each stable by construction (`step_schedule`). The
+grid's outer layer stays at the initial temperature (a far-field bath); vessel lumens are held at blood
+temperature behind a convective wall.
 
 Probe sub-grid model. A needle (radius r_p, 0.7–1.2 mm) is thinner than a voxel, so it is represented as a
 line sink spread over the voxels within ε of its active segment by the raised-cosine kernel
@@ -22,6 +23,7 @@ import time
 from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
+import numba
 import numpy as np
 
 from cryoplan.errors import InputError
@@ -34,6 +36,8 @@ from cryoplan.thermal.tissue import TISSUES, Tissue
 from cryoplan.thermal.vessel import BLOOD_TEMPERATURE_C, Vessel
 
 STABILITY_FRACTION = 0.95
+SUPER_STEP_S = 5.0
+"""Default length of the longest super step (s): see `step_schedule` and tests/validation/test_time_steps.py."""
 SAMPLE_INTERVAL_S = 1.0
 CHUNK_S = 5.0
 SERIAL_BELOW_VOXELS = 500_000
@@ -160,6 +164,29 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
                                  f"{gap:.2f} mm")
 
 
+def _phase_segments(n: int, phase, grid: Grid, probes: Sequence[ProbePlacement], radii: Sequence[float],
+                    fixed: np.ndarray, frozen_k: Sequence[float], sinks: "_ProbeSinks"):
+    """(seconds, probe sinks) of the stretches a phase is run in: the whole phase with the probes where they
+    are; a tract freeze in one stretch per voxel of withdrawal, each with the probes drawn back along their
+    shafts to the middle of that stretch."""
+    if phase.kind != "tract_freeze":
+        yield phase.seconds, sinks
+        return
+    pieces = max(1, math.ceil(phase.withdrawal_mm / grid.spacing_mm))
+    withdrawn = [ProbePlacement(p.probe_id, p.tip_mm - phase.withdrawal_mm * p.direction, p.direction, p.flow_fraction)
+                 for p in probes]
+    try:
+        _check_placements(grid, withdrawn)
+    except InputError as error:
+        raise InputError(f"protocol[{n}].withdrawal_mm", f"a withdrawal that keeps the probes inside the grid "
+                         f"({error.field}: expected {error.expected})", phase.withdrawal_mm) from None
+    for piece in range(pieces):
+        back_mm = (piece + 0.5) / pieces * phase.withdrawal_mm
+        moved = [ProbePlacement(p.probe_id, p.tip_mm - back_mm * p.direction, p.direction, p.flow_fraction)
+                 for p in probes]
+        yield phase.seconds / pieces, _ProbeSinks(grid, moved, radii, fixed, frozen_k)
+
+
 def _labels_and_table(grid: Grid, tissue_labels, tissues, vessels):
     """Compact labels (uint8) and the property table rows: one per tissue, then one per vessel lumen."""
     if isinstance(tissues, Tissue):
@@ -226,26 +253,55 @@ def _props_row(t: Tissue) -> list[float]:
     return row
 
 
-def stable_time_step_s(table: np.ndarray, spacing_mm: float) -> float:
-    """95 % of the explicit limit dx²/(6 α_max) (and of C/W, the perfusion relaxation time)."""
+def stable_time_step_s(table: np.ndarray, spacing_mm: float, probe_rate_1_s: float = 0.0) -> float:
+    """95 % of the forward-Euler limit 2/λ_max, λ_max = 12 α_max/dx² + max W/C + the fastest probe coupling
+    rate (`kernels.probe_rates`): the sum bounds the spectrum of the linearised operator (Gershgorin)."""
     dx = spacing_mm * 1e-3
     free = table[table[:, kernels.FIXED] == 0] if np.any(table[:, kernels.FIXED] == 0) else table
     alpha = max(np.max(free[:, kernels.K_FROZEN] / free[:, kernels.C_FROZEN]),
                 np.max(free[:, kernels.K_UNFROZEN] / free[:, kernels.C_UNFROZEN]))
-    dt = dx * dx / (6.0 * alpha)
-    if np.any(free[:, kernels.PERFUSION_W] > 0):
-        dt = min(dt, float(np.min(free[:, kernels.C_UNFROZEN] / np.maximum(free[:, kernels.PERFUSION_W], 1e-30))))
-    return STABILITY_FRACTION * dt
+    perfusion = float(np.max(free[:, kernels.PERFUSION_W] / free[:, kernels.C_UNFROZEN]))
+    return STABILITY_FRACTION * 2.0 / (12.0 * alpha / (dx * dx) + perfusion + probe_rate_1_s)
 
 
-def _trilinear(field: np.ndarray, index: np.ndarray) -> float:
-    base = np.clip(np.floor(index).astype(int), 0, np.asarray(field.shape) - 2)
+def step_schedule(seconds: float, forward_euler_s: float, target_s: float | None) -> list[tuple[float, int, int]]:
+    """How a stretch of `seconds` with the same probe settings is cut: [(τ, RKL1 stages, number of steps), …].
+
+    It opens with a ramp, τ doubling from the forward-Euler limit: a probe switched on or off excites fast
+    modes that the super steps damp but do not follow, and stepping over that transient left the sampled
+    minimum temperature near the probe tens of degrees too cold. The rest is cut into equal steps no longer
+    than the target (`SUPER_STEP_S` by default), each with the fewest stages s such that (s² + s)/2
+    forward-Euler limits ≥ τ (Meyer et al. 2014)."""
+    target = SUPER_STEP_S if target_s is None else target_s
+
+    def stages(tau: float) -> int:
+        return max(1, math.ceil((math.sqrt(1.0 + 8.0 * tau / forward_euler_s) - 1.0) / 2.0 - 1e-9))
+
+    schedule = []
+    left = seconds
+    tau = forward_euler_s
+    while tau < target and left > 1e-9:
+        tau = min(tau, left)
+        schedule.append((tau, stages(tau), 1))
+        left -= tau
+        tau *= 2.0
+    if left > 1e-9:
+        count = max(1, math.ceil(left / target - 1e-9))
+        schedule.append((left / count, stages(left / count), count))
+    return schedule
+
+
+def _trilinear_temperature(H: np.ndarray, labels: np.ndarray, stencil: np.ndarray, index: np.ndarray) -> float:
+    """Temperature at a fractional voxel index, interpolated trilinearly between the 8 voxels around it."""
+    shape = np.asarray(H.shape)
+    base = np.clip(np.floor(index).astype(int), 0, shape - 2)
     f = np.clip(index - base, 0.0, 1.0)
-    value = 0.0
-    for corner in np.ndindex(2, 2, 2):
-        weight = np.prod(np.where(corner, f, 1.0 - f))
-        value += weight * float(field[tuple(base + corner)])
-    return value
+    corners = np.asarray(list(np.ndindex(2, 2, 2)))
+    at = tuple((base + corners).T)
+    values = np.empty(8, dtype=np.float32)
+    kernels.temperature_field(H[at].reshape(8, 1, 1), labels[at].reshape(8, 1, 1), stencil, values.reshape(8, 1, 1))
+    weights = np.prod(np.where(corners, f, 1.0 - f), axis=1)
+    return float(np.sum(weights * values))
 
 
 def simulate(
@@ -264,6 +320,7 @@ def simulate(
     dirichlet_boundary: bool = True,
     fixed_temperature: tuple[np.ndarray, float] | None = None,
     line_power_w_m: Sequence[float] | None = None,
+    time_step_s: float | None = None,
 ) -> ThermalResult:
     """Simulate a freeze–thaw protocol.
 
@@ -296,6 +353,9 @@ def simulate(
     line_power_w_m : sequence of float, optional
         Per probe, a fixed heat extraction per metre of active length during freezes instead of the
         surface-temperature coupling (the line-sink problem).
+    time_step_s : float, optional
+        Longest super step (`step_schedule`); None: `SUPER_STEP_S`. At or below the forward-Euler limit
+        the scheme is the plain explicit enthalpy method.
 
     Returns
     -------
@@ -358,7 +418,11 @@ def simulate(
         raise InputError("line_power_w_m", f"{n_probes} values, one per probe", len(line_power_w_m))
     probe_surface = np.full(n_probes, FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c)
 
-    dt_max = stable_time_step_s(table, grid.spacing_mm)
+    rates = kernels.probe_rates(table, grid.spacing_mm**3 * 1e-9, sinks.ptr, sinks.flat_index, labels, sinks.weight,
+                                sinks.effective_length, sinks.line_conductance)
+    dt_limit = stable_time_step_s(table, grid.spacing_mm, float(rates.max(initial=0.0)))
+    if time_step_s is not None and not (math.isfinite(time_step_s) and time_step_s > 0):
+        raise InputError("time_step_s", "a positive number of seconds", time_step_s)
     dx = grid.spacing_mm * 1e-3
     shape = np.asarray(grid.shape, dtype=np.int64)
     # A bath: the outer layer of every axis at least 3 voxels long stays at its initial temperature.
@@ -368,14 +432,21 @@ def simulate(
     limit_hi = np.where(held, shape - 1, shape).astype(np.int64)
     # Active box: the far field is at its steady state (or held), so only a box around the disturbance is
     # updated. It starts around every voxel whose first step would change it and every probe, and grows
-    # each chunk to the voxels that moved by more than ACTIVE_BOX_TOLERANCE_C, plus the distance heat
-    # diffuses in one chunk (3 √(2 α_max t)).
-    alpha_max = dx * dx / 6.0 / (dt_max / STABILITY_FRACTION)
-    margin = int(math.ceil(3.0 * math.sqrt(2.0 * alpha_max * CHUNK_S) / dx)) + 1
+    # each chunk (at least CHUNK_S) to the voxels that moved by more than ACTIVE_BOX_TOLERANCE_C, plus the
+    # distance heat diffuses in one chunk (3 √(2 α_max t)).
+    alpha_max = float(np.max(table[:, kernels.K_FROZEN] / table[:, kernels.C_FROZEN]))
     tolerance_h = ACTIVE_BOX_TOLERANCE_C * float(np.min(table[:, kernels.C_FROZEN]))
-    T = np.empty(grid.shape, dtype=np.float32)
-    K = np.empty(grid.shape, dtype=np.float32)
-    P = np.empty(grid.shape, dtype=np.float32)  # Kirchhoff potential Φ (W/m)
+    stencil = kernels.stencil_table(table)
+    interface = kernels.interface_voxels(labels, table)
+    rows = kernels.row_labels(labels)
+    # Enthalpy: three buffers (the state and two RKL stages); Kirchhoff potential: two. Outside the active box
+    # they all hold the initial state.
+    Hs = np.empty((3, *grid.shape), dtype=np.float32)
+    Hs[:] = H
+    phis = np.empty((2, *grid.shape), dtype=np.float32)
+    kernels.potential_field(H, labels, stencil, phis[0])
+    phis[1] = phis[0]
+    current = np.zeros(2, dtype=np.int64)
     frozen = np.zeros(grid.shape, dtype=np.uint8)
     min_t = np.full(grid.shape, np.inf, dtype=np.float32)
     time_below = np.zeros((len(thresholds), *grid.shape), dtype=np.float32)
@@ -383,27 +454,32 @@ def simulate(
     voxel_volume = dx**3
     energy_start = float(np.sum(H[~fixed], dtype=np.float64)) * voxel_volume
     ledger = np.zeros(kernels.N_LEDGER)
-    removed_total = 0.0
+    updates_total = 0
     histories = {name: ([], []) for name in record_points}
     record_index = {name: grid.index_of(np.asarray(p, dtype=np.float64)) for name, p in record_points.items()}
 
     def record(now_s: float) -> None:
         for name, index in record_index.items():
             histories[name][0].append(now_s)
-            histories[name][1].append(_trilinear(T, index))
+            histories[name][1].append(_trilinear_temperature(Hs[current[0]], labels, stencil, index))
 
-    kernels.state_pass(H, labels, table, T, K, P, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds,
-                       time_below)
-    H_initial = H.copy()
-    trial = H.copy()
-    kernels.conduction_pass(trial, T, K, P, labels, table, frozen.copy(), 1.0, dx, limit_lo, limit_hi,
-                            np.zeros_like(ledger_rows))
+    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
+                     time_below)
+    # Seeds of the active box: voxels one explicit step of L would move, and the probes' voxels.
+    trial = np.empty_like(H)
+    kernels.stage_pass(H, phis[0], H, trial, phis[1], labels, rows, stencil, frozen, np.float32(0.0),
+                       np.float32(1.0), np.float32(1.0 / dx**2), limit_lo, limit_hi, ledger_rows)
+    kernels.interface_pass(H, phis[0], trial, phis[1], labels, table, stencil, interface, 1.0, dx, limit_lo,
+                           limit_hi)
     seeds = np.abs(trial - H) > tolerance_h
     seeds.reshape(-1)[sinks.flat_index] = True
     del trial
+    phis[1] = phis[0]
+    ledger_rows[:] = 0.0
     lo, hi = limit_hi.copy(), limit_lo.copy()  # empty box
 
-    def grow(changed: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    def grow(changed: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: float) -> None:
+        margin = int(math.ceil(3.0 * math.sqrt(2.0 * alpha_max * seconds) / dx)) + 1
         for axis in range(3):
             present = np.flatnonzero(np.any(changed, axis=tuple(a for a in range(3) if a != axis)))
             if present.size:
@@ -411,25 +487,21 @@ def simulate(
                 hi[axis] = max(hi[axis], present[-1] + 1 + margin)
         np.clip(lo, limit_lo, limit_hi, out=lo)
         np.clip(hi, limit_lo, limit_hi, out=hi)
-        return np.maximum(lo - 1, 0), np.minimum(hi + 1, shape)
 
-    state_lo, state_hi = grow(seeds, lo, hi)
+    grow(seeds, lo, hi, CHUNK_S)
     del seeds
     record(0.0)
     total_s = protocol.total_seconds
     now_s = 0.0
-    step = 0
-    for phase in protocol.phases:
-        n_steps = max(1, math.ceil(phase.seconds / dt_max))
-        dt = phase.seconds / n_steps
-        sample_every = max(1, round(SAMPLE_INTERVAL_S / dt))
-        chunk = max(1, round(CHUNK_S / dt))
+    threads = numba.get_num_threads()
+    longest_step_s = 0.0
+    for n, phase in enumerate(protocol.phases):
         mode = np.full(n_probes, kernels.PROBE_OFF, dtype=np.int64)
         conductance = np.zeros(n_probes)
         surface = np.zeros(n_probes)
         power = np.zeros(n_probes)
         for p, placement in enumerate(probes):
-            if phase.kind == "freeze":
+            if phase.kind in ("freeze", "tract_freeze"):
                 flow = phase.flow_fraction * placement.flow_fraction
                 if line_power_w_m is not None:
                     mode[p], power[p] = kernels.PROBE_POWER, line_power_w_m[p] * flow
@@ -439,36 +511,52 @@ def simulate(
             elif phase.kind == "active_thaw":
                 mode[p], conductance[p], surface[p] = (kernels.PROBE_SURFACE_TEMPERATURE,
                                                        sinks.line_conductance[p], ACTIVE_THAW_SURFACE_C)
-        done = 0
-        while done < n_steps:
-            count = min(chunk, n_steps - done)
-            ledger_rows[:] = 0.0
-            run = kernels.advance_serial if np.prod(hi - lo) < SERIAL_BELOW_VOXELS else kernels.advance
-            removed_total += run(
-                H, T, K, P, labels, table, frozen, min_t, thresholds, time_below, lo, hi, state_lo, state_hi,
-                dt, dx, count, sample_every, step, ledger_rows, sinks.ptr, sinks.flat_index, sinks.weight,
-                sinks.effective_length, mode, conductance, surface, power)
-            ledger += ledger_rows.sum(axis=0) * dt * voxel_volume
-            if np.any(lo > limit_lo) or np.any(hi < limit_hi):
-                state_lo, state_hi = grow(np.abs(H - H_initial) > tolerance_h, lo, hi)
-            done += count
-            step += count
-            now_s += count * dt
-            if record_points:
-                kernels.state_pass(H, labels, table, T, K, P, state_lo, state_hi, dx, False, 0.0, min_t, thresholds,
-                                   time_below)
-                record(now_s)
-            if progress is not None:
-                progress(min(1.0, now_s / total_s))
-    # Final state, and the last sample of the minimum temperature.
-    kernels.state_pass(H, labels, table, T, K, P, np.zeros(3, np.int64), shape, dx, True, 0.0, min_t, thresholds,
-                       time_below)
+        for seconds, phase_sinks in _phase_segments(n, phase, grid, probes, radii, fixed, frozen_k, sinks):
+            if phase_sinks is not sinks:
+                moved = np.zeros(grid.shape, dtype=bool)
+                moved.reshape(-1)[phase_sinks.flat_index] = True
+                grow(moved, lo, hi, CHUNK_S)
+            for tau, stages, n_steps in step_schedule(seconds, dt_limit, time_step_s):
+                longest_step_s = max(longest_step_s, tau)
+                sample_every = max(1, round(SAMPLE_INTERVAL_S / tau))
+                chunk = max(1, round(CHUNK_S / tau))
+                done = 0
+                while done < n_steps:
+                    count = min(chunk, n_steps - done)
+                    numba.set_num_threads(1 if np.prod(hi - lo) < SERIAL_BELOW_VOXELS else threads)
+                    try:
+                        updates = kernels.advance(
+                            Hs, phis, current, labels, rows, table, stencil, frozen, min_t, thresholds, time_below,
+                            lo, hi, interface, dx, tau, stages, count, sample_every, ledger, ledger_rows,
+                            phase_sinks.ptr, phase_sinks.flat_index, phase_sinks.weight,
+                            phase_sinks.effective_length, mode, conductance, surface, power)
+                    finally:
+                        numba.set_num_threads(threads)
+                    updates_total += updates
+                    if not math.isfinite(float(np.sum(Hs[current[0]], dtype=np.float64))):
+                        raise RuntimeError(f"the thermal scheme diverged at t = {now_s:.1f} s (τ = {tau:.3g} s, "
+                                           f"{stages} stages): please report this case")
+                    if np.any(lo > limit_lo) or np.any(hi < limit_hi):
+                        grow(np.abs(Hs[current[0]] - H) > tolerance_h, lo, hi, count * tau)
+                    done += count
+                    now_s += count * tau
+                    if record_points:
+                        record(now_s)
+                    if progress is not None:
+                        progress(min(1.0, now_s / total_s))
+    H = Hs[current[0]]
+    # The last sample of the minimum temperature, and the final state.
+    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
+                     time_below)
+    final_t = np.empty(grid.shape, dtype=np.float32)
+    kernels.temperature_field(H, labels, stencil, final_t)
     energy_end = float(np.sum(H[~fixed], dtype=np.float64)) * voxel_volume
     liquidus_h = table[labels, kernels.H_LIQUIDUS]
     ice_fraction = np.where(fixed, 0.0, 1.0 - np.clip(H / np.where(liquidus_h > 0, liquidus_h, 1.0), 0.0, 1.0))
+    ledger *= voxel_volume
     energy = {
         "enthalpy_change": energy_end - energy_start,
-        "probes": -removed_total,
+        "probes": float(ledger[kernels.LEDGER_PROBES]),
         "perfusion": float(ledger[kernels.LEDGER_PERFUSION]),
         "metabolic": float(ledger[kernels.LEDGER_METABOLIC]),
         "boundary": float(ledger[kernels.LEDGER_BOUNDARY]),
@@ -477,11 +565,12 @@ def simulate(
     return ThermalResult(
         grid=grid,
         min_temperature_c=min_t,
-        final_temperature_c=T,
+        final_temperature_c=final_t,
         time_below_s={float(t): time_below[m] for m, t in enumerate(thresholds)},
         histories={name: (np.asarray(ts), np.asarray(vs)) for name, (ts, vs) in histories.items()},
         elapsed_s=time.perf_counter() - started,
         ice_fraction=ice_fraction.astype(np.float32),
         energy_j=energy,
-        time_step_s=dt_max,
+        time_step_s=longest_step_s,
+        voxel_updates=updates_total,
     )
