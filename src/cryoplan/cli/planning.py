@@ -22,6 +22,11 @@ class Format(str, enum.Enum):
     text = "text"
 
 
+class Paths(str, enum.Enum):
+    parallel = "parallel"
+    converging = "converging"
+
+
 def _numbers(text: str, option: str, kind=float) -> tuple:
     try:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
@@ -54,14 +59,14 @@ def _progress() -> Progress:
 
 
 def _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
-              critical_temperature_c, freezes):
+              critical_temperature_c, freezes, paths):
     from cryoplan.planning.placement import PlanSettings
 
     return PlanSettings(
         lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm, max_probes=max_probes,
         probe_types=tuple(p.strip() for p in probe_types.split(",") if p.strip()),
         freeze_minutes=_numbers(freeze_minutes, "--freeze-minutes"), spacing_mm=_numbers(spacing_mm, "--spacing-mm"),
-        grid_mm=grid_mm, critical_temperature_c=critical_temperature_c, freeze_count=freezes,
+        grid_mm=grid_mm, critical_temperature_c=critical_temperature_c, freeze_count=freezes, paths=paths.value,
     ).check()
 
 
@@ -121,12 +126,15 @@ def plan_command(
     grid_mm: float = _PLAN_OPTIONS["grid_mm"],
     critical_temperature_c: float = _PLAN_OPTIONS["critical_temperature_c"],
     freezes: int = _PLAN_OPTIONS["freezes"],
+    paths: Paths = typer.Option(
+        Paths.parallel, "--paths",
+        help="parallel probes, or converging ones: skin entries within 15 mm of one point, diverging to the tips."),
 ) -> None:
     """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
     from cryoplan.clinical import read_case_file
 
     settings = _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
-                         critical_temperature_c, freezes)
+                         critical_temperature_c, freezes, paths)
     case, _ = read_case_file(case_file)
     _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)
 
@@ -163,42 +171,90 @@ def demo_command(
               case=parse_case(DEMO_CASE, "demo case"))
 
 
-def _lethal_depth(plan_file: Path | None, lethal_isotherm_c: float, grid_mm: float,
-                  given_mm: float | None) -> tuple[float, str, np.ndarray | None]:
-    """Depth of the lethal isotherm behind the ice edge (given, or from the planned probe and protocol's
-    isotherm chart), and the planned probe tips (pre-procedural frame) when a plan or positions are given."""
+def _read_probes(plan_file: Path):
+    """The probes of a plan.json (every lesion's, each once) or of a JSON list of probes, in the
+    pre-procedural frame: (tips (n, 3), placements (None unless every probe has a direction), probe type,
+    the plan's protocol text or None)."""
+    from cryoplan.thermal import ProbePlacement, get_probe
+
+    try:
+        document = json.loads(plan_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError("--probes", "a plan.json or a JSON list of probes", str(plan_file)) from error
+    probes, protocol = document, None
+    if isinstance(document, dict):
+        lesions = document.get("lesions") or []
+        probes = [p for lesion in lesions for p in lesion.get("probes", [])]
+        try:
+            protocols = {",".join(f"{p['phase']}:{float(p['minutes']):g}"
+                                  + (f":{float(p['withdrawal_mm']):g}" if "withdrawal_mm" in p else "")
+                                  for p in lesion["protocol"])
+                         for lesion in lesions if lesion.get("protocol")}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InputError("--probes.protocol", "phases with phase and minutes (as plan.json writes them)",
+                             str(plan_file)) from None
+        if len(protocols) > 1:
+            raise InputError("--probes", "a plan with one protocol (or a JSON list of this ablation's probes)",
+                             " | ".join(sorted(protocols)))
+        protocol = protocols.pop() if protocols else None
+    if not isinstance(probes, list) or not probes:
+        raise InputError("--probes", "probes with tip_lps_mm (a plan.json or a JSON list)", str(plan_file))
+    unique = {}
+    for n, probe in enumerate(probes):
+        try:
+            tip = tuple(float(v) for v in probe["tip_lps_mm"])
+            direction = tuple(float(v) for v in probe["direction"]) if probe.get("direction") is not None else None
+            probe_type = str(probe.get("type", "17g-rod"))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise InputError(f"--probes[{n}]", "a probe with tip_lps_mm: [x, y, z] (and direction: [dx, dy, dz])",
+                             str(plan_file)) from None
+        if len(tip) != 3 or (direction is not None and len(direction) != 3):
+            raise InputError(f"--probes[{n}]", "tip_lps_mm and direction with three coordinates", str(plan_file))
+        get_probe(probe_type, field=f"--probes[{n}].type")
+        unique.setdefault((probe_type, tip, direction), None)  # lesions sharing a plan list the same probes
+    tips = np.array([tip for _, tip, _ in unique])
+    placements = None
+    if all(direction is not None for _, _, direction in unique):
+        placements = []
+        for n, (probe_type, tip, direction) in enumerate(unique):
+            try:
+                placements.append(ProbePlacement(probe_type, np.array(tip), np.array(direction)))
+            except InputError as error:
+                raise InputError(f"--probes[{n}].{error.field.split('.')[-1]}", error.expected, error.got) from None
+    return tips, placements, next(iter(unique))[0], protocol
+
+
+def _case_vessels(case_file: Path, pre_image):
+    """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case, on the pre-procedural
+    image's grid."""
+    from cryoplan.clinical import read_case_file
+    from cryoplan.imaging.anatomy import VESSELS
+    from cryoplan.planning.pipeline import load_source
+
+    case, _ = read_case_file(case_file)
+    ct, anatomy, _, _ = load_source(case)
+    if not ct.same_grid(pre_image):
+        raise InputError("--case", "the case whose image is the pre-procedural image (--pre-image)", str(case_file))
+    lumen = np.zeros(ct.shape, dtype=bool)
+    for name in VESSELS:
+        if name in anatomy.masks:
+            lumen |= anatomy.masks[name]
+    return pre_image.with_array(lumen.astype(np.uint8))
+
+
+def _lethal_depth(probe_id: str, protocol: str, lethal_isotherm_c: float, grid_mm: float,
+                  given_mm: float | None) -> tuple[float, str]:
+    """Depth of the lethal isotherm behind the ice edge, for the erosion: given, or from the probe and
+    protocol's isotherm chart."""
     from cryoplan.planning.coverage import isotherm_depth_mm
     from cryoplan.planning.placement import isotherm_chart
-    from cryoplan.thermal import DEFAULT_PROTOCOL, get_probe
 
-    probe_id, protocol, tips = "17g-rod", str(DEFAULT_PROTOCOL), None
-    if plan_file is not None:
-        try:
-            document = json.loads(plan_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise InputError("--probes", "a plan.json or a JSON list of probes", str(plan_file)) from error
-        probes = document
-        if isinstance(document, dict):
-            lesions = document.get("lesions") or []
-            probes = [p for lesion in lesions for p in lesion.get("probes", [])]
-            if lesions and lesions[0].get("protocol"):
-                protocol = ",".join(f"{p['phase']}:{p['minutes']:g}" for p in lesions[0]["protocol"])
-        if not isinstance(probes, list) or not probes:
-            raise InputError("--probes", "probes with tip_lps_mm (a plan.json or a JSON list)", str(plan_file))
-        try:
-            tips = np.array([[float(v) for v in p["tip_lps_mm"]] for p in probes])
-            probe_id = probes[0].get("type", probe_id)
-        except (KeyError, TypeError, ValueError):
-            raise InputError("--probes", "probes each with tip_lps_mm: [x, y, z]", str(plan_file)) from None
-        if tips.shape[1] != 3:
-            raise InputError("--probes", "tip_lps_mm with three coordinates", str(plan_file))
-        get_probe(probe_id, field="--probes.type")
     if given_mm is not None:
-        return given_mm, "given (--lethal-depth-mm)", tips
+        return given_mm, "given (--lethal-depth-mm)"
     chart = isotherm_chart(probe_id, protocol, grid_mm)
     spacing = [chart.radial_mm[1] - chart.radial_mm[0], chart.axial_mm[1] - chart.axial_mm[0]]
     depth = isotherm_depth_mm(chart.min_temperature_c, spacing, lethal_isotherm_c)
-    return depth, f"isotherm chart of {probe_id}, {protocol}", tips
+    return depth, f"isotherm chart of {probe_id}, {protocol}"
 
 
 @app.command("verify")
@@ -207,33 +263,52 @@ def verify_command(
     pre_image: Path = typer.Option(..., "--pre-image", help="Pre-procedural CT or MR."),
     intra_image: Path = typer.Option(..., "--intra-image", help="Intraprocedural CT with the ice ball."),
     ice: Path | None = typer.Option(None, "--ice", help="Ice-ball mask on the intraprocedural image (segmented when absent)."),
-    probes: Path | None = typer.Option(None, "--probes", help="plan.json or a JSON list of probes with tip_lps_mm."),
+    probes: Path | None = typer.Option(
+        None, "--probes",
+        help="plan.json, or a JSON list of probes {type, tip_lps_mm, direction} in the pre-procedural frame; "
+             "with directions the simulation is re-fitted to the observed ice."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", help="Protocol delivered, e.g. freeze:10,passive_thaw:5,freeze:10 (default: the plan's)."),
+    case_file: Path | None = typer.Option(
+        None, "--case",
+        help="The plan's case file, whose image is the pre-procedural image: its large vessels become heat "
+             "sinks of the re-fit."),
     margin_mm: float = typer.Option(5.0, "--margin-mm", help="Required minimal margin, mm."),
     lethal_isotherm_c: float = typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C."),
     lethal_depth_mm: float | None = typer.Option(
         None, "--lethal-depth-mm",
-        help="Depth of the lethal isotherm behind the ice edge, mm; default: from the planned probe's isotherm chart."),
+        help="Without a re-fit: depth of the lethal isotherm behind the ice edge, mm; default: from the "
+             "probe's isotherm chart."),
+    refit_grid_mm: float = typer.Option(2.0, "--refit-grid-mm", help="Grid of the re-fitted simulations, mm."),
     deformable: bool = typer.Option(False, "--deformable", help="Refine the rigid registration with a B-spline."),
     output_format: Format = typer.Option(Format.json, "--format", "-f", help="json or text."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for margins.json and margin_map.png."),
     seed: int = typer.Option(0, "--seed", help="Seed of the registration's sampling."),
 ) -> None:
-    """Check the margin reached during the procedure: register, segment the ice ball, measure, give a verdict."""
+    """Check the margin reached during the procedure: register, segment the ice ball, re-fit the simulation
+    to it, measure, give a verdict."""
     from cryoplan.imaging import read_labels, read_volume
     from cryoplan.output import atomic_directory, write_json
     from cryoplan.planning.margins import verify_margins
     from cryoplan.report.figures import margin_map_figure, save_figure
+    from cryoplan.thermal import DEFAULT_PROTOCOL, parse_protocol
 
+    tips, placements, probe_id, plan_protocol = _read_probes(probes) if probes is not None else (None, None, "17g-rod", None)
+    delivered = parse_protocol(protocol, field="--protocol") if protocol is not None else \
+        parse_protocol(plan_protocol, field="--probes.protocol") if plan_protocol else DEFAULT_PROTOCOL
     pre = read_volume(pre_image)
     intra = read_volume(intra_image)
     tumour_volume = read_labels(tumour, pre)
     ice_volume = read_labels(ice, intra) if ice is not None else None
-    depth, depth_source, tips = _lethal_depth(probes, lethal_isotherm_c, 2.0, lethal_depth_mm)
-    report = verify_margins(tumour_volume, intra, pre_image=pre, ice=ice_volume, probe_tips_lps=tips,
-                            lethal_depth_mm=depth, lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm,
-                            deformable=deformable, seed=seed)
+    vessel_volume = _case_vessels(case_file, pre) if case_file is not None else None
+    depth, depth_source = _lethal_depth(probe_id, str(delivered), lethal_isotherm_c, 2.0, lethal_depth_mm)
+    with _progress() as progress:
+        report = verify_margins(tumour_volume, intra, pre_image=pre, ice=ice_volume, probes=placements,
+                                probe_tips_lps=tips, protocol=delivered, vessels=vessel_volume,
+                                lethal_depth_mm=depth, lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm,
+                                deformable=deformable, refit_grid_mm=refit_grid_mm, seed=seed, progress=_Bar(progress))
     document = report.to_dict()
-    document["lethal_depth_source"] = depth_source
+    document["lethal_depth_source"] = depth_source if report.lethal_zone_method == "erosion" else None
     if output is not None:
         with atomic_directory(output) as tmp:
             write_json(tmp / "margins.json", document)
@@ -244,7 +319,14 @@ def verify_command(
     if output_format is Format.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
+        lethal_zone = ("re-fitted simulation" if report.lethal_zone_method == "refitted_simulation"
+                       else "eroded ice")
         typer.echo(f"verdict: {report.verdict}; ice margin {document['ice_min_margin_mm']} mm, lethal margin "
-                   f"{document['lethal_min_margin_mm']} mm, tumour + {margin_mm:g} mm covered {document['margin_covered_pct']} %")
+                   f"{document['lethal_min_margin_mm']} mm ({lethal_zone}), tumour + {margin_mm:g} mm covered "
+                   f"{document['margin_covered_pct']} %")
+        if report.fit is not None:
+            fit = document["fit"]
+            typer.echo(f"  fit: {fit['parameter']} {fit['value']} ({fit['simulations']} simulations), ice Dice "
+                       f"{fit['ice_dice']}, observed {fit['observed_ice_ml']} ml, simulated {fit['simulated_ice_ml']} ml")
         for reason in report.reasons:
             typer.echo(f"  {reason}")

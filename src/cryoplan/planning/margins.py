@@ -3,13 +3,17 @@
 The pre-procedural image (with its tumour segmentation) is registered to the intraprocedural CT
 (SimpleITK: rigid, then an optional B-spline), the ice ball is segmented on the intraprocedural CT when
 no mask is given (the hypodense region around the probes), and the minimal ablative margin is measured
-from the tumour to the ice edge and to the lethal isotherm predicted inside the observed ice. Everything
-is measured on the intraprocedural grid with its true spacing.
+from the tumour to the ice edge and to the lethal isotherm predicted inside the observed ice. With the
+probes' positions the lethal zone comes from the simulation re-fitted to the observed ice ball
+(`cryoplan.planning.refit`); without them, from the ice eroded by the lethal isotherm's depth behind the
+ice edge in the probe's isotherm chart. Everything is measured on the intraprocedural grid with its true
+spacing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,6 +23,9 @@ from skimage.filters import threshold_otsu
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_shell, signed_distance_mm, surface
+from cryoplan.planning.pipeline import Progress
+from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
+from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, Protocol
 
 # Below this normalised correlation between the registered pre-procedural image and the
 # intraprocedural one the registration is not trusted (the ice ball changes only a small region).
@@ -85,6 +92,11 @@ class Registration:
         return np.array(mapped)
 
 
+def _sampling_seed(seed: int) -> int:
+    """The metric sampler's seed: SimpleITK reads 0 as "seed from the wall clock", so 0 must not reach it."""
+    return int(seed) % (2**31 - 1) + 1
+
+
 def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False, seed: int = 0,
              max_iterations: int = 200, exclude: np.ndarray | None = None) -> Registration:
     """Register the pre-procedural image (moving) onto the intraprocedural one (fixed).
@@ -109,7 +121,7 @@ def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.25, seed)
+    method.SetMetricSamplingPercentage(0.25, _sampling_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3,
                                                      numberOfIterations=max_iterations,
@@ -132,7 +144,7 @@ def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False
         method_b = sitk.ImageRegistrationMethod()
         method_b.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
         method_b.SetMetricSamplingStrategy(method_b.RANDOM)
-        method_b.SetMetricSamplingPercentage(0.05, seed)
+        method_b.SetMetricSamplingPercentage(0.05, _sampling_seed(seed))
         method_b.SetInterpolator(sitk.sitkLinear)
         method_b.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-4, numberOfIterations=20)
         # Coarse levels only: the B-spline corrects organ-scale deformation, the rigid stage fine alignment.
@@ -253,13 +265,18 @@ class MarginReport:
     ----------
     registration : Registration or None
         None when the images were already on one frame (no registration asked for).
+    lethal_zone_method : str
+        ``refitted_simulation`` (the re-fitted simulation's lethal isotherm inside the observed ice) or
+        ``erosion`` (the observed ice eroded by `lethal_depth_mm`).
+    fit : IceFit or None
+        The re-fit of the simulation to the observed ice, when the probes were given (also when it failed).
     ice_min_margin_mm, lethal_min_margin_mm : float
         Minimal signed margin from the tumour to the ice edge and to the predicted lethal isotherm.
     margin_covered_pct : float
         Percentage of tumour + margin inside the predicted lethal zone.
     verdict : str
         ``adequate`` (lethal margin ≥ the required margin everywhere), ``insufficient``, or ``unverified``
-        when the registration did not converge or no ice ball was found.
+        when the registration did not converge, no ice ball was found or the re-fit failed.
     where : list of dict
         For an insufficient margin: the tumour-surface points with the smallest margins (LPS mm, side).
     """
@@ -275,6 +292,8 @@ class MarginReport:
     lethal_min_margin_mm: float | None
     margin_covered_pct: float | None
     verdict: str
+    lethal_zone_method: str = "erosion"
+    fit: IceFit | None = None
     reasons: list[str] = field(default_factory=list)
     where: list[dict] = field(default_factory=list)
     # Arrays on the intraprocedural grid, for the margin map.
@@ -292,7 +311,9 @@ class MarginReport:
             "registration": None if self.registration is None else self.registration.to_dict(),
             "margin_mm": self.margin_mm,
             "lethal_isotherm_c": self.lethal_isotherm_c,
-            "lethal_depth_behind_ice_edge_mm": rounded(self.lethal_depth_mm),
+            "lethal_zone_method": self.lethal_zone_method,
+            "fit": None if self.fit is None else self.fit.to_dict(),
+            "lethal_depth_behind_ice_edge_mm": rounded(self.lethal_depth_mm) if self.lethal_zone_method == "erosion" else None,
             "ice_threshold_hu": rounded(self.ice_threshold_hu),
             "ice_volume_ml": rounded(self.ice_volume_ml),
             "ice_min_margin_mm": rounded(self.ice_min_margin_mm),
@@ -317,19 +338,34 @@ def patient_side(vector_lps: np.ndarray) -> str:
     return "-".join(parts)
 
 
+def probes_in_intra(probes: Sequence[ProbePlacement], registration: Registration | None) -> list[ProbePlacement]:
+    """Probe placements of the pre-procedural frame mapped into the intraprocedural one (tip, and the
+    direction from a point 10 mm back along the needle)."""
+    if registration is None:
+        return list(probes)
+    tips = registration.pre_to_intra(np.array([p.tip_mm for p in probes]))
+    behind = registration.pre_to_intra(np.array([p.tip_mm - 10.0 * p.direction for p in probes]))
+    return [replace(p, tip_mm=tip, direction=tip - back) for p, tip, back in zip(probes, tips, behind)]
+
+
 def verify_margins(
     tumour: Volume,
     intra_image: Volume,
     *,
     pre_image: Volume | None = None,
     ice: Volume | None = None,
+    probes: Sequence[ProbePlacement] | None = None,
     probe_tips_lps: np.ndarray | None = None,
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    vessels: Volume | None = None,
     lethal_depth_mm: float,
     lethal_isotherm_c: float = -20.0,
     margin_mm: float = 5.0,
     deformable: bool = False,
     ice_threshold_hu: float | None = None,
+    refit_grid_mm: float = 2.0,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> MarginReport:
     """Measure the margin reached by an ice ball and give a verdict.
 
@@ -344,13 +380,28 @@ def verify_margins(
         Pre-procedural image: when given it is registered onto `intra_image` and the tumour follows.
     ice : Volume, optional
         Ice-ball mask on any grid in the intraprocedural frame; segmented from `intra_image` when absent.
+    probes : sequence of ProbePlacement, optional
+        The probes (type, tip, direction) in the pre-procedural frame: seeds of the ice segmentation, and
+        the simulation re-fitted to the observed ice (`cryoplan.planning.refit.fit_flow_fraction`) then
+        predicts the lethal zone inside it.
     probe_tips_lps : numpy.ndarray, optional
-        Probe tips (n, 3) in the pre-procedural frame: seeds for the ice segmentation.
+        Probe tips (n, 3) in the pre-procedural frame when their directions are unknown: seeds only.
+    protocol : Protocol
+        The protocol delivered, for the re-fit (the CT is taken at the end of its last freeze).
+    vessels : Volume, optional
+        Large-vessel lumens on the pre-procedural grid: heat sinks of the re-fitted simulation.
     lethal_depth_mm : float
-        Depth of the lethal isotherm behind the ice edge, from the simulation re-fitted to this
-        procedure (`cryoplan.planning.coverage.isotherm_depth_mm`).
+        Depth of the lethal isotherm behind the ice edge (`cryoplan.planning.coverage.isotherm_depth_mm`
+        on the probe's isotherm chart): the lethal zone is the ice eroded by it when no probes are given
+        or the re-fit fails.
+    lethal_isotherm_c : float
+        Lethal isotherm (−20 °C after a double freeze, −40 °C after a single one; physics.md §4).
     margin_mm : float
         Required minimal margin (default 5 mm).
+    refit_grid_mm : float
+        Grid of the re-fitted simulations.
+    progress : callable, optional
+        ``progress(label, fraction)`` for the re-fit's simulations.
 
     Returns
     -------
@@ -360,6 +411,12 @@ def verify_margins(
         raise InputError("margin_mm", "a margin between 0 and 20 mm", margin_mm)
     if not (np.isfinite(lethal_depth_mm) and 0 <= lethal_depth_mm <= 30):
         raise InputError("lethal_depth_mm", "a depth between 0 and 30 mm", lethal_depth_mm)
+    if not -60.0 <= lethal_isotherm_c <= -10.0:
+        raise InputError("lethal_isotherm_c", "a lethal isotherm between −60 and −10 °C", lethal_isotherm_c)
+    if vessels is not None and pre_image is not None and not vessels.same_grid(pre_image):
+        raise InputError("vessels", "a segmentation on the pre-procedural image's grid")
+    if probes is not None and probe_tips_lps is None:
+        probe_tips_lps = np.array([p.tip_mm for p in probes]) if len(probes) else None
     reasons: list[str] = []
     registration = None
     if not np.asarray(tumour.array).any():
@@ -403,7 +460,21 @@ def verify_margins(
         reasons.append("no ice ball found on the intraprocedural image")
         return report
     ice_distance = signed_distance_mm(ice_mask, spacing)
-    lethal = ice_distance >= lethal_depth_mm
+    lethal = None
+    # The re-fit needs the probes where they are: it is skipped when the registration is not trusted.
+    if probes and not reasons:
+        vessels_intra = None if vessels is None else intra_image.with_array(resample_mask(vessels, intra_image, transform))
+        report.fit = fit_flow_fraction(intra_image.with_array(ice_mask), probes_in_intra(probes, registration), protocol,
+                                       vessels=vessels_intra, lethal_isotherm_c=lethal_isotherm_c,
+                                       grid_mm=refit_grid_mm, progress=progress)
+        if report.fit.accepted:
+            lethal = lethal_zone_inside_ice(report.fit, intra_image, ice_mask, lethal_isotherm_c)
+            report.lethal_zone_method = "refitted_simulation"
+        else:
+            reasons.append(f"simulation re-fit not used: {report.fit.failure}; lethal zone from the ice eroded "
+                           f"by {lethal_depth_mm:.1f} mm")
+    if lethal is None:
+        lethal = ice_distance >= lethal_depth_mm
     lethal_distance = signed_distance_mm(lethal, spacing)
     tumour_surface = surface(tumour_intra)
     shell = margin_shell(tumour_intra, margin_mm, spacing)
@@ -414,6 +485,10 @@ def verify_margins(
     report.lethal = lethal
     report.surface_margin_mm = np.where(tumour_surface, lethal_distance, np.nan).astype(np.float32)
     if reasons:
+        return report
+    if not lethal.any():
+        report.verdict = "insufficient"
+        reasons.append(f"the lethal isotherm ({lethal_isotherm_c:g} °C) is not reached inside the observed ice")
         return report
     if report.lethal_min_margin_mm >= margin_mm:
         report.verdict = "adequate"

@@ -249,7 +249,7 @@ def plan_unit(anatomy: PlanningAnatomy, path_map: PathMap, lesion_ids: list[str]
         candidates.sort(key=lambda c: -c.estimated_margin_covered_pct)
     if not candidates:
         raise InputError(where, "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
-                         "none feasible")
+                         f"none feasible with {settings.paths} paths")
     queue = [candidates[0]]
     simulations = []
     best = None

@@ -79,6 +79,8 @@ def plan_document(plan) -> dict:
             "spacing_mm": list(settings.spacing_mm),
             "min_vessel_calibre_mm": settings.min_vessel_calibre_mm,
             "critical_temperature_c": settings.critical_temperature_c,
+            "paths": settings.paths,
+            "entry_radius_mm": settings.entry_radius_mm,
             "grid_mm": settings.grid_mm,
         },
         "lesions": lesions,
