@@ -116,3 +116,30 @@ def test_every_read_and_write_is_audited_with_who_and_where(service):
     assert ("coordinator", "create", "case") in seen
     assert ("viewer", "read", "case") in seen
     assert all(e["client_address"] for e in events)
+
+
+def test_case_list_pages_through_every_case_once(service):
+    created = [service.create_case(f"Referral {n:04d}")["id"] for n in range(7)]
+    h = service.headers("viewer")
+    pages = []
+    for page in (1, 2, 3, 4):
+        response = service.client.get("/api/cases", params={"page": page, "size": 3}, headers=h)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-Total-Count"] == "7"
+        pages.append([c["id"] for c in response.json()])
+    assert [len(p) for p in pages] == [3, 3, 1, 0]
+    assert sum(pages, []) == created[::-1]  # newest first, each case once
+    default = service.client.get("/api/cases", headers=h)
+    assert [c["id"] for c in default.json()] == created[::-1]  # fewer than one default page (50)
+
+    closed = service.client.post(f"/api/cases/{created[0]}/status", json={"to_status": "closed", "reason": "x",
+                                 "version": 1}, headers=service.headers("coordinator"))
+    assert closed.status_code == 200
+    # Viewers do not see closed cases: neither in the page nor in the total.
+    assert service.client.get("/api/cases", params={"size": 3}, headers=h).headers["X-Total-Count"] == "6"
+    admin = service.client.get("/api/cases", params={"size": 3, "status": "closed"}, headers=service.headers("admin"))
+    assert admin.headers["X-Total-Count"] == "1" and [c["id"] for c in admin.json()] == [created[0]]
+
+    for params in ({"page": 0}, {"size": 0}, {"size": 201}, {"page": "two"}):
+        response = service.client.get("/api/cases", params=params, headers=h)
+        assert response.status_code == 422, params

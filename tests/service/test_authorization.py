@@ -27,6 +27,7 @@ API = {
     ("GET", "/api/me"): (ALL, {}),
     ("GET", "/api/users"): (ADMIN, {}),
     ("POST", "/api/users"): (ADMIN, {"json": {"username": "new_{role}", "password": "long-enough-pw", "role": "viewer"}}),
+    ("POST", "/api/users/{user_id}/deactivate"): (ADMIN, {}),
     ("GET", "/api/cases"): (ALL, {}),
     ("POST", "/api/cases"): (EDITORS, {"json": {"label": "by {role}", "case_document": CASE_DOCUMENT}}),
     ("GET", "/api/cases/{case_id}"): (ALL, {}),
@@ -77,6 +78,9 @@ PAGES = {
     ("GET", "/tasks"): (ALL, {}),
     ("GET", "/cases/{case_id}/audit"): (AUDITORS, {}),
     ("GET", "/audit"): (ADMIN, {}),
+    ("GET", "/users"): (ADMIN, {}),
+    ("POST", "/users"): (ADMIN, {"data": {"username": "page_{role}", "password": "long-enough-pw", "role": "viewer"}}),
+    ("POST", "/users/{user_id}/deactivate"): (ADMIN, {}),
     ("POST", "/logout"): (ALL, {}),  # last: it ends the session
 }
 
@@ -125,8 +129,11 @@ def ids(service):
         db.add(job)
         db.commit()
         job_id = job.id
+    # A user to deactivate: not one of the role users, whose tokens the matrix goes on using.
+    user = service.client.post("/api/users", headers=h, json={"username": "leaver", "password": "long-enough-pw",
+                                                              "role": "viewer"})
     return {"case_id": case["id"], "document_id": document.json()["id"], "task_id": task.json()["id"],
-            "job_id": job_id, "name": "plan.json"}
+            "job_id": job_id, "name": "plan.json", "user_id": user.json()["id"]}
 
 
 def test_the_matrix_covers_every_endpoint(service):

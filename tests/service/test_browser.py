@@ -1,5 +1,15 @@
 """The pages in Debian's Chromium (Playwright): log in, create a case, upload set 02's CT and labels, run the
-assessment (and a plan when planning is installed), see NiiVue draw the CT, download the report."""
+assessment, a plan and its uncertainty analysis and see their results on the page, see NiiVue draw the CT,
+download the report.
+
+Set 02 has no tumour. The test gives it one: a 22 mm sphere at the deepest point of set 02's liver label,
+written into a copy of the label map on set 02's own grid (label 200), and the case's ``labels_map`` names
+it ``tumour`` beside set 02's liver, vessels and gallbladder (TotalSegmentator numbers). The skeleton's
+many TotalSegmentator labels are merged into one (25) because a ``labels_map`` takes one value per
+structure; nothing else of the label map changes. The plan and the uncertainty run for real
+(`cryoplan.planning.plan_case` in the server's Dask job), on a 2 mm final grid with 4 Monte Carlo samples
+(CRYOPLAN_PLAN_GRID_MM, CRYOPLAN_UNCERTAINTY_SAMPLES) to keep the test short.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +26,12 @@ from service_support import CASE_DOCUMENT, PASSWORD
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+TUMOUR_DIAMETER_MM = 22.0
+TUMOUR_LABEL = 200
+BONE_LABEL = 25
+LABELS_MAP = {"liver": 5, "tumour": TUMOUR_LABEL, "gallbladder": 4, "aorta": 52, "ivc": 63, "portal_vein": 64,
+              "bone": BONE_LABEL}
+SAMPLES = 4
 
 pytestmark = pytest.mark.browser
 
@@ -42,22 +58,90 @@ def browser():
         browser.close()
 
 
-def wait_for_jobs(page, timeout_s: float = 240) -> None:
-    """Reload the case page until no job is queued or running."""
+def labels_with_tumour(labels_path, out_path) -> int:
+    """Set 02's label map with a spherical tumour at the deepest point of its liver; returns its voxels."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from cryoplan.imaging.anatomy import PRESETS
+
+    image = nib.load(labels_path)
+    labels = np.asarray(image.dataobj).astype(np.uint8)
+    spacing = np.asarray(image.header.get_zooms()[:3], dtype=float)
+    liver = labels == LABELS_MAP["liver"]
+    # Depth below the liver's surface, counting the edge of the image as surface too.
+    depth = ndimage.distance_transform_edt(np.pad(liver, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    centre = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    radius = TUMOUR_DIAMETER_MM / 2
+    assert depth[centre] > radius + 5.0, "the sphere and its margin would not fit inside the liver"
+    offsets = (np.indices(labels.shape).T - np.array(centre)).T * spacing[:, None, None, None]
+    tumour = np.linalg.norm(offsets, axis=0) <= radius
+    assert liver[tumour].all()
+    out = labels.copy()
+    out[np.isin(out, PRESETS["totalsegmentator"]["bone"])] = BONE_LABEL
+    out[tumour] = TUMOUR_LABEL
+    nib.save(nib.Nifti1Image(out, image.affine, image.header), out_path)
+    return int(tumour.sum())
+
+
+def wait_for_jobs(page, timeout_s: float = 240) -> list[str]:
+    """Wait until no job on the case page is queued or running (the page reloads itself every 2 s while one
+    is); returns the progress messages the page showed meanwhile."""
     import time
 
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline = time.monotonic() + timeout_s
-    while page.locator('[data-job-status="running"], [data-job-status="queued"]').count():
+    seen = []
+    while True:
         assert time.monotonic() < deadline, "jobs did not finish"
-        page.wait_for_timeout(1000)
-        page.reload()
+        page.wait_for_timeout(500)
+        try:
+            page.wait_for_load_state()
+            # Read only a page loaded to its end: one caught reloading itself has no job table yet.
+            state = page.evaluate("""() => document.readyState !== "complete" || !document.querySelector("footer")
+                ? null : {
+                pending: document.querySelectorAll('[data-job-status="running"], [data-job-status="queued"]').length,
+                messages: [...document.querySelectorAll('[data-job-status="running"] .job-message')].map(e => e.textContent),
+            }""")
+        except PlaywrightError:  # the page reloaded itself while being read
+            continue
+        if state is None:
+            continue
+        seen += state["messages"]
+        if not state["pending"]:
+            return seen
+
+
+def run_job(page, kind: str, timeout_s: float = 240) -> list[str]:
+    """Start a job from the case page, wait for it, and check it finished; returns its progress messages."""
+    jobs_before = page.locator("#jobs tbody tr[data-job-id]").count()
+    page.select_option('select[name="kind"]', kind)
+    with page.expect_navigation():  # the form posts and is redirected back to the case page
+        page.click('button:has-text("Run")')
+    page.wait_for_load_state()
+    seen = wait_for_jobs(page, timeout_s)
+    assert page.locator("#jobs tbody tr[data-job-id]").count() == jobs_before + 1
+    newest = page.locator("#jobs tbody tr").first
+    assert newest.locator("td").nth(1).inner_text() == kind
+    assert newest.locator(".job-status").inner_text() == "done", newest.inner_text()
+    return seen
+
+
+def figures_drawn(page) -> dict[str, int]:
+    """The plan figures on the page with the width the browser decoded for each (0: not drawn)."""
+    return page.eval_on_selector_all("#plan img.figure", "images => Object.fromEntries(images.map("
+                                     "i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]))")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path):
-    from cryoplan.service.jobs import job_kinds
+    from cryoplan.service.jobs import planning_available
 
-    server = live_server()
+    require(planning_available(), "cryoplan.planning.plan_case is not exported")
+    data = shared_data / "02_totalseg_ct_sm_vessels"
+    tumour_voxels = labels_with_tumour(data / "example_seg.nii.gz", tmp_path / "example_seg_with_tumour.nii.gz")
+    server = live_server(CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES))
     assert server.cli("users", "create", "nora", "--role", "clinician",
                       CRYOPLAN_NEW_PASSWORD=PASSWORD).returncode == 0
     server.start()
@@ -74,39 +158,50 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
 
     page.click("text=New case")
     page.fill('input[name="label"]', "Browser test patient")
-    page.fill('textarea[name="case_document"]', json.dumps(CASE_DOCUMENT))
+    lesion = {**CASE_DOCUMENT["lesions"][0], "diameter_mm": TUMOUR_DIAMETER_MM}
+    document = {**CASE_DOCUMENT, "lesions": [lesion], "imaging": {"labels_map": LABELS_MAP}}
+    page.fill('textarea[name="case_document"]', json.dumps(document))
     page.click('button:has-text("Create case")')
     page.wait_for_url("**/cases/*")
     assert page.locator("h1").inner_text().endswith("Browser test patient")
     assert "Verdict:" in page.locator("#assessment").inner_text()
 
-    data = shared_data / "02_totalseg_ct_sm_vessels"
-    for purpose, name in (("ct", "example_ct_sm.nii.gz"), ("labels", "example_seg.nii.gz")):
+    for purpose, path in (("ct", data / "example_ct_sm.nii.gz"), ("labels", tmp_path / "example_seg_with_tumour.nii.gz")):
         page.select_option('#upload-form select[name="purpose"]', purpose)
-        page.set_input_files('#upload-form input[type="file"]', str(data / name))
+        page.set_input_files('#upload-form input[type="file"]', str(path))
         page.click('#upload-form button[type="submit"]')
         page.wait_for_load_state()
-        assert name in page.locator("#documents").inner_text()
+        assert path.name in page.locator("#documents").inner_text()
 
-    page.select_option('select[name="kind"]', "assessment")
-    page.click('button:has-text("Run")')
-    page.wait_for_load_state()
-    wait_for_jobs(page)
-    assert page.locator("#jobs .job-status").all_inner_texts() == ["done"], page.locator("#jobs").inner_text()
-    if "plan" in job_kinds():
-        # Set 02 has no tumour label, so the plan may end failed with the reason; either way its outcome
-        # is shown (tests/service/test_jobs.py plans set 01, which has a tumour, and requires success).
-        page.select_option('select[name="kind"]', "plan")
-        page.click('button:has-text("Run")')
-        page.wait_for_load_state()
-        wait_for_jobs(page, timeout_s=900)
-        plan_row = page.locator("#jobs tbody tr").first
-        outcome = plan_row.locator(".job-status").inner_text()
-        assert outcome in ("done", "failed")
-        if outcome == "done":
-            assert "No finished plan." not in page.locator("#plan").inner_text()
-        else:
-            assert plan_row.locator("td").nth(5).inner_text().strip() != ""
+    run_job(page, "assessment")
+    assert page.locator("#plan").inner_text().count("No finished plan.") == 1
+
+    progress = run_job(page, "plan", timeout_s=900)
+    plan_text = page.locator("#plan").inner_text()
+    assert "No finished plan." not in plan_text
+    row = page.locator("#plan table.coverage tbody tr").first.locator("td")
+    assert row.nth(0).inner_text() == "L1" and int(row.nth(1).inner_text()) >= 1
+    coverage = dict(item.rsplit(" ", 1) for item in row.nth(2).inner_text().split("; "))
+    assert 0.0 <= float(coverage["margin_covered_pct"]) <= 100.0, coverage
+    assert "not analysed" in row.nth(3).inner_text()
+    plan_json = page.locator('#plan a:has-text("plan.json")').get_attribute("href")
+    imaging = page.request.get(server.url + plan_json).json()["lesions"][0]["imaging"]
+    assert imaging["voxel_count"] == tumour_voxels  # the tumour planned is the synthetic sphere
+    assert abs(imaging["max_diameter_mm"] - TUMOUR_DIAMETER_MM) <= 3.0  # within a voxel of 3 mm
+    drawn = figures_drawn(page)
+    assert len(drawn) >= 4 and all(width > 0 for width in drawn.values()), drawn
+    assert page.locator("canvas#viewer").get_attribute("data-isotherm-url").endswith("isotherm_minus20c.nii.gz")
+
+    progress += run_job(page, "uncertainty", timeout_s=900)
+    row = page.locator("#plan table.coverage tbody tr").first.locator("td")
+    assert f"{SAMPLES} Monte Carlo samples" in row.nth(3).inner_text()
+    probability = float(page.locator("#plan .probability-coverage-target").first.inner_text())
+    assert probability in {k / SAMPLES for k in range(SAMPLES + 1)}
+    drawn = figures_drawn(page)
+    probability_maps = [src for src in drawn if src.endswith("_probability.png")]
+    assert probability_maps and all(drawn[src] > 0 for src in probability_maps), drawn
+    # The page showed each job's stage while it ran.
+    assert any(message.startswith("U1:") for message in progress), progress
 
     canvas = page.locator("canvas#viewer")
     page.wait_for_selector("canvas#viewer[data-loaded]", state="attached", timeout=60_000)
@@ -126,3 +221,5 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     download_info.value.save_as(report)
     assert report.read_bytes().startswith(b"%PDF")
     assert report.stat().st_size > 5000
+    report_html = page.request.get(server.url + page.locator('a:has-text("Report (HTML)")').get_attribute("href"))
+    assert report_html.ok and f"{SAMPLES} Monte Carlo samples" in report_html.text()

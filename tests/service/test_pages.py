@@ -74,3 +74,36 @@ def test_job_files_outside_the_output_folder_are_not_served(service):
         # Clients normalise some of these paths before sending, landing on other routes: never a 2xx.
         assert 400 <= response.status_code < 500, (name, response.status_code)
         assert response.content != b"secret"
+
+
+def test_case_list_page_links_to_the_next_and_previous_pages(service):
+    for n in range(5):
+        service.create_case(f"Referral {n:04d} Tromsø")
+    service.create_case("Referral 9999 Oslo")
+    client = TestClient(service.client.app)
+    browser_login(client, "viewer")
+    first = client.get("/", params={"search": "Tromsø", "size": 2}).text
+    assert "Page 1 of 3 (5 cases)" in first
+    assert first.count('<a href="/cases/') == 2
+    assert 'rel="prev"' not in first
+    assert 'rel="next" href="/?status=&amp;search=Troms%C3%B8&amp;size=2&amp;page=2"' in first
+    last = client.get("/", params={"search": "Tromsø", "size": 2, "page": 3}).text
+    assert "Page 3 of 3 (5 cases)" in last and last.count('<a href="/cases/') == 1
+    assert "Referral 0000 Tromsø" in last  # the oldest, alone on the last page
+    assert 'rel="prev" href="/?status=&amp;search=Troms%C3%B8&amp;size=2&amp;page=2"' in last
+    assert 'rel="next"' not in last
+    assert client.get("/", params={"size": 500}).status_code == 422
+
+
+def test_jobs_of_a_closed_case_are_hidden_from_viewers_like_the_case(service):
+    case = service.create_case()
+    job_id = finished_plan_job(service, case["id"])
+    viewer, clinician = service.headers("viewer"), service.headers("clinician")
+    for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/files/plan.json"):
+        assert service.client.get(path, headers=viewer).status_code == 200, path
+    closed = service.client.post(f"/api/cases/{case['id']}/status", headers=service.headers("coordinator"),
+                                 json={"to_status": "closed", "reason": "withdrawn", "version": 1})
+    assert closed.status_code == 200
+    for path in (f"/api/cases/{case['id']}", f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/files/plan.json"):
+        assert service.client.get(path, headers=viewer).status_code == 404, path
+        assert service.client.get(path, headers=clinician).status_code == 200, path

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service_support import CASE_DOCUMENT, PASSWORD
 
@@ -118,3 +119,46 @@ def test_racing_saves_on_a_live_server_lose_nothing(live_server):
         now = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()
         assert now["label"] == f"round {round_number} writer {winner}"
         assert now["version"] == version + 1
+
+
+REFUSE_INSERTS = {  # a trigger that makes the database refuse every new row of a table
+    "sqlite": ["CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+    "postgresql": [
+        "CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
+    ],
+}
+
+
+@pytest.mark.parametrize("table", ["documents", "audit_events"])
+def test_upload_whose_database_write_fails_leaves_no_file(service, table):
+    """The database refuses the document row (its INSERT fails) or its audit event (the INSERT at commit
+    fails, after the document row was written): either way the stored file goes with the transaction."""
+    import sqlalchemy
+    from starlette.testclient import TestClient
+
+    case = service.create_case()
+    documents = service.data_dir / "documents"
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    kept = service.client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
+                                files={"file": ("first.pdf", pdf)}, data={"purpose": "record"})
+    assert kept.status_code == 201
+    before = sorted(documents.iterdir())
+    refused = service.client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
+                                  files={"file": ("letter.pdf", pdf)}, data={"purpose": "ct"})
+    assert refused.status_code == 422 and refused.json()["field"] == "purpose"  # a PDF is no CT
+    assert sorted(documents.iterdir()) == before
+    engine = service.client.app.state.engine
+    with engine.begin() as connection:
+        for statement in REFUSE_INSERTS[engine.dialect.name]:
+            connection.execute(sqlalchemy.text(statement.format(table=table)))
+    client = TestClient(service.client.app, raise_server_exceptions=False)
+    for data in (pdf, pdf + b"%" * 5000):
+        response = client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
+                               files={"file": ("letter.pdf", data)}, data={"purpose": "record"})
+        assert response.status_code == 500
+        assert sorted(documents.iterdir()) == before  # no orphaned file
+    with engine.connect() as connection:  # read directly: the API's reads are audited, which is refused now
+        rows = connection.execute(sqlalchemy.text("SELECT id FROM documents WHERE case_id = :case"),
+                                  {"case": case["id"]}).scalars().all()
+    assert rows == [kept.json()["id"]]

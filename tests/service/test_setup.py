@@ -58,3 +58,17 @@ def test_users_create_and_its_bad_input(tmp_path):
         assert "Traceback" not in result.stderr
     short = run_cli("users", "create", "carol", env={**env, "CRYOPLAN_NEW_PASSWORD": "short"})
     assert short.returncode == 2 and "password" in short.stderr
+
+
+def test_bad_setting_is_named_on_one_line_and_nothing_starts(tmp_path):
+    import os
+
+    env = {**os.environ, "CRYOPLAN_DATA_DIR": str(tmp_path / "data"), "CRYOPLAN_NEW_PASSWORD": "first-admin-pw"}
+    for name, value, args in (("CRYOPLAN_PLAN_GRID_MM", "10", ("serve", "--port", "8999")),
+                              ("CRYOPLAN_UNCERTAINTY_SAMPLES", "many", ("users", "create", "alice")),
+                              ("CRYOPLAN_MAX_UPLOAD_MB", "-1", ("serve", "--port", "8999"))):
+        result = run_cli(*args, env={**env, name: value})
+        assert result.returncode == 2, result
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"cryoplan: error: {name}:"), result.stderr
+        assert repr(value) in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before the data folder or database was made

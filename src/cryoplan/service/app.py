@@ -60,7 +60,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     database.migrate(engine)
     sessions = database.session_factory(engine)
     runner = JobRunner(sessions, settings.data_dir, settings.dask_scheduler, settings.dask_workers,
-                       settings.job_max_attempts, lambda db, case: run_document(db, case, settings.data_dir))
+                       settings.job_max_attempts, lambda db, case: run_document(db, case, settings.data_dir),
+                       settings.plan_options())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):

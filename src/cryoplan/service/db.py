@@ -38,5 +38,26 @@ def migrate(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A factory of sessions whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """A factory of sessions whose objects stay readable after commit, and which remove the files of rows
+    that are rolled back (`discard_on_rollback`)."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+
+    @event.listens_for(factory, "after_commit")
+    def _keep_files(session: Session) -> None:
+        session.info.pop(_DISCARD_ON_ROLLBACK, None)
+
+    @event.listens_for(factory, "after_rollback")
+    def _discard_files(session: Session) -> None:
+        for path in session.info.pop(_DISCARD_ON_ROLLBACK, []):
+            path.unlink(missing_ok=True)
+
+    return factory
+
+
+_DISCARD_ON_ROLLBACK = "cryoplan_discard_on_rollback"
+
+
+def discard_on_rollback(db: Session, path: Path) -> None:
+    """Tie a stored file to the rows of `db`'s transaction: if it is rolled back (a failed insert, a failed
+    commit, an error later in the request), the file is removed, so nothing stored outlives its row."""
+    db.info.setdefault(_DISCARD_ON_ROLLBACK, []).append(path)

@@ -1,4 +1,5 @@
-"""Background jobs on Dask: the assessment, and planning when the planning package provides it.
+"""Background jobs on Dask: the assessment, and (when the planning package provides `plan_case`) the plan
+and its uncertainty analysis.
 
 A job row is marked running (attempt n) before it is handed to Dask, outputs are written to a temporary
 folder and renamed (so a stopped job leaves nothing half-written), and progress goes to a small JSON file
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,21 +35,50 @@ def planning_available() -> bool:
 
 def job_kinds() -> list[str]:
     """The kinds of job this installation can run."""
-    return ["assessment"] + (["plan"] if planning_available() else [])
+    return ["assessment"] + (["plan", "uncertainty"] if planning_available() else [])
 
 
-def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str) -> str:
+# Kinds whose output folder is a plan (plan.json, figures, isotherm masks, report); the newest finished one
+# is the case's plan.
+PLAN_KINDS = ("plan", "uncertainty")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The installation's planning choices (`ServiceSettings.plan_options`), passed to every job.
+
+    Attributes
+    ----------
+    grid_mm : float
+        Grid spacing of the plan's final full simulation (`PlanSettings.grid_mm`).
+    uncertainty_samples : int
+        Monte Carlo samples of an uncertainty job.
+    seed : int
+        Seed of the plan's and the Monte Carlo's random choices, so a job rerun gives the same numbers.
+    """
+
+    grid_mm: float
+    uncertainty_samples: int
+    seed: int
+
+
+def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, options: PlanOptions) -> str:
     """Run one job in a Dask worker; writes its outputs into `out_dir` and returns its path.
 
     Parameters
     ----------
-    kind : {"assessment", "plan"}
+    kind : {"assessment", "plan", "uncertainty"}
+        An uncertainty job plans the case again (the plan is deterministic: same case, settings and seed
+        give the same probes) and adds `options.uncertainty_samples` Monte Carlo samples
+        (`cryoplan.planning.uncertainty`); its output folder is a plan with its uncertainty section.
     case_document : dict
         The case file as stored (image paths already pointing at the stored documents).
     out_dir : str
         Final output folder; written atomically.
     progress_path : str
         JSON file updated with {"fraction": 0–1, "message": str} as the job advances.
+    options : PlanOptions
+        Planning choices of plan and uncertainty jobs.
     """
     from cryoplan.case import parse_case
 
@@ -68,10 +99,26 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str) ->
 
             progress("assessing eligibility", 0.5)
             write_json(tmp / "assessment.json", assess(case).to_dict())
-        elif kind == "plan":
+        elif kind in PLAN_KINDS:
             from cryoplan.planning import plan_case
+            from cryoplan.planning.placement import PlanSettings
 
-            plan_case(case, tmp, uncertainty_samples=0, progress=progress)
+            settings = PlanSettings(grid_mm=options.grid_mm)
+            if kind == "plan":
+                plan_case(case, tmp, progress=progress, settings=settings, seed=options.seed)
+            else:
+                from distributed import get_worker, rejoin, secede
+
+                # The Monte Carlo samples are tasks on this same cluster, submitted from here. Leaving the
+                # worker's thread pool while this driver runs lets them use its slot: on a cluster of one
+                # single-threaded worker, a driver that kept its slot would wait forever for its samples.
+                scheduler = get_worker().scheduler.address
+                secede()
+                try:
+                    plan_case(case, tmp, uncertainty_samples=options.uncertainty_samples, scheduler=scheduler,
+                              progress=progress, settings=settings, seed=options.seed)
+                finally:
+                    rejoin()
         else:
             raise InputError("kind", f"one of {job_kinds()}", kind)
     progress("done", 1.0)
@@ -83,8 +130,9 @@ class JobRunner:
     the job rows up to date."""
 
     def __init__(self, sessions: sessionmaker[Session], data_dir: Path, scheduler: str | None, workers: int,
-                 max_attempts: int, prepare_document: Callable[[Session, Case], dict]):
+                 max_attempts: int, prepare_document: Callable[[Session, Case], dict], plan_options: PlanOptions):
         self._sessions = sessions
+        self._plan_options = plan_options
         self._jobs_dir = data_dir / "jobs"
         self._scheduler = scheduler
         self._workers = workers
@@ -144,7 +192,8 @@ class JobRunner:
             self._jobs_dir.mkdir(parents=True, exist_ok=True)
             future = self._dask_client().submit(
                 run_job, kind, document, str(self.output_dir(job_id)),
-                str(self._jobs_dir / f"{job_id}.progress.json"), pure=False, key=f"cryoplan-job-{job_id}-{utcnow().timestamp()}",
+                str(self._jobs_dir / f"{job_id}.progress.json"), self._plan_options, pure=False,
+                key=f"cryoplan-job-{job_id}-{utcnow().timestamp()}",
             )
         except Exception as error:  # noqa: BLE001  (recorded on the job, never lost)
             self._finish(job_id, error)

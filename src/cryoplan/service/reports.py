@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from cryoplan import __version__
 from cryoplan.service import store
 from cryoplan.service.auth import Actor
-from cryoplan.service.jobs import JobRunner
-from cryoplan.service.models import JobStatus, utcnow
+from cryoplan.service.jobs import PLAN_KINDS, JobRunner
+from cryoplan.service.models import Job, JobStatus, utcnow
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _environment = Environment(loader=PackageLoader("cryoplan.service", "templates"), autoescape=select_autoescape())
@@ -24,12 +24,18 @@ class RefusedURL(Exception):
     """WeasyPrint asked for a resource outside the app's own static files."""
 
 
-def latest_plan_dir(db: Session, case_id: int, runner: JobRunner) -> Path | None:
-    """Output folder of the newest finished plan job of a case, if any."""
+def latest_plan_job(db: Session, case_id: int) -> Job | None:
+    """The newest finished plan or uncertainty job of a case (its output folder is the case's plan), if any."""
     for job in store.jobs(db, case_id):
-        if job.kind == "plan" and job.status == JobStatus.done.value:
-            return runner.output_dir(job.id)
+        if job.kind in PLAN_KINDS and job.status == JobStatus.done.value:
+            return job
     return None
+
+
+def latest_plan_dir(db: Session, case_id: int, runner: JobRunner) -> Path | None:
+    """Output folder of the case's plan (`latest_plan_job`), if any."""
+    job = latest_plan_job(db, case_id)
+    return None if job is None else runner.output_dir(job.id)
 
 
 def plan_summary(plan_dir: Path | None) -> dict | None:

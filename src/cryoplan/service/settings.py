@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cryoplan.errors import InputError
 
 
 class ServiceSettings(BaseSettings):
@@ -30,6 +32,25 @@ class ServiceSettings(BaseSettings):
     session_max_age_s: int = Field(8 * 3600, gt=0, description="Lifetime of a session cookie and of an API token, in seconds.")
     secure_cookies: bool = Field(False, description="Mark cookies Secure (set when served over HTTPS).")
     job_max_attempts: int = Field(2, ge=1, description="Starts of a job before a server restart marks it failed.")
+    plan_grid_mm: float = Field(1.0, ge=0.5, le=3.0, description="Grid spacing of a plan's final full simulation, mm (coarser is quicker).")
+    uncertainty_samples: int = Field(50, ge=1, le=10000, description="Monte Carlo samples of an uncertainty job.")
+    plan_seed: int = Field(0, ge=0, description="Seed of the random choices of plan and uncertainty jobs.")
+
+    def __init__(self, **values):
+        """Read the settings; a bad value raises `InputError` naming its environment variable."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise InputError(f"CRYOPLAN_{str(first['loc'][0]).upper()}", first["msg"].lower(),
+                             first.get("input")) from None
+
+    def plan_options(self):
+        """The planning choices handed to plan and uncertainty jobs (a `cryoplan.service.jobs.PlanOptions`)."""
+        from cryoplan.service.jobs import PlanOptions  # here: jobs.py depends on this module through store.py
+
+        return PlanOptions(grid_mm=self.plan_grid_mm, uncertainty_samples=self.uncertainty_samples,
+                           seed=self.plan_seed)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""

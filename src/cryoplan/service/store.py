@@ -7,15 +7,17 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, String, cast, or_, select
+from sqlalchemy import Select, String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cryoplan.errors import InputError
 from cryoplan.service.auth import Actor, password_hasher
+from cryoplan.service.db import discard_on_rollback
 from cryoplan.service.settings import ServiceSettings
 from cryoplan.service.uploads import PURPOSES, receive
 from cryoplan.service.models import (
     AuditEvent,
+    AuthToken,
     BoardDecision,
     Case,
     CaseStatus,
@@ -104,8 +106,28 @@ def create_user(db: Session, username: str, password: str, role: str, full_name:
     return user
 
 
-def list_users(db: Session) -> list[User]:
-    return list(db.scalars(select(User).order_by(User.username)))
+def list_users(db: Session, actor: Actor) -> list[User]:
+    """Every user, by name; the listing is recorded."""
+    users = list(db.scalars(select(User).order_by(User.username)))
+    audit(db, actor, "list", "user", detail=f"n={len(users)}")
+    return users
+
+
+def deactivate_user(db: Session, actor: Actor, user_id: int) -> User:
+    """Deactivate a user: their sessions and API tokens stop working at once and they cannot log in.
+    The user row stays, so the audit trail keeps naming them; an admin cannot deactivate themselves (so
+    the last admin cannot lock everyone out)."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    if user.id == actor.user_id:
+        raise NotAllowed("you cannot deactivate your own account; ask another admin")
+    if user.active:
+        user.active = False
+        db.execute(delete(AuthToken).where(AuthToken.user_id == user.id))
+        audit(db, actor, "deactivate", "user", user.id, detail=user.username)
+        db.flush()
+    return user
 
 
 # --- cases ---------------------------------------------------------------------------------------------
@@ -188,15 +210,33 @@ def case_query(status: str | None = None, search: str | None = None) -> Select:
     return query
 
 
+MAX_PAGE_SIZE = 200
+
+
 def list_cases(db: Session, actor: Actor, status: str | None = None, search: str | None = None,
-               limit: int = 200) -> list[Case]:
-    """The cases the caller may see (every role sees every case; closed cases are hidden from viewers)."""
+               page: int = 1, size: int = 50) -> tuple[list[Case], int]:
+    """One page of the cases the caller may see (every role sees every case; closed cases are hidden from
+    viewers), newest first, and how many there are in all.
+
+    Parameters
+    ----------
+    page : int
+        1 for the first page.
+    size : int
+        Cases per page, 1 to `MAX_PAGE_SIZE`.
+    """
+    if page < 1:
+        raise InputError("page", "a page number ≥ 1", page)
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise InputError("size", f"1 to {MAX_PAGE_SIZE} cases per page", size)
     query = case_query(status, search)
     if actor.role == Role.viewer:
         query = query.where(Case.status != CaseStatus.closed.value)
-    cases = list(db.scalars(query.limit(limit)))
-    audit(db, actor, "list", "case", detail=f"status={status or ''} search={search or ''} n={len(cases)}")
-    return cases
+    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    cases = list(db.scalars(query.offset((page - 1) * size).limit(size)))
+    audit(db, actor, "list", "case",
+          detail=f"status={status or ''} search={search or ''} page={page} size={size} n={len(cases)} of {total}")
+    return cases, total
 
 
 def _visible(case: Case, actor: Actor) -> bool:
@@ -409,8 +449,10 @@ def add_document(db: Session, actor: Actor, case_id: int, purpose: str, source: 
         source, filename, settings.data_dir / "documents", int(settings.max_upload_mb * 2**20),
         int(settings.max_unzipped_mb * 2**20), settings.max_zip_ratio,
     )
+    # The file belongs to the row: if the row is not committed (this refusal, a failed insert or commit,
+    # any later error in the request), the file is removed with it.
+    discard_on_rollback(db, settings.data_dir / "documents" / stored_name)
     if purpose in ("ct", "labels") and file_type not in IMAGE_TYPES + ("dicom_zip",):
-        (settings.data_dir / "documents" / stored_name).unlink()
         raise InputError("purpose", "a CT or label image (NIfTI, NRRD or a DICOM zip) for purpose ct/labels",
                          file_type)
     document = Document(case_id=case_id, purpose=purpose, file_type=file_type, original_name=filename[:255],
@@ -428,6 +470,16 @@ def get_document(db: Session, actor: Actor, case_id: int, document_id: int) -> D
         raise NotFound(f"document {document_id}")
     audit(db, actor, "download", "document", document.id, case_id)
     return document
+
+
+def get_job(db: Session, actor: Actor, job_id: int, action: str = "read", object_type: str = "job",
+            detail: str = "") -> Job:
+    """One job, if the caller may see its case, recording the access."""
+    job = db.get(Job, job_id)
+    if job is None or not _visible(db.get(Case, job.case_id), actor):
+        raise NotFound(f"job {job_id}")
+    audit(db, actor, action, object_type, job.id, job.case_id, detail=detail)
+    return job
 
 
 def jobs(db: Session, case_id: int) -> list[Job]:

@@ -123,25 +123,37 @@ def me(actor: Reader) -> dict:
     return {"username": actor.username, "role": actor.role.value}
 
 
+def user_json(user) -> dict:
+    return store.as_dict(user, "id", "username", "full_name", "role", "active", "created_at")
+
+
 @router.get("/users")
 def users(request: Request, actor: Admin) -> list[dict]:
     with transaction(request) as db:
-        return [store.as_dict(u, "id", "username", "full_name", "role", "active") for u in store.list_users(db)]
+        return [user_json(u) for u in store.list_users(db, actor)]
 
 
 @router.post("/users", status_code=201)
 def create_user(request: Request, body: UserCreate, actor: Admin) -> dict:
     with transaction(request) as db:
-        user = store.create_user(db, body.username, body.password, body.role.value, body.full_name, actor)
-        return store.as_dict(user, "id", "username", "full_name", "role", "active")
+        return user_json(store.create_user(db, body.username, body.password, body.role.value, body.full_name, actor))
 
 
-@router.get("/cases", summary="The cases the caller may see")
-def cases(request: Request, actor: Reader, status: CaseStatus | None = None,
-          search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None) -> list[dict]:
+@router.post("/users/{user_id}/deactivate", summary="Deactivate a user (their sessions and tokens end at once)")
+def deactivate_user(request: Request, user_id: Id, actor: Admin) -> dict:
     with transaction(request) as db:
-        found = store.list_cases(db, actor, status.value if status else None, search)
-        return [store.as_dict(c, "id", "label", "status", "version", "board_date", "updated_at") for c in found]
+        return user_json(store.deactivate_user(db, actor, user_id))
+
+
+@router.get("/cases", summary="One page of the cases the caller may see (newest first; X-Total-Count: all of them)")
+def cases(request: Request, response: Response, actor: Reader, status: CaseStatus | None = None,
+          search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+          page: Annotated[int, Query(ge=1, le=2**31 - 1, description="Page number, from 1.")] = 1,
+          size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE, description="Cases per page.")] = 50) -> list[dict]:
+    with transaction(request) as db:
+        found, total = store.list_cases(db, actor, status.value if status else None, search, page, size)
+    response.headers["X-Total-Count"] = str(total)
+    return [store.as_dict(c, "id", "label", "status", "version", "board_date", "updated_at") for c in found]
 
 
 @router.post("/cases", status_code=201)
@@ -258,7 +270,8 @@ def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
         return [job_json(request, job) for job in store.jobs(db, case_id)]
 
 
-@router.post("/cases/{case_id}/jobs", status_code=202, summary="Start a background job (assessment or plan)")
+@router.post("/cases/{case_id}/jobs", status_code=202,
+             summary="Start a background job (assessment, plan, or the uncertainty of a planned case)")
 def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict:
     return job_json(request, submit_job(request, actor, case_id, body.kind))
 
@@ -272,6 +285,8 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
     runner = request.app.state.runner
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id, action="start_job")
+        if kind == "uncertainty" and reports.latest_plan_job(db, case.id) is None:
+            raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
         job = Job(case_id=case.id, kind=kind, status="queued", attempts=0, progress_fraction=0.0,
                   case_version=case.version, created_by=actor.user_id, created_at=utcnow())
         db.add(job)
@@ -285,11 +300,7 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
 @router.get("/jobs/{job_id}")
 def job(request: Request, job_id: Id, actor: Reader) -> dict:
     with transaction(request) as db:
-        row = db.get(Job, job_id)
-        if row is None:
-            raise store.NotFound(f"job {job_id}")
-        store.audit(db, actor, "read", "job", row.id, row.case_id)
-        return job_json(request, row)
+        return job_json(request, store.get_job(db, actor, job_id))
 
 
 @router.get("/cases/{case_id}/audit", summary="The audit trail of one case (read-only)")
@@ -342,10 +353,9 @@ def job_file(request: Request, job_id: Id, name: str, actor: Reader) -> FileResp
     if not SAFE_OUTPUT_PATH.fullmatch(name):  # no "..", no absolute paths: only what the job wrote
         raise store.NotFound(f"file {name[:100]!r} of job {job_id}")
     with transaction(request) as db:
-        row = db.get(Job, job_id)
-        if row is None or row.status != "done":
+        row = store.get_job(db, actor, job_id, "download", "job_file", detail=name)
+        if row.status != "done":
             raise store.NotFound(f"job {job_id}")
-        store.audit(db, actor, "download", "job_file", row.id, row.case_id, detail=name)
     path = request.app.state.runner.output_dir(job_id) / name
     if not path.is_file():
         raise store.NotFound(f"file {name} of job {job_id}")

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoplan.errors import InputError
@@ -96,13 +96,17 @@ def logout(request: Request, actor: Reader) -> Response:
 
 
 @router.get("/")
-def case_list(request: Request, actor: Reader, status: str | None = None, search: str | None = None) -> HTMLResponse:
+def case_list(request: Request, actor: Reader, status: str | None = None, search: str | None = None,
+              page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1,
+              size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE)] = 50) -> HTMLResponse:
     status = status if status in {s.value for s in CaseStatus} else None
     search = (search or "").replace("\x00", "")[:100] or None
     with transaction(request) as db:
-        cases = store.list_cases(db, actor, status, search)
+        cases, total = store.list_cases(db, actor, status, search, page, size)
+    pages = max(1, -(-total // size))
     return render(request, "cases.html", actor, cases=cases, statuses=[s.value for s in CaseStatus], status=status,
-                  search=search, can_edit=actor.role in EDITORS)
+                  search=search, can_edit=actor.role in EDITORS, page=page, size=size, pages=pages, total=total,
+                  filters={"status": status or "", "search": search or "", "size": size})
 
 
 @router.get("/cases/new")
@@ -129,13 +133,14 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
         documents = store.documents(db, case_id)
         images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
         jobs = store.jobs(db, case_id)
-        plan_dir = reports.latest_plan_dir(db, case_id, runner)
-        plan_job = next((j for j in jobs if j.kind == "plan" and j.status == "done"), None)
+        plan_job = reports.latest_plan_job(db, case_id)
+        plan_dir = None if plan_job is None else runner.output_dir(plan_job.id)
         plan = reports.plan_summary(plan_dir)
         context = dict(
             case=case, document=case.case_document, assessment=case.assessment, documents=documents,
             ct=images.get("ct"), labels=images.get("labels"), jobs=jobs,
             progress={j.id: runner.progress(j) for j in jobs}, job_kinds=job_kinds(),
+            uncertainty_samples=request.app.state.settings.uncertainty_samples,
             plan=plan, plan_job=plan_job, figures=(plan or {}).get("outputs", {}).get("figures", []),
             isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
             history=store.status_history(db, case_id), decisions=store.board_decisions(db, case_id),
@@ -241,3 +246,32 @@ def audit_log(request: Request, actor: Admin) -> HTMLResponse:
     with transaction(request) as db:
         events = store.audit_events(db, actor)
     return render(request, "audit.html", actor, events=events, case_id=None)
+
+
+@router.get("/users")
+def users_page(request: Request, actor: Admin) -> HTMLResponse:
+    with transaction(request) as db:
+        users = store.list_users(db, actor)
+    return render(request, "users.html", actor, users=users, roles=[r.value for r in Role])
+
+
+@router.post("/users")
+def create_user(request: Request, actor: Admin, username: Annotated[str, Form(max_length=200)],
+                password: Annotated[str, Form(max_length=200)], role: Annotated[str, Form()],
+                full_name: Annotated[str, Form(max_length=200)] = "") -> Response:
+    try:
+        with transaction(request) as db:
+            store.create_user(db, username, password, role, full_name, actor)
+    except InputError as error:
+        with transaction(request) as db:
+            users = store.list_users(db, actor)
+        return render(request, "users.html", actor, 422, users=users, roles=[r.value for r in Role],
+                      error=str(error), username=username, full_name=full_name)
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/{user_id}/deactivate")
+def deactivate_user(request: Request, user_id: Id, actor: Admin) -> Response:
+    with transaction(request) as db:
+        store.deactivate_user(db, actor, user_id)
+    return RedirectResponse("/users", status_code=303)
