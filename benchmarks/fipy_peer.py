@@ -1,39 +1,53 @@
 """A peer solver for the thermal benchmark: the physics of `cryoplan.thermal.simulate`, written with FiPy.
 
 It answers "how fast is the engine against a general-purpose finite-volume code solving the same problem on
-the same grid to the same accuracy" (issue 3, item 8c), and is checked against the exact Neumann solution
-by `tests/benchmarks/test_fipy_peer.py`. It is written from physics.md §1–§2 and takes the engine's problem
-description (grid, probe placements, protocol, tissues, vessels); from the engine's code it reuses only the
-probes' sub-grid sink geometry (which voxels each probe draws heat from, their weights and the coupling
-conductance), so that both solve the same discrete problem.
+the same grid to the same accuracy" (issue 3, item 8c). `tests/benchmarks/test_fipy_peer.py` checks it
+against the exact Neumann solution and against the engine on a small 3-D freeze. It is written from
+physics.md §1–§2 and takes the engine's problem description (grid, probe placements, protocol, tissues,
+vessels); from the engine's code it reuses only the probes' sub-grid sinks (`engine_probe_kernels`: which
+voxels each probe draws heat from, their weights and the coupling conductance), so that both solve the same
+discrete problem.
 
 Physics (Pennes with phase change in enthalpy form, physics.md §1):
 
     ∂H/∂t = ∇·(k(T) ∇T) + W (T_a − T) + Q_m − Σ_probes q w/V
 
-on the grid's voxels as cell-centred finite volumes (FiPy `Grid3D`, harmonic-mean face conductivity),
-backward Euler in time. Perfusion and metabolism act only in tissue that has never been below its
-liquidus. A probe draws q = G (T̄ − T_p) per metre of active zone during a freeze (G its coupling
-conductance, from its calibrated effective radius, times the flow fraction; T̄ the weighted mean
-temperature of its kernel voxels; T_p −140 °C, +30 °C in an active thaw) and nothing in a passive thaw. A vessel lumen is
-held at 37 °C and a lumen–tissue face conducts through the film h = Nu·k_blood/D in series with half a
-voxel of tissue. As in the engine, the grid's outer voxel layer (on every axis at least 3 voxels long)
-stays at its initial temperature (a bath).
+on the grid's voxels as cell-centred finite volumes (FiPy `Grid3D`), backward Euler in time.
+
+Face rule, the engine's (`cryoplan.thermal.kernels`). A face between two voxels of one tissue carries the
+difference of their Kirchhoff potentials Φ(T) = ∫ k dT over the voxel spacing, so a face across the
+freezing front conducts with the mean of k over the temperatures it spans; FiPy takes it as a face diffusion
+coefficient equal to the secant conductivity (Φ_n − Φ_c)/(T_n − T_c) (the voxels' mean k where
+T_n ≈ T_c). A face between different tissues, or at a vessel wall, conducts with the harmonic mean of the
+two voxels' k.
+
+Perfusion and metabolism act only in tissue that has never been below its liquidus. A probe draws
+q = G (T̄ − T_p) per metre of active zone during a freeze (G its coupling conductance, from its calibrated
+effective radius, times the flow fraction; T̄ the weighted mean temperature of its kernel voxels; T_p
+−140 °C, +30 °C in an active thaw) and nothing in a passive thaw. A vessel lumen is held at 37 °C and a
+lumen–tissue face conducts through the film h = Nu·k_blood/D in series with half a voxel of tissue. As in
+the engine, the grid's outer voxel layer (on every axis at least 3 voxels long) stays at its initial
+temperature (a bath).
 
 Nonlinear solution. Each time step sweeps a linearised problem until no free voxel's solved temperature
 differs from its linearisation point by more than `sweep_tolerance_c`; at that point the step satisfies
 the enthalpy balance exactly. The linearisation is in enthalpy (Nedjar 2002): solve
-D (T − T*) + H* − Hⁿ = Δt [∇·(k*∇T) + W*(T_a − T) + Q* − sinks(T)] for T, move H* along the slope D of the
-segment of H(T) it lies on, never across a kink of H(T) in one sweep (which keeps the iteration from
-overshooting through the latent heat), and take T* = T(H*). Fixed-temperature voxels (lumen, bath layer)
-are tied to their value by a large implicit source, FiPy's recipe for an interior fixed value.
+D (T − T*) + H* − Hⁿ = Δt [∇·(k*_f ∇T) + W*(T_a − T) + Q* − sinks(T)] for T, with k*_f the face
+coefficients above at T*; move H* along the slope D of the segment of H(T) it lies on, never across a kink
+of H(T) in one sweep (which keeps the iteration from overshooting through the latent heat), and take
+T* = T(H*). A converged step thus carries the Kirchhoff fluxes of its own end state. Fixed-temperature
+voxels (lumen, bath layer) are tied to their value by a large implicit source, FiPy's recipe for an
+interior fixed value.
 
 References
 ----------
 Pennes HH. J Appl Physiol 1948;1:93–122 (the bioheat equation).
 Nedjar B. An enthalpy-based finite element method for nonlinear heat problems involving phase change.
 Comput Struct 2002;80:9–21.
-Patankar SV. Numerical Heat Transfer and Fluid Flow, 1980, §4.2 (harmonic-mean face conductivity).
+Elliott CM. Error analysis of the enthalpy method for the Stefan problem. IMA J Numer Anal 1987;7:61–71
+(the enthalpy method as ∂H/∂t = ΔΦ in the Kirchhoff potential).
+Patankar SV. Numerical Heat Transfer and Fluid Flow, 1980, §4.2 (harmonic-mean face conductivity between
+different materials).
 Guyer JE, Wheeler D, Warren JA. FiPy: partial differential equations with Python. Comput Sci Eng
 2009;11(3):6–15.
 """
@@ -48,6 +62,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
+from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("FIPY_SOLVERS", "scipy")
 import fipy  # noqa: E402  (the solver suite is chosen through the environment before import)
@@ -55,12 +70,15 @@ from fipy.solvers.scipy.preconditioners.scipyPreconditioner import ScipyPrecondi
 
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Tissue, Vessel  # noqa: E402
 from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, FREEZE_SURFACE_C  # noqa: E402
-from cryoplan.thermal.solver import _ProbeSinks  # noqa: E402  (the probes' sub-grid model, shared)
+from cryoplan.thermal.solver import ProbeSinks  # noqa: E402  (used by `engine_probe_kernels` alone)
 from cryoplan.thermal.vessel import BLOOD_TEMPERATURE_C  # noqa: E402
 
 #: Temperature interval over which the sweep's slope spreads a single-temperature phase change (°C). It
 #: sets only how fast the sweeps converge; the converged step satisfies the exact enthalpy balance.
 JUMP_WIDTH_C = 0.5
+#: Below this temperature difference across a face (°C) its secant conductivity (Φ_n − Φ_c)/(T_n − T_c) is
+#: replaced by the mean of the two voxels' k (its limit; the flux there is negligible either way).
+SECANT_MIN_RISE_C = 1e-6
 #: Fixed-temperature voxels are tied to their value by this many times the largest conductance of a voxel.
 HOLD_FACTOR = 1e4
 
@@ -89,7 +107,8 @@ class _Medium:
 
     H is 0 at the solidus; H = C_f (T − T_s) below it, H = H_l + C_u (T − T_l) above the liquidus, and across
     the mushy range linear from 0 to H_l = L + ½ (C_f + C_u)(T_l − T_s). k is k_f below the solidus, k_u
-    above the liquidus and linear in the liquid fraction between.
+    above the liquidus and linear in the liquid fraction between; with a single phase-change temperature a
+    partly frozen voxel conducts as ice (it holds the front). Φ(T) = ∫ k dT from the solidus.
     """
 
     def __init__(self, rows: Sequence[Tissue], labels: np.ndarray):
@@ -121,7 +140,17 @@ class _Medium:
                         np.where(h > self.h_l, self.t_l + (h - self.h_l) / self.c_u, mushy))
 
     def conductivity(self, h: np.ndarray) -> np.ndarray:
-        return self.k_f + np.clip(h / self.h_l, 0.0, 1.0) * (self.k_u - self.k_f)
+        liquid = np.where(self.t_l > self.t_s, np.clip(h / self.h_l, 0.0, 1.0), (h >= self.h_l).astype(float))
+        return self.k_f + liquid * (self.k_u - self.k_f)
+
+    def kirchhoff(self, t: np.ndarray) -> np.ndarray:
+        """Φ(T) = ∫ k dT from the solidus (W/m) for the k(T) above: k_f (T − T_s) below the solidus, the
+        integral of the linear k across the mushy range, then k_u (T − T_l) above the liquidus."""
+        width = self.t_l - self.t_s
+        within = np.clip(t, self.t_s, self.t_l) - self.t_s
+        mushy = self.k_f * within + 0.5 * (self.k_u - self.k_f) * within**2 / np.where(width > 0, width, 1.0)
+        return (self.k_f * (np.minimum(t, self.t_s) - self.t_s) + mushy
+                + self.k_u * (np.maximum(t, self.t_l) - self.t_l))
 
     def slope(self, h: np.ndarray) -> np.ndarray:
         """dH/dT of the segment H lies on; at a kink (either end of the mushy range), the mushy slope."""
@@ -151,6 +180,26 @@ class _DiagonalPreconditioner(ScipyPreconditioner):
     def _applyToMatrix(self, matrix):
         inverse_diagonal = 1.0 / matrix.diagonal()
         return LinearOperator(matrix.shape, matvec=lambda x: inverse_diagonal * x.ravel()), matrix
+
+
+def engine_probe_kernels(grid: Grid, probes: Sequence[ProbePlacement], radii_mm: Sequence[float], fixed: np.ndarray,
+                         frozen_conductivity_w_mk: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Each probe's sub-grid sink as the engine builds it, the one piece the peer takes from the engine's code
+    (so that both solve one discrete problem): the C-order flat indices of the voxels the probe draws heat
+    from, their weights (metres of line) and its coupling conductance per metre of active zone (W/m·K).
+
+    Parameters
+    ----------
+    radii_mm
+        Per probe, the radius on which the surface temperature is held (effective or physical).
+    fixed
+        Voxels held at a fixed temperature (grid shape), which the kernels leave out.
+    frozen_conductivity_w_mk
+        Per probe, k of ice in the tissue around the middle of its active zone.
+    """
+    sinks = ProbeSinks(grid, list(probes), list(radii_mm), fixed, list(frozen_conductivity_w_mk))
+    return [(sinks.flat_index[a:b], sinks.weight[a:b], float(sinks.line_conductance[p]))
+            for p, (a, b) in enumerate(zip(sinks.ptr[:-1], sinks.ptr[1:]))]
 
 
 def _fipy_order(array: np.ndarray) -> np.ndarray:
@@ -254,15 +303,16 @@ def solve(
     # As the engine: −140 °C on each probe's calibrated effective radius, or a given surface temperature on
     # its physical radius.
     radii = [p.probe.radius_mm if probe_surface_temp_c is not None else p.probe.effective_radius_mm for p in probes]
-    sinks = _ProbeSinks(grid, list(probes), radii, sink_fixed, frozen_k)
-    kernel_cells = [_flat_to_fipy(sinks.flat_index[sinks.ptr[p]:sinks.ptr[p + 1]], shape) for p in range(len(probes))]
-    kernel_weights = [sinks.weight[sinks.ptr[p]:sinks.ptr[p + 1]] for p in range(len(probes))]
+    sinks = [(_flat_to_fipy(flat, shape), weights, g)
+               for flat, weights, g in engine_probe_kernels(grid, probes, radii, sink_fixed, frozen_k)]
     surface = FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c
 
     mesh = fipy.Grid3D(dx=dx, dy=dx, dz=dx, nx=shape[0], ny=shape[1], nz=shape[2])
     face_cells = np.asarray(mesh.faceCellIDs.filled(-1))
     first = face_cells[0]
     second = np.where(face_cells[1] >= 0, face_cells[1], face_cells[0])  # outer faces: no flux (zero gradient)
+    # Faces within one tissue (a lumen counts as its own material, as in the engine) carry Kirchhoff fluxes.
+    within_tissue = (labels[first] == labels[second]) & (is_lumen[first] == is_lumen[second])
     temperature = fipy.CellVariable(mesh=mesh, value=initial)
     face_conductivity = fipy.FaceVariable(mesh=mesh, value=0.0)
     implicit = fipy.CellVariable(mesh=mesh, value=0.0)
@@ -280,55 +330,62 @@ def solve(
     setup_s = time.perf_counter() - started
     done_s = 0.0
     total_s = protocol.total_seconds
-    for phase in protocol.phases:
-        n_steps = max(1, math.ceil(phase.seconds / time_step_s - 1e-9))
-        dt = phase.seconds / n_steps
-        coupling = []  # (voxels, weights, conductance per metre, surface temperature) of each working probe
-        for p, placement in enumerate(probes):
-            if phase.kind == "freeze":
-                g = sinks.line_conductance[p] * phase.flow_fraction * placement.flow_fraction
-                coupling.append((kernel_cells[p], kernel_weights[p], g, surface))
-            elif phase.kind == "active_thaw":
-                coupling.append((kernel_cells[p], kernel_weights[p], sinks.line_conductance[p], ACTIVE_THAW_SURFACE_C))
-        for _ in range(n_steps if max_steps is None else min(n_steps, max_steps - steps)):
-            h_star, t_star = h_now.copy(), t_now.copy()
-            for _sweep in range(max_sweeps):
-                k_cell = np.where(is_lumen, conductance_override, medium.conductivity(h_star))
-                face_conductivity.setValue(2.0 * k_cell[first] * k_cell[second] / (k_cell[first] + k_cell[second]))
-                living = free & ~ever_frozen & (h_star >= medium.h_l)
-                perfusion = np.where(living, medium.perfusion, 0.0)
-                slope = medium.slope(h_star)
-                sink_implicit = np.zeros(n_cells)
-                sink_explicit = np.zeros(n_cells)
-                for cells, weights, g, held_c in coupling:
-                    # q = G (T̄ − T_p) per metre, drawn from voxel n as q w_n / V. Written as
-                    # G (T_n − T_p) + G (T̄ − T_n): the first part implicit in the voxel's own temperature, the
-                    # second lagging one sweep (a lagged T̄ alone makes the sweeps oscillate at large steps).
-                    mean_t = float(weights @ t_star[cells]) / weights.sum()
-                    own = g * weights / voxel_volume
-                    np.add.at(sink_implicit, cells, own)
-                    np.add.at(sink_explicit, cells, own * (held_c - (mean_t - t_star[cells])))
-                implicit.setValue(slope / dt + perfusion + hold + sink_implicit)
-                explicit.setValue(slope * t_star / dt - (h_star - h_now) / dt + perfusion * medium.t_a
-                                  + np.where(living, medium.q_m, 0.0) + hold * hold_value + sink_explicit)
-                temperature.setValue(t_star)
-                equation.solve(var=temperature, solver=solver)
-                solved = np.asarray(temperature.value)
-                residual_c = float(np.max(np.abs(solved - t_star)[free]))
-                h_star = np.where(fixed, h_now, medium.advance(h_star, t_star, solved))
-                t_star = medium.temperature(h_star)
-                sweeps += 1
-                if residual_c <= sweep_tolerance_c:
-                    break
-            else:
-                unconverged += 1
-            h_now, t_now = h_star, t_star
-            ever_frozen |= h_now < medium.h_l
-            np.minimum(min_temperature, t_now, out=min_temperature)
-            steps += 1
-            done_s += dt
-            if progress is not None:
-                progress(min(1.0, done_s / total_s))
+    # One BLAS thread: the conjugate gradients are memory-bound vector operations, and OpenBLAS threads
+    # spinning against other work on a loaded 2-core machine made them several times slower.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for phase in protocol.phases:
+            n_steps = max(1, math.ceil(phase.seconds / time_step_s - 1e-9))
+            dt = phase.seconds / n_steps
+            coupling = []  # (voxels, weights, conductance per metre, surface temperature) of each working probe
+            for placement, (cells, weights, g) in zip(probes, sinks):
+                if phase.kind == "freeze":
+                    coupling.append((cells, weights, g * phase.flow_fraction * placement.flow_fraction, surface))
+                elif phase.kind == "active_thaw":
+                    coupling.append((cells, weights, g, ACTIVE_THAW_SURFACE_C))
+            for _ in range(n_steps if max_steps is None else min(n_steps, max_steps - steps)):
+                h_star, t_star = h_now.copy(), t_now.copy()
+                for _sweep in range(max_sweeps):
+                    k_cell = np.where(is_lumen, conductance_override, medium.conductivity(h_star))
+                    phi = medium.kirchhoff(t_star)
+                    rise = t_star[second] - t_star[first]
+                    secant = np.divide(phi[second] - phi[first], rise, out=0.5 * (k_cell[first] + k_cell[second]),
+                                       where=np.abs(rise) > SECANT_MIN_RISE_C)
+                    harmonic = 2.0 * k_cell[first] * k_cell[second] / (k_cell[first] + k_cell[second])
+                    face_conductivity.setValue(np.where(within_tissue, secant, harmonic))
+                    living = free & ~ever_frozen & (h_star >= medium.h_l)
+                    perfusion = np.where(living, medium.perfusion, 0.0)
+                    slope = medium.slope(h_star)
+                    sink_implicit = np.zeros(n_cells)
+                    sink_explicit = np.zeros(n_cells)
+                    for cells, weights, g, held_c in coupling:
+                        # q = G (T̄ − T_p) per metre, drawn from voxel n as q w_n / V. Written as
+                        # G (T_n − T_p) + G (T̄ − T_n): the first part implicit in the voxel's own temperature, the
+                        # second lagging one sweep (a lagged T̄ alone makes the sweeps oscillate at large steps).
+                        mean_t = float(weights @ t_star[cells]) / weights.sum()
+                        own = g * weights / voxel_volume
+                        np.add.at(sink_implicit, cells, own)
+                        np.add.at(sink_explicit, cells, own * (held_c - (mean_t - t_star[cells])))
+                    implicit.setValue(slope / dt + perfusion + hold + sink_implicit)
+                    explicit.setValue(slope * t_star / dt - (h_star - h_now) / dt + perfusion * medium.t_a
+                                      + np.where(living, medium.q_m, 0.0) + hold * hold_value + sink_explicit)
+                    temperature.setValue(t_star)
+                    equation.solve(var=temperature, solver=solver)
+                    solved = np.asarray(temperature.value)
+                    residual_c = float(np.max(np.abs(solved - t_star)[free]))
+                    h_star = np.where(fixed, h_now, medium.advance(h_star, t_star, solved))
+                    t_star = medium.temperature(h_star)
+                    sweeps += 1
+                    if residual_c <= sweep_tolerance_c:
+                        break
+                else:
+                    unconverged += 1
+                h_now, t_now = h_star, t_star
+                ever_frozen |= h_now < medium.h_l
+                np.minimum(min_temperature, t_now, out=min_temperature)
+                steps += 1
+                done_s += dt
+                if progress is not None:
+                    progress(min(1.0, done_s / total_s))
 
     return PeerResult(
         grid=grid,

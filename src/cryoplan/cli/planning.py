@@ -55,7 +55,7 @@ class _Bar:
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f} %"),
-                    TimeElapsedColumn(), console=_stderr, transient=False)
+                    TimeElapsedColumn(), console=_stderr, transient=True)
 
 
 def _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,

@@ -80,9 +80,15 @@ def perturbed_tissues(rng: np.random.Generator) -> tuple[dict[int, object], dict
 
 
 def run_sample(context: SampleContext, index: int, seed: int) -> tuple[int, np.ndarray, float, dict]:
-    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, factors)."""
+    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, factors).
+
+    The simulation's kernels run on one thread: the samples are the parallelism (one per Dask worker
+    thread), and a worker whose kernels also spread over every core would compete with its peers."""
+    import numba
+
     from cryoplan.thermal import parse_protocol
 
+    numba.set_num_threads(1)
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
     tissues, factors = perturbed_tissues(rng)

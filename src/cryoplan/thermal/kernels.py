@@ -49,7 +49,7 @@ N_PROPS = 12
 # Columns of the stencil table (float32, derived from the property table by `stencil_table`): what the dense
 # pass needs to turn H into T and Φ without branches.
 S_T_SOLIDUS, S_INV_C_FROZEN, S_MUSHY_SLOPE, S_H_LIQUIDUS, S_INV_C_UNFROZEN = 0, 1, 2, 3, 4
-S_K_FROZEN, S_MUSHY_CURVATURE, S_K_UNFROZEN, S_PERFUSION_W, S_ARTERIAL_T, S_METABOLIC_Q, S_MOVING = 5, 6, 7, 8, 9, 10, 11
+S_K_FROZEN, S_MUSHY_CURVATURE, S_K_UNFROZEN, S_PERFUSION_RATE, S_PERFUSION_AT_ZERO, S_METABOLIC_Q, S_MOVING = 5, 6, 7, 8, 9, 10, 11
 N_STENCIL = 12
 
 # Columns of the energy ledger (W/m³ summed over voxels, times seconds; the solver multiplies by the voxel
@@ -67,7 +67,9 @@ def stencil_table(props: np.ndarray) -> np.ndarray:
     T = T_s + min(H, 0)/C_s + x + max(H − H_l, 0)/C_u,   x = clip(H, 0, H_l) (T_l − T_s)/H_l,
     Φ = k_s min(H, 0)/C_s + k_s x + ½ (k_u − k_s) x²/(T_l − T_s) + k_u max(H − H_l, 0)/C_u,
 
-    which is `temperature_of` and `kirchhoff_of` (a single phase-change temperature has x = 0)."""
+    which is `temperature_of` and `kirchhoff_of` (a single phase-change temperature has x = 0). Perfusion acts
+    only in tissue that has never frozen, where H ≥ H_l and T is linear in H: W (T_a − T) = P₀ − W H/C_u with
+    P₀ = W (T_a − T_l + H_l/C_u)."""
     table = np.zeros((props.shape[0], N_STENCIL), dtype=np.float64)
     span = props[:, T_LIQUIDUS] - props[:, T_SOLIDUS]
     h_l = props[:, H_LIQUIDUS]
@@ -80,8 +82,9 @@ def stencil_table(props: np.ndarray) -> np.ndarray:
     table[:, S_MUSHY_CURVATURE] = np.where(
         span > 0, 0.5 * (props[:, K_UNFROZEN] - props[:, K_FROZEN]) / np.where(span > 0, span, 1.0), 0.0)
     table[:, S_K_UNFROZEN] = props[:, K_UNFROZEN]
-    table[:, S_PERFUSION_W] = props[:, PERFUSION_W]
-    table[:, S_ARTERIAL_T] = props[:, ARTERIAL_T]
+    table[:, S_PERFUSION_RATE] = props[:, PERFUSION_W] / props[:, C_UNFROZEN]
+    table[:, S_PERFUSION_AT_ZERO] = props[:, PERFUSION_W] * (props[:, ARTERIAL_T] - props[:, T_LIQUIDUS]
+                                                             + h_l / props[:, C_UNFROZEN])
     table[:, S_METABOLIC_Q] = props[:, METABOLIC_Q]
     table[:, S_MOVING] = 1.0 - props[:, FIXED]
     return table.astype(np.float32)
@@ -146,23 +149,13 @@ def kirchhoff_potential(h, st, lab):
 
 
 @njit(cache=True, parallel=True)
-def potential_field(H, label, st, phi):
-    """Φ of every voxel."""
+def state_fields(H, label, st, temperature, potential):
+    """T and Φ of every voxel."""
     n0, n1, n2 = H.shape
     for i in prange(n0):
         for j in range(n1):
             for k in range(n2):
-                phi[i, j, k] = kirchhoff_potential(H[i, j, k], st, label[i, j, k])
-
-
-@njit(cache=True, parallel=True)
-def temperature_field(H, label, st, out):
-    """T of every voxel."""
-    n0, n1, n2 = H.shape
-    for i in prange(n0):
-        for j in range(n1):
-            for k in range(n2):
-                out[i, j, k] = _parts(H[i, j, k], st, label[i, j, k])[0]
+                temperature[i, j, k], potential[i, j, k] = _parts(H[i, j, k], st, label[i, j, k])
 
 
 @njit(cache=True, inline="always")
@@ -170,10 +163,9 @@ def _stage_update(h, h_older, laplacian, frozen, st, lab, nu, mu_tau, inv_dx2):
     """One voxel of `stage_pass`: (new enthalpy, its Φ, perfusion heat, metabolic heat). μ Y_{j−1} + ν Y_{j−2}
     is written Y_{j−1} + ν (Y_{j−2} − Y_{j−1}) (μ + ν = 1), which rounds the small difference of two
     stages rather than two large enthalpies, and leaves a fixed voxel's enthalpy exactly as it is."""
-    t = _parts(h, st, lab)[0]
     moving = st[lab, S_MOVING]
     living = (np.float32(1.0) - np.float32(frozen)) * moving
-    perfusion = living * st[lab, S_PERFUSION_W] * (st[lab, S_ARTERIAL_T] - t)
+    perfusion = living * (st[lab, S_PERFUSION_AT_ZERO] - st[lab, S_PERFUSION_RATE] * h)
     heat = living * st[lab, S_METABOLIC_Q]
     h_new = h + nu * (h_older - h) + mu_tau * (moving * laplacian * inv_dx2 + perfusion + heat)
     return h_new, kirchhoff_potential(h_new, st, lab), perfusion, heat
@@ -198,7 +190,7 @@ def row_labels(label):
     return rows
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
 def stage_pass(src, phi_src, older, dst, phi_dst, label, rows, st, frozen, nu, mu_tau, inv_dx2, lo, hi,
                ledger_rows):
     """The dense part of one RKL stage over the box [lo, hi): dst = μ src + ν older + μ̃τ L(src), with L's

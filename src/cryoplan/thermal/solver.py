@@ -87,7 +87,7 @@ def _section_axis(grid: Grid) -> int | None:
     return thin[0] if len(thin) == 1 else None
 
 
-class _ProbeSinks:
+class ProbeSinks:
     """Flattened voxel lists and weights of every probe's kernel (see the module docstring)."""
 
     def __init__(self, grid: Grid, placements: Sequence[ProbePlacement], radii_mm: Sequence[float],
@@ -165,7 +165,7 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
 
 
 def _phase_segments(n: int, phase, grid: Grid, probes: Sequence[ProbePlacement], radii: Sequence[float],
-                    fixed: np.ndarray, frozen_k: Sequence[float], sinks: "_ProbeSinks"):
+                    fixed: np.ndarray, frozen_k: Sequence[float], sinks: "ProbeSinks"):
     """(seconds, probe sinks) of the stretches a phase is run in: the whole phase with the probes where they
     are; a tract freeze in one stretch per voxel of withdrawal, each with the probes drawn back along their
     shafts to the middle of that stretch."""
@@ -184,7 +184,7 @@ def _phase_segments(n: int, phase, grid: Grid, probes: Sequence[ProbePlacement],
         back_mm = (piece + 0.5) / pieces * phase.withdrawal_mm
         moved = [ProbePlacement(p.probe_id, p.tip_mm - back_mm * p.direction, p.direction, p.flow_fraction)
                  for p in probes]
-        yield phase.seconds / pieces, _ProbeSinks(grid, moved, radii, fixed, frozen_k)
+        yield phase.seconds / pieces, ProbeSinks(grid, moved, radii, fixed, frozen_k)
 
 
 def _labels_and_table(grid: Grid, tissue_labels, tissues, vessels):
@@ -298,10 +298,10 @@ def _trilinear_temperature(H: np.ndarray, labels: np.ndarray, stencil: np.ndarra
     f = np.clip(index - base, 0.0, 1.0)
     corners = np.asarray(list(np.ndindex(2, 2, 2)))
     at = tuple((base + corners).T)
-    values = np.empty(8, dtype=np.float32)
-    kernels.temperature_field(H[at].reshape(8, 1, 1), labels[at].reshape(8, 1, 1), stencil, values.reshape(8, 1, 1))
+    values, potentials = np.empty((2, 8, 1, 1), dtype=np.float32)
+    kernels.state_fields(H[at].reshape(8, 1, 1), labels[at].reshape(8, 1, 1), stencil, values, potentials)
     weights = np.prod(np.where(corners, f, 1.0 - f), axis=1)
-    return float(np.sum(weights * values))
+    return float(np.sum(weights * values.ravel()))
 
 
 def simulate(
@@ -412,7 +412,7 @@ def simulate(
         frozen_k.append(table[labels[tuple(middle)], kernels.K_FROZEN])
     # Calibrated cooling: −140 °C on each probe's effective radius; or a given temperature on its physical one.
     radii = [p.probe.radius_mm if probe_surface_temp_c is not None else p.probe.effective_radius_mm for p in probes]
-    sinks = _ProbeSinks(grid, probes, radii, fixed, frozen_k)
+    sinks = ProbeSinks(grid, probes, radii, fixed, frozen_k)
     n_probes = len(probes)
     if line_power_w_m is not None and len(line_power_w_m) != n_probes:
         raise InputError("line_power_w_m", f"{n_probes} values, one per probe", len(line_power_w_m))
@@ -433,8 +433,9 @@ def simulate(
     # Active box: the far field is at its steady state (or held), so only a box around the disturbance is
     # updated. It starts around every voxel whose first step would change it and every probe, and grows
     # each chunk (at least CHUNK_S) to the voxels that moved by more than ACTIVE_BOX_TOLERANCE_C, plus the
-    # distance heat diffuses in one chunk (3 √(2 α_max t)).
-    alpha_max = float(np.max(table[:, kernels.K_FROZEN] / table[:, kernels.C_FROZEN]))
+    # distance heat diffuses in one chunk through tissue still in its initial state (3 √(2 α t)).
+    alpha_far = max(kernels.conductivity_of(h, table, n) / kernels.heat_capacity_of(h, table, n)
+                    for n, h in enumerate(initial_h) if table[n, kernels.FIXED] == 0)
     tolerance_h = ACTIVE_BOX_TOLERANCE_C * float(np.min(table[:, kernels.C_FROZEN]))
     stencil = kernels.stencil_table(table)
     interface = kernels.interface_voxels(labels, table)
@@ -444,7 +445,8 @@ def simulate(
     Hs = np.empty((3, *grid.shape), dtype=np.float32)
     Hs[:] = H
     phis = np.empty((2, *grid.shape), dtype=np.float32)
-    kernels.potential_field(H, labels, stencil, phis[0])
+    final_t = np.empty(grid.shape, dtype=np.float32)  # scratch until the end
+    kernels.state_fields(H, labels, stencil, final_t, phis[0])
     phis[1] = phis[0]
     current = np.zeros(2, dtype=np.int64)
     frozen = np.zeros(grid.shape, dtype=np.uint8)
@@ -466,7 +468,7 @@ def simulate(
     kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
                      time_below)
     # Seeds of the active box: voxels one explicit step of L would move, and the probes' voxels.
-    trial = np.empty_like(H)
+    trial = H.copy()
     kernels.stage_pass(H, phis[0], H, trial, phis[1], labels, rows, stencil, frozen, np.float32(0.0),
                        np.float32(1.0), np.float32(1.0 / dx**2), limit_lo, limit_hi, ledger_rows)
     kernels.interface_pass(H, phis[0], trial, phis[1], labels, table, stencil, interface, 1.0, dx, limit_lo,
@@ -479,7 +481,7 @@ def simulate(
     lo, hi = limit_hi.copy(), limit_lo.copy()  # empty box
 
     def grow(changed: np.ndarray, lo: np.ndarray, hi: np.ndarray, seconds: float) -> None:
-        margin = int(math.ceil(3.0 * math.sqrt(2.0 * alpha_max * seconds) / dx)) + 1
+        margin = int(math.ceil(3.0 * math.sqrt(2.0 * alpha_far * seconds) / dx)) + 1
         for axis in range(3):
             present = np.flatnonzero(np.any(changed, axis=tuple(a for a in range(3) if a != axis)))
             if present.size:
@@ -533,9 +535,6 @@ def simulate(
                     finally:
                         numba.set_num_threads(threads)
                     updates_total += updates
-                    if not math.isfinite(float(np.sum(Hs[current[0]], dtype=np.float64))):
-                        raise RuntimeError(f"the thermal scheme diverged at t = {now_s:.1f} s (τ = {tau:.3g} s, "
-                                           f"{stages} stages): please report this case")
                     if np.any(lo > limit_lo) or np.any(hi < limit_hi):
                         grow(np.abs(Hs[current[0]] - H) > tolerance_h, lo, hi, count * tau)
                     done += count
@@ -544,12 +543,14 @@ def simulate(
                         record(now_s)
                     if progress is not None:
                         progress(min(1.0, now_s / total_s))
+            if not math.isfinite(float(np.sum(Hs[current[0]], dtype=np.float64))):
+                raise RuntimeError(f"the thermal scheme diverged by t = {now_s:.1f} s (longest step "
+                                   f"{longest_step_s:.3g} s): please report this case")
     H = Hs[current[0]]
     # The last sample of the minimum temperature, and the final state.
     kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
                      time_below)
-    final_t = np.empty(grid.shape, dtype=np.float32)
-    kernels.temperature_field(H, labels, stencil, final_t)
+    kernels.state_fields(H, labels, stencil, final_t, phis[1 - current[1]])  # Φ into the spare buffer
     energy_end = float(np.sum(H[~fixed], dtype=np.float64)) * voxel_volume
     liquidus_h = table[labels, kernels.H_LIQUIDUS]
     ice_fraction = np.where(fixed, 0.0, 1.0 - np.clip(H / np.where(liquidus_h > 0, liquidus_h, 1.0), 0.0, 1.0))
