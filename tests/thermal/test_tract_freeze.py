@@ -56,3 +56,14 @@ def test_withdrawal_out_of_the_grid_is_refused():
     with pytest.raises(InputError) as error:
         simulate(grid, probes, parse_protocol("freeze:1,tract_freeze:1:200"), tissues=TISSUES["liver"])
     assert error.value.field == "protocol[1].withdrawal_mm"
+
+
+def test_isotherm_grid_makes_room_for_the_withdrawal():
+    probes = probe_layout("17g-rod")
+    plain = chart_grid(probes, TISSUES["liver"], parse_protocol("freeze:2"), 2.0)
+    protocol = parse_protocol("freeze:2,tract_freeze:0.5:30")
+    tract = chart_grid(probes, TISSUES["liver"], protocol, 2.0)
+    axis = int(np.argmax(np.abs(probes[0].direction)))
+    assert (tract.shape[axis] - plain.shape[axis]) * 2.0 >= 30.0 - 2.0
+    result = simulate(tract, probes, protocol, tissues=TISSUES["liver"])  # no withdrawal error
+    assert result.isotherm_volume_ml(0.0) > 0.0

@@ -53,10 +53,13 @@ def chart_grid(placements: Sequence[ProbePlacement], medium: Tissue, protocol: P
                margin_mm: float | None = None) -> Grid:
     """A grid around the probes' active zones wide enough that the bath at its faces does not change the
     isotherms: 25 mm for the ice plus 3 √(α_u t) for the thermal disturbance ahead of it (erfc(1.5) < 4 %
-    of the temperature drop, where the drop itself has decayed), unless `margin_mm` is given."""
+    of the temperature drop, where the drop itself has decayed), unless `margin_mm` is given. A closing
+    tract freeze widens it to the active zones' withdrawn positions."""
     alpha_u = medium.conductivity_unfrozen_w_mk / medium.heat_capacity_unfrozen_j_m3k
     margin = 25.0 + 3.0 * math.sqrt(alpha_u * protocol.total_seconds) * 1e3 if margin_mm is None else margin_mm
-    points = [point for p in placements for point in (*p.active_segment_mm(), p.tip_mm)]
+    withdrawal_mm = sum(phase.withdrawal_mm for phase in protocol.phases)
+    points = [point - back * p.direction for p in placements for back in (0.0, withdrawal_mm)
+              for point in (*p.active_segment_mm(), p.tip_mm)]
     largest = max(kernel_radius_mm(max(p.probe.radius_mm, p.probe.effective_radius_mm), spacing_mm) for p in placements)
     return Grid.around(points, max(margin, largest + 2 * spacing_mm), spacing_mm)
 

@@ -173,8 +173,8 @@ def _stage_update(h, h_older, laplacian, frozen, st, lab, nu, mu_tau, inv_dx2):
 
 @njit(cache=True)
 def row_labels(label):
-    """Per (i, j), the label of the whole row along k if it has one label, else −1: `stage_pass` then
-    reads that row's properties once (a loop the compiler vectorises) instead of per voxel."""
+    """Per (i, j), the label of the whole row along k if it has one label, else −1: `stage_pass` then takes
+    that row's label once instead of reading it per voxel."""
     n0, n1, n2 = label.shape
     rows = np.full((n0, n1), -1, dtype=np.int16)
     for i in range(n0):
