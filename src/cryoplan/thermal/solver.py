@@ -295,17 +295,16 @@ def step_schedule(seconds: float, forward_euler_s: float, target_s: float | None
     return schedule
 
 
-def _trilinear_temperature(H: np.ndarray, labels: np.ndarray, stencil: np.ndarray, index: np.ndarray) -> float:
+def _trilinear_temperature(H: np.ndarray, labels: np.ndarray, table: np.ndarray, index: np.ndarray) -> float:
     """Temperature at a fractional voxel index, interpolated trilinearly between the 8 voxels around it."""
-    shape = np.asarray(H.shape)
-    base = np.clip(np.floor(index).astype(int), 0, shape - 2)
+    base = np.clip(np.floor(index).astype(int), 0, np.asarray(H.shape) - 2)
     f = np.clip(index - base, 0.0, 1.0)
-    corners = np.asarray(list(np.ndindex(2, 2, 2)))
-    at = tuple((base + corners).T)
-    values, potentials = np.empty((2, 8, 1, 1), dtype=np.float32)
-    kernels.state_fields(H[at].reshape(8, 1, 1), labels[at].reshape(8, 1, 1), stencil, values, potentials)
-    weights = np.prod(np.where(corners, f, 1.0 - f), axis=1)
-    return float(np.sum(weights * values.ravel()))
+    value = 0.0
+    for corner in np.ndindex(2, 2, 2):
+        voxel = tuple(base + corner)
+        weight = float(np.prod(np.where(corner, f, 1.0 - f)))
+        value += weight * kernels.temperature_of(float(H[voxel]), table, int(labels[voxel]))
+    return value
 
 
 def simulate(
@@ -467,7 +466,7 @@ def simulate(
     def record(now_s: float) -> None:
         for name, index in record_index.items():
             histories[name][0].append(now_s)
-            histories[name][1].append(_trilinear_temperature(Hs[current[0]], labels, stencil, index))
+            histories[name][1].append(_trilinear_temperature(Hs[current[0]], labels, table, index))
 
     kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
                      time_below)
