@@ -57,8 +57,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -131,13 +131,17 @@ class _Medium:
     def enthalpy(self, t: np.ndarray) -> np.ndarray:
         width = self.t_l - self.t_s
         fraction = np.clip((t - self.t_s) / np.where(width > 0, width, 1.0), 0.0, 1.0)
-        return np.where(t <= self.t_s, self.c_f * (t - self.t_s),
-                        np.where(t >= self.t_l, self.h_l + self.c_u * (t - self.t_l), fraction * self.h_l))
+        return np.where(
+            t <= self.t_s,
+            self.c_f * (t - self.t_s),
+            np.where(t >= self.t_l, self.h_l + self.c_u * (t - self.t_l), fraction * self.h_l),
+        )
 
     def temperature(self, h: np.ndarray) -> np.ndarray:
         mushy = self.t_s + h / self.h_l * (self.t_l - self.t_s)
-        return np.where(h < 0.0, self.t_s + h / self.c_f,
-                        np.where(h > self.h_l, self.t_l + (h - self.h_l) / self.c_u, mushy))
+        return np.where(
+            h < 0.0, self.t_s + h / self.c_f, np.where(h > self.h_l, self.t_l + (h - self.h_l) / self.c_u, mushy)
+        )
 
     def conductivity(self, h: np.ndarray) -> np.ndarray:
         liquid = np.where(self.t_l > self.t_s, np.clip(h / self.h_l, 0.0, 1.0), (h >= self.h_l).astype(float))
@@ -149,8 +153,7 @@ class _Medium:
         width = self.t_l - self.t_s
         within = np.clip(t, self.t_s, self.t_l) - self.t_s
         mushy = self.k_f * within + 0.5 * (self.k_u - self.k_f) * within**2 / np.where(width > 0, width, 1.0)
-        return (self.k_f * (np.minimum(t, self.t_s) - self.t_s) + mushy
-                + self.k_u * (np.maximum(t, self.t_l) - self.t_l))
+        return self.k_f * (np.minimum(t, self.t_s) - self.t_s) + mushy + self.k_u * (np.maximum(t, self.t_l) - self.t_l)
 
     def slope(self, h: np.ndarray) -> np.ndarray:
         """dH/dT of the segment H lies on; at a kink (either end of the mushy range), the mushy slope."""
@@ -182,8 +185,13 @@ class _DiagonalPreconditioner(ScipyPreconditioner):
         return LinearOperator(matrix.shape, matvec=lambda x: inverse_diagonal * x.ravel()), matrix
 
 
-def engine_probe_kernels(grid: Grid, probes: Sequence[ProbePlacement], radii_mm: Sequence[float], fixed: np.ndarray,
-                         frozen_conductivity_w_mk: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def engine_probe_kernels(
+    grid: Grid,
+    probes: Sequence[ProbePlacement],
+    radii_mm: Sequence[float],
+    fixed: np.ndarray,
+    frozen_conductivity_w_mk: Sequence[float],
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Each probe's sub-grid sink as the engine builds it, the one piece the peer takes from the engine's code
     (so that both solve one discrete problem): the C-order flat indices of the voxels the probe draws heat
     from, their weights (metres of line) and its coupling conductance per metre of active zone (W/m·K).
@@ -198,8 +206,10 @@ def engine_probe_kernels(grid: Grid, probes: Sequence[ProbePlacement], radii_mm:
         Per probe, k of ice in the tissue around the middle of its active zone.
     """
     sinks = ProbeSinks(grid, list(probes), list(radii_mm), fixed, list(frozen_conductivity_w_mk))
-    return [(sinks.flat_index[a:b], sinks.weight[a:b], float(sinks.line_conductance[p]))
-            for p, (a, b) in enumerate(zip(sinks.ptr[:-1], sinks.ptr[1:]))]
+    return [
+        (sinks.flat_index[a:b], sinks.weight[a:b], float(sinks.line_conductance[p]))
+        for p, (a, b) in enumerate(zip(sinks.ptr[:-1], sinks.ptr[1:]))
+    ]
 
 
 def _fipy_order(array: np.ndarray) -> np.ndarray:
@@ -303,8 +313,10 @@ def solve(
     # As the engine: −140 °C on each probe's calibrated effective radius, or a given surface temperature on
     # its physical radius.
     radii = [p.probe.radius_mm if probe_surface_temp_c is not None else p.probe.effective_radius_mm for p in probes]
-    sinks = [(_flat_to_fipy(flat, shape), weights, g)
-               for flat, weights, g in engine_probe_kernels(grid, probes, radii, sink_fixed, frozen_k)]
+    sinks = [
+        (_flat_to_fipy(flat, shape), weights, g)
+        for flat, weights, g in engine_probe_kernels(grid, probes, radii, sink_fixed, frozen_k)
+    ]
     surface = FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c
 
     mesh = fipy.Grid3D(dx=dx, dy=dx, dz=dx, nx=shape[0], ny=shape[1], nz=shape[2])
@@ -318,8 +330,9 @@ def solve(
     implicit = fipy.CellVariable(mesh=mesh, value=0.0)
     explicit = fipy.CellVariable(mesh=mesh, value=0.0)
     equation = fipy.ImplicitSourceTerm(coeff=implicit) == fipy.DiffusionTerm(coeff=face_conductivity) + explicit
-    solver = fipy.LinearCGSolver(tolerance=linear_tolerance, criterion="initial", iterations=10000,
-                                 precon=_DiagonalPreconditioner())
+    solver = fipy.LinearCGSolver(
+        tolerance=linear_tolerance, criterion="initial", iterations=10000, precon=_DiagonalPreconditioner()
+    )
     hold = np.where(fixed, HOLD_FACTOR * 6.0 * float(np.max(np.maximum(medium.k_f, medium.k_u))) / dx**2, 0.0)
 
     h_now = medium.enthalpy(np.where(fixed, hold_value, initial))
@@ -348,8 +361,12 @@ def solve(
                     k_cell = np.where(is_lumen, conductance_override, medium.conductivity(h_star))
                     phi = medium.kirchhoff(t_star)
                     rise = t_star[second] - t_star[first]
-                    secant = np.divide(phi[second] - phi[first], rise, out=0.5 * (k_cell[first] + k_cell[second]),
-                                       where=np.abs(rise) > SECANT_MIN_RISE_C)
+                    secant = np.divide(
+                        phi[second] - phi[first],
+                        rise,
+                        out=0.5 * (k_cell[first] + k_cell[second]),
+                        where=np.abs(rise) > SECANT_MIN_RISE_C,
+                    )
                     harmonic = 2.0 * k_cell[first] * k_cell[second] / (k_cell[first] + k_cell[second])
                     face_conductivity.setValue(np.where(within_tissue, secant, harmonic))
                     living = free & ~ever_frozen & (h_star >= medium.h_l)
@@ -366,8 +383,14 @@ def solve(
                         np.add.at(sink_implicit, cells, own)
                         np.add.at(sink_explicit, cells, own * (held_c - (mean_t - t_star[cells])))
                     implicit.setValue(slope / dt + perfusion + hold + sink_implicit)
-                    explicit.setValue(slope * t_star / dt - (h_star - h_now) / dt + perfusion * medium.t_a
-                                      + np.where(living, medium.q_m, 0.0) + hold * hold_value + sink_explicit)
+                    explicit.setValue(
+                        slope * t_star / dt
+                        - (h_star - h_now) / dt
+                        + perfusion * medium.t_a
+                        + np.where(living, medium.q_m, 0.0)
+                        + hold * hold_value
+                        + sink_explicit
+                    )
                     temperature.setValue(t_star)
                     equation.solve(var=temperature, solver=solver)
                     solved = np.asarray(temperature.value)

@@ -27,7 +27,11 @@ def generate(folder: Path, seed: int) -> None:
     from cryoplan.imaging import write_dicom_series, write_nifti
     from cryoplan.imaging.phantom import TumourSpec, make_phantom
 
-    tumours = [TumourSpec((-34.0, 0.0, 20.0), 28.0), TumourSpec((-55.0, 10.0, -20.0), 16.0), TumourSpec((20.0, -20.0, 15.0), 12.0)]
+    tumours = [
+        TumourSpec((-34.0, 0.0, 20.0), 28.0),
+        TumourSpec((-55.0, 10.0, -20.0), 16.0),
+        TumourSpec((20.0, -20.0, 15.0), 12.0),
+    ]
     field = tuple(n * s for n, s in zip(SHAPE, SPACING_MM))
     phantom = make_phantom(tumours, spacing_mm=SPACING_MM, seed=seed, field_mm=field)
     assert phantom.ct.shape == SHAPE, phantom.ct.shape
@@ -49,18 +53,31 @@ def measure(folder: Path) -> None:
     lesions = measure_lesions(anatomy)
     total_s = time.perf_counter() - start
     peak_mb = peak_memory_bytes() / 2**20
-    print(json.dumps({
-        "shape": list(image.shape),
-        "read_series_s": round(read_s, 2),
-        "read_and_measure_s": round(total_s, 2),
-        "peak_memory_mb": round(peak_mb),
-        "lesions": [{"id": l.id, "max_diameter_mm": round(l.max_diameter_mm, 1), "nearest_vessel": l.nearest_vessel} for l in lesions],
-    }))
+    print(
+        json.dumps(
+            {
+                "shape": list(image.shape),
+                "read_series_s": round(read_s, 2),
+                "read_and_measure_s": round(total_s, 2),
+                "peak_memory_mb": round(peak_mb),
+                "lesions": [
+                    {
+                        "id": lesion.id,
+                        "max_diameter_mm": round(lesion.max_diameter_mm, 1),
+                        "nearest_vessel": lesion.nearest_vessel,
+                    }
+                    for lesion in lesions
+                ],
+            }
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None, help="Folder for the generated series (default: a temporary one).")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Folder for the generated series (default: a temporary one)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -71,9 +88,19 @@ def main() -> None:
         folder = Path(tmp)
         print(f"generating a {SHAPE[0]}×{SHAPE[1]}×{SHAPE[2]} CT series …", file=sys.stderr)
         generate(folder, args.seed)
-        result = subprocess.run([sys.executable, __file__, "--measure", str(folder)], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--measure", str(folder)], capture_output=True, text=True, check=True
+        )
         figures = json.loads(result.stdout)
-    header = ["task", "shape", "read series (s)", "read + measure (s)", "peak memory (MiB)", "lesions", "copy bandwidth (GB/s)"]
+    header = [
+        "task",
+        "shape",
+        "read series (s)",
+        "read + measure (s)",
+        "peak memory (MiB)",
+        "lesions",
+        "copy bandwidth (GB/s)",
+    ]
     row = [
         "read DICOM series + labels, measure lesions",
         "×".join(map(str, figures["shape"])),

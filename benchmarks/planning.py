@@ -40,8 +40,14 @@ def main() -> None:
         lesion = unit.coverage.lesions[0]
         rows.append((f"plan 30 mm lesion, 5 mm margin ({label})", f"{elapsed:.1f}", "s"))
     rows.append(("  final simulation (1 mm grid, vessels)", f"{plan.timing_s['final_simulation_s']:.1f}", "s"))
-    rows.append(("  probes × type, freeze", f"{len(unit.candidate.probes)} × {unit.candidate.probes[0].probe_id}, "
-                 f"{unit.candidate.freeze_minutes:g} min", ""))
+    rows.append(
+        (
+            "  probes × type, freeze",
+            f"{len(unit.candidate.probes)} × {unit.candidate.probes[0].probe_id}, "
+            f"{unit.candidate.freeze_minutes:g} min",
+            "",
+        )
+    )
     rows.append(("  tumour + 5 mm covered", f"{lesion.margin_covered_pct:.1f}", "%"))
     rows.append(("  full simulations run", f"{len(unit.simulations)}", ""))
     if not args.skip_uncertainty:
@@ -50,8 +56,14 @@ def main() -> None:
         for workers in (1, 2):
             result = monte_carlo(context, args.samples, seed=0, workers=workers)
             timings[workers] = result.elapsed_s
-            rows.append((f"uncertainty {args.samples} samples, LocalCluster {workers} worker(s), "
-                         f"{args.uncertainty_grid_mm:g} mm grid", f"{result.elapsed_s:.1f}", "s"))
+            rows.append(
+                (
+                    f"uncertainty {args.samples} samples, LocalCluster {workers} worker(s), "
+                    f"{args.uncertainty_grid_mm:g} mm grid",
+                    f"{result.elapsed_s:.1f}",
+                    "s",
+                )
+            )
         rows.append(("  speed-up 2 workers over 1", f"{timings[1] / timings[2]:.2f}", "×"))
         rows.append(("  P(coverage ≥ 99 %)", f"{result.probability_coverage_target:.2f}", ""))
     width = max(len(r[0]) for r in rows)

@@ -36,8 +36,12 @@ CASE_DOCUMENT = {
     "schema_version": 1,
     "patient": {"age": 61, "sex": "female", "ecog": 0},
     "diagnosis": {"type": "hcc", "cirrhosis": True, "liver_disease": "hcv"},
-    "labs": {"bilirubin": {"value": 1.2, "unit": "mg/dL"}, "albumin": {"value": 3.6, "unit": "g/dL"}, "inr": 1.2,
-             "platelets": {"value": 95, "unit": "10^9/L"}},
+    "labs": {
+        "bilirubin": {"value": 1.2, "unit": "mg/dL"},
+        "albumin": {"value": 3.6, "unit": "g/dL"},
+        "inr": 1.2,
+        "platelets": {"value": 95, "unit": "10^9/L"},
+    },
     "clinical": {"ascites": "none", "encephalopathy_grade": 0},
     "lesions": [{"id": "L1", "diameter_mm": 28, "segment": 6, "distance_to_bile_duct_mm": 12}],
 }
@@ -54,12 +58,20 @@ def start_server(data_dir: Path, database_url: str | None) -> tuple[subprocess.P
     if database_url:
         env["CRYOPLAN_DATABASE_URL"] = database_url
     for name, role in (("admin", "admin"), ("coordinator", "coordinator")):
-        subprocess.run([sys.executable, "-m", "cryoplan", "users", "create", name, "--role", role],
-                       env={**env, "CRYOPLAN_NEW_PASSWORD": PASSWORD}, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "cryoplan", "users", "create", name, "--role", role],
+            env={**env, "CRYOPLAN_NEW_PASSWORD": PASSWORD},
+            check=True,
+            capture_output=True,
+        )
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cryoplan", "serve", "--port", str(port)], env=env,
-                              stdout=open(data_dir / "server.log", "wb"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cryoplan", "serve", "--port", str(port)],
+        env=env,
+        stdout=open(data_dir / "server.log", "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -80,8 +92,15 @@ def empty_postgres(url: str) -> None:
     engine.dispose()
 
 
-async def client_loop(index: int, url: str, case_ids: list[int], deadline: float, seed: int,
-                      latencies: dict[str, list[float]], errors: list[str]) -> None:
+async def client_loop(
+    index: int,
+    url: str,
+    case_ids: list[int],
+    deadline: float,
+    seed: int,
+    latencies: dict[str, list[float]],
+    errors: list[str],
+) -> None:
     rng = random.Random(seed * 1000 + index)
     own_case = case_ids[index]
     async with httpx.AsyncClient(base_url=url, timeout=60, follow_redirects=False) as client:
@@ -114,16 +133,23 @@ async def client_loop(index: int, url: str, case_ids: list[int], deadline: float
             body = current.json()
             document = body["case_document"]
             document["labs"]["platelets"]["value"] = rng.randint(40, 300)
-            await timed("case_save_api", "PUT", f"/api/cases/{own_case}", 200, headers={"X-CSRF-Token": csrf},
-                        json={"version": body["version"], "case_document": document})
+            await timed(
+                "case_save_api",
+                "PUT",
+                f"/api/cases/{own_case}",
+                200,
+                headers={"X-CSRF-Token": csrf},
+                json={"version": body["version"], "case_document": document},
+            )
 
 
 async def run_clients(url: str, case_ids: list[int], clients: int, duration_s: float, seed: int):
     latencies = {kind: [] for kind in ("case_list_page", "case_page", "case_read_api", "case_save_api")}
     errors: list[str] = []
     deadline = time.monotonic() + duration_s
-    tasks = [asyncio.create_task(client_loop(i, url, case_ids, deadline, seed, latencies, errors))
-             for i in range(clients)]
+    tasks = [
+        asyncio.create_task(client_loop(i, url, case_ids, deadline, seed, latencies, errors)) for i in range(clients)
+    ]
     with Progress(transient=True) as progress:  # rich writes to stderr here (see console below)
         bar = progress.add_task(f"{clients} clients", total=duration_s)
         start = time.monotonic()
@@ -149,11 +175,18 @@ def main() -> int:
         try:
             token = httpx.post(url + "/api/auth/token", json={"username": "coordinator", "password": PASSWORD}).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
-            case_ids = [httpx.post(url + "/api/cases", headers=headers, timeout=60,
-                                   json={"label": f"Load case {i:03d}", "case_document": CASE_DOCUMENT}).json()["id"]
-                        for i in range(args.clients)]
+            case_ids = [
+                httpx.post(
+                    url + "/api/cases",
+                    headers=headers,
+                    timeout=60,
+                    json={"label": f"Load case {i:03d}", "case_document": CASE_DOCUMENT},
+                ).json()["id"]
+                for i in range(args.clients)
+            ]
             latencies, errors, elapsed_s = asyncio.run(
-                run_clients(url, case_ids, args.clients, args.duration_s, args.seed))
+                run_clients(url, case_ids, args.clients, args.duration_s, args.seed)
+            )
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
@@ -164,8 +197,10 @@ def main() -> int:
         everything += values
         rows.append((kind, values))
     rows.append(("all requests", everything))
-    print(f"cryoplan serve under load: {args.clients} clients for {args.duration_s:g} s over loopback, "
-          f"{'PostgreSQL' if args.database_url else 'SQLite (WAL)'}, {os.cpu_count()} CPUs (shared: see README)")
+    print(
+        f"cryoplan serve under load: {args.clients} clients for {args.duration_s:g} s over loopback, "
+        f"{'PostgreSQL' if args.database_url else 'SQLite (WAL)'}, {os.cpu_count()} CPUs (shared: see README)"
+    )
     print("| request | count | p50 ms | p95 ms | p99 ms |")
     print("|---|---|---|---|---|")
     for kind, values in rows:
@@ -173,10 +208,15 @@ def main() -> int:
             p50, p95, p99 = np.percentile(np.array(values) * 1000, [50, 95, 99])
             print(f"| {kind} | {len(values)} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
     print(f"throughput: {len(everything) / elapsed_s:.1f} requests/s; errors: {len(errors)}")
-    summary = {"schema_version": 1, "clients": args.clients, "duration_s": args.duration_s,
-               "requests": len(everything), "errors": len(errors),
-               "p50_ms": float(np.percentile(everything, 50) * 1000) if everything else None,
-               "p95_ms": float(np.percentile(everything, 95) * 1000) if everything else None}
+    summary = {
+        "schema_version": 1,
+        "clients": args.clients,
+        "duration_s": args.duration_s,
+        "requests": len(everything),
+        "errors": len(errors),
+        "p50_ms": float(np.percentile(everything, 50) * 1000) if everything else None,
+        "p95_ms": float(np.percentile(everything, 95) * 1000) if everything else None,
+    }
     print(json.dumps(summary))
     for line in errors[:20]:
         print("error:", line, file=sys.stderr)

@@ -11,8 +11,8 @@
     bandwidth measured in the same run.
 (e) Peak resident memory of the engine on problem (b).
 
-Usage: ``python benchmarks/thermal.py [--spacings-mm 1.0,0.5] [--reduced-edge-mm 60] [--peer-steps 2]``. All runs happen in this one process, one after
-another; nothing here is a test (tests never assert times).
+Usage: ``python benchmarks/thermal.py [--spacings-mm 1.0,0.5] [--reduced-edge-mm 60] [--peer-steps 2]``.
+All runs happen in this one process, one after another; nothing here is a test (tests never assert times).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 import fipy_peer  # limits its own BLAS threads
+import numpy as np
 from common import copy_bandwidth_gb_s, markdown_table, peak_memory_bytes, reset_peak_memory
+
 from cryoplan.thermal import TISSUES, Grid, Vessel, parse_protocol, simulate
 from cryoplan.thermal.chart import chart_grid, probe_layout
 
@@ -63,8 +63,14 @@ def problem_b(edge_mm: float = 120.0, initial_temp_c: float | None = None):
     axis_point = np.array([0.0, nearest_p + 10.0 + 0.5 * diameter_mm, centre[2]])
     vessel = Vessel.cylinder(grid, axis_point, [1.0, 0.0, 0.0], diameter_mm)
     protocol = parse_protocol("freeze:10,passive_thaw:5,freeze:10")
-    return dict(grid=grid, probes=probes, protocol=protocol, tissues=TISSUES["liver"], vessels=[vessel],
-                initial_temp_c=initial_temp_c)
+    return dict(
+        grid=grid,
+        probes=probes,
+        protocol=protocol,
+        tissues=TISSUES["liver"],
+        vessels=[vessel],
+        initial_temp_c=initial_temp_c,
+    )
 
 
 def volumes_ml(result) -> dict[float, float]:
@@ -84,9 +90,16 @@ def peer_time_step(edge_mm: float) -> tuple[float, list[dict]]:
     runs = []
     for step in PEER_TIME_STEPS_S:
         result = fipy_peer.solve(**problem, time_step_s=step)
-        runs.append({"time_step_s": step, "volumes_ml": volumes_ml(result), "sweeps": result.sweeps,
-                     "steps": result.steps, "unconverged_steps": result.unconverged_steps,
-                     "elapsed_s": result.elapsed_s})
+        runs.append(
+            {
+                "time_step_s": step,
+                "volumes_ml": volumes_ml(result),
+                "sweeps": result.sweeps,
+                "steps": result.steps,
+                "unconverged_steps": result.unconverged_steps,
+                "elapsed_s": result.elapsed_s,
+            }
+        )
         print(f"  peer, {edge_mm:.0f} mm cube, step {step:g} s: {runs[-1]}", file=sys.stderr, flush=True)
         if len(runs) >= 2 and largest_change(runs[-2]["volumes_ml"], runs[-1]["volumes_ml"]) <= CONVERGED_FRACTION:
             return runs[-2]["time_step_s"], runs
@@ -95,12 +108,19 @@ def peer_time_step(edge_mm: float) -> tuple[float, list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reduced-edge-mm", type=float, default=60.0,
-                        help="cube edge of the reduced problem (b) on which the peer's time step is chosen")
-    parser.add_argument("--spacings-mm", default="1.0,0.5",
-                        help="grid spacings of problem (a), comma-separated")
-    parser.add_argument("--peer-steps", type=int, default=2,
-                        help="time steps the peer is timed for on the full problem (b), to extrapolate from")
+    parser.add_argument(
+        "--reduced-edge-mm",
+        type=float,
+        default=60.0,
+        help="cube edge of the reduced problem (b) on which the peer's time step is chosen",
+    )
+    parser.add_argument("--spacings-mm", default="1.0,0.5", help="grid spacings of problem (a), comma-separated")
+    parser.add_argument(
+        "--peer-steps",
+        type=int,
+        default=2,
+        help="time steps the peer is timed for on the full problem (b), to extrapolate from",
+    )
     args = parser.parse_args(argv)
     rows: list[list[str]] = []
 
@@ -118,44 +138,56 @@ def main(argv: list[str] | None = None) -> int:
     engine = simulate(**b)
     peak = peak_memory_bytes()
     engine_volumes = volumes_ml(engine)
-    row("(b) 3 probes (1.7mm), 20 mm triangle, 10–5–10 min, liver, 8 mm vessel, 120 mm cube, 1 mm grid",
+    row(
+        "(b) 3 probes (1.7mm), 20 mm triangle, 10–5–10 min, liver, 8 mm vessel, 120 mm cube, 1 mm grid",
         f"{engine.elapsed_s:.1f} s; −20 °C {engine_volumes[-20.0]:.2f} ml, −40 °C {engine_volumes[-40.0]:.2f} ml; "
-        f"{engine.voxel_updates / 1e9:.2f}e9 voxel updates ({engine.voxel_updates / engine.elapsed_s / 1e6:.0f} M/s)")
+        f"{engine.voxel_updates / 1e9:.2f}e9 voxel updates ({engine.voxel_updates / engine.elapsed_s / 1e6:.0f} M/s)",
+    )
     row("(e) peak resident memory of the process during (b)", f"{peak / 1e9:.2f} GB")
 
     # (d) Tissue started below its perfused steady state changes everywhere from the first step, so the engine
     # updates the whole interior every step (its active box cannot skip the far field): the kernel's rate.
     full = simulate(**{**problem_b(initial_temp_c=37.0), "protocol": parse_protocol("freeze:1")})
     updates_per_s = full.voxel_updates / full.elapsed_s
-    row("(d) voxel updates per second (problem (b) grid, whole 118³ interior updated, 1-min freeze)",
+    row(
+        "(d) voxel updates per second (problem (b) grid, whole 118³ interior updated, 1-min freeze)",
         f"{updates_per_s / 1e6:.0f} M/s ({full.voxel_updates / 1e9:.2f}e9 updates in {full.elapsed_s:.1f} s, "
-        f"super steps ≤ {full.time_step_s:.2f} s)")
+        f"super steps ≤ {full.time_step_s:.2f} s)",
+    )
     for name, per_update in (("state", STATE_BYTES_PER_UPDATE), ("stencil pass", KERNEL_BYTES_PER_UPDATE)):
         rate = updates_per_s * per_update / 1e9
-        row(f"(d) effective bandwidth, {name} ({per_update} B per update)",
-            f"{rate:.1f} GB/s = {rate / bandwidth:.0%} of copy bandwidth")
+        row(
+            f"(d) effective bandwidth, {name} ({per_update} B per update)",
+            f"{rate:.1f} GB/s = {rate / bandwidth:.0%} of copy bandwidth",
+        )
 
     # (c) The peer's time step from the reduced problem; its cost per sweep from the full one.
     step, runs = peer_time_step(args.reduced_edge_mm)
     chosen = next(r for r in runs if r["time_step_s"] == step)
     reduced_volumes = volumes_ml(simulate(**problem_b(args.reduced_edge_mm)))
-    row(f"(c) peer time step: volumes within {CONVERGED_FRACTION:.0%} of half the step "
+    row(
+        f"(c) peer time step: volumes within {CONVERGED_FRACTION:.0%} of half the step "
         f"(problem (b) in a {args.reduced_edge_mm:.0f} mm cube)",
         f"{step:g} s: {chosen['steps']} steps, {chosen['sweeps']} sweeps; −20/−40 °C volumes "
         f"{chosen['volumes_ml'][-20.0]:.2f}/{chosen['volumes_ml'][-40.0]:.2f} ml vs engine "
-        f"{reduced_volumes[-20.0]:.2f}/{reduced_volumes[-40.0]:.2f} ml")
+        f"{reduced_volumes[-20.0]:.2f}/{reduced_volumes[-40.0]:.2f} ml",
+    )
     timed = fipy_peer.solve(**b, time_step_s=step, max_steps=args.peer_steps)
     per_sweep_s = (timed.elapsed_s - timed.setup_s) / timed.sweeps
     peer_s = timed.setup_s + chosen["sweeps"] * per_sweep_s
-    row(f"(c) peer on problem (b): setup + {chosen['sweeps']} sweeps × cost per sweep measured over "
+    row(
+        f"(c) peer on problem (b): setup + {chosen['sweeps']} sweeps × cost per sweep measured over "
         f"its first {timed.steps} steps ({timed.sweeps} sweeps)",
-        f"{peer_s:.0f} s (extrapolated; {timed.setup_s:.1f} s + {per_sweep_s:.1f} s per sweep)")
+        f"{peer_s:.0f} s (extrapolated; {timed.setup_s:.1f} s + {per_sweep_s:.1f} s per sweep)",
+    )
     row("(c) time ratio, peer / engine, problem (b)", f"{peer_s / engine.elapsed_s:.0f}×")
     for spacing in [float(s) for s in args.spacings_mm.split(",") if s.strip()]:
         grid, result = problem_a(spacing)
         volumes = ", ".join(f"{t:g} °C {result.isotherm_volume_ml(t):.2f} ml" for t in (0.0, -20.0, -40.0))
-        row(f"(a) 1 probe (17g-sphere), gel, 10-min freeze, {spacing:g} mm grid {'×'.join(map(str, grid.shape))}",
-            f"{result.elapsed_s:.1f} s; {volumes}")
+        row(
+            f"(a) 1 probe (17g-sphere), gel, 10-min freeze, {spacing:g} mm grid {'×'.join(map(str, grid.shape))}",
+            f"{result.elapsed_s:.1f} s; {volumes}",
+        )
 
     print(markdown_table(["quantity", "measured"], sorted(rows, key=lambda r: r[0][:3])))  # (a)…(e), then copy
     return 0

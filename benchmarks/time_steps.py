@@ -12,6 +12,7 @@ import sys
 import time
 
 from common import markdown_table
+
 from cryoplan.thermal import TISSUES, parse_protocol, simulate
 from cryoplan.thermal.chart import chart_grid, probe_layout
 from cryoplan.thermal.solver import SUPER_STEP_S
@@ -38,12 +39,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{probe_id} × {count}, {label}: {runs[label][1]:.1f} s", file=sys.stderr, flush=True)
         reference = runs["explicit"][0]
         for label, (result, seconds) in runs.items():
-            deviation = " / ".join(f"{100 * (result.isotherm_volume_ml(t) / reference.isotherm_volume_ml(t) - 1):+.2f}"
-                                   for t in ISOTHERMS_C)
-            rows.append([f"{count} × {probe_id}, {protocol_text}", label, f"{result.time_step_s:.2f}", deviation,
-                         f"{seconds:.1f}", f"{result.voxel_updates / 1e9:.2f}"])
-    print(markdown_table(["case (liver, " + f"{args.grid_mm:g} mm)", "steps", "longest step (s)",
-                          "0 / −20 / −40 °C volume vs explicit (%)", "wall (s)", "voxel updates (10⁹)"], rows))
+            deviation = " / ".join(
+                f"{100 * (result.isotherm_volume_ml(t) / reference.isotherm_volume_ml(t) - 1):+.2f}"
+                for t in ISOTHERMS_C
+            )
+            rows.append(
+                [
+                    f"{count} × {probe_id}, {protocol_text}",
+                    label,
+                    f"{result.time_step_s:.2f}",
+                    deviation,
+                    f"{seconds:.1f}",
+                    f"{result.voxel_updates / 1e9:.2f}",
+                ]
+            )
+    print(
+        markdown_table(
+            [
+                "case (liver, " + f"{args.grid_mm:g} mm)",
+                "steps",
+                "longest step (s)",
+                "0 / −20 / −40 °C volume vs explicit (%)",
+                "wall (s)",
+                "voxel updates (10⁹)",
+            ],
+            rows,
+        )
+    )
     return 0
 
 

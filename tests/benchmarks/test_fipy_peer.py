@@ -40,25 +40,47 @@ def crossing_mm(x_mm: np.ndarray, temperature_c: np.ndarray, level_c: float) -> 
 def test_peer_planar_front_matches_neumann(fipy_peer):
     rng = np.random.default_rng(20261124)
     tissue = TISSUES["liver"].replace(
-        conductivity_frozen_w_mk=rng.uniform(1.5, 2.5), conductivity_unfrozen_w_mk=rng.uniform(0.4, 0.6),
-        specific_heat_frozen_j_kgk=rng.uniform(1700, 2100), specific_heat_unfrozen_j_kgk=rng.uniform(3400, 3800),
-        latent_heat_j_m3=rng.uniform(150e6, 300e6), perfusion_1_s=0.0, metabolic_heat_w_m3=0.0,
-        solidus_c=(t_m := rng.uniform(-2.0, 0.0)), liquidus_c=t_m)
+        conductivity_frozen_w_mk=rng.uniform(1.5, 2.5),
+        conductivity_unfrozen_w_mk=rng.uniform(0.4, 0.6),
+        specific_heat_frozen_j_kgk=rng.uniform(1700, 2100),
+        specific_heat_unfrozen_j_kgk=rng.uniform(3400, 3800),
+        latent_heat_j_m3=rng.uniform(150e6, 300e6),
+        perfusion_1_s=0.0,
+        metabolic_heat_w_m3=0.0,
+        solidus_c=(t_m := rng.uniform(-2.0, 0.0)),
+        liquidus_c=t_m,
+    )
     t_p, t_i, seconds = rng.uniform(-160.0, -100.0), rng.uniform(30.0, 40.0), 600.0
     spacing_mm, n = 1.0, 80
     face = np.zeros((n, 1, 1), bool)
     face[0] = True  # the voxel at x = 0 is the face held at T_p
     result = fipy_peer.solve(
-        Grid(np.zeros(3), spacing_mm, (n, 1, 1)), [], parse_protocol("freeze:10"), time_step_s=10.0,
-        tissues=tissue, initial_temp_c=t_i, fixed_temperature=(face, t_p), dirichlet_boundary=False)
+        Grid(np.zeros(3), spacing_mm, (n, 1, 1)),
+        [],
+        parse_protocol("freeze:10"),
+        time_step_s=10.0,
+        tissues=tissue,
+        initial_temp_c=t_i,
+        fixed_temperature=(face, t_p),
+        dirichlet_boundary=False,
+    )
     exact = analytic.NeumannSolution(
-        tissue.conductivity_frozen_w_mk, tissue.heat_capacity_frozen_j_m3k, tissue.conductivity_unfrozen_w_mk,
-        tissue.heat_capacity_unfrozen_j_m3k, tissue.latent_heat_j_m3, t_m, t_p, t_i)
+        tissue.conductivity_frozen_w_mk,
+        tissue.heat_capacity_frozen_j_m3k,
+        tissue.conductivity_unfrozen_w_mk,
+        tissue.heat_capacity_unfrozen_j_m3k,
+        tissue.latent_heat_j_m3,
+        t_m,
+        t_p,
+        t_i,
+    )
     x_mm = np.arange(n) * spacing_mm
     profile = result.final_temperature_c[:, 0, 0]
     assert result.unconverged_steps == 0
     for level in (-40.0, -20.0):
-        assert crossing_mm(x_mm, profile, level) == pytest.approx(exact.isotherm_position_m(level, seconds) * 1e3, abs=0.6)
+        assert crossing_mm(x_mm, profile, level) == pytest.approx(
+            exact.isotherm_position_m(level, seconds) * 1e3, abs=0.6
+        )
     # Ahead of the front, in unfrozen tissue: the +10 °C isotherm.
     ahead_m = brentq(lambda x: float(exact.temperature_c(x, seconds)) - 10.0, exact.front_m(seconds), 0.2)
     assert crossing_mm(x_mm, profile, 10.0) == pytest.approx(ahead_m * 1e3, abs=0.6)
@@ -88,12 +110,14 @@ def test_peer_agrees_with_the_engine_in_3d(fipy_peer):
     distal, proximal = probes[0].active_segment_mm()
     grid = Grid.around([distal, proximal, probes[0].tip_mm], 12.0, 1.0)
     vessel = Vessel.cylinder(grid, 0.5 * (distal + proximal) + [0.0, 9.0, 0.0], [1.0, 0.0, 0.0], 4.0)
-    problem = dict(grid=grid, probes=probes, protocol=parse_protocol("freeze:2"), tissues=TISSUES["liver"],
-                   vessels=[vessel])
+    problem = dict(
+        grid=grid, probes=probes, protocol=parse_protocol("freeze:2"), tissues=TISSUES["liver"], vessels=[vessel]
+    )
     engine = simulate(**problem, time_step_s=1.0)
     coarse, fine = (fipy_peer.solve(**problem, time_step_s=step) for step in (10.0, 5.0))
     assert coarse.unconverged_steps == fine.unconverged_steps == 0
     for level in (0.0, -20.0):
         extrapolated_ml = 2.0 * fine.isotherm_volume_ml(level) - coarse.isotherm_volume_ml(level)
         assert equivalent_radius_mm(extrapolated_ml) == pytest.approx(
-            equivalent_radius_mm(engine.isotherm_volume_ml(level)), abs=PEER_ENGINE_TOLERANCE_MM)
+            equivalent_radius_mm(engine.isotherm_volume_ml(level)), abs=PEER_ENGINE_TOLERANCE_MM
+        )

@@ -1,6 +1,5 @@
 """FHIR R4 bundles: the same Case as the case file, unused entries listed, bad bundles refused."""
 
-import copy
 import json
 from pathlib import Path
 

@@ -128,7 +128,9 @@ def test_label_dictionary_preset_and_errors():
     with pytest.raises(InputError, match="labels.tumour"):
         anatomy_from_labels(labels_without_tumour, preset="liver_tumour")
     # a TotalSegmentator map simply lacks what the field of view lacks
-    assert anatomy_from_labels(grid.with_array(np.where(labels == 1, 5, 0).astype(np.uint8)), preset="totalsegmentator").masks.keys() == {"liver"}
+    assert anatomy_from_labels(
+        grid.with_array(np.where(labels == 1, 5, 0).astype(np.uint8)), preset="totalsegmentator"
+    ).masks.keys() == {"liver"}
 
 
 def test_masks_per_structure_and_their_errors():
@@ -152,7 +154,10 @@ def test_min_voxels_and_face_connectivity():
     lesions = measure_lesions(Anatomy(grid, {"tumour": tumour}))
     assert [lesion.voxel_count for lesion in lesions] == [27, 8, 1]
     assert [lesion.id for lesion in lesions] == ["L1", "L2", "L3"]
-    assert [lesion.voxel_count for lesion in measure_lesions(Anatomy(grid, {"tumour": tumour}), min_voxels=8)] == [27, 8]
+    assert [lesion.voxel_count for lesion in measure_lesions(Anatomy(grid, {"tumour": tumour}), min_voxels=8)] == [
+        27,
+        8,
+    ]
     with pytest.raises(InputError, match="min_voxels"):
         measure_lesions(Anatomy(grid, {"tumour": tumour}), min_voxels=0)
 
@@ -190,7 +195,9 @@ def test_inspect_with_one_mask_file_per_structure(tmp_path):
     write_nifti(image, tmp_path / "ct.nii.gz")
     for name, mask in {"liver": liver & ~tumour & ~duct, "tumour": tumour, "bile_duct": duct}.items():
         write_nifti(grid.with_array(mask.astype(np.uint8)), tmp_path / f"{name}.nii.gz")
-    document = inspect_image(tmp_path / "ct.nii.gz", masks={n: tmp_path / f"{n}.nii.gz" for n in ("liver", "tumour", "bile_duct")})
+    document = inspect_image(
+        tmp_path / "ct.nii.gz", masks={n: tmp_path / f"{n}.nii.gz" for n in ("liver", "tumour", "bile_duct")}
+    )
     (lesion,) = document["lesions"]
     assert lesion["distance_to_bile_duct_mm"] == pytest.approx(5.0, abs=np.linalg.norm(grid.spacing_mm) / 2)
     assert lesion["distance_to_major_vessel_mm"] is None and lesion["heat_sink"] is False

@@ -14,7 +14,9 @@ from cryoplan.imaging.phantom import TumourSpec, make_phantom
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("case")
-    phantom = make_phantom([TumourSpec((-40.0, -10.0, 0.0), 24.0), TumourSpec((25.0, -25.0, 20.0), 12.0)], spacing_mm=2.0)
+    phantom = make_phantom(
+        [TumourSpec((-40.0, -10.0, 0.0), 24.0), TumourSpec((25.0, -25.0, 20.0), 12.0)], spacing_mm=2.0
+    )
     write_nifti(phantom.ct, folder / "images" / "ct.nii.gz")
     write_nifti(phantom.labels, folder / "images" / "labels.nii.gz")
     return folder, phantom
@@ -42,7 +44,13 @@ def test_typed_values_are_kept_and_large_disagreements_flagged(images):
     assert by_id["L1"]["segment"] == 6  # typed, kept
     assert by_id["L1"]["distance_to_major_vessel_mm"] is not None  # filled from the images
     assert by_id["L2"]["diameter_mm"] == pytest.approx(12.0, abs=2.0)  # found only in the images
-    assert by_id["L9"] == {"id": "L9", "diameter_mm": 15.0, "segment": None, "distance_to_bile_duct_mm": None, "distance_to_major_vessel_mm": None}
+    assert by_id["L9"] == {
+        "id": "L9",
+        "diameter_mm": 15.0,
+        "segment": None,
+        "distance_to_bile_duct_mm": None,
+        "distance_to_major_vessel_mm": None,
+    }
     assert any(f.startswith("lesions[0].diameter_mm: typed 30 mm") for f in flags)  # 24 mm measured
     assert any("L9" in f and "not found" in f for f in flags)
     assert len(flags) == 2  # no Couinaud map in a case file's imaging section: the typed segment stands
@@ -50,7 +58,11 @@ def test_typed_values_are_kept_and_large_disagreements_flagged(images):
 
 def test_agreement_within_3_mm_is_not_flagged_and_no_imaging_changes_nothing(images):
     folder, phantom = images
-    case = _case(folder, [{"id": "L1", "diameter_mm": 22.0}], {"image": "images/ct.nii.gz", "labels": "images/labels.nii.gz", "label_preset": "liver_tumour"})
+    case = _case(
+        folder,
+        [{"id": "L1", "diameter_mm": 22.0}],
+        {"image": "images/ct.nii.gz", "labels": "images/labels.nii.gz", "label_preset": "liver_tumour"},
+    )
     lesions, flags = measure_case_lesions(case)
     assert flags == [] and lesions[0]["diameter_mm"] == 22.0 and len(lesions) == 2
     bare = _case(folder, [{"id": "A", "diameter_mm": 22.0}], None)

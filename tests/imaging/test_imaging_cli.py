@@ -15,7 +15,9 @@ from cryoplan.imaging.phantom import TumourSpec, make_phantom
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +36,44 @@ def test_inspect_json_contract_and_figures(case_files, tmp_path):
     folder, phantom = case_files
     labels = [f"--label={name}={value}" for name, value in phantom.label_map.items()]
     result = run(
-        folder / "ct", "--labels", folder / "labels.nii.gz", *labels, "--segments", folder / "segments.nii.gz",
-        "--format", "json", "-o", tmp_path / "out",
+        folder / "ct",
+        "--labels",
+        folder / "labels.nii.gz",
+        *labels,
+        "--segments",
+        folder / "segments.nii.gz",
+        "--format",
+        "json",
+        "-o",
+        tmp_path / "out",
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document == json.loads((tmp_path / "out" / "inspect.json").read_text())
     assert document["schema_version"] == 1
-    assert document["image"] == {"shape": list(phantom.ct.shape), "spacing_mm": [3.0, 3.0, 3.0], "orientation": "LPS", "modality": "CT"}
+    assert document["image"] == {
+        "shape": list(phantom.ct.shape),
+        "spacing_mm": [3.0, 3.0, 3.0],
+        "orientation": "LPS",
+        "modality": "CT",
+    }
     (lesion,) = document["lesions"]
     assert lesion["id"] == "L1"
     assert lesion["couinaud_segment"] == 8  # right anterior superior in the phantom's planes
     assert lesion["max_diameter_mm"] == pytest.approx(24.0, abs=3.0)
     assert np.allclose(lesion["centroid_lps_mm"], (-40.0, -10.0, 0.0), atol=1.5)
-    assert set(lesion) >= {"volume_ml", "axial_diameter_mm", "distance_to_bile_duct_mm", "distance_to_major_vessel_mm", "nearest_vessel", "heat_sink"}
+    assert set(lesion) >= {
+        "volume_ml",
+        "axial_diameter_mm",
+        "distance_to_bile_duct_mm",
+        "distance_to_major_vessel_mm",
+        "nearest_vessel",
+        "heat_sink",
+    }
     voxel_ml = 27 / 1000
-    assert document["liver_volume_ml"] == pytest.approx(np.count_nonzero(phantom.labels.array == 1) * voxel_ml, abs=1e-3)
+    assert document["liver_volume_ml"] == pytest.approx(
+        np.count_nonzero(phantom.labels.array == 1) * voxel_ml, abs=1e-3
+    )
     assert set(document["structures"]) == set(phantom.label_map)
     assert (tmp_path / "out" / "L1.png").stat().st_size > 10_000
     text = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "liver=1", "--label", "tumour=2")
@@ -95,13 +119,25 @@ def test_label_map_on_another_grid_is_refused_or_resampled(case_files, tmp_path)
 
 def test_empty_tumour_label_is_refused(case_files, tmp_path):
     folder, _ = case_files
-    result = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "liver=1", "--label", "tumour=42", "-o", tmp_path / "out")
+    result = run(
+        folder / "ct.nii.gz",
+        "--labels",
+        folder / "labels.nii.gz",
+        "--label",
+        "liver=1",
+        "--label",
+        "tumour=42",
+        "-o",
+        tmp_path / "out",
+    )
     _assert_refused(result, "labels.tumour", tmp_path / "out")
 
 
 def test_unknown_structure_name_is_refused(case_files, tmp_path):
     folder, _ = case_files
-    result = run(folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "spleen=3", "-o", tmp_path / "out")
+    result = run(
+        folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "spleen=3", "-o", tmp_path / "out"
+    )
     _assert_refused(result, "labels.spleen", tmp_path / "out")
     result = run(folder / "ct.nii.gz", "--mask", f"kidney={folder / 'labels.nii.gz'}", "-o", tmp_path / "out")
     _assert_refused(result, "masks.kidney", tmp_path / "out")

@@ -3,7 +3,6 @@ two series, corrupt files, gantry tilt, uneven spacing), label grids, DICOM-SEG 
 
 from __future__ import annotations
 
-
 import nibabel as nib
 import nrrd
 import numpy as np
@@ -11,7 +10,16 @@ import pydicom
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, segment_label_map, write_dicom_seg, write_dicom_series, write_nifti
+from cryoplan.imaging import (
+    ImagingWarning,
+    Volume,
+    read_labels,
+    read_volume,
+    segment_label_map,
+    write_dicom_seg,
+    write_dicom_series,
+    write_nifti,
+)
 from cryoplan.imaging.io import RAS_TO_LPS, orientation_code
 
 from .synthetic import centres_mm, ct_like, oblique_grid, sphere
@@ -44,7 +52,11 @@ def test_nifti_round_trip_keeps_values_and_lps_affine(tmp_path, seed):
 
 def test_nifti_orientation_code_follows_the_file(tmp_path):
     data = np.zeros((4, 5, 6), np.int16)
-    for ras_affine, expected in [(np.diag([2, 2, 3, 1.0]), "RAS"), (np.diag([-2, -2, 3, 1.0]), "LPS"), (np.diag([-2, 2, 3, 1.0]), "LAS")]:
+    for ras_affine, expected in [
+        (np.diag([2, 2, 3, 1.0]), "RAS"),
+        (np.diag([-2, -2, 3, 1.0]), "LPS"),
+        (np.diag([-2, 2, 3, 1.0]), "LAS"),
+    ]:
         nib.save(nib.Nifti1Image(data, ras_affine), tmp_path / "x.nii")
         volume = read_volume(tmp_path / "x.nii")
         assert orientation_code(volume.affine) == expected == "".join(nib.aff2axcodes(ras_affine))
@@ -194,7 +206,9 @@ def test_labels_reordered_exactly_when_only_axis_order_differs(tmp_path):
     labels = np.zeros(image.shape, np.uint8)
     labels[5:9, 2:12, 3:6] = 1
     labels[15:18, 10:14, 1:2] = 7
-    flipped_affine = image.affine @ np.array([[0, 1, 0, 0], [-1, 0, 0, image.shape[1] - 1], [0, 0, -1, image.shape[2] - 1], [0, 0, 0, 1.0]])
+    flipped_affine = image.affine @ np.array(
+        [[0, 1, 0, 0], [-1, 0, 0, image.shape[1] - 1], [0, 0, -1, image.shape[2] - 1], [0, 0, 0, 1.0]]
+    )
     # flipped[a, b, c] = labels[b, J-1-a, K-1-c]
     flipped = np.transpose(labels[:, ::-1, ::-1], (1, 0, 2))
     write_nifti(Volume(np.ascontiguousarray(flipped), flipped_affine), tmp_path / "labels.nii.gz")
@@ -231,9 +245,14 @@ def test_round_trip_nifti_volume_dicom_seg_volume_is_exact(tmp_path):
     assert own_grid.same_grid(source) and np.array_equal(own_grid.array, labels)
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     source_uids = {pydicom.dcmread(f).SOPInstanceUID for f in (tmp_path / "ct").iterdir()}
-    referenced = {item.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence for item in s.ReferencedInstanceSequence}
+    referenced = {
+        item.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence for item in s.ReferencedInstanceSequence
+    }
     assert referenced == source_uids
-    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(next((tmp_path / "ct").iterdir())).SeriesInstanceUID
+    assert (
+        seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+        == pydicom.dcmread(next((tmp_path / "ct").iterdir())).SeriesInstanceUID
+    )
 
 
 def test_dicom_seg_mask_of_wrong_shape_is_refused(tmp_path):
@@ -262,7 +281,9 @@ def test_compressed_series_decode_to_the_same_values(tmp_path, syntax):
         ds = pydicom.dcmread(file)
         ds.compress(getattr(pydicom.uid, syntax))
         ds.save_as(file)
-    assert pydicom.dcmread(next((tmp_path / "ct").iterdir())).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+    assert pydicom.dcmread(next((tmp_path / "ct").iterdir())).file_meta.TransferSyntaxUID == getattr(
+        pydicom.uid, syntax
+    )
     back = read_volume(tmp_path / "ct")
     assert np.array_equal(back.array, volume.array)
 
@@ -294,8 +315,10 @@ def test_imaging_does_not_import_thermal_or_clinical():
     import subprocess
     import sys
 
-    code = "import sys, cryoplan.imaging, cryoplan.imaging.anatomy, cryoplan.imaging.phantom, cryoplan.imaging.deid; " \
-           "print(sorted(m for m in sys.modules if m.startswith(('cryoplan.thermal', 'cryoplan.clinical'))))"
+    code = (
+        "import sys, cryoplan.imaging, cryoplan.imaging.anatomy, cryoplan.imaging.phantom, cryoplan.imaging.deid; "
+        "print(sorted(m for m in sys.modules if m.startswith(('cryoplan.thermal', 'cryoplan.clinical'))))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import nibabel as nib
-import numpy as np
 import nrrd
+import numpy as np
 import pytest
 
 from cryoplan.imaging import Volume, read_labels, read_volume, segment_label_map
@@ -22,24 +22,57 @@ def _labels_nibabel(path):
 def test_presets_match_the_totalsegmentator_label_table(shared_data):
     table = json.loads((shared_data / "totalsegmentator_labels.json").read_text())
     expected = {
-        "totalsegmentator": ("total", {"liver": "liver", "gallbladder": "gallbladder", "aorta": "aorta", "ivc": "inferior_vena_cava", "portal_vein": "portal_vein_and_splenic_vein"}),
-        "totalsegmentator_mr": ("total_mr", {"liver": "liver", "gallbladder": "gallbladder", "aorta": "aorta", "ivc": "inferior_vena_cava", "portal_vein": "portal_vein_and_splenic_vein"}),
+        "totalsegmentator": (
+            "total",
+            {
+                "liver": "liver",
+                "gallbladder": "gallbladder",
+                "aorta": "aorta",
+                "ivc": "inferior_vena_cava",
+                "portal_vein": "portal_vein_and_splenic_vein",
+            },
+        ),
+        "totalsegmentator_mr": (
+            "total_mr",
+            {
+                "liver": "liver",
+                "gallbladder": "gallbladder",
+                "aorta": "aorta",
+                "ivc": "inferior_vena_cava",
+                "portal_vein": "portal_vein_and_splenic_vein",
+            },
+        ),
     }
     for preset, (task, names) in expected.items():
         for structure, name in names.items():
             (value,) = PRESETS[preset][structure]
             assert table[task][str(value)] == name
         bones = {table[task][str(v)] for v in PRESETS[preset]["bone"]}
-        assert all(n.startswith(("vertebrae", "rib_", "sacrum", "sternum", "humerus", "scapula", "clavicula", "femur", "hip", "skull")) for n in bones)
+        assert all(
+            n.startswith(
+                ("vertebrae", "rib_", "sacrum", "sternum", "humerus", "scapula", "clavicula", "femur", "hip", "skull")
+            )
+            for n in bones
+        )
 
 
 @pytest.mark.parametrize(
     "folder, image, labels, preset, counts",
     [
-        ("02_totalseg_ct_sm_vessels", "example_ct_sm.nii.gz", "example_seg.nii.gz", "totalsegmentator",
-         {"liver": 38634, "ivc": 1368, "portal_vein": 901, "aorta": 997, "gallbladder": 1333}),
-        ("06_totalseg_mr_sm", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz", "totalsegmentator_mr",
-         {"liver": 18480, "ivc": 444, "portal_vein": 511, "aorta": 672}),
+        (
+            "02_totalseg_ct_sm_vessels",
+            "example_ct_sm.nii.gz",
+            "example_seg.nii.gz",
+            "totalsegmentator",
+            {"liver": 38634, "ivc": 1368, "portal_vein": 901, "aorta": 997, "gallbladder": 1333},
+        ),
+        (
+            "06_totalseg_mr_sm",
+            "example_mr_sm.nii.gz",
+            "example_seg_mr.nii.gz",
+            "totalsegmentator_mr",
+            {"liver": 18480, "ivc": 444, "portal_vein": 511, "aorta": 672},
+        ),
     ],
 )
 def test_structure_volumes_are_voxel_count_times_voxel_volume(shared_data, folder, image, labels, preset, counts):
@@ -142,11 +175,15 @@ def test_set_01_tumour_components_are_found(shared_data):
     assert anatomy.volume_ml("liver") == pytest.approx(6165 * corrected.voxel_volume_ml)
     assert [m.voxel_count for m in measure_lesions(anatomy, min_voxels=5)] == [146, 36, 12]
     # the inspect route, with the header's spacing, finds the same components
-    document = inspect_image(folder / "resized_liver.nii", labels=folder / "resized_mask.nii", label_preset="liver_tumour")
+    document = inspect_image(
+        folder / "resized_liver.nii", labels=folder / "resized_mask.nii", label_preset="liver_tumour"
+    )
     assert len(document["lesions"]) == 13
 
 
-@pytest.mark.parametrize("axes, flips", [((0, 1, 2), (1, 1, 1)), ((2, 0, 1), (-1, 1, 1)), ((1, 2, 0), (1, -1, -1)), ((0, 2, 1), (-1, -1, 1))])
+@pytest.mark.parametrize(
+    "axes, flips", [((0, 1, 2), (1, 1, 1)), ((2, 0, 1), (-1, 1, 1)), ((1, 2, 0), (1, -1, -1)), ((0, 2, 1), (-1, -1, 1))]
+)
 def test_set_02_any_axis_order_gives_the_same_structures_in_patient_space(shared_data, tmp_path, axes, flips):
     """Set 02's label map rewritten in another voxel axis order and direction (nibabel's orientation
     transforms): the same liver centroid and volume, and it lands back on the original grid exactly."""

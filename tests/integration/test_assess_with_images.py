@@ -23,11 +23,15 @@ def phantom_files(tmp_path_factory):
 
 
 def _case(folder, lesions: str) -> str:
-    mapping = "{liver: 1, tumour: 2, hepatic_vein: 3, portal_vein: 4, ivc: 5, aorta: 6, bile_duct: 7, gallbladder: 8, bone: 9}"
+    mapping = (
+        "{liver: 1, tumour: 2, hepatic_vein: 3, portal_vein: 4, ivc: 5, aorta: 6, bile_duct: 7, gallbladder: 8, "
+        "bone: 9}"
+    )
     text = (
         "schema_version: 1\n"
         "patient: {age: 64, sex: male, ecog: 0}\n"
-        "diagnosis: {type: hcc, cirrhosis: true, liver_disease: hbv, vascular_invasion: false, extrahepatic_spread: false}\n"
+        "diagnosis: {type: hcc, cirrhosis: true, liver_disease: hbv, vascular_invasion: false, "
+        "extrahepatic_spread: false}\n"
         "labs:\n  bilirubin: {value: 1.0, unit: mg/dL}\n  albumin: {value: 4.0, unit: g/dL}\n  inr: 1.1\n"
         "  creatinine: {value: 0.9, unit: mg/dL}\n  sodium: {value: 139, unit: mmol/L}\n"
         "  platelets: {value: 150, unit: 10^9/L}\n"
@@ -43,7 +47,9 @@ def _case(folder, lesions: str) -> str:
 def _assess(case_path, cwd):
     run = subprocess.run(
         [sys.executable, "-m", "cryoplan", "assess", case_path, "--format", "json"],
-        capture_output=True, text=True, cwd=cwd,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)

@@ -30,12 +30,12 @@ def render_ct(points_lps: np.ndarray, *, ice_centre=None, ice_radius_mm=0.0, pro
     hu[body] = 20.0
     liver = ((x + 20) / 45) ** 2 + ((y + 5) / 35) ** 2 + ((z - 5) / 40) ** 2 <= 1
     hu[liver] = 60.0
-    hu[(x ** 2 + (y - 40) ** 2 <= 12 ** 2) & body] = 400.0                     # spine
-    hu[((x + 5) ** 2 + (y + 20) ** 2 <= 5 ** 2) & body] = 150.0                # vessel along z
-    tumour = np.sum((points_lps - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM ** 2
+    hu[(x**2 + (y - 40) ** 2 <= 12**2) & body] = 400.0  # spine
+    hu[((x + 5) ** 2 + (y + 20) ** 2 <= 5**2) & body] = 150.0  # vessel along z
+    tumour = np.sum((points_lps - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM**2
     hu[tumour] = 35.0
     if ice_centre is not None:
-        hu[np.sum((points_lps - np.asarray(ice_centre)) ** 2, axis=-1) <= ice_radius_mm ** 2] = -5.0
+        hu[np.sum((points_lps - np.asarray(ice_centre)) ** 2, axis=-1) <= ice_radius_mm**2] = -5.0
     if probe_line is not None:  # a metal probe along +y ending at the tip
         tip = np.asarray(probe_line)
         radial = np.hypot(x - tip[0], z - tip[2])
@@ -48,9 +48,17 @@ def volume_points(shape, affine) -> np.ndarray:
     return index @ affine[:3, :3].T + affine[:3, 3]
 
 
-def pre_and_intra(*, ice_offset_mm=(2.0, 0.0, 0.0), ice_radius_mm=17.0, rotation_deg=(3.0, -2.0, 5.0),
-                  translation_mm=(4.0, -3.0, 2.0), noise_hu=10.0, seed=0,
-                  shape=(110, 90, 64), spacing=(1.0, 1.0, 1.5)):
+def pre_and_intra(
+    *,
+    ice_offset_mm=(2.0, 0.0, 0.0),
+    ice_radius_mm=17.0,
+    rotation_deg=(3.0, -2.0, 5.0),
+    translation_mm=(4.0, -3.0, 2.0),
+    noise_hu=10.0,
+    seed=0,
+    shape=(110, 90, 64),
+    spacing=(1.0, 1.0, 1.5),
+):
     """Pre-procedural CT and tumour mask, and the intraprocedural CT with an ice ball, moved rigidly.
 
     The intraprocedural patient is the pre-procedural one seen through x_pre = R x_intra + t. Returns
@@ -60,12 +68,18 @@ def pre_and_intra(*, ice_offset_mm=(2.0, 0.0, 0.0), ice_radius_mm=17.0, rotation
     affine = grid_affine(shape, spacing, centre=(-15.0, 0.0, 5.0), rotation_deg=(0.0, 0.0, 0.0))
     points = volume_points(shape, affine)
     pre = render_ct(points) + rng.normal(0, noise_hu, shape).astype(np.float32)
-    tumour = np.sum((points - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM ** 2
+    tumour = np.sum((points - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM**2
     rotation = Rotation.from_euler("xyz", rotation_deg, degrees=True).as_matrix()
     intra_points = volume_points(shape, affine) @ rotation.T + np.asarray(translation_mm)
     ice_centre = TUMOUR_CENTRE + np.asarray(ice_offset_mm)
     intra = render_ct(intra_points, ice_centre=ice_centre, ice_radius_mm=ice_radius_mm, probe_line=ice_centre)
     intra += rng.normal(0, noise_hu, shape).astype(np.float32)
     known = ice_radius_mm - np.linalg.norm(ice_offset_mm) - TUMOUR_RADIUS_MM
-    return (Volume(pre, affine, "CT"), Volume(tumour.astype(np.uint8), affine, "SEG"),
-            Volume(intra, affine, "CT"), ice_centre, known, (rotation, np.asarray(translation_mm)))
+    return (
+        Volume(pre, affine, "CT"),
+        Volume(tumour.astype(np.uint8), affine, "SEG"),
+        Volume(intra, affine, "CT"),
+        ice_centre,
+        known,
+        (rotation, np.asarray(translation_mm)),
+    )

@@ -5,14 +5,15 @@ import subprocess
 import sys
 
 import pytest
+from planning_synthetic import pre_and_intra
 
 from cryoplan.imaging.io import write_nifti
-from planning_synthetic import pre_and_intra
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,23 @@ def images(tmp_path_factory):
 def test_verify_writes_the_margin_report(images, tmp_path):
     folder, known = images
     out = tmp_path / "verify"
-    result = run("verify", "--tumour", folder / "tumour.nii.gz", "--pre-image", folder / "pre.nii.gz",
-                 "--intra-image", folder / "intra.nii.gz", "--probes", folder / "probes.json",
-                 "--lethal-depth-mm", "3", "--format", "json", "-o", out)
+    result = run(
+        "verify",
+        "--tumour",
+        folder / "tumour.nii.gz",
+        "--pre-image",
+        folder / "pre.nii.gz",
+        "--intra-image",
+        folder / "intra.nii.gz",
+        "--probes",
+        folder / "probes.json",
+        "--lethal-depth-mm",
+        "3",
+        "--format",
+        "json",
+        "-o",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["schema_version"] == 1
@@ -46,13 +61,35 @@ def test_verify_writes_the_margin_report(images, tmp_path):
 def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
     folder, _ = images
     out = tmp_path / "never"
-    result = run("verify", "--tumour", folder / "missing.nii.gz", "--pre-image", folder / "pre.nii.gz",
-                 "--intra-image", folder / "intra.nii.gz", "--lethal-depth-mm", "3", "-o", out)
+    result = run(
+        "verify",
+        "--tumour",
+        folder / "missing.nii.gz",
+        "--pre-image",
+        folder / "pre.nii.gz",
+        "--intra-image",
+        folder / "intra.nii.gz",
+        "--lethal-depth-mm",
+        "3",
+        "-o",
+        out,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     (folder / "bad_probes.json").write_text('{"lesions": []}')
-    result = run("verify", "--tumour", folder / "tumour.nii.gz", "--pre-image", folder / "pre.nii.gz",
-                 "--intra-image", folder / "intra.nii.gz", "--probes", folder / "bad_probes.json", "-o", out)
+    result = run(
+        "verify",
+        "--tumour",
+        folder / "tumour.nii.gz",
+        "--pre-image",
+        folder / "pre.nii.gz",
+        "--intra-image",
+        folder / "intra.nii.gz",
+        "--probes",
+        folder / "bad_probes.json",
+        "-o",
+        out,
+    )
     assert result.returncode == 2
     assert "--probes" in result.stderr
     assert not out.exists()

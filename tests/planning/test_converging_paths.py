@@ -14,20 +14,34 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from window_phantom import LABEL_MAP, in_bone, window_phantom
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import anatomy_from_labels
 from cryoplan.imaging.io import write_nifti
 from cryoplan.planning.pipeline import plan_case, planning_anatomy
 from cryoplan.planning.placement import (
-    PathMap, PlanSettings, ProbePlan, build_target, converging_spacing_ok, estimate, isotherm_chart,
-    ranked_directions, search_candidates, segment_distance_mm,
+    PathMap,
+    PlanSettings,
+    ProbePlan,
+    build_target,
+    converging_spacing_ok,
+    estimate,
+    isotherm_chart,
+    ranked_directions,
+    search_candidates,
+    segment_distance_mm,
 )
 from cryoplan.thermal import TISSUES, Grid, get_probe, simulate
-from window_phantom import LABEL_MAP, in_bone, window_phantom
 
-COARSE = PlanSettings(probe_types=("17g-rod",), freeze_minutes=(10.0, 15.0), grid_mm=2.0, chart_grid_mm=2.0,
-                      max_probes=3, max_full_simulations=3)
+COARSE = PlanSettings(
+    probe_types=("17g-rod",),
+    freeze_minutes=(10.0, 15.0),
+    grid_mm=2.0,
+    chart_grid_mm=2.0,
+    max_probes=3,
+    max_full_simulations=3,
+)
 ROD = get_probe("17g-rod")
 
 
@@ -47,8 +61,8 @@ def test_segment_distance_matches_brute_force():
     cases = [rng.normal(0, 20, (4, 3)) for _ in range(25)]
     p0, p1 = np.zeros(3), np.array([0.0, 0.0, 50.0])
     cases += [
-        (p0, p1, p0 + [3, 0, 10], p1 + [3, 0, 10]),              # parallel, overlapping: 3 mm
-        (p0, p1, p0 + [4, 0, 60], p1 + [4, 0, 60]),              # parallel, end to end: |(4, 0, 10)|
+        (p0, p1, p0 + [3, 0, 10], p1 + [3, 0, 10]),  # parallel, overlapping: 3 mm
+        (p0, p1, p0 + [4, 0, 60], p1 + [4, 0, 60]),  # parallel, end to end: |(4, 0, 10)|
         (p0, p1, np.array([-5.0, 2, 25]), np.array([5.0, 2, 25])),  # crossing at right angles: 2 mm
     ]
     for p0, p1, q0, q1 in cases:
@@ -128,8 +142,12 @@ def chart_agreement() -> dict[str, tuple[float, float]]:
     mid_axis = directions.mean(axis=0) / np.linalg.norm(directions.mean(axis=0))
     simulated, points = simulated_lethal(converging, protocol)
     return {
-        "parallel": lethal_agreement(*simulated_lethal(parallel, protocol), chart,
-                                     np.array([p.tip_lps_mm for p in parallel]), parallel[0].direction),
+        "parallel": lethal_agreement(
+            *simulated_lethal(parallel, protocol),
+            chart,
+            np.array([p.tip_lps_mm for p in parallel]),
+            parallel[0].direction,
+        ),
         "converging, per probe": lethal_agreement(simulated, points, chart, tips, directions),
         "converging, along the mid-axis": lethal_agreement(simulated, points, chart, tips, mid_axis),
     }
@@ -169,10 +187,12 @@ def feasible_pairs(phantom, settings):
     anatomy, _ = planning_anatomy(phantom.ct, anatomy_from_labels(phantom.labels, None, phantom.label_map))
     path_map = PathMap.build(anatomy, settings.min_vessel_calibre_mm)
     target = build_target(anatomy, ["L1"], settings.margin_mm)
-    directions = ranked_directions(path_map, target.centre, settings, ROD.radius_mm,
-                                   ROD.active_length_mm / 2 + ROD.tip_offset_mm)
-    return search_candidates(target, path_map, replace(settings, coverage_target_pct=0.0, max_probes=2), directions,
-                             min_probes=2)
+    directions = ranked_directions(
+        path_map, target.centre, settings, ROD.radius_mm, ROD.active_length_mm / 2 + ROD.tip_offset_mm
+    )
+    return search_candidates(
+        target, path_map, replace(settings, coverage_target_pct=0.0, max_probes=2), directions, min_probes=2
+    )
 
 
 def test_the_window_decides_which_paths_are_feasible(phantom):
@@ -230,17 +250,32 @@ def case_file(phantom, tmp_path_factory):
     folder = tmp_path_factory.mktemp("window-case")
     write_nifti(phantom.ct, folder / "ct.nii.gz")
     write_nifti(phantom.labels, folder / "labels.nii.gz")
-    case = {"schema_version": 1, "diagnosis": {"type": "hcc"},
-            "imaging": {"image": "ct.nii.gz", "labels": "labels.nii.gz", "labels_map": LABEL_MAP}}
+    case = {
+        "schema_version": 1,
+        "diagnosis": {"type": "hcc"},
+        "imaging": {"image": "ct.nii.gz", "labels": "labels.nii.gz", "labels_map": LABEL_MAP},
+    }
     (folder / "case.json").write_text(json.dumps(case))
     return folder / "case.json"
 
 
 def plan_command(case_file, out, *options):
-    arguments = ["plan", case_file, "-o", out, "--probe-types", "17g-rod", "--grid-mm", "2", "--max-probes", "3",
-                 *options]
-    return subprocess.run([sys.executable, "-m", "cryoplan", *map(str, arguments)], capture_output=True, text=True,
-                          timeout=600)
+    arguments = [
+        "plan",
+        case_file,
+        "-o",
+        out,
+        "--probe-types",
+        "17g-rod",
+        "--grid-mm",
+        "2",
+        "--max-probes",
+        "3",
+        *options,
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", *map(str, arguments)], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_plan_command_reports_no_feasible_parallel_path(case_file, tmp_path):

@@ -5,7 +5,12 @@ import pytest
 
 from cryoplan.errors import InputError
 from cryoplan.planning.coverage import (
-    RiskLimits, coverage, coverage_curve, isotherm_depth_mm, lesion_coverage, signed_distance_mm,
+    RiskLimits,
+    coverage,
+    coverage_curve,
+    isotherm_depth_mm,
+    lesion_coverage,
+    signed_distance_mm,
 )
 
 SPACING = np.array([0.8, 1.0, 1.5])  # anisotropic on purpose
@@ -71,7 +76,9 @@ def test_critical_structures_frozen_volume_and_risks():
     temperature = spherical_temperature(radius)
     tumour = radius <= 6.0
     liver = np.ones(SHAPE, dtype=bool)
-    duct_near = (radius >= 8.0) & (radius <= 9.0) & (np.abs(np.arange(SHAPE[1]) * SPACING[1] - 28.0) < 1.0)[None, :, None]
+    duct_near = (
+        (radius >= 8.0) & (radius <= 9.0) & (np.abs(np.arange(SHAPE[1]) * SPACING[1] - 28.0) < 1.0)[None, :, None]
+    )
     duct_far = (radius >= 12.0) & (radius <= 13.0)
     vessel = radius_field(CENTRE + np.array([20.0, 0, 0])) <= 2.0  # lumen 18…22 mm from the centre
     voxel_ml = np.prod(SPACING) / 1000
@@ -79,12 +86,19 @@ def test_critical_structures_frozen_volume_and_risks():
     assert far.critical.bile_duct_min_temperature_c == pytest.approx(-60 + 4 * 12, abs=1.0)
     # the wall is the tissue touching the lumen: its coldest voxel is ≈ 18 mm − one voxel from the centre
     assert -60 + 4 * 16.5 <= far.critical.vessel_wall_min_temperature_c <= -60 + 4 * 18.0
-    assert far.frozen_volume_ml == pytest.approx(4 / 3 * np.pi * 15 ** 3 / 1000, rel=0.03)
+    assert far.frozen_volume_ml == pytest.approx(4 / 3 * np.pi * 15**3 / 1000, rel=0.03)
     assert far.frozen_liver_ml == pytest.approx(far.frozen_volume_ml - tumour.sum() * voxel_ml, rel=1e-6)
     assert [r.code for r in far.risks] == ["coverage_shortfall"]  # 5 mm margin: 75 % covered
-    near = coverage(temperature, SPACING, {"L1": tumour}, liver=liver, bile_duct=duct_near, margin_mm=3.0,
-                    heat_sink_lesions={"L1": "portal vein 8 mm at 4 mm"},
-                    limits=RiskLimits(cryoshock_frozen_ml=10.0))
+    near = coverage(
+        temperature,
+        SPACING,
+        {"L1": tumour},
+        liver=liver,
+        bile_duct=duct_near,
+        margin_mm=3.0,
+        heat_sink_lesions={"L1": "portal vein 8 mm at 4 mm"},
+        limits=RiskLimits(cryoshock_frozen_ml=10.0),
+    )
     codes = {r.code for r in near.risks}
     assert codes == {"biloma", "heat_sink", "cryoshock"}
 

@@ -3,11 +3,11 @@ noise and seen through a known rigid transform."""
 
 import numpy as np
 import pytest
+from planning_synthetic import pre_and_intra
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.margins import patient_side, register, verify_margins
-from planning_synthetic import pre_and_intra
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,9 @@ def procedure():
 def test_rigidly_moved_ice_ball_recovers_the_known_margin(procedure):
     pre, tumour, intra, ice_centre, known, (rotation, translation) = procedure
     assert known == pytest.approx(5.0)
-    report = verify_margins(tumour, intra, pre_image=pre, lethal_depth_mm=3.0,
-                            probe_tips_lps=ice_centre[None], margin_mm=5.0)
+    report = verify_margins(
+        tumour, intra, pre_image=pre, lethal_depth_mm=3.0, probe_tips_lps=ice_centre[None], margin_mm=5.0
+    )
     assert report.registration.converged
     assert report.ice_min_margin_mm == pytest.approx(known, abs=1.0)
     assert report.lethal_min_margin_mm == pytest.approx(known - 3.0, abs=1.0)
@@ -48,8 +49,13 @@ def test_a_given_ice_mask_on_the_same_frame():
     tumour = np.linalg.norm(index - [30, 30, 30], axis=-1) <= 8
     ice = np.linalg.norm(index - [33, 30, 30], axis=-1) <= 20
     ct = np.where(ice, 0.0, 60.0).astype(np.float32)
-    report = verify_margins(Volume(tumour.astype(np.uint8), affine), Volume(ct, affine, "CT"),
-                            ice=Volume(ice.astype(np.uint8), affine), lethal_depth_mm=5.0, margin_mm=5.0)
+    report = verify_margins(
+        Volume(tumour.astype(np.uint8), affine),
+        Volume(ct, affine, "CT"),
+        ice=Volume(ice.astype(np.uint8), affine),
+        lethal_depth_mm=5.0,
+        margin_mm=5.0,
+    )
     assert report.registration is None
     assert report.ice_min_margin_mm == pytest.approx(20 - 8 - 3, abs=1.0)
     assert report.lethal_min_margin_mm == pytest.approx(20 - 8 - 3 - 5, abs=1.0)
@@ -68,8 +74,7 @@ def test_a_registration_that_does_not_converge_is_flagged(procedure):
 def test_bad_inputs(procedure):
     pre, tumour, intra, *_ = procedure
     with pytest.raises(InputError, match="tumour"):
-        verify_margins(tumour.with_array(np.zeros(tumour.shape, np.uint8)), intra, pre_image=pre,
-                       lethal_depth_mm=3.0)
+        verify_margins(tumour.with_array(np.zeros(tumour.shape, np.uint8)), intra, pre_image=pre, lethal_depth_mm=3.0)
     with pytest.raises(InputError, match="margin_mm"):
         verify_margins(tumour, intra, pre_image=pre, lethal_depth_mm=3.0, margin_mm=0)
 
@@ -81,10 +86,14 @@ def test_patient_side_names():
 
 def test_deformable_refinement_keeps_the_known_margin(procedure):
     pre, tumour, intra, ice_centre, known, _ = procedure
-    report = verify_margins(tumour, intra, pre_image=pre, lethal_depth_mm=3.0, probe_tips_lps=ice_centre[None],
-                            deformable=True)
+    report = verify_margins(
+        tumour, intra, pre_image=pre, lethal_depth_mm=3.0, probe_tips_lps=ice_centre[None], deformable=True
+    )
     # no deformation to find: the B-spline is kept only if it matches the images better than the rigid step
-    assert report.registration.method.startswith("rigid then B-spline") or "rigid kept" in report.registration.stop_condition
+    assert (
+        report.registration.method.startswith("rigid then B-spline")
+        or "rigid kept" in report.registration.stop_condition
+    )
     assert report.registration.converged
     assert report.ice_min_margin_mm == pytest.approx(known, abs=1.0)
 

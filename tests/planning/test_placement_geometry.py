@@ -10,8 +10,15 @@ from cryoplan.imaging.anatomy import Anatomy
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.pipeline import plan_unit, planning_anatomy
 from cryoplan.planning.placement import (
-    PathMap, PlanningAnatomy, PlanSettings, large_vessel_mask, layout_offsets, min_neighbour_distance,
-    probe_paths, ranked_directions, vessel_components,
+    PathMap,
+    PlanningAnatomy,
+    PlanSettings,
+    large_vessel_mask,
+    layout_offsets,
+    min_neighbour_distance,
+    probe_paths,
+    ranked_directions,
+    vessel_components,
 )
 
 SPACING = np.array([1.0, 1.0, 1.5])
@@ -70,8 +77,14 @@ def anatomy_with(forbidden_tube=True, enclosed=False):
     if enclosed:  # a bony shell around the tumour leaves no path
         r = np.linalg.norm(p - [-10, 0, 0], axis=-1)
         bone = (r >= 15) & (r <= 19)
-    return PlanningAnatomy(grid=Volume(np.zeros(SHAPE, np.float32), AFFINE), liver=liver | tumour, body=body,
-                           lesions={"L1": tumour}, vessels=vessels, bone=bone)
+    return PlanningAnatomy(
+        grid=Volume(np.zeros(SHAPE, np.float32), AFFINE),
+        liver=liver | tumour,
+        body=body,
+        lesions={"L1": tumour},
+        vessels=vessels,
+        bone=bone,
+    )
 
 
 def test_paths_avoid_a_large_vessel_in_front_of_the_tumour():

@@ -14,8 +14,9 @@ from cryoplan.imaging.phantom import TumourSpec, demo_phantom, make_phantom
 from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.placement import PlanSettings, isotherm_chart
 
-COARSE = PlanSettings(probe_types=("17g-rod",), freeze_minutes=(10.0, 15.0), grid_mm=2.0, chart_grid_mm=2.0,
-                      max_full_simulations=3)
+COARSE = PlanSettings(
+    probe_types=("17g-rod",), freeze_minutes=(10.0, 15.0), grid_mm=2.0, chart_grid_mm=2.0, max_full_simulations=3
+)
 # Segment 8, the point of the phantom's right lobe farthest from its vessels and ducts (23 mm).
 CENTRE = (-35.0, -10.0, 35.0)
 
@@ -34,8 +35,9 @@ def assert_paths_clear_of_large_vessels(plan, phantom):
         for probe in unit.candidate.probes:
             for tube in phantom.tubes:
                 if tube.structure == "bile_duct" or tube.diameter_mm >= 3.0:
-                    gap = segment_to_segment_mm(probe.tip_lps_mm, probe.entry_lps_mm,
-                                                np.array(tube.start_mm), np.array(tube.end_mm))
+                    gap = segment_to_segment_mm(
+                        probe.tip_lps_mm, probe.entry_lps_mm, np.array(tube.start_mm), np.array(tube.end_mm)
+                    )
                     assert gap > tube.diameter_mm / 2, (probe, tube)
 
 
@@ -79,8 +81,8 @@ def test_tumour_beside_a_large_vessel_accounts_for_the_heat_sink(demo_plan):
     phantom, plan, _ = demo_plan
     unit = plan.units[0]
     codes = {r.code for r in unit.coverage.risks}
-    assert "heat_sink" in codes                      # the 10 mm hepatic vein 5 mm from the tumour
-    assert unit.structures["large_vessels"].any()     # simulated as a heat sink
+    assert "heat_sink" in codes  # the 10 mm hepatic vein 5 mm from the tumour
+    assert unit.structures["large_vessels"].any()  # simulated as a heat sink
     lesion = unit.coverage.lesions[0]
     # either the simulated plan (vessel included) reaches the target, or the shortfall is flagged
     assert lesion.margin_covered_pct >= 99.0 or "coverage_shortfall" in codes
@@ -99,9 +101,17 @@ def test_plan_outputs_follow_the_contract(demo_plan):
         assert set(probe) >= {"type", "tip_lps_mm", "direction", "entry_lps_mm"}
         assert np.linalg.norm(probe["direction"]) == pytest.approx(1.0, abs=1e-3)
     assert lesion["protocol"][0]["phase"] == "freeze"
-    assert set(lesion["coverage"]) >= {"lethal_isotherm_c", "tumour_covered_pct", "margin_mm", "margin_covered_pct",
-                                       "min_margin_mm", "ice_min_margin_mm"}
-    assert lesion["coverage"]["margin_covered_pct"] == pytest.approx(plan.units[0].coverage.lesions[0].margin_covered_pct, abs=0.01)
+    assert set(lesion["coverage"]) >= {
+        "lethal_isotherm_c",
+        "tumour_covered_pct",
+        "margin_mm",
+        "margin_covered_pct",
+        "min_margin_mm",
+        "ice_min_margin_mm",
+    }
+    assert lesion["coverage"]["margin_covered_pct"] == pytest.approx(
+        plan.units[0].coverage.lesions[0].margin_covered_pct, abs=0.01
+    )
     assert "timing_s" in document and "frozen_liver_ml" in lesion and "risks" in lesion
     # the NIfTI holds the final simulation's minimum temperature with its affine
     temperature = read_volume(out / "min_temperature.nii.gz")

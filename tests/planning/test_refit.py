@@ -15,26 +15,31 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from planning_synthetic import TUMOUR_CENTRE, TUMOUR_RADIUS_MM, grid_affine, render_ct, volume_points
 from scipy.spatial.transform import Rotation
 
 from cryoplan.imaging.io import write_nifti
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.margins import verify_margins
 from cryoplan.planning.refit import (
-    LOWEST_FLOW_FRACTION, MIN_ICE_DICE, dice, equivalent_radius_mm, fit_flow_fraction, scan_protocol,
+    LOWEST_FLOW_FRACTION,
+    MIN_ICE_DICE,
+    dice,
+    equivalent_radius_mm,
+    fit_flow_fraction,
+    scan_protocol,
     sphere_volume_ml,
 )
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, parse_protocol, simulate
-from planning_synthetic import TUMOUR_CENTRE, TUMOUR_RADIUS_MM, grid_affine, render_ct, volume_points
 
 TRUE_FLOW_FRACTION = 0.3
-PROTOCOL = "freeze:6,passive_thaw:3,freeze:6"     # a short double freeze keeps the test quick
+PROTOCOL = "freeze:6,passive_thaw:3,freeze:6"  # a short double freeze keeps the test quick
 ROTATION_DEG = (3.0, -2.0, 5.0)
 TRANSLATION_MM = (4.0, -3.0, 2.0)
 # Two rods entering from below (along +z), 10 mm apart, their active zones level with the tumour centre
 # but shifted 5 mm to the patient's left of it, so that the lethal margin is thinnest on the right.
 DIRECTION = np.array([0.0, 0.0, 1.0])
-TIP_BEYOND_CENTRE_MM = 3.0 + 25.0 / 2        # 17g-rod: tip offset 3 mm, active length 25 mm
+TIP_BEYOND_CENTRE_MM = 3.0 + 25.0 / 2  # 17g-rod: tip offset 3 mm, active length 25 mm
 TIPS = [TUMOUR_CENTRE + [dx, 0.0, TIP_BEYOND_CENTRE_MM] for dx in (0.0, 10.0)]
 # The vessel of `planning_synthetic.render_ct` (along z through x = −5, y = −20 mm, 10 mm wide).
 VESSEL_AXIS_POINT = np.array([-5.0, -20.0, 0.0])
@@ -54,20 +59,26 @@ def procedure():
     probes = probe_placements(TRUE_FLOW_FRACTION)
     points = [p for placement in probes for p in (placement.tip_mm, *placement.active_segment_mm())]
     grid = Grid.around(points, 40.0, 1.5)
-    truth = simulate(grid, probes, parse_protocol(PROTOCOL), tissues=TISSUES["liver"], isotherms_c=(0.0, -20.0),
-                     vessels=[Vessel.cylinder(grid, VESSEL_AXIS_POINT, (0.0, 0.0, 1.0), VESSEL_DIAMETER_MM)])
+    truth = simulate(
+        grid,
+        probes,
+        parse_protocol(PROTOCOL),
+        tissues=TISSUES["liver"],
+        isotherms_c=(0.0, -20.0),
+        vessels=[Vessel.cylinder(grid, VESSEL_AXIS_POINT, (0.0, 0.0, 1.0), VESSEL_DIAMETER_MM)],
+    )
     rng = np.random.default_rng(3)
     shape, spacing = (110, 100, 72), (1.0, 1.0, 1.5)
     affine = grid_affine(shape, spacing, centre=(-15.0, 0.0, 5.0))
     pre_points = volume_points(shape, affine)
     pre = render_ct(pre_points) + rng.normal(0, 10.0, shape).astype(np.float32)
-    tumour = np.sum((pre_points - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM ** 2
+    tumour = np.sum((pre_points - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM**2
     vessel = np.linalg.norm(pre_points[..., :2] - VESSEL_AXIS_POINT[:2], axis=-1) <= VESSEL_DIAMETER_MM / 2
     rotation = Rotation.from_euler("xyz", ROTATION_DEG, degrees=True).as_matrix()
-    seen = pre_points @ rotation.T + np.asarray(TRANSLATION_MM)   # pre-frame point seen at each intra voxel
+    seen = pre_points @ rotation.T + np.asarray(TRANSLATION_MM)  # pre-frame point seen at each intra voxel
     intra = render_ct(seen)
     frozen = truth.temperature_along_c(seen.reshape(-1, 3), "final").reshape(shape) <= 0.0
-    intra[frozen & (intra > -500)] = -5.0                          # frozen tissue is hypodense (≈ 0 HU)
+    intra[frozen & (intra > -500)] = -5.0  # frozen tissue is hypodense (≈ 0 HU)
     for tip in TIPS:
         offset = seen - tip
         along = offset @ DIRECTION
@@ -79,17 +90,33 @@ def procedure():
         vertices, _ = truth.isotherm_surface(temperature_c, which)
         return float(np.min(np.linalg.norm(vertices - TUMOUR_CENTRE, axis=1))) - TUMOUR_RADIUS_MM
 
-    known = {"ice_margin_mm": margin_to(0.0, "final"), "lethal_margin_mm": margin_to(-20.0, "min"),
-             "ice_ml": truth.isotherm_volume_ml(0.0, "final")}
-    return (Volume(pre, affine, "CT"), Volume(tumour.astype(np.uint8), affine, "SEG"), Volume(intra, affine, "CT"),
-            known, Volume(vessel.astype(np.uint8), affine, "SEG"))
+    known = {
+        "ice_margin_mm": margin_to(0.0, "final"),
+        "lethal_margin_mm": margin_to(-20.0, "min"),
+        "ice_ml": truth.isotherm_volume_ml(0.0, "final"),
+    }
+    return (
+        Volume(pre, affine, "CT"),
+        Volume(tumour.astype(np.uint8), affine, "SEG"),
+        Volume(intra, affine, "CT"),
+        known,
+        Volume(vessel.astype(np.uint8), affine, "SEG"),
+    )
 
 
 @pytest.fixture(scope="module")
 def refitted(procedure):
     pre, tumour, intra, known, vessels = procedure
-    report = verify_margins(tumour, intra, pre_image=pre, probes=probe_placements(), protocol=parse_protocol(PROTOCOL),
-                            vessels=vessels, lethal_depth_mm=3.0, margin_mm=5.0)
+    report = verify_margins(
+        tumour,
+        intra,
+        pre_image=pre,
+        probes=probe_placements(),
+        protocol=parse_protocol(PROTOCOL),
+        vessels=vessels,
+        lethal_depth_mm=3.0,
+        margin_mm=5.0,
+    )
     return report, known
 
 
@@ -152,8 +179,14 @@ def _rod_at(centre):
 
 def test_an_ice_ball_out_of_the_probes_reach_is_flagged_not_used():
     tumour, ct, ice = _same_frame(36.0)
-    report = verify_margins(tumour, ct, ice=ice, probes=[_rod_at((0.0, 0.0, 0.0))], lethal_depth_mm=5.0,
-                            protocol=parse_protocol("freeze:10"))
+    report = verify_margins(
+        tumour,
+        ct,
+        ice=ice,
+        probes=[_rod_at((0.0, 0.0, 0.0))],
+        lethal_depth_mm=5.0,
+        protocol=parse_protocol("freeze:10"),
+    )
     assert report.fit is not None and not report.fit.accepted
     assert "larger than the probes make at full flow" in report.fit.failure
     assert report.fit.value == 1.0 and report.fit.simulations == 1
@@ -167,12 +200,20 @@ def test_an_ice_ball_away_from_the_probes_is_flagged_by_its_dice():
     # a single rod's ice ball after 10 min is ≈ 19 mm in equivalent radius; the observed one is as large
     # but centred 22 mm away from the probe
     tumour, ct, ice = _same_frame(19.0, ice_centre_mm=(22.0, 0.0, 0.0))
-    report = verify_margins(tumour, ct, ice=ice, probes=[_rod_at((0.0, 0.0, 0.0))], lethal_depth_mm=5.0,
-                            protocol=parse_protocol("freeze:10"))
+    report = verify_margins(
+        tumour,
+        ct,
+        ice=ice,
+        probes=[_rod_at((0.0, 0.0, 0.0))],
+        lethal_depth_mm=5.0,
+        protocol=parse_protocol("freeze:10"),
+    )
     fit = report.fit
     assert not fit.accepted and fit.ice_dice < MIN_ICE_DICE and "Dice" in fit.failure
     # the volume was matched all the same: the failure is the overlap, not the size
-    assert equivalent_radius_mm(fit.simulated_ice_ml) == pytest.approx(equivalent_radius_mm(fit.observed_ice_ml), abs=0.3)
+    assert equivalent_radius_mm(fit.simulated_ice_ml) == pytest.approx(
+        equivalent_radius_mm(fit.observed_ice_ml), abs=0.3
+    )
     assert report.verdict == "unverified" and report.lethal_zone_method == "erosion"
 
 
@@ -183,8 +224,10 @@ def test_fit_helpers():
     b = np.zeros_like(a)
     b[1:3] = True
     assert dice(a, b) == pytest.approx(0.5)
-    assert str(scan_protocol(parse_protocol("freeze:10,passive_thaw:5,freeze:8,passive_thaw:3"))) == \
-        "freeze:10,passive_thaw:5,freeze:8"
+    assert (
+        str(scan_protocol(parse_protocol("freeze:10,passive_thaw:5,freeze:8,passive_thaw:3")))
+        == "freeze:10,passive_thaw:5,freeze:8"
+    )
     assert 0 < LOWEST_FLOW_FRACTION < TRUE_FLOW_FRACTION
 
 
@@ -195,7 +238,9 @@ def test_bad_refit_inputs():
     with pytest.raises(InputError, match="protocol"):
         scan_protocol(parse_protocol("passive_thaw:5"))
     with pytest.raises(InputError, match="ice"):
-        fit_flow_fraction(ice.with_array(np.zeros(ice.shape, np.uint8)), [_rod_at((0, 0, 0))], parse_protocol("freeze:5"))
+        fit_flow_fraction(
+            ice.with_array(np.zeros(ice.shape, np.uint8)), [_rod_at((0, 0, 0))], parse_protocol("freeze:5")
+        )
     with pytest.raises(InputError, match="grid_mm"):
         fit_flow_fraction(ice, [_rod_at((0, 0, 0))], parse_protocol("freeze:5"), grid_mm=10.0)
     with pytest.raises(InputError, match="lethal_isotherm_c"):
@@ -206,14 +251,33 @@ def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
     pre, tumour, intra, known, vessels = procedure
     for name, volume in (("pre", pre), ("tumour", tumour), ("intra", intra), ("vessels", vessels)):
         write_nifti(volume, tmp_path / f"{name}.nii.gz")
-    plan = {"schema_version": 1, "lesions": [{
-        "id": "L1", "protocol": [{"phase": phase.kind, "minutes": phase.minutes} for phase in parse_protocol(PROTOCOL).phases],
-        "probes": [{"type": "17g-rod", "tip_lps_mm": list(tip), "direction": list(DIRECTION)} for tip in TIPS]}]}
+    plan = {
+        "schema_version": 1,
+        "lesions": [
+            {
+                "id": "L1",
+                "protocol": [
+                    {"phase": phase.kind, "minutes": phase.minutes} for phase in parse_protocol(PROTOCOL).phases
+                ],
+                "probes": [{"type": "17g-rod", "tip_lps_mm": list(tip), "direction": list(DIRECTION)} for tip in TIPS],
+            }
+        ],
+    }
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    (tmp_path / "case.yaml").write_text("schema_version: 1\ndiagnosis: {type: hcc}\nimaging:\n  image: pre.nii.gz\n"
-                                        "  masks: {tumour: tumour.nii.gz, hepatic_vein: vessels.nii.gz}\n")
-    images = ["--tumour", tmp_path / "tumour.nii.gz", "--pre-image", tmp_path / "pre.nii.gz",
-              "--intra-image", tmp_path / "intra.nii.gz", "--probes", tmp_path / "plan.json"]
+    (tmp_path / "case.yaml").write_text(
+        "schema_version: 1\ndiagnosis: {type: hcc}\nimaging:\n  image: pre.nii.gz\n"
+        "  masks: {tumour: tumour.nii.gz, hepatic_vein: vessels.nii.gz}\n"
+    )
+    images = [
+        "--tumour",
+        tmp_path / "tumour.nii.gz",
+        "--pre-image",
+        tmp_path / "pre.nii.gz",
+        "--intra-image",
+        tmp_path / "intra.nii.gz",
+        "--probes",
+        tmp_path / "plan.json",
+    ]
     out = tmp_path / "verify"
     result = run_cli("verify", *images, "--case", tmp_path / "case.yaml", "--lethal-depth-mm", "3", "-o", out)
     assert result.returncode == 0, result.stderr
@@ -229,8 +293,9 @@ def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
     # a case whose image is not the pre-procedural image is refused before anything is written
     small = Volume(np.ones((8, 8, 8), np.int16), np.eye(4), "CT")
     write_nifti(small, tmp_path / "other.nii.gz")
-    (tmp_path / "other.yaml").write_text("schema_version: 1\ndiagnosis: {type: hcc}\nimaging:\n  image: other.nii.gz\n"
-                                         "  masks: {tumour: other.nii.gz}\n")
+    (tmp_path / "other.yaml").write_text(
+        "schema_version: 1\ndiagnosis: {type: hcc}\nimaging:\n  image: other.nii.gz\n  masks: {tumour: other.nii.gz}\n"
+    )
     result = run_cli("verify", *images, "--case", tmp_path / "other.yaml", "-o", tmp_path / "never")
     assert result.returncode == 2 and "--case" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -243,8 +308,13 @@ def test_vessels_are_heat_sinks_of_the_refit():
     tumour, ct, _ = _same_frame(10.0, spacing_mm=1.0)
     rod = _rod_at((0.0, 0.0, 0.0))
     grid = Grid.around([rod.tip_mm, *rod.active_segment_mm()], 30.0, 1.5)
-    made = simulate(grid, [replace(rod, flow_fraction=0.3)], parse_protocol("freeze:5"), tissues=TISSUES["liver"],
-                    vessels=[Vessel.cylinder(grid, (9.0, 0.0, 0.0), (0.0, 0.0, 1.0), 6.0)])
+    made = simulate(
+        grid,
+        [replace(rod, flow_fraction=0.3)],
+        parse_protocol("freeze:5"),
+        tissues=TISSUES["liver"],
+        vessels=[Vessel.cylinder(grid, (9.0, 0.0, 0.0), (0.0, 0.0, 1.0), 6.0)],
+    )
     points = volume_points(ct.shape, ct.affine)
     frozen = (made.temperature_along_c(points.reshape(-1, 3), "final") <= 0.0).reshape(ct.shape)
     ice = ct.with_array(frozen.astype(np.uint8))
@@ -252,8 +322,15 @@ def test_vessels_are_heat_sinks_of_the_refit():
     vessel = ct.with_array((np.hypot(points[..., 0] - 9.0, points[..., 1]) <= 3.0).astype(np.uint8))
     fits = {}
     for name, vessels in (("with", vessel), ("without", None)):
-        report = verify_margins(tumour, image, ice=ice, probes=[rod], vessels=vessels,
-                                protocol=parse_protocol("freeze:5"), lethal_depth_mm=5.0)
+        report = verify_margins(
+            tumour,
+            image,
+            ice=ice,
+            probes=[rod],
+            vessels=vessels,
+            protocol=parse_protocol("freeze:5"),
+            lethal_depth_mm=5.0,
+        )
         fits[name] = report.fit
     assert fits["with"].accepted and fits["with"].vessel_count == 1
     assert fits["with"].value == pytest.approx(0.3, abs=0.05)
@@ -263,16 +340,27 @@ def test_vessels_are_heat_sinks_of_the_refit():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_verify_cli_bad_probes_and_protocol(tmp_path):
     out = tmp_path / "never"
-    common = ["verify", "--tumour", tmp_path / "t.nii.gz", "--pre-image", tmp_path / "p.nii.gz",
-              "--intra-image", tmp_path / "i.nii.gz", "-o", out]
-    (tmp_path / "probes.json").write_text(json.dumps([{"type": "17g-rod", "tip_lps_mm": [0, 0, 0],
-                                                       "direction": [0, 0, 0]}]))
+    common = [
+        "verify",
+        "--tumour",
+        tmp_path / "t.nii.gz",
+        "--pre-image",
+        tmp_path / "p.nii.gz",
+        "--intra-image",
+        tmp_path / "i.nii.gz",
+        "-o",
+        out,
+    ]
+    (tmp_path / "probes.json").write_text(
+        json.dumps([{"type": "17g-rod", "tip_lps_mm": [0, 0, 0], "direction": [0, 0, 0]}])
+    )
     result = run_cli(*common, "--probes", tmp_path / "probes.json")
     assert result.returncode == 2 and "--probes[0].direction" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -21,7 +21,7 @@ def test_perturbations_have_the_stated_spread():
     latent = np.array([f["latent_heat"] for f in factors])
     perfusion = np.array([f["perfusion"] for f in factors])
     assert 0.6 <= latent.min() and latent.max() <= 1.4
-    assert 10 ** -0.5 <= perfusion.min() and perfusion.max() <= 10 ** 0.5
+    assert 10**-0.5 <= perfusion.min() and perfusion.max() <= 10**0.5
     assert np.median(perfusion) == pytest.approx(1.0, abs=0.1)
 
 
@@ -31,10 +31,17 @@ def context():
     centres = grid.centres_mm()
     tumour = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 5.0
     margin = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 8.0
-    return SampleContext(grid=grid, tissue_labels=tumour.astype(np.int32), vessels=[],
-                         probes=[ProbePlacement("17g-rod", np.array([0, 0, 5.0]), np.array([0, 0, 1.0]))],
-                         protocol_text="freeze:10", margin_mask=margin, lethal_isotherm_c=-20.0,
-                         tip_sigma_mm=2.0, direction_sigma_deg=2.0)
+    return SampleContext(
+        grid=grid,
+        tissue_labels=tumour.astype(np.int32),
+        vessels=[],
+        probes=[ProbePlacement("17g-rod", np.array([0, 0, 5.0]), np.array([0, 0, 1.0]))],
+        protocol_text="freeze:10",
+        margin_mask=margin,
+        lethal_isotherm_c=-20.0,
+        tip_sigma_mm=2.0,
+        direction_sigma_deg=2.0,
+    )
 
 
 def test_monte_carlo_on_a_local_cluster_is_seeded(context):

@@ -60,6 +60,10 @@ def window_phantom(window_diameter_mm: float = WINDOW_DIAMETER_MM, seed: int = 0
     for name, hu in (("liver", 100.0), ("tumour", 45.0), ("bone", 500.0)):
         ct[labels == LABEL_MAP[name]] = hu
     ct += np.random.default_rng(seed).normal(0.0, noise_hu, shape).astype(np.float32)
-    return Phantom(Volume(ct, affine, "CT"), Volume(labels, affine, "SEG"), dict(LABEL_MAP),
-                   Volume(np.zeros(shape, np.uint8), affine, "SEG"),
-                   [TumourSpec(tuple(TUMOUR_CENTRE), TUMOUR_DIAMETER_MM)])
+    return Phantom(
+        Volume(ct, affine, "CT"),
+        Volume(labels, affine, "SEG"),
+        dict(LABEL_MAP),
+        Volume(np.zeros(shape, np.uint8), affine, "SEG"),
+        [TumourSpec(tuple(TUMOUR_CENTRE), TUMOUR_DIAMETER_MM)],
+    )

@@ -21,8 +21,13 @@ def database_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def settings(tmp_path, database_url) -> ServiceSettings:
-    return ServiceSettings(data_dir=tmp_path / "data", database_url=database_url, secret_key="test-secret",
-                           max_upload_mb=2.0, max_unzipped_mb=4.0)
+    return ServiceSettings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key="test-secret",
+        max_upload_mb=2.0,
+        max_unzipped_mb=4.0,
+    )
 
 
 @pytest.fixture

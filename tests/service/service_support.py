@@ -20,14 +20,25 @@ ROLES = [role.value for role in Role]
 CASE_DOCUMENT = {
     "schema_version": 1,
     "patient": {"age": 64, "sex": "male", "ecog": 0},
-    "diagnosis": {"type": "hcc", "cirrhosis": True, "liver_disease": "hbv", "vascular_invasion": False,
-                  "extrahepatic_spread": False},
-    "labs": {"bilirubin": {"value": 1.1, "unit": "mg/dL"}, "albumin": {"value": 3.9, "unit": "g/dL"}, "inr": 1.1,
-             "creatinine": {"value": 0.9, "unit": "mg/dL"}, "sodium": {"value": 139, "unit": "mmol/L"},
-             "platelets": {"value": 140, "unit": "10^9/L"}},
+    "diagnosis": {
+        "type": "hcc",
+        "cirrhosis": True,
+        "liver_disease": "hbv",
+        "vascular_invasion": False,
+        "extrahepatic_spread": False,
+    },
+    "labs": {
+        "bilirubin": {"value": 1.1, "unit": "mg/dL"},
+        "albumin": {"value": 3.9, "unit": "g/dL"},
+        "inr": 1.1,
+        "creatinine": {"value": 0.9, "unit": "mg/dL"},
+        "sodium": {"value": 139, "unit": "mmol/L"},
+        "platelets": {"value": 140, "unit": "10^9/L"},
+    },
     "clinical": {"ascites": "none", "encephalopathy_grade": 0},
-    "lesions": [{"id": "L1", "diameter_mm": 24, "segment": 7, "distance_to_bile_duct_mm": 11,
-                 "distance_to_major_vessel_mm": 6}],
+    "lesions": [
+        {"id": "L1", "diameter_mm": 24, "segment": 7, "distance_to_bile_duct_mm": 11, "distance_to_major_vessel_mm": 6}
+    ],
 }
 
 
@@ -59,8 +70,9 @@ class Service:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
 
     def create_case(self, label: str = "case A", document: dict | None = None, role: str = "coordinator") -> dict:
-        response = self.client.post("/api/cases", json={"label": label, "case_document": document or CASE_DOCUMENT},
-                                    headers=self.headers(role))
+        response = self.client.post(
+            "/api/cases", json={"label": label, "case_document": document or CASE_DOCUMENT}, headers=self.headers(role)
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -98,8 +110,6 @@ def browser_login(client: TestClient, role: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
 
 
-
-
 def free_port() -> int:
     import socket
 
@@ -116,8 +126,13 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "CRYOPLAN_DATA_DIR": str(data_dir), "CRYOPLAN_DATABASE_URL": database_url,
-                    "CRYOPLAN_SECRET_KEY": "live-test-secret", **env}
+        self.env = {
+            **os.environ,
+            "CRYOPLAN_DATA_DIR": str(data_dir),
+            "CRYOPLAN_DATABASE_URL": database_url,
+            "CRYOPLAN_SECRET_KEY": "live-test-secret",
+            **env,
+        }
         self.command = [sys.executable, "-m", "cryoplan", "serve", "--port", str(self.port)]
         self.process = None
 
@@ -125,18 +140,24 @@ class LiveServer:
         import subprocess
         import sys
 
-        return subprocess.run([sys.executable, "-m", "cryoplan", *args], env={**self.env, **env},
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "cryoplan", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    def start(self, **env: str) -> "LiveServer":
+    def start(self, **env: str) -> LiveServer:
         import subprocess
         import time
 
         import httpx
 
         self.log = open(Path(self.env["CRYOPLAN_DATA_DIR"]).parent / f"server-{self.port}.log", "ab")
-        self.process = subprocess.Popen(self.command, env={**self.env, **env}, stdout=self.log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, env={**self.env, **env}, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited at start"

@@ -8,9 +8,8 @@ import re
 import pytest
 import sqlalchemy
 from fastapi.routing import APIRoute
-from starlette.testclient import TestClient
-
 from service_support import CASE_DOCUMENT, ROLES, browser_login
+from starlette.testclient import TestClient
 
 ALL = set(ROLES)
 EDITORS = {"admin", "coordinator", "clinician"}
@@ -26,7 +25,10 @@ API = {
     ("POST", "/api/auth/token"): (PUBLIC, {"json": {"username": "viewer", "password": "wrong-password!"}}),
     ("GET", "/api/me"): (ALL, {}),
     ("GET", "/api/users"): (ADMIN, {}),
-    ("POST", "/api/users"): (ADMIN, {"json": {"username": "new_{role}", "password": "long-enough-pw", "role": "viewer"}}),
+    ("POST", "/api/users"): (
+        ADMIN,
+        {"json": {"username": "new_{role}", "password": "long-enough-pw", "role": "viewer"}},
+    ),
     ("POST", "/api/users/{user_id}/deactivate"): (ADMIN, {}),
     ("GET", "/api/cases"): (ALL, {}),
     ("POST", "/api/cases"): (EDITORS, {"json": {"label": "by {role}", "case_document": CASE_DOCUMENT}}),
@@ -35,10 +37,14 @@ API = {
     ("POST", "/api/cases/{case_id}/status"): (EDITORS, {"json": {"to_status": "closed", "reason": "x", "version": 99}}),
     ("GET", "/api/board"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/board-decision"): (
-        CLINICAL, {"json": {"decision": "cryoablation", "notes": "", "version": 99}}),
+        CLINICAL,
+        {"json": {"decision": "cryoablation", "notes": "", "version": 99}},
+    ),
     ("GET", "/api/cases/{case_id}/documents"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/documents"): (
-        EDITORS, {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}}),
+        EDITORS,
+        {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}},
+    ),
     ("GET", "/api/cases/{case_id}/documents/{document_id}/content"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/messages"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/messages"): (EDITORS, {"json": {"direction": "note", "body": "by {role}"}}),
@@ -67,13 +73,17 @@ PAGES = {
     ("POST", "/cases/{case_id}/edit"): (EDITORS, {"data": {"version": "99", "label": "x", "case_document": "{}"}}),
     ("POST", "/cases/{case_id}/status"): (EDITORS, {"data": {"version": "99", "to_status": "closed", "reason": "x"}}),
     ("POST", "/cases/{case_id}/documents"): (
-        EDITORS, {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}}),
+        EDITORS,
+        {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}},
+    ),
     ("POST", "/cases/{case_id}/messages"): (EDITORS, {"data": {"direction": "note", "body": "page note"}}),
     ("POST", "/cases/{case_id}/tasks"): (EDITORS, {"data": {"title": "page task", "due_date": "2027-01-01"}}),
     ("POST", "/cases/{case_id}/tasks/{task_id}/done"): (EDITORS, {}),
     ("POST", "/cases/{case_id}/jobs"): (EDITORS, {"data": {"kind": "no_such_kind"}}),
     ("POST", "/cases/{case_id}/board-decision"): (
-        CLINICAL, {"data": {"version": "99", "decision": "cryoablation", "notes": ""}}),
+        CLINICAL,
+        {"data": {"version": "99", "decision": "cryoablation", "notes": ""}},
+    ),
     ("GET", "/board"): (ALL, {}),
     ("GET", "/tasks"): (ALL, {}),
     ("GET", "/cases/{case_id}/audit"): (AUDITORS, {}),
@@ -117,23 +127,43 @@ def with_role(kwargs: dict, role: str) -> dict:
 def ids(service):
     case = service.create_case("matrix case", role="admin")
     h = service.headers("admin")
-    document = service.client.post(f"/api/cases/{case['id']}/documents", headers=h,
-                                   files={"file": ("letter.pdf", PDF, "application/pdf")}, data={"purpose": "record"})
-    task = service.client.post(f"/api/cases/{case['id']}/tasks", json={"title": "t", "due_date": "2027-01-01"},
-                               headers=h)
+    document = service.client.post(
+        f"/api/cases/{case['id']}/documents",
+        headers=h,
+        files={"file": ("letter.pdf", PDF, "application/pdf")},
+        data={"purpose": "record"},
+    )
+    task = service.client.post(
+        f"/api/cases/{case['id']}/tasks", json={"title": "t", "due_date": "2027-01-01"}, headers=h
+    )
     from cryoplan.service.models import Job
 
     with service.client.app.state.sessions() as db:  # a finished job row to address (nothing is run)
-        job = Job(case_id=case["id"], kind="assessment", status="failed", attempts=1, progress_fraction=0.0,
-                  case_version=1, created_by=1, error="test row")
+        job = Job(
+            case_id=case["id"],
+            kind="assessment",
+            status="failed",
+            attempts=1,
+            progress_fraction=0.0,
+            case_version=1,
+            created_by=1,
+            error="test row",
+        )
         db.add(job)
         db.commit()
         job_id = job.id
     # A user to deactivate: not one of the role users, whose tokens the matrix goes on using.
-    user = service.client.post("/api/users", headers=h, json={"username": "leaver", "password": "long-enough-pw",
-                                                              "role": "viewer"})
-    return {"case_id": case["id"], "document_id": document.json()["id"], "task_id": task.json()["id"],
-            "job_id": job_id, "name": "plan.json", "user_id": user.json()["id"]}
+    user = service.client.post(
+        "/api/users", headers=h, json={"username": "leaver", "password": "long-enough-pw", "role": "viewer"}
+    )
+    return {
+        "case_id": case["id"],
+        "document_id": document.json()["id"],
+        "task_id": task.json()["id"],
+        "job_id": job_id,
+        "name": "plan.json",
+        "user_id": user.json()["id"],
+    }
 
 
 def test_the_matrix_covers_every_endpoint(service):
@@ -160,8 +190,9 @@ def test_api_matrix(service, ids):
     for role in ["viewer", None, "admin", "coordinator", "clinician"]:
         for (method, path), (allowed, kwargs) in API.items():
             headers = service.headers(role)
-            response = service.client.request(method, fill(path, ids), headers=headers,
-                                              **with_role(kwargs, role or "anonymous"))
+            response = service.client.request(
+                method, fill(path, ids), headers=headers, **with_role(kwargs, role or "anonymous")
+            )
             where = f"{method} {path} as {role or 'anonymous'}: {response.status_code} {response.text[:200]}"
             assert response.status_code < 500, where
             if allowed is PUBLIC:

@@ -20,17 +20,31 @@ import shutil
 
 import numpy as np
 import pytest
-
 from service_support import CASE_DOCUMENT, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TUMOUR_DIAMETER_MM = 22.0
 TUMOUR_LABEL = 200
 BONE_LABEL = 25
-LABELS_MAP = {"liver": 5, "tumour": TUMOUR_LABEL, "gallbladder": 4, "aorta": 52, "ivc": 63, "portal_vein": 64,
-              "bone": BONE_LABEL}
+LABELS_MAP = {
+    "liver": 5,
+    "tumour": TUMOUR_LABEL,
+    "gallbladder": 4,
+    "aorta": 52,
+    "ivc": 63,
+    "portal_vein": 64,
+    "bone": BONE_LABEL,
+}
 SAMPLES = 4
 
 pytestmark = pytest.mark.browser
@@ -130,8 +144,10 @@ def run_job(page, kind: str, timeout_s: float = 240) -> list[str]:
 
 def figures_drawn(page) -> dict[str, int]:
     """The plan figures on the page with the width the browser decoded for each (0: not drawn)."""
-    return page.eval_on_selector_all("#plan img.figure", "images => Object.fromEntries(images.map("
-                                     "i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]))")
+    return page.eval_on_selector_all(
+        "#plan img.figure",
+        "images => Object.fromEntries(images.map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]))",
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -142,8 +158,7 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     data = shared_data / "02_totalseg_ct_sm_vessels"
     tumour_voxels = labels_with_tumour(data / "example_seg.nii.gz", tmp_path / "example_seg_with_tumour.nii.gz")
     server = live_server(CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES))
-    assert server.cli("users", "create", "nora", "--role", "clinician",
-                      CRYOPLAN_NEW_PASSWORD=PASSWORD).returncode == 0
+    assert server.cli("users", "create", "nora", "--role", "clinician", CRYOPLAN_NEW_PASSWORD=PASSWORD).returncode == 0
     server.start()
     page = browser.new_page(viewport={"width": 1280, "height": 2000}, accept_downloads=True)
     console = []
@@ -166,7 +181,10 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     assert page.locator("h1").inner_text().endswith("Browser test patient")
     assert "Verdict:" in page.locator("#assessment").inner_text()
 
-    for purpose, path in (("ct", data / "example_ct_sm.nii.gz"), ("labels", tmp_path / "example_seg_with_tumour.nii.gz")):
+    for purpose, path in (
+        ("ct", data / "example_ct_sm.nii.gz"),
+        ("labels", tmp_path / "example_seg_with_tumour.nii.gz"),
+    ):
         page.select_option('#upload-form select[name="purpose"]', purpose)
         page.set_input_files('#upload-form input[type="file"]', str(path))
         page.click('#upload-form button[type="submit"]')

@@ -33,21 +33,26 @@ def test_plan_and_uncertainty_jobs_on_a_phantom(live_server, tmp_path):
     write_nifti(phantom.ct, tmp_path / "ct.nii.gz")
     write_nifti(phantom.labels, tmp_path / "labels.nii.gz")
 
-    server = start_with_users(live_server, CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES),
-                              CRYOPLAN_PLAN_SEED="7")
+    server = start_with_users(
+        live_server, CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES), CRYOPLAN_PLAN_SEED="7"
+    )
     headers = server.token("clinician")
     document = {**CASE_DOCUMENT, "imaging": {"labels_map": phantom.label_map}}
-    case = httpx.post(f"{server.url}/api/cases", json={"label": "phantom plan", "case_document": document},
-                      headers=headers).json()
+    case = httpx.post(
+        f"{server.url}/api/cases", json={"label": "phantom plan", "case_document": document}, headers=headers
+    ).json()
     for purpose in ("ct", "labels"):
         with open(tmp_path / f"{purpose}.nii.gz", "rb") as handle:
-            uploaded = httpx.post(f"{server.url}/api/cases/{case['id']}/documents", headers=headers,
-                                  data={"purpose": purpose}, files={"file": (f"{purpose}.nii.gz", handle)})
+            uploaded = httpx.post(
+                f"{server.url}/api/cases/{case['id']}/documents",
+                headers=headers,
+                data={"purpose": purpose},
+                files={"file": (f"{purpose}.nii.gz", handle)},
+            )
         assert uploaded.status_code == 201, uploaded.text
 
     def run(kind: str) -> dict:
-        job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": kind}, headers=headers,
-                         timeout=60)
+        job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": kind}, headers=headers, timeout=60)
         assert job.status_code == 202, job.text
         finished = wait_for_job(server, headers, job.json()["id"], timeout_s=900)
         assert finished["status"] == "done", finished

@@ -15,8 +15,9 @@ from cryoplan.service.models import Job
 def finished_plan_job(service, case_id: int) -> int:
     """A plan job row marked done, with outputs in the layout cryoplan.report.plan_report writes."""
     with service.client.app.state.sessions() as db:
-        job = Job(case_id=case_id, kind="plan", status="done", attempts=1, progress_fraction=1.0, case_version=1,
-                  created_by=1)
+        job = Job(
+            case_id=case_id, kind="plan", status="done", attempts=1, progress_fraction=1.0, case_version=1, created_by=1
+        )
         db.add(job)
         db.commit()
         job_id = job.id
@@ -24,12 +25,22 @@ def finished_plan_job(service, case_id: int) -> int:
     (out / "figures").mkdir(parents=True)
     (out / "figures" / "coverage_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (out / "isotherm_minus40c.nii.gz").write_bytes(b"\x1f\x8b")
-    write_json(out / "plan.json", {
-        "schema_version": 1, "settings": {"lethal_isotherm_c": -40.0, "margin_mm": 5.0},
-        "lesions": [{"id": "L1", "probes": [{}, {}], "coverage": {"lethal_coverage_pct": 98.7, "min_margin_mm": 4.2}}],
-        "liver_volume_ml": 1523.4, "frozen_volume_ml": 61.2, "frozen_liver_ml": 48.9, "frozen_liver_fraction": 0.0321,
-        "notes": [], "outputs": {"figures": ["figures/coverage_curve.png"]},
-    })
+    write_json(
+        out / "plan.json",
+        {
+            "schema_version": 1,
+            "settings": {"lethal_isotherm_c": -40.0, "margin_mm": 5.0},
+            "lesions": [
+                {"id": "L1", "probes": [{}, {}], "coverage": {"lethal_coverage_pct": 98.7, "min_margin_mm": 4.2}}
+            ],
+            "liver_volume_ml": 1523.4,
+            "frozen_volume_ml": 61.2,
+            "frozen_liver_ml": 48.9,
+            "frozen_liver_fraction": 0.0321,
+            "notes": [],
+            "outputs": {"figures": ["figures/coverage_curve.png"]},
+        },
+    )
     return job_id
 
 
@@ -39,8 +50,14 @@ def test_case_page_shows_the_plan(service):
     client = TestClient(service.client.app)
     browser_login(client, "viewer")
     page = client.get(f"/cases/{case['id']}").text
-    for shown in ("-40.0 °C", "61.2 ml", "0.0321", "lethal_coverage_pct 98.7", "min_margin_mm 4.2",
-                  f'src="/api/jobs/{job_id}/files/figures/coverage_curve.png"'):
+    for shown in (
+        "-40.0 °C",
+        "61.2 ml",
+        "0.0321",
+        "lethal_coverage_pct 98.7",
+        "min_margin_mm 4.2",
+        f'src="/api/jobs/{job_id}/files/figures/coverage_curve.png"',
+    ):
         assert shown in page, shown
     report = client.get(f"/api/cases/{case['id']}/report.html").text
     assert "lethal_coverage_pct 98.7" in report
@@ -54,8 +71,12 @@ def test_case_page_overlays_the_lethal_isotherm_on_the_ct(service, shared_data):
     case = service.create_case()
     job_id = finished_plan_job(service, case["id"])
     ct = (shared_data / "02_totalseg_ct_sm_vessels" / "example_ct_sm.nii.gz").read_bytes()
-    service.client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
-                        files={"file": ("ct.nii.gz", ct)}, data={"purpose": "ct"})
+    service.client.post(
+        f"/api/cases/{case['id']}/documents",
+        headers=service.headers("coordinator"),
+        files={"file": ("ct.nii.gz", ct)},
+        data={"purpose": "ct"},
+    )
     client = TestClient(service.client.app)
     browser_login(client, "viewer")
     page = client.get(f"/cases/{case['id']}").text
@@ -68,8 +89,14 @@ def test_job_files_outside_the_output_folder_are_not_served(service):
     job_id = finished_plan_job(service, case["id"])
     (service.data_dir / "secret.txt").write_text("secret")
     h = service.headers("admin")
-    for name in ("../../secret.txt", "..%2F..%2Fsecret.txt", "figures/../../../secret.txt", "/etc/passwd",
-                 "a/b/c.png", "%2e%2e/%2e%2e/secret.txt"):
+    for name in (
+        "../../secret.txt",
+        "..%2F..%2Fsecret.txt",
+        "figures/../../../secret.txt",
+        "/etc/passwd",
+        "a/b/c.png",
+        "%2e%2e/%2e%2e/secret.txt",
+    ):
         response = service.client.get(f"/api/jobs/{job_id}/files/{name}", headers=h)
         # Clients normalise some of these paths before sending, landing on other routes: never a 2xx.
         assert 400 <= response.status_code < 500, (name, response.status_code)
@@ -101,8 +128,11 @@ def test_jobs_of_a_closed_case_are_hidden_from_viewers_like_the_case(service):
     viewer, clinician = service.headers("viewer"), service.headers("clinician")
     for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/files/plan.json"):
         assert service.client.get(path, headers=viewer).status_code == 200, path
-    closed = service.client.post(f"/api/cases/{case['id']}/status", headers=service.headers("coordinator"),
-                                 json={"to_status": "closed", "reason": "withdrawn", "version": 1})
+    closed = service.client.post(
+        f"/api/cases/{case['id']}/status",
+        headers=service.headers("coordinator"),
+        json={"to_status": "closed", "reason": "withdrawn", "version": 1},
+    )
     assert closed.status_code == 200
     for path in (f"/api/cases/{case['id']}", f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/files/plan.json"):
         assert service.client.get(path, headers=viewer).status_code == 404, path

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from service_support import CASE_DOCUMENT, PASSWORD
 
 
@@ -35,10 +34,12 @@ def start_with_users(live_server, **env):
 def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
     server = start_with_users(live_server)
     headers = server.token("clinician")
-    case = httpx.post(f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT},
-                      headers=headers).json()
-    job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers,
-                     timeout=30).json()
+    case = httpx.post(
+        f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT}, headers=headers
+    ).json()
+    job = httpx.post(
+        f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers, timeout=30
+    ).json()
     assert job["status"] == "running" and job["attempts"] == 1
     server.kill()  # while the job is with Dask (the cluster is still starting, or the job running)
 
@@ -53,7 +54,10 @@ def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
         assert json.load(handle)["verdict"] == case["assessment"]["verdict"]
     after = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()
     assert (after["version"], after["case_document"], after["assessment"]) == (
-        case["version"], case["case_document"], case["assessment"])
+        case["version"],
+        case["case_document"],
+        case["assessment"],
+    )
     audit = httpx.get(f"{server.url}/api/cases/{case['id']}/audit", headers=server.token("admin")).json()
     job_events = [e["action"] for e in reversed(audit) if e["object_type"] == "job" and e["action"] != "read"]
     assert job_events == ["job_started", "job_resumed", "job_done"]
@@ -62,10 +66,12 @@ def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
 def test_killed_server_marks_the_job_failed_when_attempts_are_spent(live_server):
     server = start_with_users(live_server, CRYOPLAN_JOB_MAX_ATTEMPTS="1")
     headers = server.token("clinician")
-    case = httpx.post(f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT},
-                      headers=headers).json()
-    job = httpx.post(f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers,
-                     timeout=30).json()
+    case = httpx.post(
+        f"{server.url}/api/cases", json={"label": "kill test", "case_document": CASE_DOCUMENT}, headers=headers
+    ).json()
+    job = httpx.post(
+        f"{server.url}/api/cases/{case['id']}/jobs", json={"kind": "assessment"}, headers=headers, timeout=30
+    ).json()
     server.kill()
     server.start(CRYOPLAN_JOB_MAX_ATTEMPTS="1")
     headers = server.token("clinician")
@@ -94,8 +100,9 @@ def test_second_of_two_concurrent_edits_gets_a_conflict(service):
 def test_racing_saves_on_a_live_server_lose_nothing(live_server):
     server = start_with_users(live_server)
     headers = server.token("clinician")
-    case = httpx.post(f"{server.url}/api/cases", json={"label": "race", "case_document": CASE_DOCUMENT},
-                      headers=headers).json()
+    case = httpx.post(
+        f"{server.url}/api/cases", json={"label": "race", "case_document": CASE_DOCUMENT}, headers=headers
+    ).json()
     for round_number in range(5):
         version = httpx.get(f"{server.url}/api/cases/{case['id']}", headers=headers).json()["version"]
         barrier = threading.Barrier(4)
@@ -103,9 +110,12 @@ def test_racing_saves_on_a_live_server_lose_nothing(live_server):
 
         def save(writer: int) -> None:
             barrier.wait()
-            response = httpx.put(f"{server.url}/api/cases/{case['id']}",
-                                 json={"version": version, "label": f"round {round_number} writer {writer}"},
-                                 headers=headers, timeout=60)
+            response = httpx.put(
+                f"{server.url}/api/cases/{case['id']}",
+                json={"version": version, "label": f"round {round_number} writer {writer}"},
+                headers=headers,
+                timeout=60,
+            )
             results.append((writer, response.status_code))
 
         threads = [threading.Thread(target=save, args=(w,)) for w in range(4)]
@@ -140,12 +150,20 @@ def test_upload_whose_database_write_fails_leaves_no_file(service, table):
     case = service.create_case()
     documents = service.data_dir / "documents"
     pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-    kept = service.client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
-                                files={"file": ("first.pdf", pdf)}, data={"purpose": "record"})
+    kept = service.client.post(
+        f"/api/cases/{case['id']}/documents",
+        headers=service.headers("coordinator"),
+        files={"file": ("first.pdf", pdf)},
+        data={"purpose": "record"},
+    )
     assert kept.status_code == 201
     before = sorted(documents.iterdir())
-    refused = service.client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
-                                  files={"file": ("letter.pdf", pdf)}, data={"purpose": "ct"})
+    refused = service.client.post(
+        f"/api/cases/{case['id']}/documents",
+        headers=service.headers("coordinator"),
+        files={"file": ("letter.pdf", pdf)},
+        data={"purpose": "ct"},
+    )
     assert refused.status_code == 422 and refused.json()["field"] == "purpose"  # a PDF is no CT
     assert sorted(documents.iterdir()) == before
     engine = service.client.app.state.engine
@@ -154,11 +172,18 @@ def test_upload_whose_database_write_fails_leaves_no_file(service, table):
             connection.execute(sqlalchemy.text(statement.format(table=table)))
     client = TestClient(service.client.app, raise_server_exceptions=False)
     for data in (pdf, pdf + b"%" * 5000):
-        response = client.post(f"/api/cases/{case['id']}/documents", headers=service.headers("coordinator"),
-                               files={"file": ("letter.pdf", data)}, data={"purpose": "record"})
+        response = client.post(
+            f"/api/cases/{case['id']}/documents",
+            headers=service.headers("coordinator"),
+            files={"file": ("letter.pdf", data)},
+            data={"purpose": "record"},
+        )
         assert response.status_code == 500
         assert sorted(documents.iterdir()) == before  # no orphaned file
     with engine.connect() as connection:  # read directly: the API's reads are audited, which is refused now
-        rows = connection.execute(sqlalchemy.text("SELECT id FROM documents WHERE case_id = :case"),
-                                  {"case": case["id"]}).scalars().all()
+        rows = (
+            connection.execute(sqlalchemy.text("SELECT id FROM documents WHERE case_id = :case"), {"case": case["id"]})
+            .scalars()
+            .all()
+        )
     assert rows == [kept.json()["id"]]

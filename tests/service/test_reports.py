@@ -7,7 +7,6 @@ import json
 import zipfile
 
 import pydicom
-
 from service_support import CASE_DOCUMENT
 
 
@@ -46,8 +45,12 @@ def test_referral_packet_holds_the_report_and_deidentified_dicom(service, shared
     case = service.create_case("Referral patient", document=CASE_DOCUMENT)
     h = service.headers("coordinator")
     original = identified_series(shared_data)
-    uploaded = service.client.post(f"/api/cases/{case['id']}/documents", headers=h, data={"purpose": "ct"},
-                                   files={"file": ("ct.zip", original, "application/zip")})
+    uploaded = service.client.post(
+        f"/api/cases/{case['id']}/documents",
+        headers=h,
+        data={"purpose": "ct"},
+        files={"file": ("ct.zip", original, "application/zip")},
+    )
     assert uploaded.status_code == 201, uploaded.text
     response = service.client.get(f"/api/cases/{case['id']}/referral.zip", headers=h)
     assert response.status_code == 200, response.text
@@ -72,5 +75,6 @@ def test_referral_packet_holds_the_report_and_deidentified_dicom(service, shared
     # Geometry is kept so the receiving centre can plan on it.
     assert list(first.ImageOrientationPatient) == list(source.ImageOrientationPatient)
     assert list(first.PixelSpacing) == list(source.PixelSpacing)
-    assert "referral_packet" in {e["action"] for e in
-                                 service.client.get(f"/api/cases/{case['id']}/audit", headers=h).json()}
+    assert "referral_packet" in {
+        e["action"] for e in service.client.get(f"/api/cases/{case['id']}/audit", headers=h).json()
+    }

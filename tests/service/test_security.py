@@ -9,9 +9,8 @@ import zipfile
 
 import markupsafe
 import pytest
-from starlette.testclient import TestClient
-
 from service_support import CASE_DOCUMENT, PASSWORD, browser_login
+from starlette.testclient import TestClient
 
 DICOM_HEAD = b"\0" * 128 + b"DICM"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -26,8 +25,12 @@ def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
 
 
 def upload(service, case_id, name, data, purpose="record", role="coordinator"):
-    return service.client.post(f"/api/cases/{case_id}/documents", headers=service.headers(role),
-                               files={"file": (name, data, "application/octet-stream")}, data={"purpose": purpose})
+    return service.client.post(
+        f"/api/cases/{case_id}/documents",
+        headers=service.headers(role),
+        files={"file": (name, data, "application/octet-stream")},
+        data={"purpose": purpose},
+    )
 
 
 def stored_files(service) -> list[str]:
@@ -50,8 +53,9 @@ def test_real_dicom_series_zip_and_nifti_are_accepted_with_checksums(service, sh
     assert response.json()["file_type"] == "nifti_gz"
     # Stored under generated names only, never the uploaded one.
     assert not any("example" in name or "series" in name for name in stored_files(service))
-    content = service.client.get(f"/api/cases/{case['id']}/documents/{response.json()['id']}/content",
-                                 headers=service.headers("viewer"))
+    content = service.client.get(
+        f"/api/cases/{case['id']}/documents/{response.json()['id']}/content", headers=service.headers("viewer")
+    )
     assert hashlib.sha256(content.content).hexdigest() == hashlib.sha256(ct).hexdigest()
     assert content.headers["content-disposition"].startswith("attachment")
 
@@ -100,13 +104,16 @@ def test_oversized_upload_is_refused(service):
     assert stored_files(service) == []
 
 
-@pytest.mark.parametrize("name,data", [
-    ("report.pdf", PNG),
-    ("scan.nii.gz", b"<html><script>alert(1)</script></html>"),
-    ("photo.png", b"%PDF-1.4 not an image"),
-    ("labels.nrrd", b"\x1f\x8b not really gzip"),
-    ("page.html", b"<html></html>"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("report.pdf", PNG),
+        ("scan.nii.gz", b"<html><script>alert(1)</script></html>"),
+        ("photo.png", b"%PDF-1.4 not an image"),
+        ("labels.nrrd", b"\x1f\x8b not really gzip"),
+        ("page.html", b"<html></html>"),
+    ],
+)
 def test_content_not_matching_its_type_is_refused(service, name, data):
     case = service.create_case()
     response = upload(service, case["id"], name, data)
@@ -120,29 +127,46 @@ MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 def test_markup_in_every_text_field_is_escaped(service):
     h = service.headers
-    document = {**CASE_DOCUMENT, "case_id": MARKUP,
-                "lesions": [{**CASE_DOCUMENT["lesions"][0], "id": MARKUP}]}
+    document = {**CASE_DOCUMENT, "case_id": MARKUP, "lesions": [{**CASE_DOCUMENT["lesions"][0], "id": MARKUP}]}
     case = service.create_case(label=MARKUP, document=document)
     case_id = case["id"]
     client = service.client
     client.put(f"/api/cases/{case_id}", json={"version": 1, "board_date": "2027-01-05"}, headers=h("coordinator"))
     assert upload(service, case_id, MARKUP + ".pdf", b"%PDF-1.4\n%%EOF\n").status_code == 201
-    client.post(f"/api/cases/{case_id}/messages", json={"direction": "received", "counterpart": MARKUP, "body": MARKUP},
-                headers=h("coordinator"))
-    client.post(f"/api/cases/{case_id}/tasks", json={"title": MARKUP, "due_date": "2027-01-01"}, headers=h("coordinator"))
+    client.post(
+        f"/api/cases/{case_id}/messages",
+        json={"direction": "received", "counterpart": MARKUP, "body": MARKUP},
+        headers=h("coordinator"),
+    )
+    client.post(
+        f"/api/cases/{case_id}/tasks", json={"title": MARKUP, "due_date": "2027-01-01"}, headers=h("coordinator")
+    )
     for version, step in ((2, "records_complete"), (3, "eligibility_reviewed")):
-        moved = client.post(f"/api/cases/{case_id}/status", json={"to_status": step, "reason": MARKUP,
-                                                                    "version": version}, headers=h("clinician"))
+        moved = client.post(
+            f"/api/cases/{case_id}/status",
+            json={"to_status": step, "reason": MARKUP, "version": version},
+            headers=h("clinician"),
+        )
         assert moved.status_code == 200, moved.text
     # Invalid input echoes the offending value in its error message: that must be escaped too.
-    bad = client.post(f"/api/cases/{case_id}/status", json={"to_status": "closed", "reason": MARKUP,
-                                                           "version": 1}, headers=h("clinician"))
+    bad = client.post(
+        f"/api/cases/{case_id}/status",
+        json={"to_status": "closed", "reason": MARKUP, "version": 1},
+        headers=h("clinician"),
+    )
     assert bad.status_code == 409
 
     page_client = TestClient(client.app)
     browser_login(page_client, "admin")
-    pages = [f"/cases/{case_id}", "/", "/board", "/tasks", f"/cases/{case_id}/audit", "/audit",
-             f"/api/cases/{case_id}/report.html"]
+    pages = [
+        f"/cases/{case_id}",
+        "/",
+        "/board",
+        "/tasks",
+        f"/cases/{case_id}/audit",
+        "/audit",
+        f"/api/cases/{case_id}/report.html",
+    ]
     escaped = str(markupsafe.escape(MARKUP))
     for page in pages:
         text = page_client.get(page).text
@@ -173,8 +197,9 @@ def test_form_post_without_csrf_token_is_refused(service):
     messages = service.client.get(f"/api/cases/{case['id']}/messages", headers=service.headers("admin")).json()
     assert messages == []
     assert client.post(f"/cases/{case['id']}/messages", data={**form, "csrf_token": csrf}).status_code == 303
-    assert client.post(f"/api/cases/{case['id']}/messages", json=form,
-                       headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert (
+        client.post(f"/api/cases/{case['id']}/messages", json=form, headers={"X-CSRF-Token": csrf}).status_code == 201
+    )
 
 
 def test_session_cookie_flags(service):
@@ -209,8 +234,13 @@ def test_report_fetcher_refuses_anything_outside_the_app(tmp_path):
     fetcher = _app_files_fetcher()
     secret = tmp_path / "secret.css"
     secret.write_text("body { color: red }")
-    for url in (secret.as_uri(), "file:///etc/passwd", "http://127.0.0.1:1/x.css", "https://example.org/a.png",
-                (STATIC_DIR / ".." / "app.py").as_uri()):
+    for url in (
+        secret.as_uri(),
+        "file:///etc/passwd",
+        "http://127.0.0.1:1/x.css",
+        "https://example.org/a.png",
+        (STATIC_DIR / ".." / "app.py").as_uri(),
+    ):
         with pytest.raises(RefusedURL):
             fetcher.fetch(url)
     assert fetcher.fetch((STATIC_DIR / "report.css").as_uri()) is not None

@@ -37,8 +37,9 @@ def test_migrations_create_exactly_the_models_schema(database_url):
 
 
 def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cryoplan", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_users_create_and_its_bad_input(tmp_path):
@@ -49,9 +50,11 @@ def test_users_create_and_its_bad_input(tmp_path):
     created = run_cli("users", "create", "alice", "--role", "admin", env=env)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == "created alice (admin)"
-    for args, field in ((("users", "create", "alice"), "username"),
-                        (("users", "create", "bob", "--role", "superuser"), "role"),
-                        (("users", "create", "bad name!"), "username")):
+    for args, field in (
+        (("users", "create", "alice"), "username"),
+        (("users", "create", "bob", "--role", "superuser"), "role"),
+        (("users", "create", "bad name!"), "username"),
+    ):
         result = run_cli(*args, env=env)
         assert result.returncode == 2, result
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"cryoplan: error: {field}:")
@@ -64,9 +67,11 @@ def test_bad_setting_is_named_on_one_line_and_nothing_starts(tmp_path):
     import os
 
     env = {**os.environ, "CRYOPLAN_DATA_DIR": str(tmp_path / "data"), "CRYOPLAN_NEW_PASSWORD": "first-admin-pw"}
-    for name, value, args in (("CRYOPLAN_PLAN_GRID_MM", "10", ("serve", "--port", "8999")),
-                              ("CRYOPLAN_UNCERTAINTY_SAMPLES", "many", ("users", "create", "alice")),
-                              ("CRYOPLAN_MAX_UPLOAD_MB", "-1", ("serve", "--port", "8999"))):
+    for name, value, args in (
+        ("CRYOPLAN_PLAN_GRID_MM", "10", ("serve", "--port", "8999")),
+        ("CRYOPLAN_UNCERTAINTY_SAMPLES", "many", ("users", "create", "alice")),
+        ("CRYOPLAN_MAX_UPLOAD_MB", "-1", ("serve", "--port", "8999")),
+    ):
         result = run_cli(*args, env={**env, name: value})
         assert result.returncode == 2, result
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"cryoplan: error: {name}:"), result.stderr

@@ -12,7 +12,7 @@ NEW_PASSWORD = "another-long-password"
 
 def user_row(page: str, username: str) -> str:
     start = page.index(f'<tr data-username="{username}">')
-    return page[start:page.index("</tr>", start)]
+    return page[start : page.index("</tr>", start)]
 
 
 def test_admin_creates_and_deactivates_a_user_on_the_users_page(service):
@@ -40,8 +40,11 @@ def test_admin_creates_and_deactivates_a_user_on_the_users_page(service):
     assert service.client.get("/api/me", headers=bearer).json() == {"username": "dana", "role": "clinician"}
     assert dana.get("/", follow_redirects=False).status_code == 200
 
-    dana_id = next(u["id"] for u in service.client.get("/api/users", headers=service.headers("admin")).json()
-                   if u["username"] == "dana")
+    dana_id = next(
+        u["id"]
+        for u in service.client.get("/api/users", headers=service.headers("admin")).json()
+        if u["username"] == "dana"
+    )
     assert admin.post(f"/users/{dana_id}/deactivate").status_code == 403  # no CSRF token
     deactivated = admin.post(f"/users/{dana_id}/deactivate", data={"csrf_token": csrf})
     assert deactivated.status_code == 303
@@ -53,18 +56,23 @@ def test_admin_creates_and_deactivates_a_user_on_the_users_page(service):
     assert again.status_code == 401
 
     events = service.client.get("/api/audit", headers=service.headers("admin")).json()
-    changes = [(e["username"], e["action"], e["detail"]) for e in reversed(events) if e["object_type"] == "user"
-               and e["action"] in ("create", "deactivate")]
+    changes = [
+        (e["username"], e["action"], e["detail"])
+        for e in reversed(events)
+        if e["object_type"] == "user" and e["action"] in ("create", "deactivate")
+    ]
     assert changes == [("admin", "create", "dana as clinician"), ("admin", "deactivate", "dana")]
 
 
 def test_bad_new_user_is_refused_with_the_reason_and_nothing_is_created(service):
     admin = TestClient(service.client.app, follow_redirects=False)
     csrf = browser_login(admin, "admin")
-    for form, field in (({"username": "eve", "role": "viewer", "password": "short"}, "password"),
-                        ({"username": "eve", "role": "surgeon", "password": NEW_PASSWORD}, "role"),
-                        ({"username": "e/../ve", "role": "viewer", "password": NEW_PASSWORD}, "username"),
-                        ({"username": "viewer", "role": "viewer", "password": NEW_PASSWORD}, "username")):
+    for form, field in (
+        ({"username": "eve", "role": "viewer", "password": "short"}, "password"),
+        ({"username": "eve", "role": "surgeon", "password": NEW_PASSWORD}, "role"),
+        ({"username": "e/../ve", "role": "viewer", "password": NEW_PASSWORD}, "username"),
+        ({"username": "viewer", "role": "viewer", "password": NEW_PASSWORD}, "username"),
+    ):
         response = admin.post("/users", data={**form, "csrf_token": csrf})
         assert response.status_code == 422, form
         assert f"{field}:" in response.text, (form, response.text)
@@ -73,8 +81,9 @@ def test_bad_new_user_is_refused_with_the_reason_and_nothing_is_created(service)
 
 
 def test_an_admin_cannot_deactivate_themselves(service):
-    me = next(u for u in service.client.get("/api/users", headers=service.headers("admin")).json()
-              if u["username"] == "admin")
+    me = next(
+        u for u in service.client.get("/api/users", headers=service.headers("admin")).json() if u["username"] == "admin"
+    )
     response = service.client.post(f"/api/users/{me['id']}/deactivate", headers=service.headers("admin"))
     assert response.status_code == 409 and "your own account" in response.json()["detail"]
     assert service.client.get("/api/me", headers=service.headers("admin")).status_code == 200

@@ -12,7 +12,9 @@ import pytest
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cryoplan", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_probes_json_lists_the_library_with_calibration():
@@ -26,8 +28,21 @@ def test_probes_json_lists_the_library_with_calibration():
 
 
 def test_isotherms_json_with_fixed_surface_temperature():
-    done = run_cli("isotherms", "--probe", "17g-sphere", "--medium", "gel", "--protocol", "freeze:2",
-                   "--probe-surface-temp", "-140", "--grid-mm", "1.0", "--format", "json")
+    done = run_cli(
+        "isotherms",
+        "--probe",
+        "17g-sphere",
+        "--medium",
+        "gel",
+        "--protocol",
+        "freeze:2",
+        "--probe-surface-temp",
+        "-140",
+        "--grid-mm",
+        "1.0",
+        "--format",
+        "json",
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["schema_version"] == 1 and document["grid_mm"] == 1.0
@@ -51,10 +66,16 @@ def label_spec(tmp_path):
 
 
 def write_spec(folder, **changes):
-    spec = {"labels": "labels.nii.gz", "tissues": {1: "liver"}, "vessels": [{"label": 2, "diameter_mm": 6.0}],
-            "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
-            "protocol": "freeze:2", "grid_mm": 1.0, "margin_mm": 15.0,
-            "record_points": {"near": [30.0, 30.0, 30.0]}}
+    spec = {
+        "labels": "labels.nii.gz",
+        "tissues": {1: "liver"},
+        "vessels": [{"label": 2, "diameter_mm": 6.0}],
+        "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
+        "protocol": "freeze:2",
+        "grid_mm": 1.0,
+        "margin_mm": 15.0,
+        "record_points": {"near": [30.0, 30.0, 30.0]},
+    }
     spec.update(changes)
     import yaml
 
@@ -68,8 +89,15 @@ def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
     done = run_cli("simulate", str(spec), "-o", str(folder / "out"))
     assert done.returncode == 0, done.stderr
     names = {p.name for p in (folder / "out").iterdir()}
-    assert {"min_temperature.nii.gz", "isotherm_0c.nii.gz", "isotherm_minus20c.nii.gz", "isotherm_minus40c.nii.gz",
-            "summary.json", "temperature_map.png", "temperature_history.png"} <= names
+    assert {
+        "min_temperature.nii.gz",
+        "isotherm_0c.nii.gz",
+        "isotherm_minus20c.nii.gz",
+        "isotherm_minus40c.nii.gz",
+        "summary.json",
+        "temperature_map.png",
+        "temperature_history.png",
+    } <= names
     summary = json.loads((folder / "out" / "summary.json").read_text())
     assert summary["schema_version"] == 1
     image = nib.load(str(folder / "out" / "min_temperature.nii.gz"))
@@ -105,12 +133,18 @@ def test_unknown_medium_key_exits_2(tmp_path):
     assert "viscosity" in done.stderr
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"probes": [{"probe": "17g-sphere", "tip_mm": [200.0, 0.0, 0.0], "direction": [0, 0, -1]}]}, "spec.probes"),
-    ({"probes": [{"probe": "nope", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}]}, "spec.probes[0].probe"),
-    ({"protocol": "freeze:-1"}, "spec.protocol[0].minutes"),
-    ({"tissues": {1: {"latent_heat": 1}}}, "spec.tissues.1.medium.latent_heat"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"probes": [{"probe": "17g-sphere", "tip_mm": [200.0, 0.0, 0.0], "direction": [0, 0, -1]}]}, "spec.probes"),
+        (
+            {"probes": [{"probe": "nope", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}]},
+            "spec.probes[0].probe",
+        ),
+        ({"protocol": "freeze:-1"}, "spec.protocol[0].minutes"),
+        ({"tissues": {1: {"latent_heat": 1}}}, "spec.tissues.1.medium.latent_heat"),
+    ],
+)
 def test_bad_spec_exits_2_and_writes_nothing(label_spec, change, field):
     folder, _ = label_spec
     spec = write_spec(folder, **change)

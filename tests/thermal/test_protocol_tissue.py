@@ -6,20 +6,41 @@ import numpy as np
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.thermal import DEFAULT_PROTOCOL, PROBES, TISSUES, Grid, ProbePlacement, get_probe, load_medium, parse_protocol
+from cryoplan.thermal import (
+    DEFAULT_PROTOCOL,
+    PROBES,
+    TISSUES,
+    Grid,
+    ProbePlacement,
+    get_probe,
+    load_medium,
+    parse_protocol,
+)
 
 
 def test_parse_protocol_phases_and_flow():
     protocol = parse_protocol("freeze:10@0.5, passive_thaw:5, active_thaw:1.5, freeze:10")
     assert [(p.kind, p.minutes, p.flow_fraction) for p in protocol.phases] == [
-        ("freeze", 10.0, 0.5), ("passive_thaw", 5.0, 1.0), ("active_thaw", 1.5, 1.0), ("freeze", 10.0, 1.0)]
+        ("freeze", 10.0, 0.5),
+        ("passive_thaw", 5.0, 1.0),
+        ("active_thaw", 1.5, 1.0),
+        ("freeze", 10.0, 1.0),
+    ]
     assert protocol.total_seconds == pytest.approx(60 * 26.5)
     assert str(DEFAULT_PROTOCOL) == "freeze:10,passive_thaw:5,freeze:10"
 
 
-@pytest.mark.parametrize("text, field", [("freeze:-5", "protocol[0].minutes"), ("freeze:10,thaw:5", "protocol[1].kind"),
-                                         ("freeze:x", "protocol[0].minutes"), ("freeze:10@1.5", "protocol[0].flow_fraction"),
-                                         ("freeze:nan", "protocol[0].minutes"), ("", "protocol")])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("freeze:-5", "protocol[0].minutes"),
+        ("freeze:10,thaw:5", "protocol[1].kind"),
+        ("freeze:x", "protocol[0].minutes"),
+        ("freeze:10@1.5", "protocol[0].flow_fraction"),
+        ("freeze:nan", "protocol[0].minutes"),
+        ("", "protocol"),
+    ],
+)
 def test_bad_protocols_name_the_phase(text, field):
     with pytest.raises(InputError) as error:
         parse_protocol(text)
@@ -48,18 +69,23 @@ def test_enthalpy_and_kirchhoff_are_consistent():
 
 def test_medium_file_keeps_liver_baseline_for_missing_keys(tmp_path):
     path = tmp_path / "medium.yaml"
-    path.write_text("name: custom\nconductivity_w_mk: {unfrozen: 0.55}\nphase_change_c: {solidus: -2.0, liquidus: -2.0}\n")
+    path.write_text(
+        "name: custom\nconductivity_w_mk: {unfrozen: 0.55}\nphase_change_c: {solidus: -2.0, liquidus: -2.0}\n"
+    )
     medium = load_medium(path)
     assert medium.name == "custom" and medium.conductivity_unfrozen_w_mk == 0.55
     assert medium.conductivity_frozen_w_mk == 2.0 and medium.solidus_c == medium.liquidus_c == -2.0
 
 
-@pytest.mark.parametrize("text, field", [
-    ("conductivity_w_mk: {unfrozen: 0.5}\nperfusion: 1\n", "medium (m.yaml).perfusion"),
-    ("conductivity_w_mk: {liquid: 0.5}\n", "medium (m.yaml).conductivity_w_mk.liquid"),
-    ("conductivity_w_mk: {frozen: -2}\n", "medium (m.yaml).conductivity_w_mk.frozen"),
-    ("phase_change_c: {solidus: 0, liquidus: -5}\n", "medium (m.yaml)"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("conductivity_w_mk: {unfrozen: 0.5}\nperfusion: 1\n", "medium (m.yaml).perfusion"),
+        ("conductivity_w_mk: {liquid: 0.5}\n", "medium (m.yaml).conductivity_w_mk.liquid"),
+        ("conductivity_w_mk: {frozen: -2}\n", "medium (m.yaml).conductivity_w_mk.frozen"),
+        ("phase_change_c: {solidus: 0, liquidus: -5}\n", "medium (m.yaml)"),
+    ],
+)
 def test_bad_medium_files_name_the_key(tmp_path, text, field):
     path = tmp_path / "m.yaml"
     path.write_text(text)

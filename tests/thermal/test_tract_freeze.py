@@ -18,10 +18,15 @@ def test_tract_freeze_parses_as_the_last_phase():
     assert parse_protocol(str(protocol)) == protocol
 
 
-@pytest.mark.parametrize("text, field", [("tract_freeze:1:20,freeze:5", "protocol[0].kind"),
-                                         ("freeze:5,tract_freeze:1", "protocol[1].withdrawal_mm"),
-                                         ("freeze:5,tract_freeze:1:-3", "protocol[1].withdrawal_mm"),
-                                         ("freeze:5:20", "protocol[0].minutes")])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("tract_freeze:1:20,freeze:5", "protocol[0].kind"),
+        ("freeze:5,tract_freeze:1", "protocol[1].withdrawal_mm"),
+        ("freeze:5,tract_freeze:1:-3", "protocol[1].withdrawal_mm"),
+        ("freeze:5:20", "protocol[0].minutes"),
+    ],
+)
 def test_bad_tract_freezes_name_the_field(text, field):
     with pytest.raises(InputError) as error:
         parse_protocol(text)

@@ -13,9 +13,9 @@ import pytest
 from scipy.integrate import quad, solve_ivp
 from scipy.optimize import brentq
 from scipy.special import erf
+from validation_helpers import random_frozen_tissue
 
 from cryoplan.thermal import TISSUES, analytic
-from validation_helpers import random_frozen_tissue
 
 DRAWS = 4
 
@@ -37,8 +37,9 @@ def assert_stefan_condition(tissue, field, exact, seconds: float) -> None:
     """The jump of the conducted flux across the front releases L_v per volume the front sweeps."""
     front, t_m = exact.front_m(seconds), tissue.liquidus_c
     h = 1e-4 * front
-    jump = (tissue.conductivity_frozen_w_mk * one_sided(field, front, -h, t_m)
-            - tissue.conductivity_unfrozen_w_mk * one_sided(field, front, h, t_m))
+    jump = tissue.conductivity_frozen_w_mk * one_sided(
+        field, front, -h, t_m
+    ) - tissue.conductivity_unfrozen_w_mk * one_sided(field, front, h, t_m)
     speed = central(exact.front_m, seconds, 1e-4 * seconds)
     assert jump == pytest.approx(tissue.latent_heat_j_m3 * speed, rel=1e-6)
 
@@ -46,9 +47,16 @@ def assert_stefan_condition(tissue, field, exact, seconds: float) -> None:
 def neumann_problem(rng):
     tissue = random_frozen_tissue(rng, single_temperature=True)
     t_p, t_i = float(rng.uniform(-160.0, -100.0)), float(rng.uniform(30.0, 40.0))
-    exact = analytic.NeumannSolution(tissue.conductivity_frozen_w_mk, tissue.heat_capacity_frozen_j_m3k,
-                                     tissue.conductivity_unfrozen_w_mk, tissue.heat_capacity_unfrozen_j_m3k,
-                                     tissue.latent_heat_j_m3, tissue.liquidus_c, t_p, t_i)
+    exact = analytic.NeumannSolution(
+        tissue.conductivity_frozen_w_mk,
+        tissue.heat_capacity_frozen_j_m3k,
+        tissue.conductivity_unfrozen_w_mk,
+        tissue.heat_capacity_unfrozen_j_m3k,
+        tissue.latent_heat_j_m3,
+        tissue.liquidus_c,
+        t_p,
+        t_i,
+    )
     return tissue, t_p, t_i, float(rng.uniform(60.0, 1800.0)), exact
 
 
@@ -64,8 +72,12 @@ def test_neumann_solves_the_heat_equation_and_the_stefan_condition(rng):
         assert field(front * (1 + 1e-12)) == pytest.approx(t_m, abs=1e-6)
         # ∂T/∂t = α ∂²T/∂x² inside each phase.
         scale = exact.alpha_s * (t_i - t_p) / front**2
-        for x, alpha in ((0.3 * front, exact.alpha_s), (0.8 * front, exact.alpha_s),
-                         (1.2 * front, exact.alpha_u), (2.0 * front, exact.alpha_u)):
+        for x, alpha in (
+            (0.3 * front, exact.alpha_s),
+            (0.8 * front, exact.alpha_s),
+            (1.2 * front, exact.alpha_u),
+            (2.0 * front, exact.alpha_u),
+        ):
             rate = central(lambda s: float(exact.temperature_c(x, s)), seconds, 1e-4 * seconds)
             assert rate - alpha * second(field, x, 1e-4 * front) == pytest.approx(0.0, abs=1e-5 * scale)
         assert_stefan_condition(tissue, field, exact, seconds)
@@ -88,9 +100,14 @@ def test_neumann_conserves_energy(rng):
         drawn = quad(face_flux_w_m2, 0.0, seconds, limit=200, epsrel=1e-10)[0]
         lost = lambda x: h_i - float(tissue.enthalpy_j_m3(exact.temperature_c(x, seconds)))  # noqa: E731
         # The frozen side in enthalpy below the phase change (T_m itself is the jump).
-        frozen = quad(lambda x: h_i - tissue.heat_capacity_frozen_j_m3k * (float(exact.temperature_c(x, seconds))
-                                                                           - tissue.liquidus_c),
-                      0.0, front, epsrel=1e-11)[0]
+        frozen = quad(
+            lambda x: (
+                h_i - tissue.heat_capacity_frozen_j_m3k * (float(exact.temperature_c(x, seconds)) - tissue.liquidus_c)
+            ),
+            0.0,
+            front,
+            epsrel=1e-11,
+        )[0]
         unfrozen = quad(lost, front, front + 40.0 * math.sqrt(exact.alpha_u * seconds), epsrel=1e-11, limit=200)[0]
         assert frozen + unfrozen == pytest.approx(drawn, rel=1e-6)
 
@@ -113,18 +130,32 @@ def test_physics_md_check_value_of_lambda():
     """physics.md §5.1: λ ≈ 0.5054 for baseline liver, T_m −1, T_p −140, T_i 37 °C. That figure takes the
     frozen density as 1000 kg/m³ (C_s = 1.8 MJ/m³·K); the baseline's 998 kg/m³ gives λ = 0.50498."""
     liver = TISSUES["liver"].replace(density_frozen_kg_m3=1000.0)
-    lam = analytic.neumann_lambda(liver.conductivity_frozen_w_mk, liver.heat_capacity_frozen_j_m3k,
-                                  liver.conductivity_unfrozen_w_mk, liver.heat_capacity_unfrozen_j_m3k,
-                                  liver.latent_heat_j_m3, -1.0, -140.0, 37.0)
+    lam = analytic.neumann_lambda(
+        liver.conductivity_frozen_w_mk,
+        liver.heat_capacity_frozen_j_m3k,
+        liver.conductivity_unfrozen_w_mk,
+        liver.heat_capacity_unfrozen_j_m3k,
+        liver.latent_heat_j_m3,
+        -1.0,
+        -140.0,
+        37.0,
+    )
     assert lam == pytest.approx(0.5054, abs=5e-5)
 
 
 def line_sink_problem(rng):
     tissue = random_frozen_tissue(rng, single_temperature=True)
     q, t_i, seconds = float(rng.uniform(100.0, 600.0)), float(rng.uniform(30.0, 40.0)), float(rng.uniform(60.0, 1800.0))
-    exact = analytic.LineSinkSolution(q, tissue.conductivity_frozen_w_mk, tissue.heat_capacity_frozen_j_m3k,
-                                      tissue.conductivity_unfrozen_w_mk, tissue.heat_capacity_unfrozen_j_m3k,
-                                      tissue.latent_heat_j_m3, tissue.liquidus_c, t_i)
+    exact = analytic.LineSinkSolution(
+        q,
+        tissue.conductivity_frozen_w_mk,
+        tissue.heat_capacity_frozen_j_m3k,
+        tissue.conductivity_unfrozen_w_mk,
+        tissue.heat_capacity_unfrozen_j_m3k,
+        tissue.latent_heat_j_m3,
+        tissue.liquidus_c,
+        t_i,
+    )
     return tissue, q, t_i, seconds, exact
 
 
@@ -142,8 +173,12 @@ def test_line_sink_solves_the_heat_equation_and_the_stefan_condition(rng):
         assert inflow_w_m == pytest.approx(q, rel=1e-6)
         # ∂T/∂t = α (∂²T/∂r² + ∂T/∂r / r) inside each phase.
         scale = exact.alpha_s * (t_i - t_m) / front**2
-        for r, alpha in ((0.3 * front, exact.alpha_s), (0.8 * front, exact.alpha_s),
-                         (1.2 * front, exact.alpha_u), (2.0 * front, exact.alpha_u)):
+        for r, alpha in (
+            (0.3 * front, exact.alpha_s),
+            (0.8 * front, exact.alpha_s),
+            (1.2 * front, exact.alpha_u),
+            (2.0 * front, exact.alpha_u),
+        ):
             rate = central(lambda s: float(exact.temperature_c(r, s)), seconds, 1e-4 * seconds)
             laplacian = second(field, r, 1e-4 * front) + central(field, r, 1e-4 * front) / r
             assert rate - alpha * laplacian == pytest.approx(0.0, abs=1e-5 * scale)
@@ -158,12 +193,25 @@ def test_line_sink_conserves_energy(rng):
         tissue, q, t_i, seconds, exact = line_sink_problem(rng)
         front = exact.front_m(seconds)
         h_i = float(tissue.enthalpy_j_m3(t_i))
-        frozen = quad(lambda r: (h_i - tissue.heat_capacity_frozen_j_m3k
-                                 * (float(exact.temperature_c(r, seconds)) - tissue.liquidus_c)) * 2.0 * math.pi * r,
-                      0.0, front, epsrel=1e-11, limit=200)[0]
-        unfrozen = quad(lambda r: (h_i - float(tissue.enthalpy_j_m3(exact.temperature_c(r, seconds))))
-                        * 2.0 * math.pi * r,
-                        front, front + 60.0 * math.sqrt(exact.alpha_u * seconds), epsrel=1e-11, limit=200)[0]
+        frozen = quad(
+            lambda r: (
+                (h_i - tissue.heat_capacity_frozen_j_m3k * (float(exact.temperature_c(r, seconds)) - tissue.liquidus_c))
+                * 2.0
+                * math.pi
+                * r
+            ),
+            0.0,
+            front,
+            epsrel=1e-11,
+            limit=200,
+        )[0]
+        unfrozen = quad(
+            lambda r: (h_i - float(tissue.enthalpy_j_m3(exact.temperature_c(r, seconds)))) * 2.0 * math.pi * r,
+            front,
+            front + 60.0 * math.sqrt(exact.alpha_u * seconds),
+            epsrel=1e-11,
+            limit=200,
+        )[0]
         assert frozen + unfrozen == pytest.approx(q * seconds, rel=1e-6)
 
 
@@ -188,16 +236,32 @@ def shooting_solution(tissue, probe_radius_m: float, probe_temp_c: float, dimens
 
     def thawed(r, y):
         return y[0] - t_l
+
     thawed.terminal, thawed.direction = True, 1
 
     def run(flow):
-        inner = solve_ivp(frozen, (probe_radius_m, 1.0), [probe_temp_c, flow], method="DOP853", events=thawed,
-                          rtol=1e-12, atol=[1e-12, 1e-16], dense_output=True)
+        inner = solve_ivp(
+            frozen,
+            (probe_radius_m, 1.0),
+            [probe_temp_c, flow],
+            method="DOP853",
+            events=thawed,
+            rtol=1e-12,
+            atol=[1e-12, 1e-16],
+            dense_output=True,
+        )
         if not inner.t_events[0].size:
             return None, inner, None
         radius = float(inner.t_events[0][0])
-        outer = solve_ivp(perfused, (radius, radius + 15.0 * decay_m), [t_l, flow], method="DOP853", rtol=1e-12,
-                          atol=[1e-12, 1e-16], dense_output=True)
+        outer = solve_ivp(
+            perfused,
+            (radius, radius + 15.0 * decay_m),
+            [t_l, flow],
+            method="DOP853",
+            rtol=1e-12,
+            atol=[1e-12, 1e-16],
+            dense_output=True,
+        )
         return radius, inner, outer
 
     def far_excess(flow):
@@ -207,8 +271,9 @@ def shooting_solution(tissue, probe_radius_m: float, probe_temp_c: float, dimens
     # Bracket from the frozen zone's conduction resistance for a front between 1.001 r_p and 1 m.
     phi_l = float(tissue.kirchhoff_w_m(t_l, probe_temp_c))
     resistance = (lambda r: math.log(r / probe_radius_m)) if n == 1 else (lambda r: 1 / probe_radius_m - 1 / r)
-    flow = brentq(far_excess, phi_l / resistance(1.0), phi_l / resistance(1.001 * probe_radius_m), xtol=1e-14,
-                  rtol=1e-14)
+    flow = brentq(
+        far_excess, phi_l / resistance(1.0), phi_l / resistance(1.001 * probe_radius_m), xtol=1e-14, rtol=1e-14
+    )
     radius, inner, outer = run(flow)
 
     def temperature_c(r):
@@ -220,7 +285,8 @@ def shooting_solution(tissue, probe_radius_m: float, probe_temp_c: float, dimens
 def perfused_tissue(rng, single_temperature: bool):
     perfusion = float(np.exp(rng.uniform(np.log(2e-3), np.log(3e-2))))  # 1/s, around physiological liver
     return random_frozen_tissue(rng, single_temperature=single_temperature, perfusion_1_s=perfusion).replace(
-        metabolic_heat_w_m3=float(rng.uniform(0.0, 4200.0)))
+        metabolic_heat_w_m3=float(rng.uniform(0.0, 4200.0))
+    )
 
 
 @pytest.mark.parametrize("mushy", [False, True])
@@ -251,9 +317,14 @@ def test_spherical_steady_radius_without_perfusion_is_the_conduction_limit(rng):
     = 4π k_u R (T_a − T_m), so R = r_p (1 + k_s (T_m − T_p) / (k_u (T_a − T_m)))."""
     for _ in range(DRAWS):
         tissue = random_frozen_tissue(rng, single_temperature=True).replace(
-            arterial_temperature_c=float(rng.uniform(30.0, 40.0)))
+            arterial_temperature_c=float(rng.uniform(30.0, 40.0))
+        )
         r_p, t_p = float(rng.uniform(0.5e-3, 1.5e-3)), float(rng.uniform(-160.0, -100.0))
         t_m = tissue.liquidus_c
-        expected = r_p * (1.0 + tissue.conductivity_frozen_w_mk * (t_m - t_p)
-                          / (tissue.conductivity_unfrozen_w_mk * (tissue.arterial_temperature_c - t_m)))
+        expected = r_p * (
+            1.0
+            + tissue.conductivity_frozen_w_mk
+            * (t_m - t_p)
+            / (tissue.conductivity_unfrozen_w_mk * (tissue.arterial_temperature_c - t_m))
+        )
         assert analytic.spherical_steady_radius_m(tissue, r_p, t_p) == pytest.approx(expected, rel=1e-9)

@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from validation_helpers import random_frozen_tissue
 
 from cryoplan.thermal import Grid, ProbePlacement, analytic, parse_protocol, simulate
-from validation_helpers import random_frozen_tissue
 
 SPACING_MM = 0.5
 PROBE_ID = "17g-sphere"  # its physical radius, 0.735 mm, is the r_p of the exact solutions
@@ -63,15 +63,30 @@ def test_line_sink(rng):
     q_w_m = float(rng.uniform(250.0, 500.0))
     seconds = float(rng.uniform(300.0, 600.0))
     t_i = float(rng.uniform(30.0, 40.0))
-    exact = analytic.LineSinkSolution(q_w_m, tissue.conductivity_frozen_w_mk, tissue.heat_capacity_frozen_j_m3k,
-                                      tissue.conductivity_unfrozen_w_mk, tissue.heat_capacity_unfrozen_j_m3k,
-                                      tissue.latent_heat_j_m3, tissue.liquidus_c, t_i)
+    exact = analytic.LineSinkSolution(
+        q_w_m,
+        tissue.conductivity_frozen_w_mk,
+        tissue.heat_capacity_frozen_j_m3k,
+        tissue.conductivity_unfrozen_w_mk,
+        tissue.heat_capacity_unfrozen_j_m3k,
+        tissue.latent_heat_j_m3,
+        tissue.liquidus_c,
+        t_i,
+    )
     front_mm = exact.front_m(seconds) * 1e3
     grid = section(front_mm + 8e3 * math.sqrt(exact.alpha_u * seconds) + 3.0)
     probe = ProbePlacement(PROBE_ID, [0.0, 0.0, 0.0], [1.0, 0.0, 0.0])
-    result = simulate(grid, [probe], parse_protocol(f"freeze:{seconds / 60.0}"), tissues=tissue,
-                      initial_temp_c=t_i, line_power_w_m=[q_w_m])
+    result = simulate(
+        grid,
+        [probe],
+        parse_protocol(f"freeze:{seconds / 60.0}"),
+        tissues=tissue,
+        initial_temp_c=t_i,
+        line_power_w_m=[q_w_m],
+    )
     assert ice_radius_mm(result) == pytest.approx(front_mm, abs=0.5)
     isotherm = float(rng.uniform(-15.0, -5.0))
     assert exact.isotherm_radius_m(isotherm, seconds) * 1e3 > 3.0  # outside the probe kernel
-    assert mean_isotherm_radius_mm(result, isotherm) == pytest.approx(exact.isotherm_radius_m(isotherm, seconds) * 1e3, abs=0.5)
+    assert mean_isotherm_radius_mm(result, isotherm) == pytest.approx(
+        exact.isotherm_radius_m(isotherm, seconds) * 1e3, abs=0.5
+    )

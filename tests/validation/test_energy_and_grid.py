@@ -22,22 +22,28 @@ def isotherm_profile(result, placement, temperatures=(0.0, -20.0, -40.0)):
     middle = np.mean(placement.active_segment_mm(), axis=0)
     out = {}
     for t in temperatures:
-        radius = np.mean([result.isotherm_distance_mm(t, middle, d, which="min")
-                          for d in perpendicular_directions(placement.direction)])
+        radius = np.mean(
+            [
+                result.isotherm_distance_mm(t, middle, d, which="min")
+                for d in perpendicular_directions(placement.direction)
+            ]
+        )
         reach = result.isotherm_distance_mm(t, middle, placement.direction, which="min")
         out[t] = (float(radius), float(reach))
     return out
 
 
 def test_energy_balance_with_perfusion_vessel_and_thaws(rng):
-    liver = TISSUES["liver"].replace(latent_heat_j_m3=float(rng.uniform(150e6, 300e6)),
-                                     perfusion_1_s=float(rng.uniform(2e-4, 2e-3)))
+    liver = TISSUES["liver"].replace(
+        latent_heat_j_m3=float(rng.uniform(150e6, 300e6)), perfusion_1_s=float(rng.uniform(2e-4, 2e-3))
+    )
     placement = ProbePlacement("17g-sphere", [0.0, 0.0, 0.0], [0.0, 0.0, -1.0])
     grid = Grid.around([placement.tip_mm, *placement.active_segment_mm()], 14.0, 1.0)
     middle = np.mean(placement.active_segment_mm(), axis=0)
     vessel = Vessel.cylinder(grid, middle + [7.0, 0.0, 0.0], [0.0, 1.0, 0.0], diameter_mm=4.0)
-    result = simulate(grid, [placement], parse_protocol("freeze:2,passive_thaw:1,active_thaw:0.5"),
-                      tissues=liver, vessels=[vessel])
+    result = simulate(
+        grid, [placement], parse_protocol("freeze:2,passive_thaw:1,active_thaw:0.5"), tissues=liver, vessels=[vessel]
+    )
     energy = result.energy_j
     supplied = energy["probes"] + energy["perfusion"] + energy["metabolic"] + energy["boundary"] + energy["vessels"]
     assert energy["vessels"] > 0 and energy["probes"] < 0 and energy["perfusion"] > 0

@@ -13,8 +13,10 @@ from cryoplan.thermal.chart import chart_grid, probe_layout
 from cryoplan.thermal.solver import SUPER_STEP_S, step_schedule
 
 
-@pytest.mark.parametrize("seconds, forward_euler_s, target_s", [(600.0, 0.137, None), (61.0, 0.5, 7.0), (0.3, 0.137, None),
-                                                                (100.0, 0.2, 0.1)])
+@pytest.mark.parametrize(
+    "seconds, forward_euler_s, target_s",
+    [(600.0, 0.137, None), (61.0, 0.5, 7.0), (0.3, 0.137, None), (100.0, 0.2, 0.1)],
+)
 def test_schedule_covers_the_stretch_within_the_rkl1_limit(seconds, forward_euler_s, target_s):
     schedule = step_schedule(seconds, forward_euler_s, target_s)
     assert sum(tau * count for tau, _, count in schedule) == pytest.approx(seconds)
@@ -43,8 +45,11 @@ def test_default_super_steps_match_explicit_steps():
         assert math.isclose(super_run.isotherm_volume_ml(temperature), reference, rel_tol=0.015), temperature
     a, b = probes[0].active_segment_mm()
     beside = [0.5 * (a + b) + np.array([d, 0.0, 0.0]) for d in (3.0, 6.0, 9.0)]
-    np.testing.assert_allclose(super_run.temperature_along_c(np.array(beside), which="min"),
-                               explicit.temperature_along_c(np.array(beside), which="min"), atol=2.0)
+    np.testing.assert_allclose(
+        super_run.temperature_along_c(np.array(beside), which="min"),
+        explicit.temperature_along_c(np.array(beside), which="min"),
+        atol=2.0,
+    )
 
 
 def test_restarted_probe_transient_follows_explicit_steps():
@@ -56,8 +61,10 @@ def test_restarted_probe_transient_follows_explicit_steps():
     grid = chart_grid(probes, TISSUES["liver"], protocol, 1.0)
     a, b = probes[0].active_segment_mm()
     points = {f"{d:g} mm": 0.5 * (a + b) + np.array([0.0, d, 0.0]) for d in (7.0, 10.0)}
-    runs = [simulate(grid, probes, protocol, tissues=TISSUES["liver"], record_points=points, time_step_s=step)
-            for step in (None, 0.12)]
+    runs = [
+        simulate(grid, probes, protocol, tissues=TISSUES["liver"], record_points=points, time_step_s=step)
+        for step in (None, 0.12)
+    ]
     restart_s = 7 * 60.0
     times = np.arange(restart_s + 5.0, restart_s + 45.0, 5.0)
     for name in points:

@@ -51,16 +51,26 @@ def inspect(
     image: Path = typer.Argument(..., help="Image: a DICOM series folder, or a NIfTI (.nii, .nii.gz) or NRRD file."),
     labels: Path | None = typer.Option(None, "--labels", help="Label map (NIfTI, NRRD or DICOM-SEG) of the image."),
     label_preset: str | None = typer.Option(
-        None, "--label-preset", help="liver_tumour (1 liver, 2 tumour), totalsegmentator (CT 'total') or totalsegmentator_mr."
+        None,
+        "--label-preset",
+        help="liver_tumour (1 liver, 2 tumour), totalsegmentator (CT 'total') or totalsegmentator_mr.",
     ),
-    label: list[str] = typer.Option([], "--label", help="NAME=VALUE[,VALUE…] for a structure of the label map (repeatable)."),
+    label: list[str] = typer.Option(
+        [], "--label", help="NAME=VALUE[,VALUE…] for a structure of the label map (repeatable)."
+    ),
     mask: list[str] = typer.Option([], "--mask", help="NAME=FILE: one binary mask per structure (repeatable)."),
     segments: Path | None = typer.Option(None, "--segments", help="Couinaud segment map (labels 1–8) on the image."),
-    series: str | None = typer.Option(None, "--series", help="SeriesInstanceUID to read from a folder with several series."),
-    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels on another grid (nearest neighbour)."),
+    series: str | None = typer.Option(
+        None, "--series", help="SeriesInstanceUID to read from a folder with several series."
+    ),
+    resample_labels: bool = typer.Option(
+        False, "--resample-labels", help="Resample labels on another grid (nearest neighbour)."
+    ),
     min_voxels: int = typer.Option(1, "--min-voxels", help="Smallest tumour component counted as a lesion, voxels."),
     format: Format = typer.Option(Format.text, "--format", help="json or text on stdout."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Folder for inspect.json and one figure per lesion."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Folder for inspect.json and one figure per lesion."
+    ),
 ) -> None:
     """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels)."""
     from cryoplan.imaging.figures import write_lesion_figures
@@ -68,9 +78,12 @@ def inspect(
     label_map = _label_values(label) if label else None
     masks = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
     err = Console(stderr=True)
-    with warnings.catch_warnings(record=True) as caught, Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
-    ) as progress:
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        ) as progress,
+    ):
         warnings.simplefilter("always", ImagingWarning)
         task = progress.add_task("reading image and labels", total=None)
         volume, anatomy = load_anatomy(image, labels, label_preset, label_map, masks, segments, series, resample_labels)
@@ -101,6 +114,7 @@ def _print_text(document: dict) -> None:
     for name, structure in document["structures"].items():
         console.print(f"  {name:<13} {structure['volume_ml']:10.2f} ml")
     for lesion in document["lesions"]:
+
         def mm(value: float | None) -> str:
             return "–" if value is None else f"{value:.1f} mm"
 
@@ -109,7 +123,11 @@ def _print_text(document: dict) -> None:
             f"{mm(lesion['axial_diameter_mm'])}, centroid (LPS) {lesion['centroid_lps_mm']} mm, segment "
             f"{lesion['couinaud_segment'] or '–'}; bile duct {mm(lesion['distance_to_bile_duct_mm'])}, nearest vessel "
             f"{lesion['nearest_vessel'] or '–'} {mm(lesion['distance_to_major_vessel_mm'])}"
-            + (f"; heat sink: {lesion['heat_sink_vessel']} {lesion['heat_sink_vessel_calibre_mm']:.1f} mm" if lesion["heat_sink"] else "")
+            + (
+                f"; heat sink: {lesion['heat_sink_vessel']} {lesion['heat_sink_vessel_calibre_mm']:.1f} mm"
+                if lesion["heat_sink"]
+                else ""
+            )
         )
     if not document["lesions"]:
         console.print("no lesions")

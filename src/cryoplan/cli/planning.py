@@ -54,19 +54,41 @@ class _Bar:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f} %"),
-                    TimeElapsedColumn(), console=_stderr, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f} %"),
+        TimeElapsedColumn(),
+        console=_stderr,
+        transient=True,
+    )
 
 
-def _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
-              critical_temperature_c, freezes, paths):
+def _settings(
+    margin_mm,
+    lethal_isotherm_c,
+    max_probes,
+    probe_types,
+    freeze_minutes,
+    spacing_mm,
+    grid_mm,
+    critical_temperature_c,
+    freezes,
+    paths,
+):
     from cryoplan.planning.placement import PlanSettings
 
     return PlanSettings(
-        lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm, max_probes=max_probes,
+        lethal_isotherm_c=lethal_isotherm_c,
+        margin_mm=margin_mm,
+        max_probes=max_probes,
         probe_types=tuple(p.strip() for p in probe_types.split(",") if p.strip()),
-        freeze_minutes=_numbers(freeze_minutes, "--freeze-minutes"), spacing_mm=_numbers(spacing_mm, "--spacing-mm"),
-        grid_mm=grid_mm, critical_temperature_c=critical_temperature_c, freeze_count=freezes, paths=paths.value,
+        freeze_minutes=_numbers(freeze_minutes, "--freeze-minutes"),
+        spacing_mm=_numbers(spacing_mm, "--spacing-mm"),
+        grid_mm=grid_mm,
+        critical_temperature_c=critical_temperature_c,
+        freeze_count=freezes,
+        paths=paths.value,
     ).check()
 
 
@@ -74,21 +96,39 @@ def _summary(document: dict, out_dir: Path) -> None:
     for lesion in document["lesions"]:
         c = lesion["coverage"]
         protocol = " – ".join(f"{p['phase'].replace('_', ' ')} {p['minutes']:g}" for p in lesion["protocol"])
-        typer.echo(f"{lesion['id']}: {len(lesion['probes'])} × {lesion['probes'][0]['type']}, {protocol} min; "
-                   f"tumour + {c['margin_mm']:g} mm covered {c['margin_covered_pct']:.1f} % at {c['lethal_isotherm_c']:g} °C, "
-                   f"min margin {c['min_margin_mm']} mm, frozen liver {lesion['frozen_liver_ml']} ml")
+        typer.echo(
+            f"{lesion['id']}: {len(lesion['probes'])} × {lesion['probes'][0]['type']}, {protocol} min; "
+            f"tumour + {c['margin_mm']:g} mm covered {c['margin_covered_pct']:.1f} % at {c['lethal_isotherm_c']:g} °C, "
+            f"min margin {c['min_margin_mm']} mm, frozen liver {lesion['frozen_liver_ml']} ml"
+        )
         for risk in lesion["risks"]:
             typer.echo(f"  flag {risk['code']}: {risk['detail']}")
     typer.echo(f"wrote {out_dir / 'report.pdf'}, {out_dir / 'report.html'} and {out_dir / 'plan.json'}")
 
 
-def _run_plan(source, out_dir: Path, settings, uncertainty: int, scheduler: str | None, output_format: Format,
-              case=None, seed: int = 0) -> None:
+def _run_plan(
+    source,
+    out_dir: Path,
+    settings,
+    uncertainty: int,
+    scheduler: str | None,
+    output_format: Format,
+    case=None,
+    seed: int = 0,
+) -> None:
     from cryoplan.planning.pipeline import plan_case
 
     with _progress() as progress:
-        plan_case(source, out_dir, uncertainty_samples=uncertainty, scheduler=scheduler, progress=_Bar(progress),
-                  settings=settings, case=case, seed=seed)
+        plan_case(
+            source,
+            out_dir,
+            uncertainty_samples=uncertainty,
+            scheduler=scheduler,
+            progress=_Bar(progress),
+            settings=settings,
+            case=case,
+            seed=seed,
+        )
     document = json.loads((out_dir / "plan.json").read_text(encoding="utf-8"))
     if output_format is Format.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -97,24 +137,38 @@ def _run_plan(source, out_dir: Path, settings, uncertainty: int, scheduler: str 
 
 
 _PLAN_OPTIONS = dict(
-    margin_mm=typer.Option(5.0, "--margin-mm", help="Margin around the tumour the lethal isotherm must cover (0–10 mm)."),
-    lethal_isotherm_c=typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C (−20 double freeze, −40 single)."),
+    margin_mm=typer.Option(
+        5.0, "--margin-mm", help="Margin around the tumour the lethal isotherm must cover (0–10 mm)."
+    ),
+    lethal_isotherm_c=typer.Option(
+        -20.0, "--lethal-isotherm", help="Lethal isotherm, °C (−20 double freeze, −40 single)."
+    ),
     max_probes=typer.Option(6, "--max-probes", help="Most probes per planning unit."),
     probe_types=typer.Option("17g-sphere,17g-rod", "--probe-types", help="Library probes the planner may use."),
     freeze_minutes=typer.Option("10,15", "--freeze-minutes", help="Candidate minutes per freeze."),
     spacing_mm=typer.Option("10,12.5,15,17.5,20", "--spacing-mm", help="Candidate probe spacings, mm."),
     grid_mm=typer.Option(1.0, "--grid-mm", help="Grid spacing of the final full simulation, mm."),
-    critical_temperature_c=typer.Option(-20.0, "--critical-temperature", help="Bile ducts and gallbladder should stay warmer, °C."),
+    critical_temperature_c=typer.Option(
+        -20.0, "--critical-temperature", help="Bile ducts and gallbladder should stay warmer, °C."
+    ),
     freezes=typer.Option(2, "--freezes", help="1 (single) or 2 (double freeze with a passive thaw)."),
 )
 
 
 @app.command("plan")
 def plan_command(
-    case_file: Path = typer.Argument(..., help="Case file (YAML/JSON) whose imaging section names the image and its segmentation."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for plan.json, the NIfTI/DICOM-SEG outputs, figures and the report."),
-    uncertainty: int = typer.Option(0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a LocalCluster)."),
+    case_file: Path = typer.Argument(
+        ..., help="Case file (YAML/JSON) whose imaging section names the image and its segmentation."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Folder for plan.json, the NIfTI/DICOM-SEG outputs, figures and the report."
+    ),
+    uncertainty: int = typer.Option(
+        0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: a LocalCluster)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice."),
     output_format: Format = typer.Option(Format.text, "--format", "-f", help="json: print plan.json; text: a summary."),
     margin_mm: float = _PLAN_OPTIONS["margin_mm"],
@@ -127,14 +181,26 @@ def plan_command(
     critical_temperature_c: float = _PLAN_OPTIONS["critical_temperature_c"],
     freezes: int = _PLAN_OPTIONS["freezes"],
     paths: Paths = typer.Option(
-        Paths.parallel, "--paths",
-        help="parallel probes, or converging ones: skin entries within 15 mm of one point, diverging to the tips."),
+        Paths.parallel,
+        "--paths",
+        help="parallel probes, or converging ones: skin entries within 15 mm of one point, diverging to the tips.",
+    ),
 ) -> None:
     """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
     from cryoplan.clinical import read_case_file
 
-    settings = _settings(margin_mm, lethal_isotherm_c, max_probes, probe_types, freeze_minutes, spacing_mm, grid_mm,
-                         critical_temperature_c, freezes, paths)
+    settings = _settings(
+        margin_mm,
+        lethal_isotherm_c,
+        max_probes,
+        probe_types,
+        freeze_minutes,
+        spacing_mm,
+        grid_mm,
+        critical_temperature_c,
+        freezes,
+        paths,
+    )
     case, _ = read_case_file(case_file)
     _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)
 
@@ -143,21 +209,34 @@ DEMO_CASE = {
     "schema_version": 1,
     "case_id": "demo-phantom-hcc",
     "patient": {"age": 62, "sex": "male", "ecog": 0},
-    "diagnosis": {"type": "hcc", "cirrhosis": True, "liver_disease": "hcv", "vascular_invasion": False,
-                  "extrahepatic_spread": False},
-    "labs": {"bilirubin": {"value": 0.9, "unit": "mg/dL"}, "albumin": {"value": 4.0, "unit": "g/dL"}, "inr": 1.1,
-             "creatinine": {"value": 0.8, "unit": "mg/dL"}, "sodium": {"value": 139, "unit": "mmol/L"},
-             "platelets": {"value": 150, "unit": "10^9/L"}},
+    "diagnosis": {
+        "type": "hcc",
+        "cirrhosis": True,
+        "liver_disease": "hcv",
+        "vascular_invasion": False,
+        "extrahepatic_spread": False,
+    },
+    "labs": {
+        "bilirubin": {"value": 0.9, "unit": "mg/dL"},
+        "albumin": {"value": 4.0, "unit": "g/dL"},
+        "inr": 1.1,
+        "creatinine": {"value": 0.8, "unit": "mg/dL"},
+        "sodium": {"value": 139, "unit": "mmol/L"},
+        "platelets": {"value": 150, "unit": "10^9/L"},
+    },
     "clinical": {"ascites": "none", "encephalopathy_grade": 0},
-    "lesions": [{"id": "L1", "diameter_mm": 28, "segment": 8, "distance_to_bile_duct_mm": 6,
-                 "distance_to_major_vessel_mm": 5}],
+    "lesions": [
+        {"id": "L1", "diameter_mm": 28, "segment": 8, "distance_to_bile_duct_mm": 6, "distance_to_major_vessel_mm": 5}
+    ],
 }
 
 
 @app.command("demo")
 def demo_command(
     output: Path = typer.Option(Path("cryoplan-demo"), "--output", "-o", help="Folder to write the demo report into."),
-    uncertainty: int = typer.Option(0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."),
+    uncertainty: int = typer.Option(
+        0, "--uncertainty", help="Monte Carlo samples of the uncertainty analysis (0: none)."
+    ),
     output_format: Format = typer.Option(Format.text, "--format", "-f", help="json: print plan.json; text: a summary."),
 ) -> None:
     """Plan the built-in phantom case (a 28 mm HCC in segment 8 beside the right hepatic vein, a bile duct
@@ -167,8 +246,15 @@ def demo_command(
     from cryoplan.planning.placement import PlanSettings
 
     _stderr.print("building the demo phantom (1 mm CT with its labels)")
-    _run_plan(demo_phantom(), output, PlanSettings(), uncertainty, None, output_format,
-              case=parse_case(DEMO_CASE, "demo case"))
+    _run_plan(
+        demo_phantom(),
+        output,
+        PlanSettings(),
+        uncertainty,
+        None,
+        output_format,
+        case=parse_case(DEMO_CASE, "demo case"),
+    )
 
 
 def _read_probes(plan_file: Path):
@@ -186,16 +272,25 @@ def _read_probes(plan_file: Path):
         lesions = document.get("lesions") or []
         probes = [p for lesion in lesions for p in lesion.get("probes", [])]
         try:
-            protocols = {",".join(f"{p['phase']}:{float(p['minutes']):g}"
-                                  + (f":{float(p['withdrawal_mm']):g}" if "withdrawal_mm" in p else "")
-                                  for p in lesion["protocol"])
-                         for lesion in lesions if lesion.get("protocol")}
+            protocols = {
+                ",".join(
+                    f"{p['phase']}:{float(p['minutes']):g}"
+                    + (f":{float(p['withdrawal_mm']):g}" if "withdrawal_mm" in p else "")
+                    for p in lesion["protocol"]
+                )
+                for lesion in lesions
+                if lesion.get("protocol")
+            }
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise InputError("--probes.protocol", "phases with phase and minutes (as plan.json writes them)",
-                             str(plan_file)) from None
+            raise InputError(
+                "--probes.protocol", "phases with phase and minutes (as plan.json writes them)", str(plan_file)
+            ) from None
         if len(protocols) > 1:
-            raise InputError("--probes", "a plan with one protocol (or a JSON list of this ablation's probes)",
-                             " | ".join(sorted(protocols)))
+            raise InputError(
+                "--probes",
+                "a plan with one protocol (or a JSON list of this ablation's probes)",
+                " | ".join(sorted(protocols)),
+            )
         protocol = protocols.pop() if protocols else None
     if not isinstance(probes, list) or not probes:
         raise InputError("--probes", "probes with tip_lps_mm (a plan.json or a JSON list)", str(plan_file))
@@ -206,8 +301,9 @@ def _read_probes(plan_file: Path):
             direction = tuple(float(v) for v in probe["direction"]) if probe.get("direction") is not None else None
             probe_type = str(probe.get("type", "17g-rod"))
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise InputError(f"--probes[{n}]", "a probe with tip_lps_mm: [x, y, z] (and direction: [dx, dy, dz])",
-                             str(plan_file)) from None
+            raise InputError(
+                f"--probes[{n}]", "a probe with tip_lps_mm: [x, y, z] (and direction: [dx, dy, dz])", str(plan_file)
+            ) from None
         if len(tip) != 3 or (direction is not None and len(direction) != 3):
             raise InputError(f"--probes[{n}]", "tip_lps_mm and direction with three coordinates", str(plan_file))
         get_probe(probe_type, field=f"--probes[{n}].type")
@@ -242,8 +338,9 @@ def _case_vessels(case_file: Path, pre_image):
     return pre_image.with_array(lumen.astype(np.uint8))
 
 
-def _lethal_depth(probe_id: str, protocol: str, lethal_isotherm_c: float, grid_mm: float,
-                  given_mm: float | None) -> tuple[float, str]:
+def _lethal_depth(
+    probe_id: str, protocol: str, lethal_isotherm_c: float, grid_mm: float, given_mm: float | None
+) -> tuple[float, str]:
     """Depth of the lethal isotherm behind the ice edge, for the erosion: given, or from the probe and
     protocol's isotherm chart."""
     from cryoplan.planning.coverage import isotherm_depth_mm
@@ -262,23 +359,32 @@ def verify_command(
     tumour: Path = typer.Option(..., "--tumour", help="Tumour segmentation on the pre-procedural image."),
     pre_image: Path = typer.Option(..., "--pre-image", help="Pre-procedural CT or MR."),
     intra_image: Path = typer.Option(..., "--intra-image", help="Intraprocedural CT with the ice ball."),
-    ice: Path | None = typer.Option(None, "--ice", help="Ice-ball mask on the intraprocedural image (segmented when absent)."),
+    ice: Path | None = typer.Option(
+        None, "--ice", help="Ice-ball mask on the intraprocedural image (segmented when absent)."
+    ),
     probes: Path | None = typer.Option(
-        None, "--probes",
+        None,
+        "--probes",
         help="plan.json, or a JSON list of probes {type, tip_lps_mm, direction} in the pre-procedural frame; "
-             "with directions the simulation is re-fitted to the observed ice."),
+        "with directions the simulation is re-fitted to the observed ice.",
+    ),
     protocol: str | None = typer.Option(
-        None, "--protocol", help="Protocol delivered, e.g. freeze:10,passive_thaw:5,freeze:10 (default: the plan's)."),
+        None, "--protocol", help="Protocol delivered, e.g. freeze:10,passive_thaw:5,freeze:10 (default: the plan's)."
+    ),
     case_file: Path | None = typer.Option(
-        None, "--case",
+        None,
+        "--case",
         help="The plan's case file, whose image is the pre-procedural image: its large vessels become heat "
-             "sinks of the re-fit."),
+        "sinks of the re-fit.",
+    ),
     margin_mm: float = typer.Option(5.0, "--margin-mm", help="Required minimal margin, mm."),
     lethal_isotherm_c: float = typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C."),
     lethal_depth_mm: float | None = typer.Option(
-        None, "--lethal-depth-mm",
+        None,
+        "--lethal-depth-mm",
         help="Without a re-fit: depth of the lethal isotherm behind the ice edge, mm; default: from the "
-             "probe's isotherm chart."),
+        "probe's isotherm chart.",
+    ),
     refit_grid_mm: float = typer.Option(2.0, "--refit-grid-mm", help="Grid of the re-fitted simulations, mm."),
     deformable: bool = typer.Option(False, "--deformable", help="Refine the rigid registration with a B-spline."),
     output_format: Format = typer.Option(Format.json, "--format", "-f", help="json or text."),
@@ -293,9 +399,16 @@ def verify_command(
     from cryoplan.report.figures import margin_map_figure, save_figure
     from cryoplan.thermal import DEFAULT_PROTOCOL, parse_protocol
 
-    tips, placements, probe_id, plan_protocol = _read_probes(probes) if probes is not None else (None, None, "17g-rod", None)
-    delivered = parse_protocol(protocol, field="--protocol") if protocol is not None else \
-        parse_protocol(plan_protocol, field="--probes.protocol") if plan_protocol else DEFAULT_PROTOCOL
+    tips, placements, probe_id, plan_protocol = (
+        _read_probes(probes) if probes is not None else (None, None, "17g-rod", None)
+    )
+    delivered = (
+        parse_protocol(protocol, field="--protocol")
+        if protocol is not None
+        else parse_protocol(plan_protocol, field="--probes.protocol")
+        if plan_protocol
+        else DEFAULT_PROTOCOL
+    )
     pre = read_volume(pre_image)
     intra = read_volume(intra_image)
     tumour_volume = read_labels(tumour, pre)
@@ -303,30 +416,55 @@ def verify_command(
     vessel_volume = _case_vessels(case_file, pre) if case_file is not None else None
     depth, depth_source = _lethal_depth(probe_id, str(delivered), lethal_isotherm_c, 2.0, lethal_depth_mm)
     with _progress() as progress:
-        report = verify_margins(tumour_volume, intra, pre_image=pre, ice=ice_volume, probes=placements,
-                                probe_tips_lps=tips, protocol=delivered, vessels=vessel_volume,
-                                lethal_depth_mm=depth, lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm,
-                                deformable=deformable, refit_grid_mm=refit_grid_mm, seed=seed, progress=_Bar(progress))
+        report = verify_margins(
+            tumour_volume,
+            intra,
+            pre_image=pre,
+            ice=ice_volume,
+            probes=placements,
+            probe_tips_lps=tips,
+            protocol=delivered,
+            vessels=vessel_volume,
+            lethal_depth_mm=depth,
+            lethal_isotherm_c=lethal_isotherm_c,
+            margin_mm=margin_mm,
+            deformable=deformable,
+            refit_grid_mm=refit_grid_mm,
+            seed=seed,
+            progress=_Bar(progress),
+        )
     document = report.to_dict()
     document["lethal_depth_source"] = depth_source if report.lethal_zone_method == "erosion" else None
     if output is not None:
         with atomic_directory(output) as tmp:
             write_json(tmp / "margins.json", document)
             if report.surface_margin_mm is not None:
-                save_figure(margin_map_figure(intra, report.tumour, report.ice, report.lethal, report.surface_margin_mm,
-                                              margin_mm=margin_mm, title=f"Margin map ({report.verdict})"),
-                            tmp / "margin_map.png")
+                save_figure(
+                    margin_map_figure(
+                        intra,
+                        report.tumour,
+                        report.ice,
+                        report.lethal,
+                        report.surface_margin_mm,
+                        margin_mm=margin_mm,
+                        title=f"Margin map ({report.verdict})",
+                    ),
+                    tmp / "margin_map.png",
+                )
     if output_format is Format.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        lethal_zone = ("re-fitted simulation" if report.lethal_zone_method == "refitted_simulation"
-                       else "eroded ice")
-        typer.echo(f"verdict: {report.verdict}; ice margin {document['ice_min_margin_mm']} mm, lethal margin "
-                   f"{document['lethal_min_margin_mm']} mm ({lethal_zone}), tumour + {margin_mm:g} mm covered "
-                   f"{document['margin_covered_pct']} %")
+        lethal_zone = "re-fitted simulation" if report.lethal_zone_method == "refitted_simulation" else "eroded ice"
+        typer.echo(
+            f"verdict: {report.verdict}; ice margin {document['ice_min_margin_mm']} mm, lethal margin "
+            f"{document['lethal_min_margin_mm']} mm ({lethal_zone}), tumour + {margin_mm:g} mm covered "
+            f"{document['margin_covered_pct']} %"
+        )
         if report.fit is not None:
             fit = document["fit"]
-            typer.echo(f"  fit: {fit['parameter']} {fit['value']} ({fit['simulations']} simulations), ice Dice "
-                       f"{fit['ice_dice']}, observed {fit['observed_ice_ml']} ml, simulated {fit['simulated_ice_ml']} ml")
+            typer.echo(
+                f"  fit: {fit['parameter']} {fit['value']} ({fit['simulations']} simulations), ice Dice "
+                f"{fit['ice_dice']}, observed {fit['observed_ice_ml']} ml, simulated {fit['simulated_ice_ml']} ml"
+            )
         for reason in report.reasons:
             typer.echo(f"  {reason}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -41,8 +41,14 @@ def _parse_temperatures(text: str) -> list[float]:
 @contextlib.contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
     """A rich progress bar on stderr; yields a callback taking the completed fraction."""
-    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                  console=_stderr, transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=_stderr,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
 
@@ -53,16 +59,30 @@ def probes_command(
 ) -> None:
     """List the cryoprobe library with each probe's calibration."""
     _check_format(format)
-    rows = [{"id": p.id, "diameter_mm": p.diameter_mm, "active_length_mm": p.active_length_mm,
-             "tip_offset_mm": p.tip_offset_mm, "effective_radius_mm": p.effective_radius_mm,
-             "description": p.description, "calibration": p.calibration} for p in PROBES.values()]
+    rows = [
+        {
+            "id": p.id,
+            "diameter_mm": p.diameter_mm,
+            "active_length_mm": p.active_length_mm,
+            "tip_offset_mm": p.tip_offset_mm,
+            "effective_radius_mm": p.effective_radius_mm,
+            "description": p.description,
+            "calibration": p.calibration,
+        }
+        for p in PROBES.values()
+    ]
     if format == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table("id", "diameter (mm)", "active length (mm)", "effective radius (mm)", "calibrated on")
     for row in rows:
-        table.add_row(row["id"], f"{row['diameter_mm']:g}", f"{row['active_length_mm']:g}",
-                      f"{row['effective_radius_mm']:g}", str(row["calibration"].get("data", "")))
+        table.add_row(
+            row["id"],
+            f"{row['diameter_mm']:g}",
+            f"{row['active_length_mm']:g}",
+            f"{row['effective_radius_mm']:g}",
+            str(row["calibration"].get("data", "")),
+        )
     Console().print(table)
 
 
@@ -73,9 +93,17 @@ def isotherms_command(
     spacing: float = typer.Option(15.0, "--spacing", help="Distance between neighbouring probes (mm)."),
     layout: str = typer.Option("line", "--layout", help="line, triangle or square."),
     medium: str = typer.Option("gel", "--medium", help="gel, liver, tumour or a medium FILE.yaml."),
-    initial_temp: float = typer.Option(None, "--initial-temp", help="Initial temperature (°C); default: the medium's steady temperature."),
-    probe_surface_temp: float = typer.Option(None, "--probe-surface-temp", help="Hold this surface temperature (°C) on each probe's physical surface instead of its calibrated cooling."),
-    protocol: str = typer.Option("freeze:10,passive_thaw:5,freeze:10", "--protocol", help='Phases, e.g. "freeze:10,passive_thaw:5,freeze:10".'),
+    initial_temp: float = typer.Option(
+        None, "--initial-temp", help="Initial temperature (°C); default: the medium's steady temperature."
+    ),
+    probe_surface_temp: float = typer.Option(
+        None,
+        "--probe-surface-temp",
+        help="Hold this surface temperature (°C) on each probe's physical surface instead of its calibrated cooling.",
+    ),
+    protocol: str = typer.Option(
+        "freeze:10,passive_thaw:5,freeze:10", "--protocol", help='Phases, e.g. "freeze:10,passive_thaw:5,freeze:10".'
+    ),
     isotherms: str = typer.Option("0,-20,-40", "--isotherms", help="Isotherm temperatures (°C), comma-separated."),
     grid_mm: float = typer.Option(1.0, "--grid-mm", help="Grid spacing (mm)."),
     format: str = typer.Option("table", "--format", help="json or table."),
@@ -91,17 +119,35 @@ def isotherms_command(
     if probe_surface_temp is not None and not (math.isfinite(probe_surface_temp) and -273.15 < probe_surface_temp):
         raise InputError("--probe-surface-temp", "a finite temperature above −273.15 °C", probe_surface_temp)
     with progress_bar("simulating") as progress:
-        document = isotherm_chart(placements, tissue, phases, isotherms_c=temperatures, grid_mm=grid_mm,
-                                  initial_temp_c=initial_temp, probe_surface_temp_c=probe_surface_temp,
-                                  progress=progress)
+        document = isotherm_chart(
+            placements,
+            tissue,
+            phases,
+            isotherms_c=temperatures,
+            grid_mm=grid_mm,
+            initial_temp_c=initial_temp,
+            probe_surface_temp_c=probe_surface_temp,
+            progress=progress,
+        )
     if format == "json":
         typer.echo(json.dumps(document, indent=2))
         return
-    table = Table("isotherm (°C)", "length (mm)", "width (mm)", "depth (mm)", "volume (ml)",
-                  title=f"{count} × {probe}, {phases}, in {tissue.name}, {grid_mm:g} mm grid")
+    table = Table(
+        "isotherm (°C)",
+        "length (mm)",
+        "width (mm)",
+        "depth (mm)",
+        "volume (ml)",
+        title=f"{count} × {probe}, {phases}, in {tissue.name}, {grid_mm:g} mm grid",
+    )
     for row in document["isotherms"]:
-        table.add_row(f"{row['temperature_c']:g}", f"{row['length_mm']:.1f}", f"{row['width_mm']:.1f}",
-                      f"{row['depth_mm']:.1f}", f"{row['volume_ml']:.2f}")
+        table.add_row(
+            f"{row['temperature_c']:g}",
+            f"{row['length_mm']:.1f}",
+            f"{row['width_mm']:.1f}",
+            f"{row['depth_mm']:.1f}",
+            f"{row['volume_ml']:.2f}",
+        )
     Console().print(table)
 
 

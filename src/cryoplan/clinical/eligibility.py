@@ -364,7 +364,8 @@ def _recommendations(
         recs.append(
             Recommendation(
                 "tace_then_cryoablation",
-                "TACE followed by cryoablation (TACE reduces vascularity and the heat sink, and can downsize the lesion).",
+                "TACE followed by cryoablation (TACE reduces vascularity and the heat sink, and can downsize "
+                "the lesion).",
                 reason,
                 SEED,
             )
@@ -426,7 +427,8 @@ def _recommendations(
         recs.append(
             Recommendation(
                 "cryoshock_caution",
-                "Caution: cryoshock risk rises with the frozen volume; consider staged sessions and watch for coagulopathy and multi-organ failure.",
+                "Caution: cryoshock risk rises with the frozen volume; consider staged sessions and watch for "
+                "coagulopathy and multi-organ failure.",
                 f"total tumour volume {tumour_volume_ml:.1f} ml > {cryoshock_tumour_volume_ml:g} ml",
                 SOURCES["cryoshock"],
             )

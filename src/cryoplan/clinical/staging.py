@@ -7,8 +7,9 @@ already too large for Milan) is still given.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from cryoplan.clinical.scores import ChildPugh
 
@@ -18,7 +19,9 @@ Stage = Literal["0", "A", "B", "C", "D"]
 BCLC_TREATMENT = {
     "0": "Ablation first; resection as the alternative.",
     "A": "Resection, transplantation or ablation; ablation, TACE, TARE or SBRT can bridge to transplant.",
-    "B": "Transplantation under extended criteria, TACE for well-defined nodules, systemic therapy for diffuse disease.",
+    "B": (
+        "Transplantation under extended criteria, TACE for well-defined nodules, systemic therapy for diffuse disease."
+    ),
     "C": "Systemic therapy.",
     "D": "Best supportive care.",
 }
@@ -161,7 +164,7 @@ def bclc(
             None,
             burden_stage,
             False,
-            f"undetermined: {liver}, for which BCLC 2022 defines no stage; " f"burden and ECOG: {burden_reason}",
+            f"undetermined: {liver}, for which BCLC 2022 defines no stage; burden and ECOG: {burden_reason}",
         )
     if burden_stage is None:
         return Bclc(None, None, True, f"undetermined: {burden_reason}; {liver}")

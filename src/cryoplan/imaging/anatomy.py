@@ -81,10 +81,14 @@ class Anatomy:
             if name not in STRUCTURES:
                 raise InputError(f"structures.{name}", f"a structure name, one of {', '.join(STRUCTURES)}", name)
             if np.shape(mask) != self.grid.shape:
-                raise InputError(f"masks.{name}", f"a mask of the image's shape {list(self.grid.shape)}", list(np.shape(mask)))
+                raise InputError(
+                    f"masks.{name}", f"a mask of the image's shape {list(self.grid.shape)}", list(np.shape(mask))
+                )
         self.masks = {name: np.asarray(mask, dtype=bool) for name, mask in self.masks.items()}
         if self.couinaud is not None and np.shape(self.couinaud) != self.grid.shape:
-            raise InputError("segments", f"a segment map of the image's shape {list(self.grid.shape)}", list(np.shape(self.couinaud)))
+            raise InputError(
+                "segments", f"a segment map of the image's shape {list(self.grid.shape)}", list(np.shape(self.couinaud))
+            )
         gram = self.grid.direction.T @ self.grid.direction
         if not np.allclose(gram, np.eye(3), atol=1e-3):
             raise InputError("image", "an orthogonal voxel grid for distance measurements", "sheared axes")
@@ -134,7 +138,9 @@ def anatomy_from_labels(
         has no voxel, such as an empty tumour label.
     """
     if (preset is None) == (mapping is None):
-        raise InputError("labels", "exactly one of a label preset or a label dictionary", "both" if preset else "neither")
+        raise InputError(
+            "labels", "exactly one of a label preset or a label dictionary", "both" if preset else "neither"
+        )
     if preset is not None:
         if preset not in PRESETS:
             raise InputError("label_preset", f"one of {', '.join(PRESETS)}", preset)
@@ -145,7 +151,9 @@ def anatomy_from_labels(
     for name, numbers in values.items():
         mask = _label_mask(labels.array, numbers)
         if required and not mask.any():
-            raise InputError(f"labels.{name}", f"voxels with label {' or '.join(map(str, numbers))}", "none in the label map")
+            raise InputError(
+                f"labels.{name}", f"voxels with label {' or '.join(map(str, numbers))}", "none in the label map"
+            )
         if mask.any():
             masks[name] = mask
     return Anatomy(labels, masks, None if couinaud is None else _couinaud_array(couinaud))
@@ -286,7 +294,9 @@ def measure_lesions(anatomy: Anatomy, min_voxels: int = 1) -> list[LesionMeasure
     return [_measure_one(anatomy, component, surfaces, f"L{n}") for n, component in enumerate(components, start=1)]
 
 
-def _measure_one(anatomy: Anatomy, lesion: _Component, surfaces: dict[str, "_Surface"], lesion_id: str) -> LesionMeasurement:
+def _measure_one(
+    anatomy: Anatomy, lesion: _Component, surfaces: dict[str, _Surface], lesion_id: str
+) -> LesionMeasurement:
     grid = anatomy.grid
     index = np.argwhere(lesion.mask) + lesion.start
     centroid = grid.index_to_lps(index.mean(axis=0))
@@ -401,7 +411,7 @@ class _Surface:
     tree: cKDTree | None
 
     @classmethod
-    def of(cls, grid: Volume, mask: np.ndarray) -> "_Surface":
+    def of(cls, grid: Volume, mask: np.ndarray) -> _Surface:
         box = _bounding_box(mask)
         if box is None:
             return cls(np.empty((0, 3)), None)
@@ -511,21 +521,29 @@ def _segment_names(path: Path) -> dict[str, int]:
     try:
         names = segment_label_map(path)
     except InputError:
-        raise InputError("labels", "a label preset or a label dictionary (--label-preset or --label NAME=VALUE)") from None
+        raise InputError(
+            "labels", "a label preset or a label dictionary (--label-preset or --label NAME=VALUE)"
+        ) from None
     mapping = {}
     for label, number in names.items():
         name = label.strip().lower().replace(" ", "_").replace("tumor", "tumour")
         if name not in STRUCTURES:
-            raise InputError(f"labels.{label}", f"SEG segment labels that are structure names ({', '.join(STRUCTURES)})", label)
+            raise InputError(
+                f"labels.{label}", f"SEG segment labels that are structure names ({', '.join(STRUCTURES)})", label
+            )
         mapping[name] = number
     return mapping
 
 
-def inspection_document(volume: Volume, anatomy: Anatomy | None, lesions: list[LesionMeasurement], notes: list[str]) -> dict:
+def inspection_document(
+    volume: Volume, anatomy: Anatomy | None, lesions: list[LesionMeasurement], notes: list[str]
+) -> dict:
     """The JSON document of `cryoplan inspect` (schema_version 1)."""
     structures = {}
     if anatomy is not None:
-        structures = {name: {"volume_ml": round(anatomy.volume_ml(name), 3)} for name in STRUCTURES if name in anatomy.masks}
+        structures = {
+            name: {"volume_ml": round(anatomy.volume_ml(name), 3)} for name in STRUCTURES if name in anatomy.masks
+        }
     liver = structures.get("liver", {}).get("volume_ml")
     return {
         "schema_version": 1,
@@ -560,7 +578,9 @@ def inspect_image(
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImagingWarning)
-        volume, anatomy = load_anatomy(image, labels, label_preset, label_map, masks, segments, series_uid, resample_labels)
+        volume, anatomy = load_anatomy(
+            image, labels, label_preset, label_map, masks, segments, series_uid, resample_labels
+        )
     lesions = measure_lesions(anatomy, min_voxels) if anatomy is not None else []
     notes = [str(w.message) for w in caught if issubclass(w.category, ImagingWarning)]
     return inspection_document(volume, anatomy, lesions, notes)

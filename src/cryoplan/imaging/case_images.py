@@ -64,7 +64,13 @@ def measure_case_lesions(case: Case, min_voxels: int = 1) -> tuple[list[dict], l
             continue
         lesions.append(_merge(lesion, measurement, number, flags))
     for measurement in measured.values():
-        lesions.append({"id": measurement.id, "segment": None, **{key: getattr(measurement, attr) for key, attr in _FIELDS.items()}})
+        lesions.append(
+            {
+                "id": measurement.id,
+                "segment": None,
+                **{key: getattr(measurement, attr) for key, attr in _FIELDS.items()},
+            }
+        )
     return lesions, flags
 
 

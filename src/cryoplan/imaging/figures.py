@@ -40,8 +40,15 @@ PLANES = {
 AXIS_NAMES = ("x (mm, → patient left)", "y (mm, → posterior)", "z (mm, → superior)")
 
 
-def _plane_sample(volume: Volume, centre: np.ndarray, axes: tuple[int, int, int], half_mm: float, step_mm: float,
-                  order: int, outside: float = 0.0):
+def _plane_sample(
+    volume: Volume,
+    centre: np.ndarray,
+    axes: tuple[int, int, int],
+    half_mm: float,
+    step_mm: float,
+    order: int,
+    outside: float = 0.0,
+):
     """Sample `volume` on a square of the patient frame through `centre`: values (vertical, horizontal) and
     the offsets (mm) of the samples from the centre; `outside` beyond the image."""
     h_axis, v_axis, _ = axes
@@ -50,7 +57,9 @@ def _plane_sample(volume: Volume, centre: np.ndarray, axes: tuple[int, int, int]
     points[..., h_axis] += offsets[None, :]
     points[..., v_axis] += offsets[:, None]
     index = volume.lps_to_index(points)
-    values = ndimage.map_coordinates(volume.array, np.moveaxis(index, -1, 0), order=order, mode="constant", cval=outside)
+    values = ndimage.map_coordinates(
+        volume.array, np.moveaxis(index, -1, 0), order=order, mode="constant", cval=outside
+    )
     return values, offsets
 
 
@@ -67,16 +76,31 @@ def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, ha
     label_volume = anatomy.grid.with_array(labels)
     window = (-160.0, 240.0) if image.modality == "CT" else tuple(np.percentile(image.array, [1, 99]))
     for ax, (plane, (axes, letters)) in zip(axes_row, PLANES.items()):
-        grey, offsets = _plane_sample(image.with_array(image.array.astype(np.float32)), centre, axes, half_mm, step, 1, np.nan)
+        grey, offsets = _plane_sample(
+            image.with_array(image.array.astype(np.float32)), centre, axes, half_mm, step, 1, np.nan
+        )
         structure_slice, _ = _plane_sample(label_volume, centre, axes, half_mm, step, 0)
         h = centre[axes[0]] + offsets
         v = centre[axes[1]] + offsets
-        ax.imshow(grey, cmap="gray", vmin=window[0], vmax=window[1], origin="lower",
-                  extent=(h[0], h[-1], v[0], v[-1]), interpolation="nearest")
+        ax.imshow(
+            grey,
+            cmap="gray",
+            vmin=window[0],
+            vmax=window[1],
+            origin="lower",
+            extent=(h[0], h[-1], v[0], v[-1]),
+            interpolation="nearest",
+        )
         for number, name in enumerate(STRUCTURES, start=1):
             if np.any(structure_slice == number):
-                ax.contour(h, v, (structure_slice == number).astype(float), levels=[0.5], colors=COLOURS[name],
-                           linewidths=1.6 if name == "tumour" else 1.0)
+                ax.contour(
+                    h,
+                    v,
+                    (structure_slice == number).astype(float),
+                    levels=[0.5],
+                    colors=COLOURS[name],
+                    linewidths=1.6 if name == "tumour" else 1.0,
+                )
         # Radiological convention: patient right (−x) on the viewer's left, anterior (−y) at the top of
         # axial views, superior (+z) at the top; anterior on the left of sagittal views.
         if plane == "axial":
@@ -85,14 +109,26 @@ def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, ha
         ax.set_ylabel(AXIS_NAMES[axes[1]])
         ax.set_title(f"{lesion.id} {plane} ({AXIS_NAMES[axes[2]][0]} = {centre[axes[2]]:.1f} mm)")
         for text, position in zip(letters, ((0.02, 0.5), (0.98, 0.5), (0.5, 0.97), (0.5, 0.03))):
-            ax.text(*position, text, transform=ax.transAxes, color="yellow", fontsize=12, fontweight="bold",
-                    ha="center", va="center")
+            ax.text(
+                *position,
+                text,
+                transform=ax.transAxes,
+                color="yellow",
+                fontsize=12,
+                fontweight="bold",
+                ha="center",
+                va="center",
+            )
         ax.set_aspect("equal")
     present = [name for name in STRUCTURES if name in anatomy.masks]
     figure.legend(
         [Line2D([0], [0], color=COLOURS[name], lw=2) for name in present],
         [name.replace("_", " ") for name in present],
-        loc="outside lower center", ncols=len(present), facecolor="#3a3a3a", labelcolor="white", frameon=True,
+        loc="outside lower center",
+        ncols=len(present),
+        facecolor="#3a3a3a",
+        labelcolor="white",
+        frameon=True,
     )
     figure.suptitle(f"Lesion {lesion.id}: {lesion.max_diameter_mm:.1f} mm, {lesion.volume_ml:.2f} ml")
     return figure

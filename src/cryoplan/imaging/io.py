@@ -173,7 +173,9 @@ def _read_nifti(path: Path) -> Volume:
             stacklevel=3,
         )
     if qform_code == 0 and sform_code == 0:
-        warnings.warn(f"{path.name}: no qform or sform; orientation unknown, voxel sizes only", ImagingWarning, stacklevel=3)
+        warnings.warn(
+            f"{path.name}: no qform or sform; orientation unknown, voxel sizes only", ImagingWarning, stacklevel=3
+        )
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     if array.ndim != 3:
@@ -200,7 +202,9 @@ def _read_nrrd(path: Path) -> Volume:
         raise InputError(str(path), "a readable NRRD file", f"{type(error).__name__}: {error}") from None
     space = str(header.get("space", "")).lower()
     if space not in _NRRD_SPACES or "space directions" not in header:
-        raise InputError(f"{path}.space", "an anatomical NRRD space (LPS, RAS or LAS) with space directions", space or None)
+        raise InputError(
+            f"{path}.space", "an anatomical NRRD space (LPS, RAS or LAS) with space directions", space or None
+        )
     directions = np.asarray(header["space directions"], dtype=np.float64)
     if array.ndim != 3 or directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
         raise InputError(str(path), "a 3-D scalar NRRD image", f"shape {array.shape}")
@@ -256,7 +260,9 @@ class _Series:
 
 
 def _find_series(folder: Path, series_uid: str | None) -> _Series:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR")
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
+    )
     if not files:
         raise InputError(str(folder), "a folder holding DICOM files", "empty")
     groups: dict[str, list[tuple[Path, object]]] = {}
@@ -332,7 +338,11 @@ def _read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
             raise InputError(str(file), "decodable pixel data", f"{type(error).__name__}: {error}") from None
         if pixels.shape != (rows, columns):
             raise InputError(str(file), f"one {rows}×{columns} image", f"pixel array of shape {pixels.shape}")
-        values = pixels.T * slopes[k] + intercepts[k] if dtype == np.float32 else pixels.T.astype(np.int32) + int(intercepts[k])
+        values = (
+            pixels.T * slopes[k] + intercepts[k]
+            if dtype == np.float32
+            else pixels.T.astype(np.int32) + int(intercepts[k])
+        )
         array[:, :, k] = values
     spacing_i, spacing_j = series.pixel_spacing
     normal = np.cross(series.row_direction, series.column_direction)
@@ -391,7 +401,9 @@ def _undo_gantry_tilt(array: np.ndarray, series: _Series, folder: Path) -> np.nd
     output = np.empty(array.shape, dtype=np.float32)
     for k in range(array.shape[2]):
         # pixel (i, j) of slice k lies at the orthogonal grid's (i + drift_i, j + drift_j): shift by the drift
-        output[:, :, k] = ndimage.shift(array[:, :, k].astype(np.float32), (drift_i[k], drift_j[k]), order=1, cval=background)
+        output[:, :, k] = ndimage.shift(
+            array[:, :, k].astype(np.float32), (drift_i[k], drift_j[k]), order=1, cval=background
+        )
     return output if array.dtype == np.float32 else np.round(output).astype(array.dtype)
 
 
@@ -457,7 +469,10 @@ def _read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Vol
         [_functional_group(dataset, f, "PlanePositionSequence").ImagePositionPatient for f in range(n_frames)], float
     )
     segments = np.asarray(
-        [_functional_group(dataset, f, "SegmentIdentificationSequence").ReferencedSegmentNumber for f in range(n_frames)]
+        [
+            _functional_group(dataset, f, "SegmentIdentificationSequence").ReferencedSegmentNumber
+            for f in range(n_frames)
+        ]
     )
     row_direction, column_direction = orientation[:3], orientation[3:]
     normal = np.cross(row_direction, column_direction)
@@ -485,7 +500,9 @@ def _read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Vol
         # on its own grid here; `read_labels` then resamples it onto the reference with a warning
         return _place_frames(frames, positions, segments, affine, Volume(np.zeros(own_shape, np.uint8), affine))
     if labels is None:
-        raise InputError(str(path), "SEG frames on the pixel grid of the image (or --resample-labels)", "frames off the grid")
+        raise InputError(
+            str(path), "SEG frames on the pixel grid of the image (or --resample-labels)", "frames off the grid"
+        )
     return labels
 
 
@@ -549,7 +566,11 @@ def _onto_reference(labels: Volume, reference: Volume, resample: bool, field: st
             f"{np.round(reference.spacing_mm, 3).tolist()} mm), or explicit resampling",
             f"shape {list(labels.shape)}, spacing {np.round(labels.spacing_mm, 3).tolist()} mm",
         )
-    warnings.warn(f"{Path(field).name}: label map on another grid, resampled onto the image by nearest neighbour", ImagingWarning, stacklevel=3)
+    warnings.warn(
+        f"{Path(field).name}: label map on another grid, resampled onto the image by nearest neighbour",
+        ImagingWarning,
+        stacklevel=3,
+    )
     return resample_nearest(labels, reference)
 
 
@@ -735,18 +756,26 @@ def write_dicom_seg(
     shape = (int(series.headers[0].Columns), int(series.headers[0].Rows), len(series.files))
     for name, mask in masks.items():
         if np.shape(mask) != shape:
-            raise InputError(f"masks.{name}", f"a mask of shape {list(shape)} (the source series grid)", list(np.shape(mask)))
+            raise InputError(
+                f"masks.{name}", f"a mask of shape {list(shape)} (the source series grid)", list(np.shape(mask))
+            )
     if not _plain_stack(series):
         raise InputError(str(source), "a source series without gantry tilt or uneven spacing for DICOM-SEG export")
     images = [_dcmread(file) for file in series.files]
-    pixel_array = np.stack([np.stack([np.asarray(mask, bool)[:, :, k].T for k in range(shape[2])]) for mask in masks.values()], axis=-1)
+    pixel_array = np.stack(
+        [np.stack([np.asarray(mask, bool)[:, :, k].T for k in range(shape[2])]) for mask in masks.values()], axis=-1
+    )
     algorithm = hd.AlgorithmIdentificationSequence(
         name="cryoplan", version=__version__, family=CodedConcept("123109", "DCM", "Manual Processing")
     )
     descriptions = []
     for number, name in enumerate(masks, start=1):
         code, meaning = _STRUCTURE_CODES.get(name, ("85756007", "Tissue"))
-        category = ("49755003", "Morphologically abnormal structure") if name == "tumour" else ("91723000", "Anatomical structure")
+        category = (
+            ("49755003", "Morphologically abnormal structure")
+            if name == "tumour"
+            else ("91723000", "Anatomical structure")
+        )
         if name not in _STRUCTURE_CODES:
             category = ("85756007", "Tissue")
         descriptions.append(

@@ -145,8 +145,13 @@ def _axes(field_mm: tuple[float, float, float], spacing: np.ndarray) -> tuple[li
 
 
 def _ellipsoid(coords: list[np.ndarray], centre, semi_axes) -> np.ndarray:
-    x, y, z = (coords[a][:, None, None] if a == 0 else coords[a][None, :, None] if a == 1 else coords[a][None, None, :] for a in range(3))
-    return ((x - centre[0]) / semi_axes[0]) ** 2 + ((y - centre[1]) / semi_axes[1]) ** 2 + ((z - centre[2]) / semi_axes[2]) ** 2 <= 1.0
+    x, y, z = (
+        coords[a][:, None, None] if a == 0 else coords[a][None, :, None] if a == 1 else coords[a][None, None, :]
+        for a in range(3)
+    )
+    return ((x - centre[0]) / semi_axes[0]) ** 2 + ((y - centre[1]) / semi_axes[1]) ** 2 + (
+        (z - centre[2]) / semi_axes[2]
+    ) ** 2 <= 1.0
 
 
 def _paint_capsule(mask: np.ndarray, coords: list[np.ndarray], start, end, radius: float) -> None:
@@ -277,7 +282,9 @@ def _couinaud_segments(coords: list[np.ndarray], organ: np.ndarray) -> np.ndarra
         np.where(posterior, np.where(superior, 7, 6), np.where(superior, 8, 5)),
         np.where(lateral_left, np.where(superior, 2, 3), 4),
     )
-    caudate = np.broadcast_to(((x - _IVC_AXIS[0]) ** 2 + (y - _IVC_AXIS[1]) ** 2 <= 24.0**2) & (y > 18.0) & (z < 30.0), shape)
+    caudate = np.broadcast_to(
+        ((x - _IVC_AXIS[0]) ** 2 + (y - _IVC_AXIS[1]) ** 2 <= 24.0**2) & (y > 18.0) & (z < 30.0), shape
+    )
     return np.where(caudate, 1, segments).astype(np.uint8)
 
 

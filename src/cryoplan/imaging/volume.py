@@ -73,11 +73,11 @@ class Volume:
         inverse = np.linalg.inv(self.affine)
         return xyz @ inverse[:3, :3].T + inverse[:3, 3]
 
-    def same_grid(self, other: "Volume", atol_mm: float = 1e-3) -> bool:
+    def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
         """True when `other` has the same shape and affine (within `atol_mm`)."""
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol_mm)
 
-    def with_array(self, array: np.ndarray, modality: str | None = None) -> "Volume":
+    def with_array(self, array: np.ndarray, modality: str | None = None) -> Volume:
         """A volume on the same grid with other data."""
         if array.shape != self.array.shape:
             raise InputError("volume", f"an array of shape {self.shape}", array.shape)

@@ -333,19 +333,23 @@ def risk_flags(
     risks: list[Risk] = []
     for lesion in lesions:
         if lesion.margin_covered_pct < limits.coverage_target_pct:
-            risks.append(Risk(
-                "coverage_shortfall",
-                f"tumour + {lesion.margin_mm:g} mm covered {lesion.margin_covered_pct:.1f} % by the "
-                f"{lesion.lethal_isotherm_c:g} °C isotherm (target {limits.coverage_target_pct:g} %)",
-                lesion.lesion_id,
-            ))
+            risks.append(
+                Risk(
+                    "coverage_shortfall",
+                    f"tumour + {lesion.margin_mm:g} mm covered {lesion.margin_covered_pct:.1f} % by the "
+                    f"{lesion.lethal_isotherm_c:g} °C isotherm (target {limits.coverage_target_pct:g} %)",
+                    lesion.lesion_id,
+                )
+            )
         if heat_sink_lesions and lesion.lesion_id in heat_sink_lesions:
-            risks.append(Risk(
-                "heat_sink",
-                f"{heat_sink_lesions[lesion.lesion_id]}; the plan simulates its heat sink, "
-                f"margin covered {lesion.margin_covered_pct:.1f} %",
-                lesion.lesion_id,
-            ))
+            risks.append(
+                Risk(
+                    "heat_sink",
+                    f"{heat_sink_lesions[lesion.lesion_id]}; the plan simulates its heat sink, "
+                    f"margin covered {lesion.margin_covered_pct:.1f} %",
+                    lesion.lesion_id,
+                )
+            )
     limit = limits.critical_temperature_c
     for name, value, code in (
         ("bile duct", critical.bile_duct_min_temperature_c, "biloma"),
@@ -355,11 +359,13 @@ def risk_flags(
         if value is not None and value <= limit:
             risks.append(Risk(code, f"{name} reaches {value:.1f} °C (limit {limit:g} °C)"))
     if frozen_volume_ml > limits.cryoshock_frozen_ml:
-        risks.append(Risk(
-            "cryoshock",
-            f"frozen volume {frozen_volume_ml:.0f} ml exceeds the alert of {limits.cryoshock_frozen_ml:g} ml "
-            "(not a guideline value)",
-        ))
+        risks.append(
+            Risk(
+                "cryoshock",
+                f"frozen volume {frozen_volume_ml:.0f} ml exceeds the alert of {limits.cryoshock_frozen_ml:g} ml "
+                "(not a guideline value)",
+            )
+        )
     return risks
 
 
@@ -411,8 +417,16 @@ def coverage(
     spacing = np.asarray(spacing_mm, dtype=np.float64)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     per_lesion = [
-        lesion_coverage(min_temperature_c, mask, spacing, lesion_id=lesion_id, liver=liver,
-                        lethal_isotherm_c=lethal_isotherm_c, margin_mm=margin_mm, isotherms_c=isotherms_c)
+        lesion_coverage(
+            min_temperature_c,
+            mask,
+            spacing,
+            lesion_id=lesion_id,
+            liver=liver,
+            lethal_isotherm_c=lethal_isotherm_c,
+            margin_mm=margin_mm,
+            isotherms_c=isotherms_c,
+        )
         for lesion_id, mask in lesions.items()
     ]
     frozen = min_temperature_c <= 0.0
@@ -422,21 +436,22 @@ def coverage(
         healthy = liver & ~np.any(np.stack(list(lesions.values())), axis=0) if lesions else liver
         frozen_liver_ml = float((frozen & healthy).sum()) * voxel_ml
         frozen_liver_fraction = float((frozen & healthy).sum()) / max(int(healthy.sum()), 1)
-    critical = critical_structures(min_temperature_c, bile_duct=bile_duct, vessels=vessels,
-                                   gallbladder=gallbladder, bowel=bowel)
+    critical = critical_structures(
+        min_temperature_c, bile_duct=bile_duct, vessels=vessels, gallbladder=gallbladder, bowel=bowel
+    )
     return Coverage(
         lesions=per_lesion,
         frozen_volume_ml=frozen_volume_ml,
         frozen_liver_ml=frozen_liver_ml,
         frozen_liver_fraction=frozen_liver_fraction,
         critical=critical,
-        risks=risk_flags(per_lesion, critical, frozen_volume_ml, heat_sink_lesions=heat_sink_lesions,
-                         limits=limits),
+        risks=risk_flags(per_lesion, critical, frozen_volume_ml, heat_sink_lesions=heat_sink_lesions, limits=limits),
     )
 
 
-def isotherm_depth_mm(min_temperature_c: np.ndarray, spacing_mm, isotherm_c: float = -20.0,
-                      edge_c: float = 0.0) -> float:
+def isotherm_depth_mm(
+    min_temperature_c: np.ndarray, spacing_mm, isotherm_c: float = -20.0, edge_c: float = 0.0
+) -> float:
     """Median depth of the `isotherm_c` surface below the `edge_c` surface (the ice edge), in mm.
 
     Used to re-fit a simulation to an observed ice ball: the lethal zone predicted inside the observed

@@ -12,8 +12,8 @@ spacing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -97,8 +97,15 @@ def _sampling_seed(seed: int) -> int:
     return int(seed) % (2**31 - 1) + 1
 
 
-def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False, seed: int = 0,
-             max_iterations: int = 200, exclude: np.ndarray | None = None) -> Registration:
+def register(
+    pre_image: Volume,
+    intra_image: Volume,
+    *,
+    deformable: bool = False,
+    seed: int = 0,
+    max_iterations: int = 200,
+    exclude: np.ndarray | None = None,
+) -> Registration:
     """Register the pre-procedural image (moving) onto the intraprocedural one (fixed).
 
     Rigid (Euler 3-D) registration by Mattes mutual information (Mattes et al., IEEE TMI 2003;22:120)
@@ -123,15 +130,20 @@ def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(0.25, _sampling_seed(seed))
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3,
-                                                     numberOfIterations=max_iterations,
-                                                     relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0,
+        minStep=1e-3,
+        numberOfIterations=max_iterations,
+        relaxationFactor=0.6,
+        gradientMagnitudeTolerance=1e-6,
+    )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel([4, 2, 1])
     method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    initial = sitk.CenteredTransformInitializer(
+        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
+    )
     method.SetInitialTransform(initial, inPlace=False)
     rigid = method.Execute(fixed, moving)
     stop = method.GetOptimizerStopConditionDescription()
@@ -183,13 +195,15 @@ def register(pre_image: Volume, intra_image: Volume, *, deformable: bool = False
 
 def resample_mask(mask: Volume, onto: Volume, transform: sitk.Transform) -> np.ndarray:
     """Resample a binary mask through `transform` onto `onto`'s grid (linear interpolation, ≥ 0.5)."""
-    moved = sitk.Resample(to_sitk(mask.with_array(np.asarray(mask.array) > 0)), to_sitk(onto), transform,
-                          sitk.sitkLinear, 0.0)
+    moved = sitk.Resample(
+        to_sitk(mask.with_array(np.asarray(mask.array) > 0)), to_sitk(onto), transform, sitk.sitkLinear, 0.0
+    )
     return from_sitk(moved, onto) >= 0.5
 
 
-def segment_ice(intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: float | None = None,
-                search_radius_mm: float = 40.0) -> tuple[np.ndarray, float]:
+def segment_ice(
+    intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: float | None = None, search_radius_mm: float = 40.0
+) -> tuple[np.ndarray, float]:
     """Segment the ice ball on an intraprocedural CT: the hypodense region connected to the seeds.
 
     Frozen tissue is hypoattenuating on CT (≈ 0 HU against ≈ 50–100 HU for liver; Sandison et al.,
@@ -209,8 +223,9 @@ def segment_ice(intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: flo
     metal = image > METAL_HU
     tissue = (~metal).astype(np.float32)
     sigma = 1.0 / spacing
-    smoothed = (ndimage.gaussian_filter(np.where(metal, 0.0, image), sigma)
-                / np.maximum(ndimage.gaussian_filter(tissue, sigma), 1e-6))
+    smoothed = ndimage.gaussian_filter(np.where(metal, 0.0, image), sigma) / np.maximum(
+        ndimage.gaussian_filter(tissue, sigma), 1e-6
+    )
     seeds_index = np.rint(intra_image.lps_to_index(np.atleast_2d(seeds_lps))).astype(int)
     inside = np.all((seeds_index >= 0) & (seeds_index < np.array(intra_image.shape)), axis=1)
     if not inside.any():
@@ -240,8 +255,14 @@ def segment_ice(intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: flo
     return ice, threshold_hu
 
 
-def _ice_mask(intra_image: Volume, ice: Volume | None, registration: Registration | None, tumour: Volume,
-              probe_tips_lps, ice_threshold_hu):
+def _ice_mask(
+    intra_image: Volume,
+    ice: Volume | None,
+    registration: Registration | None,
+    tumour: Volume,
+    probe_tips_lps,
+    ice_threshold_hu,
+):
     """The given ice mask on the intraprocedural grid, or the segmented one seeded at the probe tips
     (mapped through the registration) or at the registered tumour's centroid."""
     if ice is not None:
@@ -313,7 +334,9 @@ class MarginReport:
             "lethal_isotherm_c": self.lethal_isotherm_c,
             "lethal_zone_method": self.lethal_zone_method,
             "fit": None if self.fit is None else self.fit.to_dict(),
-            "lethal_depth_behind_ice_edge_mm": rounded(self.lethal_depth_mm) if self.lethal_zone_method == "erosion" else None,
+            "lethal_depth_behind_ice_edge_mm": rounded(self.lethal_depth_mm)
+            if self.lethal_zone_method == "erosion"
+            else None,
             "ice_threshold_hu": rounded(self.ice_threshold_hu),
             "ice_volume_ml": rounded(self.ice_volume_ml),
             "ice_min_margin_mm": rounded(self.ice_min_margin_mm),
@@ -435,12 +458,16 @@ def verify_margins(
                 if refined.converged and refined.correlation > registration.correlation:
                     registration = refined
                 else:
-                    reasons_kept = f"B-spline refinement did not improve the match (correlation " \
-                                   f"{refined.correlation:.3f} vs {registration.correlation:.3f}); rigid kept"
+                    reasons_kept = (
+                        f"B-spline refinement did not improve the match (correlation "
+                        f"{refined.correlation:.3f} vs {registration.correlation:.3f}); rigid kept"
+                    )
                     registration.stop_condition += f"; {reasons_kept}"
         if not registration.converged:
-            reasons.append(f"registration did not converge ({registration.stop_condition}; "
-                           f"correlation {registration.correlation:.2f})")
+            reasons.append(
+                f"registration did not converge ({registration.stop_condition}; "
+                f"correlation {registration.correlation:.2f})"
+            )
         transform = registration.transform
     else:
         transform = sitk.Transform(3, sitk.sitkIdentity)
@@ -450,11 +477,20 @@ def verify_margins(
     spacing = intra_image.spacing_mm
     ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, probe_tips_lps, ice_threshold_hu)
     report = MarginReport(
-        registration=registration, margin_mm=float(margin_mm), lethal_isotherm_c=float(lethal_isotherm_c),
-        lethal_depth_mm=float(lethal_depth_mm), ice_threshold_hu=threshold,
+        registration=registration,
+        margin_mm=float(margin_mm),
+        lethal_isotherm_c=float(lethal_isotherm_c),
+        lethal_depth_mm=float(lethal_depth_mm),
+        ice_threshold_hu=threshold,
         ice_volume_ml=float(ice_mask.sum()) * intra_image.voxel_volume_ml,
-        ice_min_margin_mm=None, ice_mean_margin_mm=None, lethal_min_margin_mm=None, margin_covered_pct=None,
-        verdict="unverified", reasons=reasons, tumour=tumour_intra, ice=ice_mask,
+        ice_min_margin_mm=None,
+        ice_mean_margin_mm=None,
+        lethal_min_margin_mm=None,
+        margin_covered_pct=None,
+        verdict="unverified",
+        reasons=reasons,
+        tumour=tumour_intra,
+        ice=ice_mask,
     )
     if not ice_mask.any():
         reasons.append("no ice ball found on the intraprocedural image")
@@ -463,16 +499,26 @@ def verify_margins(
     lethal = None
     # The re-fit needs the probes where they are: it is skipped when the registration is not trusted.
     if probes and not reasons:
-        vessels_intra = None if vessels is None else intra_image.with_array(resample_mask(vessels, intra_image, transform))
-        report.fit = fit_flow_fraction(intra_image.with_array(ice_mask), probes_in_intra(probes, registration), protocol,
-                                       vessels=vessels_intra, lethal_isotherm_c=lethal_isotherm_c,
-                                       grid_mm=refit_grid_mm, progress=progress)
+        vessels_intra = (
+            None if vessels is None else intra_image.with_array(resample_mask(vessels, intra_image, transform))
+        )
+        report.fit = fit_flow_fraction(
+            intra_image.with_array(ice_mask),
+            probes_in_intra(probes, registration),
+            protocol,
+            vessels=vessels_intra,
+            lethal_isotherm_c=lethal_isotherm_c,
+            grid_mm=refit_grid_mm,
+            progress=progress,
+        )
         if report.fit.accepted:
             lethal = lethal_zone_inside_ice(report.fit, intra_image, ice_mask, lethal_isotherm_c)
             report.lethal_zone_method = "refitted_simulation"
         else:
-            reasons.append(f"simulation re-fit not used: {report.fit.failure}; lethal zone from the ice eroded "
-                           f"by {lethal_depth_mm:.1f} mm")
+            reasons.append(
+                f"simulation re-fit not used: {report.fit.failure}; lethal zone from the ice eroded "
+                f"by {lethal_depth_mm:.1f} mm"
+            )
     if lethal is None:
         lethal = ice_distance >= lethal_depth_mm
     lethal_distance = signed_distance_mm(lethal, spacing)
@@ -502,10 +548,15 @@ def verify_margins(
             point = intra_image.index_to_lps(index)
             side = patient_side(point - centroid)
             if side not in sides:
-                sides[side] = {"side": side, "lps_mm": [round(float(v), 1) for v in point],
-                               "lethal_margin_mm": round(float(lethal_distance[tuple(index)]), 2)}
+                sides[side] = {
+                    "side": side,
+                    "lps_mm": [round(float(v), 1) for v in point],
+                    "lethal_margin_mm": round(float(lethal_distance[tuple(index)]), 2),
+                }
         report.where = list(sides.values())[:6]
         area_pct = 100.0 * len(short) / max(int(tumour_surface.sum()), 1)
-        reasons.append(f"lethal margin below {margin_mm:g} mm over {area_pct:.0f} % of the tumour surface, "
-                       f"worst {report.lethal_min_margin_mm:.1f} mm on the {report.where[0]['side']} side")
+        reasons.append(
+            f"lethal margin below {margin_mm:g} mm over {area_pct:.0f} % of the tumour surface, "
+            f"worst {report.lethal_min_margin_mm:.1f} mm on the {report.where[0]['side']} side"
+        )
     return report

@@ -8,20 +8,34 @@ Assessment → imaging → planning units → placement (fast candidates, then f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import VESSELS, Anatomy, anatomy_from_labels, lesion_components, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import (
+    VESSELS,
+    Anatomy,
+    anatomy_from_labels,
+    lesion_components,
+    load_anatomy,
+    measure_lesions,
+)
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import Coverage, RiskLimits, coverage, coverage_curve, margin_shell
 from cryoplan.planning.placement import (
-    Candidate, PathMap, PlanningAnatomy, PlanSettings, build_target, escalations, ranked_directions,
-    search_candidates, vessel_components,
+    Candidate,
+    PathMap,
+    PlanningAnatomy,
+    PlanSettings,
+    build_target,
+    escalations,
+    ranked_directions,
+    search_candidates,
+    vessel_components,
 )
 from cryoplan.thermal import TISSUES, Grid, ThermalResult, Vessel, get_probe, simulate
 
@@ -46,9 +60,9 @@ class UnitPlan:
     candidate: Candidate
     result: ThermalResult
     coverage: Coverage
-    lesion_masks: dict[str, np.ndarray]     # on the simulation grid
+    lesion_masks: dict[str, np.ndarray]  # on the simulation grid
     margin_masks: dict[str, np.ndarray]
-    structures: dict[str, np.ndarray]        # bile_duct, large_vessels, liver on the simulation grid
+    structures: dict[str, np.ndarray]  # bile_duct, large_vessels, liver on the simulation grid
     history_points: dict[str, list[float]]
     simulations: list[dict] = field(default_factory=list)
     uncertainty: object | None = None
@@ -107,19 +121,29 @@ def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple
         shell = ndimage.binary_dilation(mask, iterations=2) & ~mask
         contact = float(np.mean(liver[shell] | masks.get("tumour")[shell])) if shell.any() else 0.0
         if contact < MIN_LIVER_CONTACT:
-            raise InputError(f"lesions.{lesion_id}", "a tumour inside the liver",
-                             f"{100 * (1 - contact):.0f} % of its surroundings outside the liver")
+            raise InputError(
+                f"lesions.{lesion_id}",
+                "a tumour inside the liver",
+                f"{100 * (1 - contact):.0f} % of its surroundings outside the liver",
+            )
     vessels = np.zeros(ct.shape, dtype=bool)
     for name in VESSELS:
         if name in masks:
             vessels |= masks[name]
     heat_sink = {
         m.id: f"{m.heat_sink_vessel.replace('_', ' ')} of {m.heat_sink_vessel_calibre_mm:.0f} mm within 10 mm"
-        for m in measurements.values() if m.heat_sink and m.heat_sink_vessel
+        for m in measurements.values()
+        if m.heat_sink and m.heat_sink_vessel
     }
     planning = PlanningAnatomy(
-        grid=ct, liver=liver | masks["tumour"], body=body_mask(ct), lesions=lesions, vessels=vessels,
-        bile_duct=masks.get("bile_duct"), gallbladder=masks.get("gallbladder"), bone=masks.get("bone"),
+        grid=ct,
+        liver=liver | masks["tumour"],
+        body=body_mask(ct),
+        lesions=lesions,
+        vessels=vessels,
+        bile_duct=masks.get("bile_duct"),
+        gallbladder=masks.get("gallbladder"),
+        bone=masks.get("bone"),
         heat_sink=heat_sink,
     )
     return planning, {k: m.to_json() for k, m in measurements.items()}
@@ -128,8 +152,11 @@ def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple
 def planning_units(anatomy: PlanningAnatomy, margin_mm: float) -> list[list[str]]:
     """Group lesions whose tumour + margin regions lie within `SHARED_PLAN_GAP_MM` of each other."""
     ids = list(anatomy.lesions)
-    reach = {i: ndimage.distance_transform_edt(~anatomy.lesions[i], sampling=anatomy.grid.spacing_mm)
-             for i in ids} if len(ids) > 1 else {}
+    reach = (
+        {i: ndimage.distance_transform_edt(~anatomy.lesions[i], sampling=anatomy.grid.spacing_mm) for i in ids}
+        if len(ids) > 1
+        else {}
+    )
     parent = {i: i for i in ids}
 
     def root(i):
@@ -153,8 +180,9 @@ def planning_units(anatomy: PlanningAnatomy, margin_mm: float) -> list[list[str]
 def resample_mask(mask: np.ndarray, source: Volume, grid: Grid) -> np.ndarray:
     """A mask of `source`'s grid sampled (nearest voxel) at the centres of `grid`."""
     index = source.lps_to_index(grid.centres_mm())
-    return ndimage.map_coordinates(mask.astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant",
-                                   cval=0).astype(bool)
+    return ndimage.map_coordinates(
+        mask.astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant", cval=0
+    ).astype(bool)
 
 
 def simulation_grid(target_points: np.ndarray, candidate: Candidate, spacing_mm: float) -> Grid:
@@ -165,8 +193,17 @@ def simulation_grid(target_points: np.ndarray, candidate: Candidate, spacing_mm:
     return Grid.around(np.vstack([target_points, np.array(ends)]), SIMULATION_REACH_MM, spacing_mm)
 
 
-def simulate_plan(anatomy: PlanningAnatomy, lesion_ids: list[str], candidate: Candidate, settings: PlanSettings,
-                  *, tissues=None, probes=None, progress=None, grid_mm: float | None = None):
+def simulate_plan(
+    anatomy: PlanningAnatomy,
+    lesion_ids: list[str],
+    candidate: Candidate,
+    settings: PlanSettings,
+    *,
+    tissues=None,
+    probes=None,
+    progress=None,
+    grid_mm: float | None = None,
+):
     """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
 
     Returns
@@ -194,7 +231,9 @@ def simulate_plan(anatomy: PlanningAnatomy, lesion_ids: list[str], candidate: Ca
         edge = surface_points[int(np.argmin(distance))]
     else:
         tips = np.array([p.tip_lps_mm for p in candidate.probes])
-        edge = surface_points[int(np.argmax(np.min(np.linalg.norm(surface_points[:, None] - tips[None], axis=-1), axis=1)))]
+        edge = surface_points[
+            int(np.argmax(np.min(np.linalg.norm(surface_points[:, None] - tips[None], axis=-1), axis=1)))
+        ]
     history_points = {"tumour edge": edge}
     duct = structures.get("bile_duct")
     if duct is not None and duct.any():
@@ -202,32 +241,47 @@ def simulate_plan(anatomy: PlanningAnatomy, lesion_ids: list[str], candidate: Ca
         nearest = np.unravel_index(int(np.argmin(np.where(duct, distance, np.inf))), duct.shape)
         history_points["nearest bile duct"] = grid.origin_mm + np.array(nearest) * grid.spacing_mm
     result = simulate(
-        grid, probes if probes is not None else [p.placement() for p in candidate.probes],
+        grid,
+        probes if probes is not None else [p.placement() for p in candidate.probes],
         settings.protocol(candidate.freeze_minutes),
         tissue_labels=tumour.astype(np.int32),
         tissues=tissues or {0: TISSUES["liver"], 1: TISSUES["tumour"]},
-        vessels=vessels, record_points=history_points,
+        vessels=vessels,
+        record_points=history_points,
         isotherms_c=sorted({0.0, -20.0, -40.0, settings.lethal_isotherm_c}, reverse=True),
         progress=progress,
     )
     return result, lesion_masks, structures, {k: [float(x) for x in v] for k, v in history_points.items()}
 
 
-def unit_coverage(result: ThermalResult, lesion_masks, structures, anatomy: PlanningAnatomy,
-                  settings: PlanSettings) -> Coverage:
+def unit_coverage(
+    result: ThermalResult, lesion_masks, structures, anatomy: PlanningAnatomy, settings: PlanSettings
+) -> Coverage:
     return coverage(
-        result.min_temperature_c, [result.grid.spacing_mm] * 3, lesion_masks,
-        liver=structures["liver"], bile_duct=structures.get("bile_duct"),
-        vessels=structures["large_vessels"], gallbladder=structures.get("gallbladder"),
-        lethal_isotherm_c=settings.lethal_isotherm_c, margin_mm=settings.margin_mm,
+        result.min_temperature_c,
+        [result.grid.spacing_mm] * 3,
+        lesion_masks,
+        liver=structures["liver"],
+        bile_duct=structures.get("bile_duct"),
+        vessels=structures["large_vessels"],
+        gallbladder=structures.get("gallbladder"),
+        lethal_isotherm_c=settings.lethal_isotherm_c,
+        margin_mm=settings.margin_mm,
         heat_sink_lesions={k: v for k, v in anatomy.heat_sink.items() if k in lesion_masks},
-        limits=RiskLimits(critical_temperature_c=settings.critical_temperature_c,
-                          coverage_target_pct=settings.coverage_target_pct),
+        limits=RiskLimits(
+            critical_temperature_c=settings.critical_temperature_c, coverage_target_pct=settings.coverage_target_pct
+        ),
     )
 
 
-def plan_unit(anatomy: PlanningAnatomy, path_map: PathMap, lesion_ids: list[str], settings: PlanSettings,
-              unit_id: str, progress: Progress | None = None) -> UnitPlan:
+def plan_unit(
+    anatomy: PlanningAnatomy,
+    path_map: PathMap,
+    lesion_ids: list[str],
+    settings: PlanSettings,
+    unit_id: str,
+    progress: Progress | None = None,
+) -> UnitPlan:
     """Choose, simulate and (when it falls short) escalate the plan of one planning unit."""
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
@@ -235,38 +289,55 @@ def plan_unit(anatomy: PlanningAnatomy, path_map: PathMap, lesion_ids: list[str]
     directions = ranked_directions(path_map, target.centre, settings, thickest, deepest)
     where = f"lesions.{','.join(lesion_ids)}"
     if not directions:
-        raise InputError(where, "a straight probe path from the skin entry window that avoids vessels of "
-                                f"≥ {settings.min_vessel_calibre_mm:g} mm, bile ducts, gallbladder and bone",
-                         "none found")
+        raise InputError(
+            where,
+            "a straight probe path from the skin entry window that avoids vessels of "
+            f"≥ {settings.min_vessel_calibre_mm:g} mm, bile ducts, gallbladder and bone",
+            "none found",
+        )
     if progress:
         progress(f"{unit_id}: searching layouts", 0.0)
     candidates = search_candidates(target, path_map, settings, directions)
     if not candidates:
         # Nothing meets the target even on estimates: take the best-covering feasible layout of the
         # most probes and let the full simulation report (and flag) the shortfall.
-        candidates = search_candidates(target, path_map, replace(settings, coverage_target_pct=0.0), directions,
-                                       min_probes=settings.max_probes)
+        candidates = search_candidates(
+            target, path_map, replace(settings, coverage_target_pct=0.0), directions, min_probes=settings.max_probes
+        )
         candidates.sort(key=lambda c: -c.estimated_margin_covered_pct)
     if not candidates:
-        raise InputError(where, "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
-                         f"none feasible with {settings.paths} paths")
+        raise InputError(
+            where,
+            "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
+            f"none feasible with {settings.paths} paths",
+        )
     queue = [candidates[0]]
     simulations = []
     best = None
     while queue and len(simulations) < settings.max_full_simulations:
         candidate = queue.pop(0)
         if progress:
-            progress(f"{unit_id}: full simulation {len(simulations) + 1} ({len(candidate.probes)} probes, "
-                     f"{candidate.freeze_minutes:g} min)", 0.0)
+            progress(
+                f"{unit_id}: full simulation {len(simulations) + 1} ({len(candidate.probes)} probes, "
+                f"{candidate.freeze_minutes:g} min)",
+                0.0,
+            )
         started = time.perf_counter()
-        simulated = simulate_plan(anatomy, lesion_ids, candidate, settings,
-                                  progress=(lambda f: progress(None, f)) if progress else None)
+        simulated = simulate_plan(
+            anatomy, lesion_ids, candidate, settings, progress=(lambda f: progress(None, f)) if progress else None
+        )
         result, lesion_masks, structures, history_points = simulated
         covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
-        worst = min(l.margin_covered_pct for l in covered.lesions)
-        simulations.append({"probes": len(candidate.probes), "freeze_minutes": candidate.freeze_minutes,
-                            "probe_type": candidate.probes[0].probe_id, "margin_covered_pct": round(worst, 2),
-                            "elapsed_s": round(time.perf_counter() - started, 2)})
+        worst = min(lesion.margin_covered_pct for lesion in covered.lesions)
+        simulations.append(
+            {
+                "probes": len(candidate.probes),
+                "freeze_minutes": candidate.freeze_minutes,
+                "probe_type": candidate.probes[0].probe_id,
+                "margin_covered_pct": round(worst, 2),
+                "elapsed_s": round(time.perf_counter() - started, 2),
+            }
+        )
         if best is None or worst > best[0]:
             best = (worst, candidate, simulated, covered)
         if worst >= settings.coverage_target_pct:
@@ -274,10 +345,22 @@ def plan_unit(anatomy: PlanningAnatomy, path_map: PathMap, lesion_ids: list[str]
         if not queue:
             queue = escalations(candidate, target, path_map, settings, directions)
     _, candidate, (result, lesion_masks, structures, history_points), covered = best
-    margin_masks = {i: margin_shell(m, settings.margin_mm, [result.grid.spacing_mm] * 3, structures["liver"])
-                    for i, m in lesion_masks.items()}
-    return UnitPlan(unit_id, lesion_ids, candidate, result, covered, lesion_masks, margin_masks, structures,
-                    history_points, simulations)
+    margin_masks = {
+        i: margin_shell(m, settings.margin_mm, [result.grid.spacing_mm] * 3, structures["liver"])
+        for i, m in lesion_masks.items()
+    }
+    return UnitPlan(
+        unit_id,
+        lesion_ids,
+        candidate,
+        result,
+        covered,
+        lesion_masks,
+        margin_masks,
+        structures,
+        history_points,
+        simulations,
+    )
 
 
 # ------------------------------------------------------------------------------------------ the case
@@ -291,8 +374,13 @@ def load_source(source, case=None):
         imaging = source.imaging
         if imaging is None:
             raise InputError("imaging", "an imaging section (image and labels or masks) to plan on")
-        ct, anatomy = load_anatomy(imaging.image, labels=imaging.labels, label_preset=imaging.label_preset,
-                                   label_map=imaging.labels_map, masks=imaging.masks)
+        ct, anatomy = load_anatomy(
+            imaging.image,
+            labels=imaging.labels,
+            label_preset=imaging.label_preset,
+            label_map=imaging.labels_map,
+            masks=imaging.masks,
+        )
         if anatomy is None:
             raise InputError("imaging.labels", "a segmentation with the liver and the tumour")
         dicom = Path(imaging.image) if Path(imaging.image).is_dir() else None
@@ -303,9 +391,17 @@ def load_source(source, case=None):
     raise InputError("case", "a case with imaging or a phantom", type(source).__name__)
 
 
-def plan_case(source, out_dir: str | Path | None = None, uncertainty_samples: int = 0, scheduler: str | None = None,
-              progress: Progress | None = None, *, settings: PlanSettings = PlanSettings(), case=None,
-              seed: int = 0) -> CasePlan:
+def plan_case(
+    source,
+    out_dir: str | Path | None = None,
+    uncertainty_samples: int = 0,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+    *,
+    settings: PlanSettings = PlanSettings(),
+    case=None,
+    seed: int = 0,
+) -> CasePlan:
     """Plan a case: assessment, imaging, placement, full simulation, coverage and optional uncertainty.
 
     Parameters
@@ -351,12 +447,15 @@ def plan_case(source, out_dir: str | Path | None = None, uncertainty_samples: in
 
         started = time.perf_counter()
         for unit in units:
-            unit.uncertainty = run_uncertainty(planning, unit, settings, samples=uncertainty_samples,
-                                               scheduler=scheduler, seed=seed, progress=progress)
+            unit.uncertainty = run_uncertainty(
+                planning, unit, settings, samples=uncertainty_samples, scheduler=scheduler, seed=seed, progress=progress
+            )
         timing["uncertainty_s"] = time.perf_counter() - started
-    notes = ["Every voxel of the simulation grid outside the tumour is simulated as liver (surrounding organs "
-             "and fat included), and the tumour takes the liver baseline properties (physics.md gives no "
-             "tumour-specific values)."]
+    notes = [
+        "Every voxel of the simulation grid outside the tumour is simulated as liver (surrounding organs "
+        "and fat included), and the tumour takes the liver baseline properties (physics.md gives no "
+        "tumour-specific values)."
+    ]
     plan = CasePlan(settings, assessment, ct, planning, measurements, units, timing, dicom, notes)
     if out_dir is not None:
         from cryoplan.report.plan_report import write_plan_outputs
@@ -372,5 +471,7 @@ def coverage_curves(unit: UnitPlan) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     curves = {}
     for lesion_id, mask in unit.lesion_masks.items():
         curves[f"{lesion_id} tumour"] = coverage_curve(unit.result.min_temperature_c, mask)
-        curves[f"{lesion_id} tumour + margin"] = coverage_curve(unit.result.min_temperature_c, unit.margin_masks[lesion_id])
+        curves[f"{lesion_id} tumour + margin"] = coverage_curve(
+            unit.result.min_temperature_c, unit.margin_masks[lesion_id]
+        )
     return curves

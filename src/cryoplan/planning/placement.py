@@ -116,7 +116,7 @@ class PlanSettings:
     chart_grid_mm: float = 2.0
     max_full_simulations: int = 3
 
-    def check(self) -> "PlanSettings":
+    def check(self) -> PlanSettings:
         """Validate the settings; `InputError` names the first bad one."""
         if not -60.0 <= self.lethal_isotherm_c <= -10.0:
             raise InputError("lethal_isotherm_c", "a lethal isotherm between −60 and −10 °C", self.lethal_isotherm_c)
@@ -131,8 +131,9 @@ class PlanSettings:
         if self.freeze_count not in (1, 2):
             raise InputError("freeze_count", "1 or 2 freezes", self.freeze_count)
         if not 0 < self.passive_thaw_minutes <= 30:
-            raise InputError("passive_thaw_minutes", "a thaw of more than 0 and at most 30 minutes",
-                             self.passive_thaw_minutes)
+            raise InputError(
+                "passive_thaw_minutes", "a thaw of more than 0 and at most 30 minutes", self.passive_thaw_minutes
+            )
         if not self.spacing_mm or any(not (5 <= s <= 30) for s in self.spacing_mm):
             raise InputError("spacing_mm", "probe spacings between 5 and 30 mm", self.spacing_mm)
         for n, probe_id in enumerate(self.probe_types):
@@ -240,7 +241,7 @@ def fibonacci_directions(count: int) -> np.ndarray:
     """`count` unit vectors spread evenly over the sphere (Fibonacci lattice; González, Math Geosci 2010)."""
     index = np.arange(count) + 0.5
     polar = np.arccos(1 - 2 * index / count)
-    azimuth = np.pi * (1 + 5 ** 0.5) * index
+    azimuth = np.pi * (1 + 5**0.5) * index
     return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
 
 
@@ -253,7 +254,7 @@ class PathMap:
     clearance_mm: np.ndarray
 
     @classmethod
-    def build(cls, anatomy: PlanningAnatomy, min_calibre_mm: float) -> "PathMap":
+    def build(cls, anatomy: PlanningAnatomy, min_calibre_mm: float) -> PathMap:
         forbidden = anatomy.forbidden(min_calibre_mm)
         if forbidden.any():
             clearance = ndimage.distance_transform_edt(~forbidden, sampling=anatomy.grid.spacing_mm)
@@ -285,8 +286,9 @@ class PathMap:
         return float(self._sample(self.clearance_mm, points, 1, np.inf).min())
 
 
-def probe_paths(path_map: PathMap, tips: np.ndarray, directions: np.ndarray, probe_radius_mm: float,
-                max_path_mm: float):
+def probe_paths(
+    path_map: PathMap, tips: np.ndarray, directions: np.ndarray, probe_radius_mm: float, max_path_mm: float
+):
     """Skin entries of probes ending at `tips` and inserted along `directions` (one direction for
     parallel probes, or one per probe); None if any path leaves no clearance of `PATH_CLEARANCE_MM`
     beyond the probe's radius, or is too long."""
@@ -304,12 +306,20 @@ def probe_paths(path_map: PathMap, tips: np.ndarray, directions: np.ndarray, pro
 def entry_directions(settings: PlanSettings, count: int = 800) -> np.ndarray:
     """Insertion directions (skin → tip) allowed by the entry window."""
     outward = fibonacci_directions(count)
-    allowed = (outward[:, 1] <= settings.entry_max_posterior) & (np.abs(outward[:, 2]) <= settings.entry_max_craniocaudal)
+    allowed = (outward[:, 1] <= settings.entry_max_posterior) & (
+        np.abs(outward[:, 2]) <= settings.entry_max_craniocaudal
+    )
     return -outward[allowed]
 
 
-def ranked_directions(path_map: PathMap, centre: np.ndarray, settings: PlanSettings, probe_radius_mm: float,
-                      depth_mm: float = 0.0, keep: int = 8) -> list[np.ndarray]:
+def ranked_directions(
+    path_map: PathMap,
+    centre: np.ndarray,
+    settings: PlanSettings,
+    probe_radius_mm: float,
+    depth_mm: float = 0.0,
+    keep: int = 8,
+) -> list[np.ndarray]:
     """Feasible insertion directions to `centre`, spread at least 12° apart.
 
     Directions whose path stays clear down to `depth_mm` beyond the centre (where a probe's tip lies
@@ -388,7 +398,7 @@ def segment_distance_mm(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.n
     return float(np.linalg.norm(w + s * u - t * v))
 
 
-def converging_spacing_ok(probes: list["ProbePlan"], settings: PlanSettings) -> bool:
+def converging_spacing_ok(probes: list[ProbePlan], settings: PlanSettings) -> bool:
     """Whether converging probes keep the spacing rules where they freeze and along their tracts.
 
     Active zones: no two closer than the smallest allowed spacing anywhere (they come closest at their
@@ -403,8 +413,13 @@ def converging_spacing_ok(probes: list["ProbePlan"], settings: PlanSettings) -> 
         active_gap = segment_distance_mm(*first.active_segment_mm(), *second.active_segment_mm())
         if active_gap < min(settings.spacing_mm) - 1e-6:
             return False
-        gap = segment_distance_mm(probes[j].entry_lps_mm, probes[j].tip_lps_mm, probes[k].entry_lps_mm,
-                                  probes[k].tip_lps_mm) - first.probe.radius_mm - second.probe.radius_mm
+        gap = (
+            segment_distance_mm(
+                probes[j].entry_lps_mm, probes[j].tip_lps_mm, probes[k].entry_lps_mm, probes[k].tip_lps_mm
+            )
+            - first.probe.radius_mm
+            - second.probe.radius_mm
+        )
         if gap < 2 * max(first.probe.radius_mm, second.probe.radius_mm):
             return False
         tips = float(np.linalg.norm(probes[j].tip_lps_mm - probes[k].tip_lps_mm))
@@ -434,8 +449,9 @@ class IsothermChart:
 
     def cooling(self, radial_mm: np.ndarray, axial_mm: np.ndarray) -> np.ndarray:
         """Drop of the minimum temperature below the far field caused by one probe (K)."""
-        interpolate = RegularGridInterpolator((self.radial_mm, self.axial_mm), self.min_temperature_c,
-                                              bounds_error=False, fill_value=self.far_field_c)
+        interpolate = RegularGridInterpolator(
+            (self.radial_mm, self.axial_mm), self.min_temperature_c, bounds_error=False, fill_value=self.far_field_c
+        )
         return self.far_field_c - interpolate(np.stack([radial_mm, axial_mm], axis=-1))
 
     def combine(self, coolings: list[np.ndarray], exponent: float | None = None) -> np.ndarray:
@@ -443,7 +459,7 @@ class IsothermChart:
         (p = ∞: the coldest probe alone; p = 1: linear superposition)."""
         p = self.combination_exponent if exponent is None else exponent
         stacked = np.stack(coolings)
-        total = stacked.max(axis=0) if math.isinf(p) else np.sum(stacked ** p, axis=0) ** (1.0 / p)
+        total = stacked.max(axis=0) if math.isinf(p) else np.sum(stacked**p, axis=0) ** (1.0 / p)
         return self.far_field_c - total
 
 
@@ -482,14 +498,26 @@ def isotherm_chart(probe_id: str, protocol_text: str, grid_mm: float) -> Isother
     path = chart_cache_dir() / f"chart-{key}.npz"
     if path.is_file():
         with np.load(path) as stored:
-            return IsothermChart(probe_id, float(stored["freeze_minutes"]), stored["radial_mm"], stored["axial_mm"],
-                                 stored["min_temperature_c"], float(stored["combination_exponent"]))
+            return IsothermChart(
+                probe_id,
+                float(stored["freeze_minutes"]),
+                stored["radial_mm"],
+                stored["axial_mm"],
+                stored["min_temperature_c"],
+                float(stored["combination_exponent"]),
+            )
     chart = _simulate_chart(probe_id, protocol_text, grid_mm)
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, freeze_minutes=chart.freeze_minutes, radial_mm=chart.radial_mm, axial_mm=chart.axial_mm,
-                         min_temperature_c=chart.min_temperature_c, combination_exponent=chart.combination_exponent)
+                np.savez(
+                    handle,
+                    freeze_minutes=chart.freeze_minutes,
+                    radial_mm=chart.radial_mm,
+                    axial_mm=chart.axial_mm,
+                    min_temperature_c=chart.min_temperature_c,
+                    combination_exponent=chart.combination_exponent,
+                )
     except OSError:
         pass  # a read-only home only costs the next run a recomputation
     return chart
@@ -518,9 +546,15 @@ def _simulate_chart(probe_id: str, protocol_text: str, grid_mm: float) -> Isothe
     chart = IsothermChart(probe_id, float(protocol.phases[0].minutes), radial, axial, np.mean(values, axis=0))
     # The pair: centres of the active zones at (±7.5, 0, 0).
     centres = np.array([[-PAIR_SPACING_MM / 2, 0, 0], [PAIR_SPACING_MM / 2, 0, 0]])
-    pair_grid = Grid.around(np.vstack([centres - [0, 0, half_length], centres + [0, 0, half_length]]), reach_mm, grid_mm)
-    pair = simulate(pair_grid, [ProbePlacement(probe_id, c + to_tip, direction) for c in centres], protocol,
-                    tissues=TISSUES["liver"])
+    pair_grid = Grid.around(
+        np.vstack([centres - [0, 0, half_length], centres + [0, 0, half_length]]), reach_mm, grid_mm
+    )
+    pair = simulate(
+        pair_grid,
+        [ProbePlacement(probe_id, c + to_tip, direction) for c in centres],
+        protocol,
+        tissues=TISSUES["liver"],
+    )
     points = pair_grid.centres_mm().reshape(-1, 3)
     coolings = [chart.cooling(np.linalg.norm((points - c)[:, :2], axis=1), (points - c)[:, 2]) for c in centres]
     simulated = pair.min_temperature_c.reshape(-1)
@@ -589,8 +623,14 @@ class Target:
         return self.tumour_points.mean(axis=0)
 
 
-def build_target(anatomy: PlanningAnatomy, lesion_ids: list[str], margin_mm: float, reach_mm: float = 35.0,
-                 max_points: int = 6000, seed: int = 0) -> Target:
+def build_target(
+    anatomy: PlanningAnatomy,
+    lesion_ids: list[str],
+    margin_mm: float,
+    reach_mm: float = 35.0,
+    max_points: int = 6000,
+    seed: int = 0,
+) -> Target:
     """Tumour, tumour + margin, nearby healthy liver and critical-structure points of a planning unit."""
     from cryoplan.planning.coverage import margin_shell
 
@@ -615,8 +655,9 @@ def build_target(anatomy: PlanningAnatomy, lesion_ids: list[str], margin_mm: flo
 
     healthy_index = np.argwhere(healthy)
     scale = max(len(healthy_index) / max_points, 1.0)
-    return Target(lesion_ids, points(tumour), points(shell), points(healthy), points(critical),
-                  grid.voxel_volume_ml * scale)
+    return Target(
+        lesion_ids, points(tumour), points(shell), points(healthy), points(critical), grid.voxel_volume_ml * scale
+    )
 
 
 def estimate(chart: IsothermChart, tips: np.ndarray, directions: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -649,16 +690,25 @@ def layout_middle(target: Target, direction: np.ndarray) -> np.ndarray:
     return target.centre + direction * 0.5 * (axial.min() + axial.max())
 
 
-def candidate_tips(target: Target, direction: np.ndarray, offsets: np.ndarray, angle: float,
-                   probe_id: str) -> np.ndarray:
+def candidate_tips(
+    target: Target, direction: np.ndarray, offsets: np.ndarray, angle: float, probe_id: str
+) -> np.ndarray:
     """Tips of a parallel layout centred on the target, its active zones centred on the target's axial extent."""
     probe = get_probe(probe_id)
     active_centres = layout_middle(target, direction) + layout_in_plane(direction, offsets, angle)
     return active_centres + direction * (probe.tip_offset_mm + probe.active_length_mm / 2)
 
 
-def converging_layout(target: Target, path_map: PathMap, direction: np.ndarray, offsets: np.ndarray, angle: float,
-                      probe_id: str, entry_scale: float, max_path_mm: float):
+def converging_layout(
+    target: Target,
+    path_map: PathMap,
+    direction: np.ndarray,
+    offsets: np.ndarray,
+    angle: float,
+    probe_id: str,
+    entry_scale: float,
+    max_path_mm: float,
+):
     """Tips and insertion directions of a converging layout, and its skin entry point (the hub).
 
     The active zones are centred where a parallel layout along `direction` would centre them; the hub
@@ -679,8 +729,16 @@ def converging_layout(target: Target, path_map: PathMap, direction: np.ndarray, 
     return tips, directions, hub
 
 
-def candidate_layouts(target: Target, path_map: PathMap, settings: PlanSettings, direction: np.ndarray,
-                      offsets: np.ndarray, angle: float, probe_id: str, spacing_mm: float | None):
+def candidate_layouts(
+    target: Target,
+    path_map: PathMap,
+    settings: PlanSettings,
+    direction: np.ndarray,
+    offsets: np.ndarray,
+    angle: float,
+    probe_id: str,
+    spacing_mm: float | None,
+):
     """The probe axes a layout may take under `settings.paths`: ``(tips, directions, hub)`` with one
     direction and no hub for parallel probes, or one direction per probe and the skin entry point for
     converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout)."""
@@ -689,14 +747,21 @@ def candidate_layouts(target: Target, path_map: PathMap, settings: PlanSettings,
         return
     for entry_spacing in CONVERGING_ENTRY_SPACING_MM:
         if entry_spacing < spacing_mm:
-            layout = converging_layout(target, path_map, direction, offsets, angle, probe_id,
-                                       entry_spacing / spacing_mm, settings.max_path_mm)
+            layout = converging_layout(
+                target, path_map, direction, offsets, angle, probe_id, entry_spacing / spacing_mm, settings.max_path_mm
+            )
             if layout is not None:
                 yield layout
 
 
-def search_candidates(target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray],
-                      min_probes: int = 1, progress=None) -> list[Candidate]:
+def search_candidates(
+    target: Target,
+    path_map: PathMap,
+    settings: PlanSettings,
+    directions: list[np.ndarray],
+    min_probes: int = 1,
+    progress=None,
+) -> list[Candidate]:
     """Every feasible layout of the smallest probe count (from `min_probes`) whose estimate meets the
     target, cheapest first; empty when no count up to the maximum does."""
     found: list[Candidate] = []
@@ -710,8 +775,9 @@ def search_candidates(target: Target, path_map: PathMap, settings: PlanSettings,
             chart = isotherm_chart(probe_id, str(settings.protocol(minutes)), settings.chart_grid_mm)
             probe = get_probe(probe_id)
             for direction, angle in itertools.product(directions, angles if count > 1 else angles[:1]):
-                for centred, axes, hub in candidate_layouts(target, path_map, settings, direction, offsets, angle,
-                                                            probe_id, spacing):
+                for centred, axes, hub in candidate_layouts(
+                    target, path_map, settings, direction, offsets, angle, probe_id, spacing
+                ):
                     # A tip that would reach a forbidden structure is pulled back along its path.
                     for pull_back in PULL_BACK_MM:
                         tips = centred - pull_back * axes
@@ -722,8 +788,10 @@ def search_candidates(target: Target, path_map: PathMap, settings: PlanSettings,
                         continue
                     axes = np.array(np.broadcast_to(axes, tips.shape))
                     probes = [ProbePlan(probe_id, *path) for path in zip(tips, axes, entries)]
-                    if hub is not None and (np.linalg.norm(entries - hub, axis=1).max() > settings.entry_radius_mm
-                                            or not converging_spacing_ok(probes, settings)):
+                    if hub is not None and (
+                        np.linalg.norm(entries - hub, axis=1).max() > settings.entry_radius_mm
+                        or not converging_spacing_ok(probes, settings)
+                    ):
                         continue
                     estimated = estimate(chart, tips, axes, target.margin_points)
                     covered = 100.0 * float(np.mean(estimated <= settings.lethal_isotherm_c))
@@ -732,8 +800,11 @@ def search_candidates(target: Target, path_map: PathMap, settings: PlanSettings,
                     frozen = float(np.sum(estimate(chart, tips, axes, target.healthy_points) <= 0.0))
                     critical_ok = True
                     if len(target.critical_points):
-                        critical_ok = bool(np.all(estimate(chart, tips, axes, target.critical_points)
-                                                  > settings.critical_temperature_c))
+                        critical_ok = bool(
+                            np.all(
+                                estimate(chart, tips, axes, target.critical_points) > settings.critical_temperature_c
+                            )
+                        )
                     found.append(Candidate(probes, minutes, spacing, covered, frozen * target.voxel_ml, critical_ok))
             if progress is not None:
                 progress()
@@ -743,8 +814,9 @@ def search_candidates(target: Target, path_map: PathMap, settings: PlanSettings,
     return found
 
 
-def escalations(chosen: Candidate, target: Target, path_map: PathMap, settings: PlanSettings,
-                directions: list[np.ndarray]) -> list[Candidate]:
+def escalations(
+    chosen: Candidate, target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray]
+) -> list[Candidate]:
     """Plans to try when a full simulation falls short: the same layout frozen longer, then layouts with
     one more probe (cheapest first)."""
     options = []
@@ -753,7 +825,6 @@ def escalations(chosen: Candidate, target: Target, path_map: PathMap, settings: 
         options.append(replace(chosen, freeze_minutes=min(longer)))
     count = len(chosen.probes) + 1
     if count <= settings.max_probes:
-        bigger = search_candidates(target, path_map, replace(settings, max_probes=count), directions,
-                                   min_probes=count)
+        bigger = search_candidates(target, path_map, replace(settings, max_probes=count), directions, min_probes=count)
         options += bigger[:2]
     return options

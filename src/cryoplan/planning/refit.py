@@ -17,8 +17,8 @@ minimum temperature over the protocol reached the lethal isotherm.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -130,8 +130,9 @@ def sphere_volume_ml(radius_mm: float) -> float:
 def _simulation_grid(ice: Volume, probes: Sequence[ProbePlacement], grid_mm: float) -> Grid:
     index = np.argwhere(np.asarray(ice.array, dtype=bool))
     ends = (index.min(axis=0), index.max(axis=0))
-    corners = np.array([[ends[bit][axis] for axis, bit in enumerate(bits)] for bits in np.ndindex(2, 2, 2)],
-                       dtype=np.float64)
+    corners = np.array(
+        [[ends[bit][axis] for axis, bit in enumerate(bits)] for bits in np.ndindex(2, 2, 2)], dtype=np.float64
+    )
     probe_points = [p for placement in probes for p in (placement.tip_mm, *placement.active_segment_mm())]
     return Grid.around(np.vstack([ice.index_to_lps(corners), np.array(probe_points)]), GRID_REACH_MM, grid_mm)
 
@@ -139,8 +140,9 @@ def _simulation_grid(ice: Volume, probes: Sequence[ProbePlacement], grid_mm: flo
 def _on_grid(mask: Volume, grid: Grid) -> np.ndarray:
     """A mask sampled (nearest voxel) at the simulation grid's voxel centres; False outside it."""
     index = mask.lps_to_index(grid.centres_mm())
-    return ndimage.map_coordinates(np.asarray(mask.array).astype(np.uint8), np.moveaxis(index, -1, 0), order=0,
-                                   mode="constant", cval=0).astype(bool)
+    return ndimage.map_coordinates(
+        np.asarray(mask.array).astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant", cval=0
+    ).astype(bool)
 
 
 def _heat_sinks(vessels: Volume, grid: Grid) -> list[Vessel]:
@@ -150,7 +152,7 @@ def _heat_sinks(vessels: Volume, grid: Grid) -> list[Vessel]:
     index = vessels.lps_to_index(grid.origin_mm + corners * grid.spacing_mm)
     lo = np.clip(np.floor(index.min(axis=0)).astype(int) - 2, 0, vessels.shape)
     hi = np.clip(np.ceil(index.max(axis=0)).astype(int) + 3, 0, vessels.shape)
-    crop = np.asarray(vessels.array)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] > 0
+    crop = np.asarray(vessels.array)[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] > 0
     affine = vessels.affine.copy()
     affine[:3, 3] = vessels.index_to_lps(lo)
     sinks = []
@@ -229,12 +231,18 @@ def fit_flow_fraction(
 
     def mismatch_mm(flow_fraction: float) -> float:
         if progress:
-            progress(f"re-fitting the simulation to the ice: run {len(runs) + 1} "
-                     f"(flow fraction {flow_fraction:.3f})", 0.0)
-        result = simulate(grid, [replace(p, flow_fraction=flow_fraction) for p in probes], protocol,
-                          tissues=TISSUES["liver"], vessels=sinks,
-                          isotherms_c=sorted({ICE_EDGE_C, float(lethal_isotherm_c)}, reverse=True),
-                          progress=(lambda f: progress(None, f)) if progress else None)
+            progress(
+                f"re-fitting the simulation to the ice: run {len(runs) + 1} (flow fraction {flow_fraction:.3f})", 0.0
+            )
+        result = simulate(
+            grid,
+            [replace(p, flow_fraction=flow_fraction) for p in probes],
+            protocol,
+            tissues=TISSUES["liver"],
+            vessels=sinks,
+            isotherms_c=sorted({ICE_EDGE_C, float(lethal_isotherm_c)}, reverse=True),
+            progress=(lambda f: progress(None, f)) if progress else None,
+        )
         runs[flow_fraction] = result
         return equivalent_radius_mm(result.isotherm_volume_ml(ICE_EDGE_C, "final")) - target_mm
 
@@ -274,17 +282,32 @@ def fit_flow_fraction(
     overlap = dice(simulated, observed)
     failure = None
     if best_g < -MAX_RADIUS_MISMATCH_MM:
-        failure = (f"the observed ice ({observed_ml:.1f} ml) is larger than the probes make at full flow "
-                   f"({sphere_volume_ml(target_mm + best_g):.1f} ml)")
+        failure = (
+            f"the observed ice ({observed_ml:.1f} ml) is larger than the probes make at full flow "
+            f"({sphere_volume_ml(target_mm + best_g):.1f} ml)"
+        )
     elif best_g > MAX_RADIUS_MISMATCH_MM:
-        failure = (f"the observed ice ({observed_ml:.1f} ml) is smaller than the probes make at "
-                   f"{best:g} of full flow ({sphere_volume_ml(target_mm + best_g):.1f} ml)")
+        failure = (
+            f"the observed ice ({observed_ml:.1f} ml) is smaller than the probes make at "
+            f"{best:g} of full flow ({sphere_volume_ml(target_mm + best_g):.1f} ml)"
+        )
     elif overlap < MIN_ICE_DICE:
-        failure = (f"the fitted 0 °C isotherm overlaps the observed ice poorly (Dice {overlap:.2f} < "
-                   f"{MIN_ICE_DICE:g}): probes not where given, or the ice segmentation is off")
-    return IceFit(parameter=FIT_PARAMETER, value=float(best), ice_dice=overlap, simulations=len(runs),
-                  observed_ice_ml=observed_ml, simulated_ice_ml=result.isotherm_volume_ml(ICE_EDGE_C, "final"),
-                  protocol=str(protocol), vessel_count=len(sinks), failure=failure, result=result)
+        failure = (
+            f"the fitted 0 °C isotherm overlaps the observed ice poorly (Dice {overlap:.2f} < "
+            f"{MIN_ICE_DICE:g}): probes not where given, or the ice segmentation is off"
+        )
+    return IceFit(
+        parameter=FIT_PARAMETER,
+        value=float(best),
+        ice_dice=overlap,
+        simulations=len(runs),
+        observed_ice_ml=observed_ml,
+        simulated_ice_ml=result.isotherm_volume_ml(ICE_EDGE_C, "final"),
+        protocol=str(protocol),
+        vessel_count=len(sinks),
+        failure=failure,
+        result=result,
+    )
 
 
 def lethal_zone_inside_ice(fit: IceFit, intra_image: Volume, ice: np.ndarray, lethal_isotherm_c: float) -> np.ndarray:

@@ -24,8 +24,8 @@ from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, simulate
 
 TIP_SIGMA_MM = 2.0
 DIRECTION_SIGMA_DEG = 2.0
-LATENT_HEAT_RANGE = (0.6, 1.4)          # ±40 % (physics.md §2)
-PERFUSION_DECADE = 1.0                  # log-uniform over one order of magnitude around the baseline
+LATENT_HEAT_RANGE = (0.6, 1.4)  # ±40 % (physics.md §2)
+PERFUSION_DECADE = 1.0  # log-uniform over one order of magnitude around the baseline
 CONDUCTIVITY_RANGE = (0.9, 1.1)
 
 
@@ -44,8 +44,9 @@ class SampleContext:
     direction_sigma_deg: float
 
 
-def perturbed_probes(probes: list[ProbePlacement], rng: np.random.Generator, tip_sigma_mm: float,
-                     direction_sigma_deg: float) -> list[ProbePlacement]:
+def perturbed_probes(
+    probes: list[ProbePlacement], rng: np.random.Generator, tip_sigma_mm: float, direction_sigma_deg: float
+) -> list[ProbePlacement]:
     """Probes with a normal tip error (σ per axis) and a direction tilted by a normal angle."""
     moved = []
     for probe in probes:
@@ -92,8 +93,15 @@ def run_sample(context: SampleContext, index: int, seed: int) -> tuple[int, np.n
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
     tissues, factors = perturbed_tissues(rng)
-    result = simulate(context.grid, probes, parse_protocol(context.protocol_text), tissue_labels=context.tissue_labels,
-                      tissues=tissues, vessels=context.vessels, isotherms_c=(0.0, context.lethal_isotherm_c))
+    result = simulate(
+        context.grid,
+        probes,
+        parse_protocol(context.protocol_text),
+        tissue_labels=context.tissue_labels,
+        tissues=tissues,
+        vessels=context.vessels,
+        isotherms_c=(0.0, context.lethal_isotherm_c),
+    )
     lethal = result.min_temperature_c <= context.lethal_isotherm_c
     covered = 100.0 * float(np.mean(lethal[context.margin_mask]))
     return index, np.packbits(lethal.ravel()), covered, factors
@@ -138,12 +146,13 @@ class UncertaintyResult:
         }
 
 
-def sample_context(unit, settings, grid_mm: float | None, tip_sigma_mm: float, direction_sigma_deg: float,
-                   anatomy) -> SampleContext:
+def sample_context(
+    unit, settings, grid_mm: float | None, tip_sigma_mm: float, direction_sigma_deg: float, anatomy
+) -> SampleContext:
     """The unit's final simulation set-up, on the uncertainty grid (the final grid unless given)."""
+    from cryoplan.planning.coverage import margin_shell
     from cryoplan.planning.pipeline import resample_mask, simulation_grid
     from cryoplan.planning.placement import build_target, vessel_components
-    from cryoplan.planning.coverage import margin_shell
 
     target = build_target(anatomy, unit.lesion_ids, settings.margin_mm)
     grid = simulation_grid(target.margin_points, unit.candidate, grid_mm or settings.grid_mm)
@@ -153,18 +162,28 @@ def sample_context(unit, settings, grid_mm: float | None, tip_sigma_mm: float, d
     liver = resample_mask(anatomy.liver, anatomy.grid, grid)
     large = resample_mask(anatomy.large_vessels(settings.min_vessel_calibre_mm), anatomy.grid, grid)
     return SampleContext(
-        grid=grid, tissue_labels=tumour.astype(np.int32),
+        grid=grid,
+        tissue_labels=tumour.astype(np.int32),
         vessels=[Vessel(m, c) for m, c in vessel_components(large, [grid.spacing_mm] * 3)],
         probes=[p.placement() for p in unit.candidate.probes],
         protocol_text=str(settings.protocol(unit.candidate.freeze_minutes)),
         margin_mask=margin_shell(tumour, settings.margin_mm, [grid.spacing_mm] * 3, liver),
-        lethal_isotherm_c=settings.lethal_isotherm_c, tip_sigma_mm=tip_sigma_mm,
+        lethal_isotherm_c=settings.lethal_isotherm_c,
+        tip_sigma_mm=tip_sigma_mm,
         direction_sigma_deg=direction_sigma_deg,
     )
 
 
-def monte_carlo(context: SampleContext, samples: int, *, seed: int = 0, scheduler: str | None = None,
-                workers: int = 2, progress=None, coverage_target_pct: float = 99.0) -> UncertaintyResult:
+def monte_carlo(
+    context: SampleContext,
+    samples: int,
+    *,
+    seed: int = 0,
+    scheduler: str | None = None,
+    workers: int = 2,
+    progress=None,
+    coverage_target_pct: float = 99.0,
+) -> UncertaintyResult:
     """Run `samples` Monte Carlo samples on Dask and gather the probability map.
 
     Parameters
@@ -185,15 +204,17 @@ def monte_carlo(context: SampleContext, samples: int, *, seed: int = 0, schedule
     cluster = None
     try:
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            )
             client = Client(cluster)
         else:
             try:
                 client = Client(scheduler, timeout=15)
             except (OSError, TimeoutError) as error:
-                raise InputError("scheduler", "the address of a running Dask scheduler (tcp://HOST:PORT)",
-                                 scheduler) from error
+                raise InputError(
+                    "scheduler", "the address of a running Dask scheduler (tcp://HOST:PORT)", scheduler
+                ) from error
         with client:
             worker_count = len(client.scheduler_info()["workers"])
             shared = client.scatter(context, broadcast=True)
@@ -213,17 +234,41 @@ def monte_carlo(context: SampleContext, samples: int, *, seed: int = 0, schedule
             cluster.close()
     probability = (counts / samples).reshape(context.grid.shape).astype(np.float32)
     return UncertaintyResult(
-        samples=samples, seed=seed, probability=Volume(probability, context.grid.affine),
-        margin_covered_pct=covered, coverage_target_pct=coverage_target_pct,
-        tip_sigma_mm=context.tip_sigma_mm, direction_sigma_deg=context.direction_sigma_deg,
-        scheduler=scheduler or "LocalCluster", workers=worker_count, elapsed_s=time.perf_counter() - started,
+        samples=samples,
+        seed=seed,
+        probability=Volume(probability, context.grid.affine),
+        margin_covered_pct=covered,
+        coverage_target_pct=coverage_target_pct,
+        tip_sigma_mm=context.tip_sigma_mm,
+        direction_sigma_deg=context.direction_sigma_deg,
+        scheduler=scheduler or "LocalCluster",
+        workers=worker_count,
+        elapsed_s=time.perf_counter() - started,
     )
 
 
-def run_uncertainty(anatomy, unit, settings, *, samples: int, scheduler: str | None = None, seed: int = 0,
-                    progress=None, grid_mm: float | None = None, workers: int = 2,
-                    tip_sigma_mm: float = TIP_SIGMA_MM, direction_sigma_deg: float = DIRECTION_SIGMA_DEG):
+def run_uncertainty(
+    anatomy,
+    unit,
+    settings,
+    *,
+    samples: int,
+    scheduler: str | None = None,
+    seed: int = 0,
+    progress=None,
+    grid_mm: float | None = None,
+    workers: int = 2,
+    tip_sigma_mm: float = TIP_SIGMA_MM,
+    direction_sigma_deg: float = DIRECTION_SIGMA_DEG,
+):
     """Monte Carlo uncertainty of one planning unit's final plan (see the module docstring)."""
     context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
-    return monte_carlo(context, samples, seed=seed, scheduler=scheduler, workers=workers, progress=progress,
-                       coverage_target_pct=settings.coverage_target_pct)
+    return monte_carlo(
+        context,
+        samples,
+        seed=seed,
+        scheduler=scheduler,
+        workers=workers,
+        progress=progress,
+        coverage_target_pct=settings.coverage_target_pct,
+    )

@@ -72,8 +72,13 @@ class Plane:
     def sample(self, volume: Volume, order: int = 1, outside: float = 0.0) -> np.ndarray:
         """Values of `volume` on the plane (linear, or nearest for order 0); `outside` beyond its grid."""
         index = volume.lps_to_index(self.points())
-        return ndimage.map_coordinates(np.asarray(volume.array, dtype=np.float32), np.moveaxis(index, -1, 0),
-                                       order=order, mode="constant", cval=outside)
+        return ndimage.map_coordinates(
+            np.asarray(volume.array, dtype=np.float32),
+            np.moveaxis(index, -1, 0),
+            order=order,
+            mode="constant",
+            cval=outside,
+        )
 
     def project(self, points_lps) -> np.ndarray:
         """(horizontal, vertical) coordinates of LPS points projected on the plane."""
@@ -88,8 +93,13 @@ class Plane:
     def decorate(self, ax, title: str) -> None:
         h_axis, v_axis, _ = self.axes
         left, right, top, bottom = PLANES[self.name][1]
-        style = dict(transform=ax.transAxes, color="white", fontsize=9, fontweight="bold",
-                     bbox=dict(facecolor="black", alpha=0.55, pad=1.5, edgecolor="none"))
+        style = dict(
+            transform=ax.transAxes,
+            color="white",
+            fontsize=9,
+            fontweight="bold",
+            bbox=dict(facecolor="black", alpha=0.55, pad=1.5, edgecolor="none"),
+        )
         ax.text(0.02, 0.5, left, ha="left", va="center", **style)
         ax.text(0.98, 0.5, right, ha="right", va="center", **style)
         ax.text(0.5, 0.98, top, ha="center", va="top", **style)
@@ -102,12 +112,20 @@ class Plane:
         ax.set_aspect("equal")
 
 
-def _contour(ax, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid",
-             width: float = 1.4) -> None:
+def _contour(
+    ax, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid", width: float = 1.4
+) -> None:
     if np.nanmin(values) < level < np.nanmax(values):
         horizontal, vertical = plane.coordinates()
-        ax.contour(horizontal, vertical, np.nan_to_num(values, nan=np.nanmax(values)), levels=[level],
-                   colors=[colour], linewidths=width, linestyles=style)
+        ax.contour(
+            horizontal,
+            vertical,
+            np.nan_to_num(values, nan=np.nanmax(values)),
+            levels=[level],
+            colors=[colour],
+            linewidths=width,
+            linestyles=style,
+        )
 
 
 def _background(ax, plane: Plane, ct: Volume | None) -> None:
@@ -115,8 +133,15 @@ def _background(ax, plane: Plane, ct: Volume | None) -> None:
     if ct is None:
         return
     # A soft-tissue window (W 400, L 40).
-    ax.imshow(plane.sample(ct, outside=np.nan), cmap="gray", vmin=-160, vmax=240, extent=plane.extent(), origin="upper",
-              interpolation="bilinear")
+    ax.imshow(
+        plane.sample(ct, outside=np.nan),
+        cmap="gray",
+        vmin=-160,
+        vmax=240,
+        extent=plane.extent(),
+        origin="upper",
+        interpolation="bilinear",
+    )
 
 
 def lesion_slices_figure(
@@ -151,11 +176,20 @@ def lesion_slices_figure(
     figure = Figure(figsize=(11.5, 4.6), layout="constrained")
     axes = figure.subplots(1, 3)
     structure_colours = ["#1a9641", "#fdae61", "#e6e600", "#f781bf"]
-    handles = [Line2D([], [], color="white", lw=2, label="tumour"),
-               Line2D([], [], color="white", lw=1.2, ls="--", label="tumour + margin")]
-    handles += [Line2D([], [], color=ISOTHERM_COLOURS.get(float(t), "cyan"), lw=1.6,
-                       label=f"{t:g} °C" + (" (lethal)" if t == lethal_isotherm_c else ""))
-                for t in isotherms_c]
+    handles = [
+        Line2D([], [], color="white", lw=2, label="tumour"),
+        Line2D([], [], color="white", lw=1.2, ls="--", label="tumour + margin"),
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=ISOTHERM_COLOURS.get(float(t), "cyan"),
+            lw=1.6,
+            label=f"{t:g} °C" + (" (lethal)" if t == lethal_isotherm_c else ""),
+        )
+        for t in isotherms_c
+    ]
     for (name, _), colour in zip((structures or {}).items(), structure_colours):
         handles.append(Line2D([], [], color=colour, lw=1, label=name.replace("_", " ")))
     handles.append(Line2D([], [], color="yellow", marker="o", lw=1.5, label="probe (tip ●)"))
@@ -165,7 +199,7 @@ def lesion_slices_figure(
         _contour(ax, plane, plane.sample(tumour, order=1), 0.5, "white", width=2.0)
         if margin is not None:
             _contour(ax, plane, plane.sample(margin, order=1), 0.5, "white", "dashed", 1.2)
-        for (name, mask), colour in zip((structures or {}).items(), structure_colours):
+        for (_name, mask), colour in zip((structures or {}).items(), structure_colours):
             _contour(ax, plane, plane.sample(mask, order=1), 0.5, colour, width=1.0)
         temperatures = plane.sample(temperature, outside=np.nan)
         for isotherm in isotherms_c:
@@ -182,14 +216,14 @@ def lesion_slices_figure(
             else:
                 labels_at[(th, tv)] = [label]
         for (th, tv), names in labels_at.items():
-            ax.annotate(",".join(names), (th, tv), xytext=(4, 4), textcoords="offset points", color="yellow",
-                        fontsize=7)
+            ax.annotate(
+                ",".join(names), (th, tv), xytext=(4, 4), textcoords="offset points", color="yellow", fontsize=7
+            )
         horizontal, vertical = plane.coordinates()
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
         plane.decorate(ax, title)
-    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8,
-                  **LEGEND)
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8, **LEGEND)
     return figure
 
 
@@ -227,13 +261,22 @@ def overview_3d_figure(
         return True
 
     handles = []
-    for lesion_id, tumour in tumours.items():
+    for tumour in tumours.values():
         add_surface(tumour.with_array(np.asarray(tumour.array, dtype=np.float32)), 0.5, "#d95f02", 0.9)
     handles.append(Line2D([], [], color="#d95f02", lw=6, label="tumour"))
-    if add_surface(temperature, lethal_isotherm_c, ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"), 0.25,
-                   below=True):
-        handles.append(Line2D([], [], color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"), lw=6,
-                              alpha=0.4, label=f"lethal isotherm {lethal_isotherm_c:g} °C"))
+    if add_surface(
+        temperature, lethal_isotherm_c, ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"), 0.25, below=True
+    ):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "#7b3294"),
+                lw=6,
+                alpha=0.4,
+                label=f"lethal isotherm {lethal_isotherm_c:g} °C",
+            )
+        )
     if vessels is not None and np.any(vessels.array):
         add_surface(vessels.with_array(np.asarray(vessels.array, dtype=np.float32)), 0.5, "#2166ac", 0.35)
         handles.append(Line2D([], [], color="#2166ac", lw=6, alpha=0.5, label="large vessels"))
@@ -243,8 +286,14 @@ def overview_3d_figure(
         ax.text(*entry, label, fontsize=7)
     if probes:
         handles.append(Line2D([], [], color="black", lw=1.5, label="probe paths"))
-    corners = np.array([[i, j, k] for i in (0, temperature.shape[0] - 1) for j in (0, temperature.shape[1] - 1)
-                        for k in (0, temperature.shape[2] - 1)])
+    corners = np.array(
+        [
+            [i, j, k]
+            for i in (0, temperature.shape[0] - 1)
+            for j in (0, temperature.shape[1] - 1)
+            for k in (0, temperature.shape[2] - 1)
+        ]
+    )
     bounds = temperature.index_to_lps(corners)
     ax.set_xlim(bounds[:, 0].min(), bounds[:, 0].max())
     ax.set_ylim(bounds[:, 1].max(), bounds[:, 1].min())  # anterior towards the viewer
@@ -260,9 +309,13 @@ def overview_3d_figure(
     return figure
 
 
-def temperature_history_figure(histories: dict[str, tuple[np.ndarray, np.ndarray]], *,
-                               isotherms_c=(0.0, -20.0, -40.0), phases: list[tuple[str, float, float]] = (),
-                               title: str = "Temperature at the tumour edge and the nearest duct") -> Figure:
+def temperature_history_figure(
+    histories: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    isotherms_c=(0.0, -20.0, -40.0),
+    phases: list[tuple[str, float, float]] = (),
+    title: str = "Temperature at the tumour edge and the nearest duct",
+) -> Figure:
     """Temperature–time curves at named points, with the isotherms and the protocol's phases shaded.
 
     Parameters
@@ -280,8 +333,15 @@ def temperature_history_figure(histories: dict[str, tuple[np.ndarray, np.ndarray
         ax.plot(np.asarray(times_s) / 60.0, temperatures_c, lw=1.6, label=name)
     for isotherm in isotherms_c:
         ax.axhline(isotherm, color=ISOTHERM_COLOURS.get(float(isotherm), "grey"), lw=0.8, ls=":")
-        ax.annotate(f"{isotherm:g} °C", (1.0, isotherm), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize=7)
+        ax.annotate(
+            f"{isotherm:g} °C",
+            (1.0, isotherm),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
     ax.set_xlabel("time from the start of the first freeze (min)")
     ax.set_ylabel("temperature (°C)")
     ax.set_title(title, fontsize=10)
@@ -290,8 +350,12 @@ def temperature_history_figure(histories: dict[str, tuple[np.ndarray, np.ndarray
     return figure
 
 
-def coverage_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, lethal_isotherm_c: float = -20.0,
-                          title: str = "Coverage curve (cumulative tumour volume by minimum temperature)") -> Figure:
+def coverage_curve_figure(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    lethal_isotherm_c: float = -20.0,
+    title: str = "Coverage curve (cumulative tumour volume by minimum temperature)",
+) -> Figure:
     """Fraction of each tumour (and tumour + margin) whose minimum temperature is ≤ T, against T.
 
     Parameters
@@ -303,8 +367,13 @@ def coverage_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, l
     ax = figure.subplots()
     for label, (temperatures_c, fraction) in curves.items():
         ax.plot(temperatures_c, 100.0 * np.asarray(fraction), lw=1.8, label=label)
-    ax.axvline(lethal_isotherm_c, color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "purple"), ls="--", lw=1,
-               label=f"lethal isotherm {lethal_isotherm_c:g} °C")
+    ax.axvline(
+        lethal_isotherm_c,
+        color=ISOTHERM_COLOURS.get(lethal_isotherm_c, "purple"),
+        ls="--",
+        lw=1,
+        label=f"lethal isotherm {lethal_isotherm_c:g} °C",
+    )
     ax.axhline(99.0, color="grey", ls=":", lw=1, label="99 % target")
     ax.set_xlabel("minimum temperature reached T (°C)")
     ax.set_ylabel("volume colder than T (%)")
@@ -315,9 +384,17 @@ def coverage_curve_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, l
     return figure
 
 
-def probability_map_figure(centre_lps, probability: Volume, tumour: Volume, *, margin: Volume | None = None,
-                           ct: Volume | None = None, samples: int = 0, half_width_mm: float = 35.0,
-                           title: str = "Probability of lethal coverage") -> Figure:
+def probability_map_figure(
+    centre_lps,
+    probability: Volume,
+    tumour: Volume,
+    *,
+    margin: Volume | None = None,
+    ct: Volume | None = None,
+    samples: int = 0,
+    half_width_mm: float = 35.0,
+    title: str = "Probability of lethal coverage",
+) -> Figure:
     """Axial, coronal and sagittal maps of the probability that a voxel reaches the lethal isotherm."""
     centre = np.asarray(centre_lps, dtype=np.float64)
     figure = Figure(figsize=(11.5, 4.4), layout="constrained")
@@ -327,8 +404,16 @@ def probability_map_figure(centre_lps, probability: Volume, tumour: Volume, *, m
         plane = Plane(plane_name, centre, half_width_mm)
         _background(ax, plane, ct)
         values = plane.sample(probability, order=1)
-        image = ax.imshow(np.ma.masked_less(values, 0.01), cmap="magma", vmin=0, vmax=1, alpha=0.85,
-                          extent=plane.extent(), origin="upper", interpolation="bilinear")
+        image = ax.imshow(
+            np.ma.masked_less(values, 0.01),
+            cmap="magma",
+            vmin=0,
+            vmax=1,
+            alpha=0.85,
+            extent=plane.extent(),
+            origin="upper",
+            interpolation="bilinear",
+        )
         _contour(ax, plane, plane.sample(tumour), 0.5, "white", width=2.0)
         if margin is not None:
             _contour(ax, plane, plane.sample(margin), 0.5, "white", "dashed", 1.2)
@@ -338,15 +423,31 @@ def probability_map_figure(centre_lps, probability: Volume, tumour: Volume, *, m
         ax.set_ylim(vertical[-1], vertical[0])
         plane.decorate(ax, f"{title} ({samples} samples)" if samples else title)
     figure.colorbar(image, ax=axes, shrink=0.8, label="probability of reaching the lethal isotherm")
-    figure.legend(handles=[Line2D([], [], color="white", lw=2, label="tumour"),
-                           Line2D([], [], color="white", ls="--", label="tumour + margin"),
-                           Line2D([], [], color="#00e5ff", label="95 % probability")],
-                  loc="outside lower center", ncol=3, fontsize=8, **LEGEND)
+    figure.legend(
+        handles=[
+            Line2D([], [], color="white", lw=2, label="tumour"),
+            Line2D([], [], color="white", ls="--", label="tumour + margin"),
+            Line2D([], [], color="#00e5ff", label="95 % probability"),
+        ],
+        loc="outside lower center",
+        ncol=3,
+        fontsize=8,
+        **LEGEND,
+    )
     return figure
 
 
-def margin_map_figure(intra_image: Volume, tumour, ice, lethal, surface_margin_mm, *, margin_mm: float,
-                      half_width_mm: float = 40.0, title: str = "Margin map") -> Figure:
+def margin_map_figure(
+    intra_image: Volume,
+    tumour,
+    ice,
+    lethal,
+    surface_margin_mm,
+    *,
+    margin_mm: float,
+    half_width_mm: float = 40.0,
+    title: str = "Margin map",
+) -> Figure:
     """Slices of the intraprocedural CT through the tumour: tumour, ice edge, predicted lethal edge, and
     the lethal margin on the tumour surface coloured against the required margin (mm)."""
     tumour_volume = intra_image.with_array(np.asarray(tumour, dtype=np.float32))
@@ -361,30 +462,56 @@ def margin_map_figure(intra_image: Volume, tumour, ice, lethal, surface_margin_m
     scatter = None
     for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
         # Centre the slices on the thinnest margin so that it shows.
-        plane = Plane(plane_name, np.where(np.arange(3) == PLANES[plane_name][0][2], worst_lps, centre),
-                      half_width_mm)
+        plane = Plane(plane_name, np.where(np.arange(3) == PLANES[plane_name][0][2], worst_lps, centre), half_width_mm)
         _background(ax, plane, intra_image)
         _contour(ax, plane, plane.sample(tumour_volume), 0.5, "white", width=2.0)
-        _contour(ax, plane, plane.sample(intra_image.with_array(np.asarray(ice, dtype=np.float32))), 0.5,
-                 ISOTHERM_COLOURS[0.0], width=1.5)
+        _contour(
+            ax,
+            plane,
+            plane.sample(intra_image.with_array(np.asarray(ice, dtype=np.float32))),
+            0.5,
+            ISOTHERM_COLOURS[0.0],
+            width=1.5,
+        )
         if lethal is not None:
-            _contour(ax, plane, plane.sample(intra_image.with_array(np.asarray(lethal, dtype=np.float32))), 0.5,
-                     ISOTHERM_COLOURS[-20.0], width=1.5)
+            _contour(
+                ax,
+                plane,
+                plane.sample(intra_image.with_array(np.asarray(lethal, dtype=np.float32))),
+                0.5,
+                ISOTHERM_COLOURS[-20.0],
+                width=1.5,
+            )
         fixed = plane.axes[2]
         near = np.abs(margin_lps[:, fixed] - plane.centre_lps[fixed]) <= 0.6 * intra_image.spacing_mm.max()
         projected = plane.project(margin_lps[near])
-        scatter = ax.scatter(projected[:, 0], projected[:, 1], c=margin_values[near], cmap="RdYlGn",
-                             vmin=0, vmax=2 * margin_mm, s=9, edgecolors="none")
-        (wh, wv), = plane.project(worst_lps)
+        scatter = ax.scatter(
+            projected[:, 0],
+            projected[:, 1],
+            c=margin_values[near],
+            cmap="RdYlGn",
+            vmin=0,
+            vmax=2 * margin_mm,
+            s=9,
+            edgecolors="none",
+        )
+        ((wh, wv),) = plane.project(worst_lps)
         ax.plot([wh], [wv], marker="x", color="red", ms=9, mew=2)
         horizontal, vertical = plane.coordinates()
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
         plane.decorate(ax, title)
     figure.colorbar(scatter, ax=axes, shrink=0.8, label="lethal margin at the tumour surface (mm)")
-    figure.legend(handles=[Line2D([], [], color="white", lw=2, label="tumour (registered)"),
-                           Line2D([], [], color=ISOTHERM_COLOURS[0.0], lw=1.5, label="ice edge (observed)"),
-                           Line2D([], [], color=ISOTHERM_COLOURS[-20.0], lw=1.5, label="lethal edge (predicted)"),
-                           Line2D([], [], color="red", marker="x", lw=0, label="thinnest margin")],
-                  loc="outside lower center", ncol=4, fontsize=8, **LEGEND)
+    figure.legend(
+        handles=[
+            Line2D([], [], color="white", lw=2, label="tumour (registered)"),
+            Line2D([], [], color=ISOTHERM_COLOURS[0.0], lw=1.5, label="ice edge (observed)"),
+            Line2D([], [], color=ISOTHERM_COLOURS[-20.0], lw=1.5, label="lethal edge (predicted)"),
+            Line2D([], [], color="red", marker="x", lw=0, label="thinnest margin"),
+        ],
+        loc="outside lower center",
+        ncol=4,
+        fontsize=8,
+        **LEGEND,
+    )
     return figure

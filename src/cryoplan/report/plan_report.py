@@ -140,31 +140,57 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
         for lesion_id, mask in unit.lesion_masks.items():
             centre = unit.result.grid.origin_mm + np.argwhere(mask).mean(axis=0) * unit.result.grid.spacing_mm
             figure = figures.lesion_slices_figure(
-                centre, temperature=temperature, tumour=Volume(mask.astype(np.float32), affine), ct=ct,
-                margin=Volume(unit.margin_masks[lesion_id].astype(np.float32), affine), structures=structures,
-                probes=probes, isotherms_c=ISOTHERMS_C, lethal_isotherm_c=settings.lethal_isotherm_c,
-                title=f"{lesion_id}: minimum temperature isotherms")
-            save(figure, f"{lesion_id}_slices.png", "lesions",
-                 f"{lesion_id}: slices through the lesion centroid with the tumour (white), tumour + "
-                 f"{settings.margin_mm:g} mm (dashed), probes (yellow) and the 0, −20 and −40 °C isotherms "
-                 "of the full simulation.")
+                centre,
+                temperature=temperature,
+                tumour=Volume(mask.astype(np.float32), affine),
+                ct=ct,
+                margin=Volume(unit.margin_masks[lesion_id].astype(np.float32), affine),
+                structures=structures,
+                probes=probes,
+                isotherms_c=ISOTHERMS_C,
+                lethal_isotherm_c=settings.lethal_isotherm_c,
+                title=f"{lesion_id}: minimum temperature isotherms",
+            )
+            save(
+                figure,
+                f"{lesion_id}_slices.png",
+                "lesions",
+                f"{lesion_id}: slices through the lesion centroid with the tumour (white), tumour + "
+                f"{settings.margin_mm:g} mm (dashed), probes (yellow) and the 0, −20 and −40 °C isotherms "
+                "of the full simulation.",
+            )
         figure = figures.overview_3d_figure(
-            temperature, {i: Volume(m.astype(np.float32), affine) for i, m in unit.lesion_masks.items()},
-            lethal_isotherm_c=settings.lethal_isotherm_c, probes=probes,
+            temperature,
+            {i: Volume(m.astype(np.float32), affine) for i, m in unit.lesion_masks.items()},
+            lethal_isotherm_c=settings.lethal_isotherm_c,
+            probes=probes,
             vessels=Volume(unit.structures["large_vessels"].astype(np.float32), affine),
-            title=f"{unit.unit_id} ({', '.join(unit.lesion_ids)}): tumour, lethal isotherm, vessels, probe paths")
-        save(figure, f"{unit.unit_id}_overview_3d.png", "overview",
-             f"{unit.unit_id}: 3-D view of the tumour, the {settings.lethal_isotherm_c:g} °C isotherm, the "
-             f"large vessels and the probe paths (LPS mm).")
+            title=f"{unit.unit_id} ({', '.join(unit.lesion_ids)}): tumour, lethal isotherm, vessels, probe paths",
+        )
+        save(
+            figure,
+            f"{unit.unit_id}_overview_3d.png",
+            "overview",
+            f"{unit.unit_id}: 3-D view of the tumour, the {settings.lethal_isotherm_c:g} °C isotherm, the "
+            f"large vessels and the probe paths (LPS mm).",
+        )
         phases, start = [], 0.0
         for phase in settings.protocol(unit.candidate.freeze_minutes).phases:
             phases.append((phase.kind, start, start + phase.minutes))
             start += phase.minutes
-        figure = figures.temperature_history_figure(unit.result.histories, isotherms_c=ISOTHERMS_C, phases=phases,
-                                                    title=f"{unit.unit_id}: temperature at the tumour edge and the nearest bile duct")
-        save(figure, f"{unit.unit_id}_temperature_history.png", "histories",
-             f"{unit.unit_id}: temperature–time curves at the tumour edge (the point facing the strongest heat "
-             "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.")
+        figure = figures.temperature_history_figure(
+            unit.result.histories,
+            isotherms_c=ISOTHERMS_C,
+            phases=phases,
+            title=f"{unit.unit_id}: temperature at the tumour edge and the nearest bile duct",
+        )
+        save(
+            figure,
+            f"{unit.unit_id}_temperature_history.png",
+            "histories",
+            f"{unit.unit_id}: temperature–time curves at the tumour edge (the point facing the strongest heat "
+            "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.",
+        )
         from cryoplan.planning.pipeline import coverage_curves
 
         curves.update(coverage_curves(unit))
@@ -173,14 +199,26 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
             mask = unit.lesion_masks[lesion_id]
             centre = unit.result.grid.origin_mm + np.argwhere(mask).mean(axis=0) * unit.result.grid.spacing_mm
             figure = figures.probability_map_figure(
-                centre, unit.uncertainty.probability, Volume(mask.astype(np.float32), affine),
-                margin=Volume(unit.margin_masks[lesion_id].astype(np.float32), affine), ct=ct,
-                samples=unit.uncertainty.samples)
-            save(figure, f"{unit.unit_id}_probability.png", "uncertainty",
-                 f"{unit.unit_id}: probability that each voxel reaches {settings.lethal_isotherm_c:g} °C under "
-                 "placement error and tissue-property uncertainty (Monte Carlo).")
-    save(figures.coverage_curve_figure(curves, lethal_isotherm_c=settings.lethal_isotherm_c), "coverage_curve.png",
-         "coverage", "Coverage curve: share of each tumour (and tumour + margin) colder than T, against T.")
+                centre,
+                unit.uncertainty.probability,
+                Volume(mask.astype(np.float32), affine),
+                margin=Volume(unit.margin_masks[lesion_id].astype(np.float32), affine),
+                ct=ct,
+                samples=unit.uncertainty.samples,
+            )
+            save(
+                figure,
+                f"{unit.unit_id}_probability.png",
+                "uncertainty",
+                f"{unit.unit_id}: probability that each voxel reaches {settings.lethal_isotherm_c:g} °C under "
+                "placement error and tissue-property uncertainty (Monte Carlo).",
+            )
+    save(
+        figures.coverage_curve_figure(curves, lethal_isotherm_c=settings.lethal_isotherm_c),
+        "coverage_curve.png",
+        "coverage",
+        "Coverage curve: share of each tumour (and tumour + margin) colder than T, against T.",
+    )
     return written
 
 
@@ -188,8 +226,13 @@ def render_plan_html(document: dict, figure_sections: dict, case_label: str) -> 
     """The tumour-board report as a standalone HTML page (figures referenced relatively)."""
     css = (Path(__file__).parent / "templates" / "plan.css").read_text(encoding="utf-8")
     return _environment.get_template("plan.html.j2").render(
-        plan=document, figures=figure_sections, css=css, case_label=case_label, version=__version__,
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        plan=document,
+        figures=figure_sections,
+        css=css,
+        case_label=case_label,
+        version=__version__,
+        generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
 
 
 def write_pdf(html: str, base: Path, path: Path) -> None:
@@ -211,15 +254,30 @@ def write_plan_outputs(plan, out_dir: Path, progress=None) -> dict:
         temperature = combined_min_temperature(plan)
         write_nifti(temperature, tmp / "min_temperature.nii.gz")
         masks = {f"isotherm {t:g} C": np.asarray(temperature.array) <= t for t in ISOTHERMS_C}
-        outputs = {"plan": "plan.json", "min_temperature": "min_temperature.nii.gz",
-                   "report_html": "report.html", "report_pdf": "report.pdf"}
+        outputs = {
+            "plan": "plan.json",
+            "min_temperature": "min_temperature.nii.gz",
+            "report_html": "report.html",
+            "report_pdf": "report.pdf",
+        }
         if plan.source_dicom is not None:
             # DICOM-SEG segments must lie on the source series' grid.
-            index = np.moveaxis(temperature.lps_to_index(plan.ct.index_to_lps(
-                np.stack(np.meshgrid(*[np.arange(n) for n in plan.ct.shape], indexing="ij"), axis=-1))), -1, 0)
+            index = np.moveaxis(
+                temperature.lps_to_index(
+                    plan.ct.index_to_lps(
+                        np.stack(np.meshgrid(*[np.arange(n) for n in plan.ct.shape], indexing="ij"), axis=-1)
+                    )
+                ),
+                -1,
+                0,
+            )
             on_ct = ndimage.map_coordinates(temperature.array, index, order=1, mode="constant", cval=37.0)
-            write_dicom_seg({name: on_ct <= t for (name, _), t in zip(masks.items(), ISOTHERMS_C)},
-                            plan.source_dicom, tmp / "isotherms_seg.dcm", "cryoplan isotherms")
+            write_dicom_seg(
+                {name: on_ct <= t for (name, _), t in zip(masks.items(), ISOTHERMS_C)},
+                plan.source_dicom,
+                tmp / "isotherms_seg.dcm",
+                "cryoplan isotherms",
+            )
             outputs["isotherms"] = ["isotherms_seg.dcm"]
         else:
             outputs["isotherms"] = []

@@ -8,9 +8,9 @@ security headers.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -59,9 +59,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     engine = database.make_engine(settings.resolved_database_url())
     database.migrate(engine)
     sessions = database.session_factory(engine)
-    runner = JobRunner(sessions, settings.data_dir, settings.dask_scheduler, settings.dask_workers,
-                       settings.job_max_attempts, lambda db, case: run_document(db, case, settings.data_dir),
-                       settings.plan_options())
+    runner = JobRunner(
+        sessions,
+        settings.data_dir,
+        settings.dask_scheduler,
+        settings.dask_workers,
+        settings.job_max_attempts,
+        lambda db, case: run_document(db, case, settings.data_dir),
+        settings.plan_options(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -70,8 +76,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         runner.close()
         engine.dispose()
 
-    app = FastAPI(title="cryoplan case review", version=__version__, lifespan=lifespan,
-                  description="Cases, documents, workflow, assessments and plans of liver-tumour cryoablation.")
+    app = FastAPI(
+        title="cryoplan case review",
+        version=__version__,
+        lifespan=lifespan,
+        description="Cases, documents, workflow, assessments and plans of liver-tumour cryoablation.",
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
@@ -101,8 +111,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     def error(request: Request, status: int, message: str, **extra) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message, **extra}, status_code=status)
-        return app.state.templates.TemplateResponse(request, "error.html", {"status": status, "message": message},
-                                                    status_code=status)
+        return app.state.templates.TemplateResponse(
+            request, "error.html", {"status": status, "message": message}, status_code=status
+        )
 
     @app.exception_handler(NotLoggedIn)
     async def _login_redirect(request: Request, _exc: NotLoggedIn):
@@ -143,9 +154,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/vendor/niivue.js", include_in_schema=False)
     def niivue_bundle() -> Response:
         if not NIIVUE_BUNDLE.exists():
-            return Response("NiiVue is not installed: run npm ci --prefix src/cryoplan/service/viewer",
-                            status_code=404, media_type="text/plain")
-        return Response(NIIVUE_BUNDLE.read_bytes(), media_type="text/javascript",
-                        headers={"Cache-Control": "max-age=3600"})
+            return Response(
+                "NiiVue is not installed: run npm ci --prefix src/cryoplan/service/viewer",
+                status_code=404,
+                media_type="text/plain",
+            )
+        return Response(
+            NIIVUE_BUNDLE.read_bytes(), media_type="text/javascript", headers={"Cache-Control": "max-age=3600"}
+        )
 
     return app

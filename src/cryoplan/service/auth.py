@@ -61,9 +61,7 @@ def login(db: Session, username: str, password: str, address: str, max_failures:
     """
     since = utcnow() - dt.timedelta(seconds=window_s)
     by_name = db.scalar(select(func.count()).where(LoginFailure.username == username, LoginFailure.at >= since))
-    by_address = db.scalar(
-        select(func.count()).where(LoginFailure.client_address == address, LoginFailure.at >= since)
-    )
+    by_address = db.scalar(select(func.count()).where(LoginFailure.client_address == address, LoginFailure.at >= since))
     if by_name >= max_failures or by_address >= 4 * max_failures:
         raise LoginLocked(username)
     user = db.scalar(select(User).where(User.username == username, User.active.is_(True)))
@@ -114,7 +112,7 @@ def _find_actor(db: Session, request: Request) -> Actor | None:
     auth_token, user = row
     expires_at = auth_token.expires_at
     if expires_at.tzinfo is None:  # SQLite returns naive datetimes
-        expires_at = expires_at.replace(tzinfo=dt.timezone.utc)
+        expires_at = expires_at.replace(tzinfo=dt.UTC)
     if expires_at < utcnow():
         return None
     return Actor(user.id, user.username, Role(user.role), client_address(request), kind, auth_token.csrf_token)

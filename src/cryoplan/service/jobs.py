@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -115,8 +115,15 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                 scheduler = get_worker().scheduler.address
                 secede()
                 try:
-                    plan_case(case, tmp, uncertainty_samples=options.uncertainty_samples, scheduler=scheduler,
-                              progress=progress, settings=settings, seed=options.seed)
+                    plan_case(
+                        case,
+                        tmp,
+                        uncertainty_samples=options.uncertainty_samples,
+                        scheduler=scheduler,
+                        progress=progress,
+                        settings=settings,
+                        seed=options.seed,
+                    )
                 finally:
                     rejoin()
         else:
@@ -129,8 +136,16 @@ class JobRunner:
     """Submits jobs to Dask (a LocalCluster started on first use, or the configured scheduler) and keeps
     the job rows up to date."""
 
-    def __init__(self, sessions: sessionmaker[Session], data_dir: Path, scheduler: str | None, workers: int,
-                 max_attempts: int, prepare_document: Callable[[Session, Case], dict], plan_options: PlanOptions):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        data_dir: Path,
+        scheduler: str | None,
+        workers: int,
+        max_attempts: int,
+        prepare_document: Callable[[Session, Case], dict],
+        plan_options: PlanOptions,
+    ):
         self._sessions = sessions
         self._plan_options = plan_options
         self._jobs_dir = data_dir / "jobs"
@@ -166,8 +181,9 @@ class JobRunner:
                 if self._scheduler:
                     self._client = Client(self._scheduler)
                 else:
-                    self._cluster = LocalCluster(n_workers=self._workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address=None)
+                    self._cluster = LocalCluster(
+                        n_workers=self._workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
                     self._client = Client(self._cluster)
             return self._client
 
@@ -191,8 +207,13 @@ class JobRunner:
                 kind = job.kind
             self._jobs_dir.mkdir(parents=True, exist_ok=True)
             future = self._dask_client().submit(
-                run_job, kind, document, str(self.output_dir(job_id)),
-                str(self._jobs_dir / f"{job_id}.progress.json"), self._plan_options, pure=False,
+                run_job,
+                kind,
+                document,
+                str(self.output_dir(job_id)),
+                str(self._jobs_dir / f"{job_id}.progress.json"),
+                self._plan_options,
+                pure=False,
                 key=f"cryoplan-job-{job_id}-{utcnow().timestamp()}",
             )
         except Exception as error:  # noqa: BLE001  (recorded on the job, never lost)
@@ -225,8 +246,10 @@ class JobRunner:
             for job in stale:
                 if job.attempts >= self._max_attempts:
                     job.status = JobStatus.failed.value
-                    job.error = (f"the server stopped during the job; not resumed after {job.attempts} "
-                                 f"attempt(s) (CRYOPLAN_JOB_MAX_ATTEMPTS={self._max_attempts})")
+                    job.error = (
+                        f"the server stopped during the job; not resumed after {job.attempts} "
+                        f"attempt(s) (CRYOPLAN_JOB_MAX_ATTEMPTS={self._max_attempts})"
+                    )
                     job.finished_at = utcnow()
                     audit(db, None, "job_failed", "job", job.id, job.case_id, detail=job.error)
                 else:

@@ -97,8 +97,7 @@ def html_to_pdf(html: str) -> bytes:
     return HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
 
 
-def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path,
-                    deid_key: str) -> bytes:
+def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path, deid_key: str) -> bytes:
     """The referral zip: report.pdf, the de-identified DICOM of the case's DICOM-zip CTs (PS3.15 Basic
     Profile, through `cryoplan.imaging.deid`, UIDs replaced under `deid_key`), and plan.json with the
     isotherm DICOM-SEG of the newest plan."""
@@ -109,8 +108,9 @@ def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, 
         packet.writestr("report.pdf", report)
         for document in store.documents(db, case_id):
             if document.purpose == "ct" and document.file_type == "dicom_zip":
-                for name, data in _deidentified_series(data_dir / "documents" / document.stored_name, case_id,
-                                                         deid_key):
+                for name, data in _deidentified_series(
+                    data_dir / "documents" / document.stored_name, case_id, deid_key
+                ):
                     arcname = f"dicom/document-{document.id}/{name}"
                     packet.writestr(arcname, data)
                     contents.append(arcname)
@@ -120,9 +120,13 @@ def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, 
                 if path.name == "plan.json" or path.suffix == ".dcm":
                     packet.write(path, f"plan/{path.name}")
                     contents.append(f"plan/{path.name}")
-        packet.writestr("manifest.json", json.dumps({"schema_version": 1, "case_id": case_id,
-                                                     "generated_at": utcnow().isoformat(), "files": contents},
-                                                    indent=2))
+        packet.writestr(
+            "manifest.json",
+            json.dumps(
+                {"schema_version": 1, "case_id": case_id, "generated_at": utcnow().isoformat(), "files": contents},
+                indent=2,
+            ),
+        )
     store.audit(db, actor, "referral_packet", "case", case_id, case_id, detail=f"{len(contents)} files")
     return buffer.getvalue()
 

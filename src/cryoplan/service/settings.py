@@ -19,20 +19,32 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CRYOPLAN_", extra="ignore")
 
-    data_dir: Path = Field(Path("cryoplan-data"), description="Where documents, job outputs and the default database live.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file cryoplan.db in data_dir (WAL mode).")
-    secret_key: str | None = Field(None, description="Signs session cookies; default: a random key kept in data_dir/secret_key.")
-    dask_scheduler: str | None = Field(None, description="Address of a Dask scheduler; default: a LocalCluster started on first use.")
+    data_dir: Path = Field(
+        Path("cryoplan-data"), description="Where documents, job outputs and the default database live."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file cryoplan.db in data_dir (WAL mode)."
+    )
+    secret_key: str | None = Field(
+        None, description="Signs session cookies; default: a random key kept in data_dir/secret_key."
+    )
+    dask_scheduler: str | None = Field(
+        None, description="Address of a Dask scheduler; default: a LocalCluster started on first use."
+    )
     dask_workers: int = Field(1, ge=1, description="Worker processes of the default LocalCluster.")
     max_upload_mb: float = Field(200.0, gt=0, description="Largest document accepted, in MiB.")
     max_unzipped_mb: float = Field(1024.0, gt=0, description="Largest total a DICOM zip may expand to, in MiB.")
     max_zip_ratio: float = Field(200.0, gt=1, description="Largest expansion ratio of one zip entry (zip-bomb guard).")
     login_max_failures: int = Field(5, ge=1, description="Failed logins of one user name or address before lock-out.")
     login_window_s: float = Field(900.0, gt=0, description="Window in which failed logins are counted, in seconds.")
-    session_max_age_s: int = Field(8 * 3600, gt=0, description="Lifetime of a session cookie and of an API token, in seconds.")
+    session_max_age_s: int = Field(
+        8 * 3600, gt=0, description="Lifetime of a session cookie and of an API token, in seconds."
+    )
     secure_cookies: bool = Field(False, description="Mark cookies Secure (set when served over HTTPS).")
     job_max_attempts: int = Field(2, ge=1, description="Starts of a job before a server restart marks it failed.")
-    plan_grid_mm: float = Field(1.0, ge=0.5, le=3.0, description="Grid spacing of a plan's final full simulation, mm (coarser is quicker).")
+    plan_grid_mm: float = Field(
+        1.0, ge=0.5, le=3.0, description="Grid spacing of a plan's final full simulation, mm (coarser is quicker)."
+    )
     uncertainty_samples: int = Field(50, ge=1, le=10000, description="Monte Carlo samples of an uncertainty job.")
     plan_seed: int = Field(0, ge=0, description="Seed of the random choices of plan and uncertainty jobs.")
 
@@ -42,15 +54,15 @@ class ServiceSettings(BaseSettings):
             super().__init__(**values)
         except ValidationError as error:
             first = error.errors()[0]
-            raise InputError(f"CRYOPLAN_{str(first['loc'][0]).upper()}", first["msg"].lower(),
-                             first.get("input")) from None
+            raise InputError(
+                f"CRYOPLAN_{str(first['loc'][0]).upper()}", first["msg"].lower(), first.get("input")
+            ) from None
 
     def plan_options(self):
         """The planning choices handed to plan and uncertainty jobs (a `cryoplan.service.jobs.PlanOptions`)."""
         from cryoplan.service.jobs import PlanOptions  # here: jobs.py depends on this module through store.py
 
-        return PlanOptions(grid_mm=self.plan_grid_mm, uncertainty_samples=self.uncertainty_samples,
-                           seed=self.plan_seed)
+        return PlanOptions(grid_mm=self.plan_grid_mm, uncertainty_samples=self.uncertainty_samples, seed=self.plan_seed)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""

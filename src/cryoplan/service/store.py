@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 from cryoplan.errors import InputError
 from cryoplan.service.auth import Actor, password_hasher
 from cryoplan.service.db import discard_on_rollback
-from cryoplan.service.settings import ServiceSettings
-from cryoplan.service.uploads import PURPOSES, receive
 from cryoplan.service.models import (
     AuditEvent,
     AuthToken,
@@ -30,6 +28,8 @@ from cryoplan.service.models import (
     User,
     utcnow,
 )
+from cryoplan.service.settings import ServiceSettings
+from cryoplan.service.uploads import PURPOSES, receive
 
 WORKFLOW = [
     CaseStatus.intake,
@@ -44,8 +44,16 @@ WORKFLOW = [
 # Steps that record a clinical judgement: only clinicians (and admins) take them.
 CLINICAL_STEPS = {CaseStatus.eligibility_reviewed, CaseStatus.planned, CaseStatus.board_decided}
 IMAGE_TYPES = ("nifti", "nifti_gz", "nrrd")
-BOARD_DECISIONS = ("cryoablation", "other_ablation", "resection", "transplant_listing", "tace", "systemic_therapy",
-                   "best_supportive_care", "more_information_needed")
+BOARD_DECISIONS = (
+    "cryoablation",
+    "other_ablation",
+    "resection",
+    "transplant_listing",
+    "tace",
+    "systemic_therapy",
+    "best_supportive_care",
+    "more_information_needed",
+)
 
 
 class NotFound(Exception):
@@ -67,8 +75,16 @@ class NotAllowed(Exception):
     """The workflow or the caller's role does not allow this step (the API answers 403 or 409)."""
 
 
-def audit(db: Session, actor: Actor | None, action: str, object_type: str, object_id: object = None,
-          case_id: int | None = None, detail: str = "", address: str | None = None) -> None:
+def audit(
+    db: Session,
+    actor: Actor | None,
+    action: str,
+    object_type: str,
+    object_id: object = None,
+    case_id: int | None = None,
+    detail: str = "",
+    address: str | None = None,
+) -> None:
     """Append one audit event: who (`actor`), what (`action` on `object_type`/`object_id`), from where."""
     db.add(
         AuditEvent(
@@ -87,8 +103,10 @@ def audit(db: Session, actor: Actor | None, action: str, object_type: str, objec
 
 # --- users ---------------------------------------------------------------------------------------------
 
-def create_user(db: Session, username: str, password: str, role: str, full_name: str = "",
-                actor: Actor | None = None) -> User:
+
+def create_user(
+    db: Session, username: str, password: str, role: str, full_name: str = "", actor: Actor | None = None
+) -> User:
     """Create a user with an Argon2-hashed password."""
     if not (1 <= len(username) <= 64) or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
         raise InputError("username", "1–64 letters, digits, '.', '_' or '-'", username)
@@ -98,8 +116,14 @@ def create_user(db: Session, username: str, password: str, role: str, full_name:
         raise InputError("role", f"one of {[r.value for r in Role]}", role)
     if db.scalar(select(User).where(User.username == username)):
         raise InputError("username", "a name not already taken", username)
-    user = User(username=username, password_hash=password_hasher.hash(password), role=role, full_name=full_name,
-                active=True, created_at=utcnow())
+    user = User(
+        username=username,
+        password_hash=password_hasher.hash(password),
+        role=role,
+        full_name=full_name,
+        active=True,
+        created_at=utcnow(),
+    )
     db.add(user)
     db.flush()
     audit(db, actor, "create", "user", user.id, detail=f"{username} as {role}")
@@ -132,6 +156,7 @@ def deactivate_user(db: Session, actor: Actor, user_id: int) -> User:
 
 # --- cases ---------------------------------------------------------------------------------------------
 
+
 def check_case_document(document: object) -> dict:
     """A case document as the service stores it: a JSON object whose ``imaging`` section holds no file
     paths (images are attached as documents; the service fills the paths in, see `run_document`)."""
@@ -143,8 +168,10 @@ def check_case_document(document: object) -> dict:
             raise InputError("case_document.imaging", "a mapping with label_preset or labels_map", imaging)
         for key in ("image", "labels", "masks"):
             if key in imaging:
-                raise InputError(f"case_document.imaging.{key}",
-                                 "no file path: attach the image as a document with purpose ct or labels")
+                raise InputError(
+                    f"case_document.imaging.{key}",
+                    "no file path: attach the image as a document with purpose ct or labels",
+                )
     return document
 
 
@@ -190,9 +217,16 @@ def create_case(db: Session, actor: Actor, label: str, document: dict) -> Case:
     """Create a case in `intake` and assess it."""
     assessment, error = assess_document(check_case_document(document))
     now = utcnow()
-    case = Case(label=_validated_label(label), status=CaseStatus.intake.value, case_document=document,
-                assessment=assessment, assessment_error=error, created_by=actor.user_id, created_at=now,
-                updated_at=now)
+    case = Case(
+        label=_validated_label(label),
+        status=CaseStatus.intake.value,
+        case_document=document,
+        assessment=assessment,
+        assessment_error=error,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
     db.add(case)
     db.flush()
     audit(db, actor, "create", "case", case.id, case.id)
@@ -213,8 +247,9 @@ def case_query(status: str | None = None, search: str | None = None) -> Select:
 MAX_PAGE_SIZE = 200
 
 
-def list_cases(db: Session, actor: Actor, status: str | None = None, search: str | None = None,
-               page: int = 1, size: int = 50) -> tuple[list[Case], int]:
+def list_cases(
+    db: Session, actor: Actor, status: str | None = None, search: str | None = None, page: int = 1, size: int = 50
+) -> tuple[list[Case], int]:
     """One page of the cases the caller may see (every role sees every case; closed cases are hidden from
     viewers), newest first, and how many there are in all.
 
@@ -234,8 +269,13 @@ def list_cases(db: Session, actor: Actor, status: str | None = None, search: str
         query = query.where(Case.status != CaseStatus.closed.value)
     total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     cases = list(db.scalars(query.offset((page - 1) * size).limit(size)))
-    audit(db, actor, "list", "case",
-          detail=f"status={status or ''} search={search or ''} page={page} size={size} n={len(cases)} of {total}")
+    audit(
+        db,
+        actor,
+        "list",
+        "case",
+        detail=f"status={status or ''} search={search or ''} page={page} size={size} n={len(cases)} of {total}",
+    )
     return cases, total
 
 
@@ -254,8 +294,15 @@ def get_case(db: Session, actor: Actor, case_id: int, action: str = "read") -> C
     return case
 
 
-def update_case(db: Session, actor: Actor, case_id: int, expected_version: int, label: str | None = None,
-                document: dict | None = None, board_date: dt.date | None = None) -> Case:
+def update_case(
+    db: Session,
+    actor: Actor,
+    case_id: int,
+    expected_version: int,
+    label: str | None = None,
+    document: dict | None = None,
+    board_date: dt.date | None = None,
+) -> Case:
     """Save edits made to version `expected_version`; raises `VersionConflict` if the case moved on since.
 
     The check is made twice: here, against the version the caller read, and by the database UPDATE itself
@@ -294,8 +341,7 @@ def allowed_steps(case: Case, role: Role) -> list[CaseStatus]:
     return steps + [CaseStatus.closed]
 
 
-def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reason: str,
-                  expected_version: int) -> Case:
+def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reason: str, expected_version: int) -> Case:
     """Move a case along its workflow, recording who moved it and why."""
     case = db.get(Case, case_id)
     if case is None:
@@ -308,8 +354,16 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
         raise InputError("reason", "a reason for the change")
     if CaseStatus(to_status) not in allowed_steps(case, actor.role):
         raise NotAllowed(f"a {actor.role.value} cannot move case {case.id} from {case.status} to {to_status}")
-    db.add(StatusChange(case_id=case.id, from_status=case.status, to_status=to_status, reason=reason.strip(),
-                        user_id=actor.user_id, at=utcnow()))
+    db.add(
+        StatusChange(
+            case_id=case.id,
+            from_status=case.status,
+            to_status=to_status,
+            reason=reason.strip(),
+            user_id=actor.user_id,
+            at=utcnow(),
+        )
+    )
     audit(db, actor, "status", "case", case.id, case.id, detail=f"{case.status} -> {to_status}")
     case.status = to_status
     case.updated_at = utcnow()
@@ -318,12 +372,17 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
 
 
 def status_history(db: Session, case_id: int) -> list[tuple[StatusChange, str]]:
-    rows = db.execute(select(StatusChange, User.username).join(User, User.id == StatusChange.user_id)
-                      .where(StatusChange.case_id == case_id).order_by(StatusChange.id))
+    rows = db.execute(
+        select(StatusChange, User.username)
+        .join(User, User.id == StatusChange.user_id)
+        .where(StatusChange.case_id == case_id)
+        .order_by(StatusChange.id)
+    )
     return [(change, name) for change, name in rows]
 
 
 # --- tumour board --------------------------------------------------------------------------------------
+
 
 def board_agenda(db: Session, actor: Actor, board_date: dt.date | None = None) -> list[Case]:
     """Cases awaiting the tumour board (reviewed or planned), optionally of one board date."""
@@ -335,8 +394,9 @@ def board_agenda(db: Session, actor: Actor, board_date: dt.date | None = None) -
     return cases
 
 
-def record_board_decision(db: Session, actor: Actor, case_id: int, decision: str, notes: str,
-                          expected_version: int) -> BoardDecision:
+def record_board_decision(
+    db: Session, actor: Actor, case_id: int, decision: str, notes: str, expected_version: int
+) -> BoardDecision:
     """Record the board's decision on a case and move it to board_decided."""
     if decision not in BOARD_DECISIONS:
         raise InputError("decision", f"one of {list(BOARD_DECISIONS)}", decision)
@@ -349,8 +409,16 @@ def record_board_decision(db: Session, actor: Actor, case_id: int, decision: str
         raise NotAllowed(f"case {case.id} is {case.status}, not on the board's agenda")
     row = BoardDecision(case_id=case.id, decision=decision, notes=notes, user_id=actor.user_id, at=utcnow())
     db.add(row)
-    db.add(StatusChange(case_id=case.id, from_status=case.status, to_status=CaseStatus.board_decided.value,
-                        reason=f"tumour board: {decision}", user_id=actor.user_id, at=utcnow()))
+    db.add(
+        StatusChange(
+            case_id=case.id,
+            from_status=case.status,
+            to_status=CaseStatus.board_decided.value,
+            reason=f"tumour board: {decision}",
+            user_id=actor.user_id,
+            at=utcnow(),
+        )
+    )
     audit(db, actor, "board_decision", "case", case.id, case.id, detail=decision)
     case.status = CaseStatus.board_decided.value
     case.updated_at = utcnow()
@@ -364,6 +432,7 @@ def board_decisions(db: Session, case_id: int) -> list[BoardDecision]:
 
 # --- messages and tasks --------------------------------------------------------------------------------
 
+
 def add_message(db: Session, actor: Actor, case_id: int, direction: str, counterpart: str, body: str) -> Message:
     """Log a message sent to or received from a hospital, or a note."""
     if direction not in ("sent", "received", "note"):
@@ -373,8 +442,9 @@ def add_message(db: Session, actor: Actor, case_id: int, direction: str, counter
     if len(counterpart) > 200:
         raise InputError("counterpart", "at most 200 characters")
     _require_case(db, case_id)
-    message = Message(case_id=case_id, direction=direction, counterpart=counterpart, body=body,
-                      user_id=actor.user_id, at=utcnow())
+    message = Message(
+        case_id=case_id, direction=direction, counterpart=counterpart, body=body, user_id=actor.user_id, at=utcnow()
+    )
     db.add(message)
     db.flush()
     audit(db, actor, "create", "message", message.id, case_id)
@@ -382,13 +452,18 @@ def add_message(db: Session, actor: Actor, case_id: int, direction: str, counter
 
 
 def messages(db: Session, case_id: int) -> list[tuple[Message, str]]:
-    rows = db.execute(select(Message, User.username).join(User, User.id == Message.user_id)
-                      .where(Message.case_id == case_id).order_by(Message.id))
+    rows = db.execute(
+        select(Message, User.username)
+        .join(User, User.id == Message.user_id)
+        .where(Message.case_id == case_id)
+        .order_by(Message.id)
+    )
     return [(m, name) for m, name in rows]
 
 
-def add_task(db: Session, actor: Actor, case_id: int, title: str, due_date: dt.date,
-             assignee: str | None = None) -> Task:
+def add_task(
+    db: Session, actor: Actor, case_id: int, title: str, due_date: dt.date, assignee: str | None = None
+) -> Task:
     """Add a task with a due date, optionally assigned to a user by name."""
     if not 1 <= len(title.strip()) <= 300:
         raise InputError("title", "1–300 characters")
@@ -399,8 +474,15 @@ def add_task(db: Session, actor: Actor, case_id: int, title: str, due_date: dt.d
         if user is None:
             raise InputError("assignee", "the user name of an existing user", assignee)
         assignee_id = user.id
-    task = Task(case_id=case_id, title=title.strip(), due_date=due_date, assignee_id=assignee_id, done=False,
-                created_by=actor.user_id, created_at=utcnow())
+    task = Task(
+        case_id=case_id,
+        title=title.strip(),
+        due_date=due_date,
+        assignee_id=assignee_id,
+        done=False,
+        created_by=actor.user_id,
+        created_at=utcnow(),
+    )
     db.add(task)
     db.flush()
     audit(db, actor, "create", "task", task.id, case_id)
@@ -428,6 +510,7 @@ def tasks(db: Session, case_id: int | None = None, open_only: bool = False) -> l
 
 # --- documents, jobs, audit ----------------------------------------------------------------------------
 
+
 def _require_case(db: Session, case_id: int) -> Case:
     case = db.get(Case, case_id)
     if case is None:
@@ -439,25 +522,37 @@ def documents(db: Session, case_id: int) -> list[Document]:
     return list(db.scalars(select(Document).where(Document.case_id == case_id).order_by(Document.id)))
 
 
-def add_document(db: Session, actor: Actor, case_id: int, purpose: str, source: BinaryIO, filename: str,
-                 settings: ServiceSettings) -> Document:
+def add_document(
+    db: Session, actor: Actor, case_id: int, purpose: str, source: BinaryIO, filename: str, settings: ServiceSettings
+) -> Document:
     """Receive an upload (checked by content, stored under a generated name with its SHA-256) for a case."""
     if purpose not in PURPOSES:
         raise InputError("purpose", f"one of {list(PURPOSES)}", purpose)
     _require_case(db, case_id)
     stored_name, file_type, size, sha256 = receive(
-        source, filename, settings.data_dir / "documents", int(settings.max_upload_mb * 2**20),
-        int(settings.max_unzipped_mb * 2**20), settings.max_zip_ratio,
+        source,
+        filename,
+        settings.data_dir / "documents",
+        int(settings.max_upload_mb * 2**20),
+        int(settings.max_unzipped_mb * 2**20),
+        settings.max_zip_ratio,
     )
     # The file belongs to the row: if the row is not committed (this refusal, a failed insert or commit,
     # any later error in the request), the file is removed with it.
     discard_on_rollback(db, settings.data_dir / "documents" / stored_name)
     if purpose in ("ct", "labels") and file_type not in IMAGE_TYPES + ("dicom_zip",):
-        raise InputError("purpose", "a CT or label image (NIfTI, NRRD or a DICOM zip) for purpose ct/labels",
-                         file_type)
-    document = Document(case_id=case_id, purpose=purpose, file_type=file_type, original_name=filename[:255],
-                        stored_name=stored_name, size_bytes=size, sha256=sha256, uploaded_by=actor.user_id,
-                        uploaded_at=utcnow())
+        raise InputError("purpose", "a CT or label image (NIfTI, NRRD or a DICOM zip) for purpose ct/labels", file_type)
+    document = Document(
+        case_id=case_id,
+        purpose=purpose,
+        file_type=file_type,
+        original_name=filename[:255],
+        stored_name=stored_name,
+        size_bytes=size,
+        sha256=sha256,
+        uploaded_by=actor.user_id,
+        uploaded_at=utcnow(),
+    )
     db.add(document)
     db.flush()
     audit(db, actor, "upload", "document", document.id, case_id, detail=f"{file_type} sha256={sha256}")
@@ -472,8 +567,9 @@ def get_document(db: Session, actor: Actor, case_id: int, document_id: int) -> D
     return document
 
 
-def get_job(db: Session, actor: Actor, job_id: int, action: str = "read", object_type: str = "job",
-            detail: str = "") -> Job:
+def get_job(
+    db: Session, actor: Actor, job_id: int, action: str = "read", object_type: str = "job", detail: str = ""
+) -> Job:
     """One job, if the caller may see its case, recording the access."""
     job = db.get(Job, job_id)
     if job is None or not _visible(db.get(Case, job.case_id), actor):

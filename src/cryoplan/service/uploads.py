@@ -108,8 +108,7 @@ def check_dicom_zip(path: Path, max_total_bytes: int, max_ratio: float) -> int:
             if total > max_total_bytes:
                 raise InputError("file", f"a zip expanding to at most {max_total_bytes} bytes", f"{total}+ bytes")
             if entry.file_size > max(entry.compress_size, 1) * max_ratio:
-                raise InputError("file", f"zip entries compressed at most {max_ratio:g}:1 (zip bomb?)",
-                                 entry.filename)
+                raise InputError("file", f"zip entries compressed at most {max_ratio:g}:1 (zip bomb?)", entry.filename)
         budget = max_total_bytes
         for entry in entries:
             with archive.open(entry) as member:
@@ -118,16 +117,18 @@ def check_dicom_zip(path: Path, max_total_bytes: int, max_ratio: float) -> int:
                 while chunk := member.read(_CHUNK):
                     read += len(chunk)
                     if read > entry.file_size or read > budget:
-                        raise InputError("file", "zip entries no larger than their headers declare (zip bomb?)",
-                                         entry.filename)
+                        raise InputError(
+                            "file", "zip entries no larger than their headers declare (zip bomb?)", entry.filename
+                        )
             budget -= read
             if head[128:132] != b"DICM":
                 raise InputError("file", "a zip holding only DICOM Part 10 files", entry.filename)
         return len(entries)
 
 
-def receive(source: BinaryIO, filename: str, documents_dir: Path, max_bytes: int, max_unzipped_bytes: int,
-            max_zip_ratio: float) -> tuple[str, str, int, str]:
+def receive(
+    source: BinaryIO, filename: str, documents_dir: Path, max_bytes: int, max_unzipped_bytes: int, max_zip_ratio: float
+) -> tuple[str, str, int, str]:
     """Copy an upload to a generated name in `documents_dir` and check it.
 
     Returns (stored name, file type, size in bytes, SHA-256 hex). On any failure the copy is removed and

@@ -13,6 +13,20 @@ from cryoplan.thermal.tissue import TISSUES, Tissue, load_medium
 from cryoplan.thermal.vessel import Vessel
 
 __all__ = [
-    "DEFAULT_PROTOCOL", "Grid", "PROBES", "Phase", "ProbePlacement", "ProbeType", "Protocol", "TISSUES",
-    "ThermalResult", "Tissue", "Vessel", "analytic", "get_probe", "load_medium", "parse_protocol", "simulate",
+    "DEFAULT_PROTOCOL",
+    "Grid",
+    "PROBES",
+    "Phase",
+    "ProbePlacement",
+    "ProbeType",
+    "Protocol",
+    "TISSUES",
+    "ThermalResult",
+    "Tissue",
+    "Vessel",
+    "analytic",
+    "get_probe",
+    "load_medium",
+    "parse_protocol",
+    "simulate",
 ]

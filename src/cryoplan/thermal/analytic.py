@@ -30,8 +30,9 @@ def neumann_lambda(k_s, c_s, k_u, c_u, latent_j_m3, t_m, t_p, t_i) -> float:
     st_u = c_u * (t_i - t_m) / latent_j_m3
 
     def residual(lam):
-        return (st_s * math.exp(-lam * lam) / math.erf(lam)
-                - st_u / (nu * erfcx(nu * lam)) - lam * math.sqrt(math.pi))  # e^(−x²)/erfc x = 1/erfcx x
+        return (
+            st_s * math.exp(-lam * lam) / math.erf(lam) - st_u / (nu * erfcx(nu * lam)) - lam * math.sqrt(math.pi)
+        )  # e^(−x²)/erfc x = 1/erfcx x
 
     return brentq(residual, 1e-9, 5.0, xtol=1e-14)
 
@@ -56,7 +57,9 @@ class NeumannSolution:
     def temperature_c(self, x_m, t_s: float):
         x = np.asarray(x_m, dtype=np.float64)
         frozen = self.t_p + (self.t_m - self.t_p) * erf(x / (2 * math.sqrt(self.alpha_s * t_s))) / math.erf(self.lam)
-        unfrozen = self.t_i - (self.t_i - self.t_m) * erfc(x / (2 * math.sqrt(self.alpha_u * t_s))) / math.erfc(self.lam * self.nu)
+        unfrozen = self.t_i - (self.t_i - self.t_m) * erfc(x / (2 * math.sqrt(self.alpha_u * t_s))) / math.erfc(
+            self.lam * self.nu
+        )
         return np.where(x <= self.front_m(t_s), frozen, unfrozen)
 
     def isotherm_position_m(self, temperature_c: float, t_s: float) -> float:
@@ -85,7 +88,9 @@ def perfused_cylinder_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp
 
     def residual(log_r):
         r = math.exp(log_r)
-        return phi_l / (r * math.log(r / probe_radius_m)) - k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(m * r)
+        return phi_l / (r * math.log(r / probe_radius_m)) - k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(
+            m * r
+        )
 
     return math.exp(brentq(residual, math.log(probe_radius_m * (1 + 1e-9)), math.log(1.0), xtol=1e-14))
 
@@ -97,17 +102,25 @@ def perfused_cylinder_temperature_c(tissue: Tissue, probe_radius_m: float, probe
     k_u = tissue.conductivity_unfrozen_w_mk
     m = math.sqrt(tissue.perfusion_w_m3k / k_u)
     t_inf = tissue.steady_temperature_c
-    phi = float(tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c)) * np.log(np.maximum(r, probe_radius_m) / probe_radius_m) / math.log(radius / probe_radius_m)
+    phi = (
+        float(tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c))
+        * np.log(np.maximum(r, probe_radius_m) / probe_radius_m)
+        / math.log(radius / probe_radius_m)
+    )
     grid_t = np.linspace(probe_temp_c, tissue.liquidus_c, 4001)
     frozen = np.interp(phi, tissue.kirchhoff_w_m(grid_t, probe_temp_c), grid_t)
     unfrozen = t_inf - (t_inf - tissue.liquidus_c) * k0(m * r) / k0(m * radius)
     return np.where(r <= radius, frozen, unfrozen)
 
 
-def perfused_cylinder_isotherm_m(tissue: Tissue, probe_radius_m: float, probe_temp_c: float, temperature_c: float) -> float:
+def perfused_cylinder_isotherm_m(
+    tissue: Tissue, probe_radius_m: float, probe_temp_c: float, temperature_c: float
+) -> float:
     """Radius of a frozen-side isotherm (T_p < T ≤ T_l) of the steady perfused cylinder."""
     radius = perfused_cylinder_radius_m(tissue, probe_radius_m, probe_temp_c)
-    fraction = float(tissue.kirchhoff_w_m(temperature_c, probe_temp_c) / tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c))
+    fraction = float(
+        tissue.kirchhoff_w_m(temperature_c, probe_temp_c) / tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c)
+    )
     return probe_radius_m * (radius / probe_radius_m) ** fraction
 
 
@@ -129,9 +142,11 @@ class LineSinkSolution:
         ratio = self.alpha_s / self.alpha_u
 
         def residual(lam):
-            return (q_w_m / (4 * math.pi) * math.exp(-lam * lam)
-                    - k_u * (t_i - t_m) * math.exp(-lam * lam * ratio) / exp1(lam * lam * ratio)
-                    - lam * lam * self.alpha_s * latent_j_m3)
+            return (
+                q_w_m / (4 * math.pi) * math.exp(-lam * lam)
+                - k_u * (t_i - t_m) * math.exp(-lam * lam * ratio) / exp1(lam * lam * ratio)
+                - lam * lam * self.alpha_s * latent_j_m3
+            )
 
         self.lam = brentq(residual, 1e-9, 3.0, xtol=1e-14)
 
@@ -140,8 +155,12 @@ class LineSinkSolution:
 
     def temperature_c(self, r_m, t_s: float):
         r = np.maximum(np.asarray(r_m, dtype=np.float64), 1e-12)
-        frozen = self.t_m - self.q / (4 * math.pi * self.k_s) * (exp1(r * r / (4 * self.alpha_s * t_s)) - exp1(self.lam**2))
-        unfrozen = self.t_i - (self.t_i - self.t_m) * exp1(r * r / (4 * self.alpha_u * t_s)) / exp1(self.lam**2 * self.alpha_s / self.alpha_u)
+        frozen = self.t_m - self.q / (4 * math.pi * self.k_s) * (
+            exp1(r * r / (4 * self.alpha_s * t_s)) - exp1(self.lam**2)
+        )
+        unfrozen = self.t_i - (self.t_i - self.t_m) * exp1(r * r / (4 * self.alpha_u * t_s)) / exp1(
+            self.lam**2 * self.alpha_s / self.alpha_u
+        )
         return np.where(r <= self.front_m(t_s), frozen, unfrozen)
 
     def isotherm_radius_m(self, temperature_c: float, t_s: float) -> float:

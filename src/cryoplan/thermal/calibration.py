@@ -56,18 +56,35 @@ def ice_figures(probe: ProbeType, minutes: float, initial_temp_c: float, grid_mm
     for t in (0.0, -20.0, -30.0, -40.0):
         radii = [result.isotherm_distance_mm(t, middle, d) for d in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0])]
         widths[t] = 2.0 * float(np.mean(radii))
-    length = (result.isotherm_distance_mm(0.0, middle, PROBE_AXIS) + result.isotherm_distance_mm(0.0, middle, -PROBE_AXIS))
-    return {"width_0c_mm": widths[0.0], "width_minus20c_mm": widths[-20.0], "width_minus30c_mm": widths[-30.0],
-            "width_minus40c_mm": widths[-40.0], "length_0c_mm": float(length),
-            "gap_0c_to_minus40c_mm": 0.5 * (widths[0.0] - widths[-40.0])}
+    length = result.isotherm_distance_mm(0.0, middle, PROBE_AXIS) + result.isotherm_distance_mm(
+        0.0, middle, -PROBE_AXIS
+    )
+    return {
+        "width_0c_mm": widths[0.0],
+        "width_minus20c_mm": widths[-20.0],
+        "width_minus30c_mm": widths[-30.0],
+        "width_minus40c_mm": widths[-40.0],
+        "length_0c_mm": float(length),
+        "gap_0c_to_minus40c_mm": 0.5 * (widths[0.0] - widths[-40.0]),
+    }
 
 
-def fit_radius(probe: ProbeType, key: str, target_mm: float, minutes: float, initial_temp_c: float,
-               bracket: tuple[float, float], tolerance_mm: float = 0.2, max_runs: int = 6) -> tuple[float, dict]:
+def fit_radius(
+    probe: ProbeType,
+    key: str,
+    target_mm: float,
+    minutes: float,
+    initial_temp_c: float,
+    bracket: tuple[float, float],
+    tolerance_mm: float = 0.2,
+    max_runs: int = 6,
+) -> tuple[float, dict]:
     """Secant iteration on log(effective radius) until the simulated figure `key` is within `tolerance_mm`."""
     runs = []
     for radius in bracket:
-        runs.append((radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c)))
+        runs.append(
+            (radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c))
+        )
         print(f"  {probe.id}: r = {radius:.3f} mm → {key} = {runs[-1][1][key]:.2f} mm", flush=True)
     while len(runs) < max_runs:
         (r0, f0), (r1, f1) = sorted(runs, key=lambda run: abs(run[1][key] - target_mm))[:2]
@@ -75,7 +92,9 @@ def fit_radius(probe: ProbeType, key: str, target_mm: float, minutes: float, ini
             break
         slope = (f1[key] - f0[key]) / (math.log(r1) - math.log(r0))
         radius = float(np.clip(math.exp(math.log(r0) + (target_mm - f0[key]) / slope), 0.2, 10.0))
-        runs.append((radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c)))
+        runs.append(
+            (radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c))
+        )
         print(f"  {probe.id}: r = {radius:.3f} mm → {key} = {runs[-1][1][key]:.2f} mm", flush=True)
     return min(runs, key=lambda run: abs(run[1][key] - target_mm))
 
@@ -93,29 +112,43 @@ def calibrate() -> list[dict]:
     for probe in library.values():
         if probe.id == "17g-sphere":
             radius, figures = sphere_radius, sphere
-            calibration = {"data": "manufacturer specification, 17G spherical needle: ice ball 37 ± 4 × 32 ± 3 mm "
-                                   "(0 °C, 10 min, 37 °C gel assumed; uncertain)",
-                           "fitted": "width_0c_mm = 32", "residual_width_0c_mm": round(figures["width_0c_mm"] - 32.0, 2),
-                           "residual_length_0c_mm": round(figures["length_0c_mm"] - 37.0, 2),
-                           "check": GEL_STUDY, "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2)}
+            calibration = {
+                "data": "manufacturer specification, 17G spherical needle: ice ball 37 ± 4 × 32 ± 3 mm "
+                "(0 °C, 10 min, 37 °C gel assumed; uncertain)",
+                "fitted": "width_0c_mm = 32",
+                "residual_width_0c_mm": round(figures["width_0c_mm"] - 32.0, 2),
+                "residual_length_0c_mm": round(figures["length_0c_mm"] - 37.0, 2),
+                "check": GEL_STUDY,
+                "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2),
+            }
         elif probe.id == "2.4mm":
             radius, figures = fit_radius(probe, "width_minus30c_mm", 12.0, 15.0, 39.0, (0.6, 1.2))
-            calibration = {"data": "Littrup et al., JVIR 2009;20:1343: one 2.4 mm probe, 15 min, agar at 39 °C: "
-                                   "lethal ice (< −30 °C) diameter 12 mm",
-                           "fitted": "width_minus30c_mm = 12",
-                           "residual_width_minus30c_mm": round(figures["width_minus30c_mm"] - 12.0, 2),
-                           "check": "lethal ice < 10 mm behind the ice edge (same study)",
-                           "gap_0c_to_minus30c_mm": round(0.5 * (figures["width_0c_mm"] - figures["width_minus30c_mm"]), 2)}
+            calibration = {
+                "data": "Littrup et al., JVIR 2009;20:1343: one 2.4 mm probe, 15 min, agar at 39 °C: "
+                "lethal ice (< −30 °C) diameter 12 mm",
+                "fitted": "width_minus30c_mm = 12",
+                "residual_width_minus30c_mm": round(figures["width_minus30c_mm"] - 12.0, 2),
+                "check": "lethal ice < 10 mm behind the ice edge (same study)",
+                "gap_0c_to_minus30c_mm": round(0.5 * (figures["width_0c_mm"] - figures["width_minus30c_mm"]), 2),
+            }
         else:
             radius = ratio * probe.radius_mm
             figures = ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), 10.0, 37.0)
-            calibration = {"data": "no measurement of its own in physics.md: keeps the 17G needle's effective/physical "
-                                   f"radius ratio {ratio:.3f}",
-                           "check": GEL_STUDY, "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2)}
+            calibration = {
+                "data": "no measurement of its own in physics.md: keeps the 17G needle's effective/physical "
+                f"radius ratio {ratio:.3f}",
+                "check": GEL_STUDY,
+                "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2),
+            }
         calibration["simulated"] = _rounded(figures)
         calibration["grid_mm"] = 1.0
-        entries.append({**probe.model_dump(exclude={"calibration", "effective_radius_mm"}),
-                        "effective_radius_mm": round(radius, 3), "calibration": calibration})
+        entries.append(
+            {
+                **probe.model_dump(exclude={"calibration", "effective_radius_mm"}),
+                "effective_radius_mm": round(radius, 3),
+                "calibration": calibration,
+            }
+        )
         print(f"{probe.id}: effective radius {radius:.3f} mm; {calibration}", flush=True)
     return entries
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -49,8 +49,13 @@ def probe_layout(probe_id: str, count: int = 1, spacing_mm: float = 15.0, layout
     return [ProbePlacement(probe_id, np.array([x, y, 0.0]), PROBE_AXIS) for x, y in xy]
 
 
-def chart_grid(placements: Sequence[ProbePlacement], medium: Tissue, protocol: Protocol, spacing_mm: float,
-               margin_mm: float | None = None) -> Grid:
+def chart_grid(
+    placements: Sequence[ProbePlacement],
+    medium: Tissue,
+    protocol: Protocol,
+    spacing_mm: float,
+    margin_mm: float | None = None,
+) -> Grid:
     """A grid around the probes' active zones wide enough that the bath at its faces does not change the
     isotherms: 25 mm for the ice plus 3 √(α_u t) for the thermal disturbance ahead of it (erfc(1.5) < 4 %
     of the temperature drop, where the drop itself has decayed), unless `margin_mm` is given. A closing
@@ -58,8 +63,12 @@ def chart_grid(placements: Sequence[ProbePlacement], medium: Tissue, protocol: P
     alpha_u = medium.conductivity_unfrozen_w_mk / medium.heat_capacity_unfrozen_j_m3k
     margin = 25.0 + 3.0 * math.sqrt(alpha_u * protocol.total_seconds) * 1e3 if margin_mm is None else margin_mm
     withdrawal_mm = sum(phase.withdrawal_mm for phase in protocol.phases)
-    points = [point - back * p.direction for p in placements for back in (0.0, withdrawal_mm)
-              for point in (*p.active_segment_mm(), p.tip_mm)]
+    points = [
+        point - back * p.direction
+        for p in placements
+        for back in (0.0, withdrawal_mm)
+        for point in (*p.active_segment_mm(), p.tip_mm)
+    ]
     largest = max(kernel_radius_mm(max(p.probe.radius_mm, p.probe.effective_radius_mm), spacing_mm) for p in placements)
     return Grid.around(points, max(margin, largest + 2 * spacing_mm), spacing_mm)
 
@@ -84,13 +93,32 @@ def isotherm_chart(
     if not (math.isfinite(grid_mm) and 0.1 <= grid_mm <= 5.0):
         raise InputError("grid_mm", "a grid spacing between 0.1 and 5 mm", grid_mm)
     grid = chart_grid(placements, medium, protocol, grid_mm)
-    result = simulate(grid, placements, protocol, tissues=medium, isotherms_c=isotherms_c,
-                      initial_temp_c=initial_temp_c, probe_surface_temp_c=probe_surface_temp_c, progress=progress)
+    result = simulate(
+        grid,
+        placements,
+        protocol,
+        tissues=medium,
+        isotherms_c=isotherms_c,
+        initial_temp_c=initial_temp_c,
+        probe_surface_temp_c=probe_surface_temp_c,
+        progress=progress,
+    )
     rows = []
     for temperature in isotherms_c:
         length, width, depth = result.extents_mm(temperature, PROBE_AXIS, which="final")
-        rows.append({"temperature_c": float(temperature), "length_mm": round(length, 2), "width_mm": round(width, 2),
-                     "depth_mm": round(depth, 2),
-                     "volume_ml": round(result.isotherm_volume_ml(temperature, which="final"), 3)})
-    return {"schema_version": 1, "isotherms": rows, "grid_mm": grid_mm, "grid_shape": list(grid.shape),
-            "elapsed_s": round(result.elapsed_s, 3)}
+        rows.append(
+            {
+                "temperature_c": float(temperature),
+                "length_mm": round(length, 2),
+                "width_mm": round(width, 2),
+                "depth_mm": round(depth, 2),
+                "volume_ml": round(result.isotherm_volume_ml(temperature, which="final"), 3),
+            }
+        )
+    return {
+        "schema_version": 1,
+        "isotherms": rows,
+        "grid_mm": grid_mm,
+        "grid_shape": list(grid.shape),
+        "elapsed_s": round(result.elapsed_s, 3),
+    }

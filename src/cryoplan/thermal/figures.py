@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -11,7 +11,9 @@ from cryoplan.thermal.probes import ProbePlacement
 from cryoplan.thermal.result import ThermalResult
 
 
-def temperature_map_figure(result: ThermalResult, probes: Sequence[ProbePlacement], isotherms_c: Sequence[float]) -> Figure:
+def temperature_map_figure(
+    result: ThermalResult, probes: Sequence[ProbePlacement], isotherms_c: Sequence[float]
+) -> Figure:
     """Minimum temperature on the axial plane (constant S) through the probes' active zones, with isotherm
     contours; patient right on the left of the image as in radiological display."""
     grid = result.grid

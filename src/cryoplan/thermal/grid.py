@@ -77,7 +77,7 @@ class Grid:
         return np.all((index >= 0) & (index <= np.asarray(self.shape) - 1), axis=-1)
 
     @classmethod
-    def around(cls, points_mm, margin_mm: float, spacing_mm: float) -> "Grid":
+    def around(cls, points_mm, margin_mm: float, spacing_mm: float) -> Grid:
         """The smallest grid of `spacing_mm` covering every point plus `margin_mm` on each side."""
         points = np.asarray(points_mm, dtype=np.float64).reshape(-1, 3)
         if not np.all(np.isfinite(points)):

@@ -49,7 +49,15 @@ N_PROPS = 12
 # Columns of the stencil table (float32, derived from the property table by `stencil_table`): what the dense
 # pass needs to turn H into T and Φ without branches.
 S_T_SOLIDUS, S_INV_C_FROZEN, S_MUSHY_SLOPE, S_H_LIQUIDUS, S_INV_C_UNFROZEN = 0, 1, 2, 3, 4
-S_K_FROZEN, S_MUSHY_CURVATURE, S_K_UNFROZEN, S_PERFUSION_RATE, S_PERFUSION_AT_ZERO, S_METABOLIC_Q, S_MOVING = 5, 6, 7, 8, 9, 10, 11
+S_K_FROZEN, S_MUSHY_CURVATURE, S_K_UNFROZEN, S_PERFUSION_RATE, S_PERFUSION_AT_ZERO, S_METABOLIC_Q, S_MOVING = (
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+)
 N_STENCIL = 12
 
 # Columns of the energy ledger (W/m³ summed over voxels, times seconds; the solver multiplies by the voxel
@@ -80,11 +88,13 @@ def stencil_table(props: np.ndarray) -> np.ndarray:
     table[:, S_INV_C_UNFROZEN] = 1.0 / props[:, C_UNFROZEN]
     table[:, S_K_FROZEN] = props[:, K_FROZEN]
     table[:, S_MUSHY_CURVATURE] = np.where(
-        span > 0, 0.5 * (props[:, K_UNFROZEN] - props[:, K_FROZEN]) / np.where(span > 0, span, 1.0), 0.0)
+        span > 0, 0.5 * (props[:, K_UNFROZEN] - props[:, K_FROZEN]) / np.where(span > 0, span, 1.0), 0.0
+    )
     table[:, S_K_UNFROZEN] = props[:, K_UNFROZEN]
     table[:, S_PERFUSION_RATE] = props[:, PERFUSION_W] / props[:, C_UNFROZEN]
-    table[:, S_PERFUSION_AT_ZERO] = props[:, PERFUSION_W] * (props[:, ARTERIAL_T] - props[:, T_LIQUIDUS]
-                                                             + h_l / props[:, C_UNFROZEN])
+    table[:, S_PERFUSION_AT_ZERO] = props[:, PERFUSION_W] * (
+        props[:, ARTERIAL_T] - props[:, T_LIQUIDUS] + h_l / props[:, C_UNFROZEN]
+    )
     table[:, S_METABOLIC_Q] = props[:, METABOLIC_Q]
     table[:, S_MOVING] = 1.0 - props[:, FIXED]
     return table.astype(np.float32)
@@ -137,8 +147,11 @@ def _parts(h, st, lab):
     x = min(max(h, np.float32(0.0)), st[lab, S_H_LIQUIDUS]) * st[lab, S_MUSHY_SLOPE]
     unfrozen = max(h - st[lab, S_H_LIQUIDUS], np.float32(0.0)) * st[lab, S_INV_C_UNFROZEN]
     t = st[lab, S_T_SOLIDUS] + frozen + x + unfrozen
-    phi = st[lab, S_K_FROZEN] * frozen + (st[lab, S_K_FROZEN] + st[lab, S_MUSHY_CURVATURE] * x) * x \
+    phi = (
+        st[lab, S_K_FROZEN] * frozen
+        + (st[lab, S_K_FROZEN] + st[lab, S_MUSHY_CURVATURE] * x) * x
         + st[lab, S_K_UNFROZEN] * unfrozen
+    )
     return t, phi
 
 
@@ -191,8 +204,7 @@ def row_labels(label):
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def stage_pass(src, phi_src, older, dst, phi_dst, label, rows, st, frozen, nu, mu_tau, inv_dx2, lo, hi,
-               ledger_rows):
+def stage_pass(src, phi_src, older, dst, phi_dst, label, rows, st, frozen, nu, mu_tau, inv_dx2, lo, hi, ledger_rows):
     """The dense part of one RKL stage over the box [lo, hi): dst = μ src + ν older + μ̃τ L(src), with L's
     conduction the Laplacian of Φ (`phi_src`), and phi_dst = Φ(dst). Fixed voxels keep their enthalpy.
     Faces leaving the grid carry no heat (the neighbour index is clamped onto the voxel itself). Perfusion
@@ -215,10 +227,12 @@ def stage_pass(src, phi_src, older, dst, phi_dst, label, rows, st, frozen, nu, m
                 km = k - 1 if k > 0 else 0
                 kp = k + 1 if k < n2 - 1 else n2 - 1
                 lab = uniform if uniform >= 0 else label[i, j, k]
-                laplacian = (west[k] + east[k] + south[k] + north[k] + centre[km] + centre[kp]
-                             - np.float32(6.0) * centre[k])
-                h_new, phi_new, perfusion, heat = _stage_update(h_row[k], older_row[k], laplacian, frozen_row[k], st,
-                                                                lab, nu, mu_tau, inv_dx2)
+                laplacian = (
+                    west[k] + east[k] + south[k] + north[k] + centre[km] + centre[kp] - np.float32(6.0) * centre[k]
+                )
+                h_new, phi_new, perfusion, heat = _stage_update(
+                    h_row[k], older_row[k], laplacian, frozen_row[k], st, lab, nu, mu_tau, inv_dx2
+                )
                 out[k] = h_new
                 phi_out[k] = phi_new
                 perfused += perfusion
@@ -261,9 +275,14 @@ def interface_voxels(label, props):
                 lab = label[i, j, k]
                 if props[lab, FIXED] != 0.0:
                     continue
-                other = ((i > 0 and label[i - 1, j, k] != lab) or (i < n0 - 1 and label[i + 1, j, k] != lab)
-                         or (j > 0 and label[i, j - 1, k] != lab) or (j < n1 - 1 and label[i, j + 1, k] != lab)
-                         or (k > 0 and label[i, j, k - 1] != lab) or (k < n2 - 1 and label[i, j, k + 1] != lab))
+                other = (
+                    (i > 0 and label[i - 1, j, k] != lab)
+                    or (i < n0 - 1 and label[i + 1, j, k] != lab)
+                    or (j > 0 and label[i, j - 1, k] != lab)
+                    or (j < n1 - 1 and label[i, j + 1, k] != lab)
+                    or (k > 0 and label[i, j, k - 1] != lab)
+                    or (k < n2 - 1 and label[i, j, k + 1] != lab)
+                )
                 found[(i * n1 + j) * n2 + k] = other
     return np.flatnonzero(found)
 
@@ -355,8 +374,24 @@ def box_boundary_flux(H, phi, label, props, lo, hi, dx):
 
 
 @njit(cache=True)
-def probe_pass(src, dst, phi_dst, label, props, st, mu_tau, voxel_volume, ptr, flat_index, weight, effective_length,
-               mode, conductance, surface_t, power):
+def probe_pass(
+    src,
+    dst,
+    phi_dst,
+    label,
+    props,
+    st,
+    mu_tau,
+    voxel_volume,
+    ptr,
+    flat_index,
+    weight,
+    effective_length,
+    mode,
+    conductance,
+    surface_t,
+    power,
+):
     """The probes' part of one RKL stage: each probe's sink q per unit length, spread over its voxels by
     `weight` (m, summing to `effective_length`), taken from dst (Φ refreshed there).
 
@@ -389,19 +424,20 @@ def probe_pass(src, dst, phi_dst, label, props, st, mu_tau, voxel_volume, ptr, f
     return into_tissue / voxel_volume
 
 
-def probe_rates(props: np.ndarray, voxel_volume: float, ptr, flat_index, label, weight, effective_length,
-                conductance) -> np.ndarray:
+def probe_rates(
+    props: np.ndarray, voxel_volume: float, ptr, flat_index, label, weight, effective_length, conductance
+) -> np.ndarray:
     """Per probe, the rate (1/s) at which its coupling relaxes the mean temperature of its voxels:
     G Σw²/(V C L) with the smallest heat capacity of its voxels' tissues. It adds to the stencil's 12 α/dx²
     in the explicit stability limit."""
     rates = np.zeros(len(ptr) - 1)
     for p in range(len(ptr) - 1):
-        idx = flat_index[ptr[p]:ptr[p + 1]]
+        idx = flat_index[ptr[p] : ptr[p + 1]]
         if idx.size == 0:
             continue
         rows = props[label.reshape(-1)[idx]]
         capacity = np.minimum(rows[:, C_FROZEN], rows[:, C_UNFROZEN])
-        w = weight[ptr[p]:ptr[p + 1]]
+        w = weight[ptr[p] : ptr[p + 1]]
         rates[p] = conductance[p] * np.sum(w * w / (voxel_volume * capacity)) / effective_length[p]
     return rates
 
@@ -426,9 +462,37 @@ def end_pass(H, label, st, frozen, lo, hi, sample, dt_sample, min_t, thresholds,
 
 
 @njit(cache=True)
-def advance(Hs, phis, current, label, rows, props, st, frozen, min_t, thresholds, time_below, lo, hi, interface,
-            dx, tau, stages, n_steps, sample_every, ledger, ledger_rows, ptr, flat_index, weight,
-            effective_length, mode, conductance, surface_t, power):
+def advance(
+    Hs,
+    phis,
+    current,
+    label,
+    rows,
+    props,
+    st,
+    frozen,
+    min_t,
+    thresholds,
+    time_below,
+    lo,
+    hi,
+    interface,
+    dx,
+    tau,
+    stages,
+    n_steps,
+    sample_every,
+    ledger,
+    ledger_rows,
+    ptr,
+    flat_index,
+    weight,
+    effective_length,
+    mode,
+    conductance,
+    surface_t,
+    power,
+):
     """Run `n_steps` super steps of length τ with `stages` RKL1 stages each (module docstring).
 
     The enthalpy is ``Hs[current[0]]`` and its potential ``phis[current[1]]``; both indices are updated in
@@ -459,13 +523,44 @@ def advance(Hs, phis, current, label, rows, props, st, frozen, min_t, thresholds
             p_dst = 1 - p_prev
             ledger_rows[:] = 0.0
             stage[LEDGER_BOUNDARY] = box_boundary_flux(Hs[prev], phis[p_prev], label, props, lo, hi, dx)
-            stage_pass(Hs[prev], phis[p_prev], Hs[older], Hs[dst], phis[p_dst], label, rows, st, frozen,
-                       np.float32(nu), np.float32(mu_tau), inv_dx2, lo, hi, ledger_rows)
-            from_fixed, from_lumen = interface_pass(Hs[prev], phis[p_prev], Hs[dst], phis[p_dst], label, props, st,
-                                                    interface, mu_tau, dx, lo, hi)
-            stage[LEDGER_PROBES] = probe_pass(Hs[prev], Hs[dst], phis[p_dst], label, props, st, mu_tau, voxel_volume,
-                                              ptr, flat_index, weight, effective_length, mode, conductance,
-                                              surface_t, power)
+            stage_pass(
+                Hs[prev],
+                phis[p_prev],
+                Hs[older],
+                Hs[dst],
+                phis[p_dst],
+                label,
+                rows,
+                st,
+                frozen,
+                np.float32(nu),
+                np.float32(mu_tau),
+                inv_dx2,
+                lo,
+                hi,
+                ledger_rows,
+            )
+            from_fixed, from_lumen = interface_pass(
+                Hs[prev], phis[p_prev], Hs[dst], phis[p_dst], label, props, st, interface, mu_tau, dx, lo, hi
+            )
+            stage[LEDGER_PROBES] = probe_pass(
+                Hs[prev],
+                Hs[dst],
+                phis[p_dst],
+                label,
+                props,
+                st,
+                mu_tau,
+                voxel_volume,
+                ptr,
+                flat_index,
+                weight,
+                effective_length,
+                mode,
+                conductance,
+                surface_t,
+                power,
+            )
             stage[LEDGER_BOUNDARY] += from_fixed
             stage[LEDGER_VESSEL] = from_lumen
             stage[LEDGER_PERFUSION] = ledger_rows[:, LEDGER_PERFUSION].sum()

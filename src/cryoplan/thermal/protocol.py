@@ -72,8 +72,12 @@ class Protocol(BaseModel):
         return sum(phase.kind == "freeze" for phase in self.phases)
 
     def __str__(self) -> str:
-        return ",".join(f"{p.kind}:{p.minutes:g}" + (f":{p.withdrawal_mm:g}" if p.kind == "tract_freeze" else "")
-                        + (f"@{p.flow_fraction:g}" if p.flow_fraction != 1 else "") for p in self.phases)
+        return ",".join(
+            f"{p.kind}:{p.minutes:g}"
+            + (f":{p.withdrawal_mm:g}" if p.kind == "tract_freeze" else "")
+            + (f"@{p.flow_fraction:g}" if p.flow_fraction != 1 else "")
+            for p in self.phases
+        )
 
 
 def parse_protocol(text: str, field: str = "protocol") -> Protocol:
@@ -119,8 +123,9 @@ def parse_protocol(text: str, field: str = "protocol") -> Protocol:
             try:
                 withdrawal = float(withdrawal_text)
             except ValueError:
-                raise InputError(f"{field}[{n}].withdrawal_mm", 'a withdrawal in mm, as in "tract_freeze:1:20"',
-                                 withdrawal_text) from None
+                raise InputError(
+                    f"{field}[{n}].withdrawal_mm", 'a withdrawal in mm, as in "tract_freeze:1:20"', withdrawal_text
+                ) from None
             if not (math.isfinite(withdrawal) and withdrawal > 0):
                 raise InputError(f"{field}[{n}].withdrawal_mm", "a positive, finite distance in mm", withdrawal)
         elif withdrawal_text:

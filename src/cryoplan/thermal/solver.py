@@ -12,16 +12,16 @@ temperature T̄ of the continuum field equals the field of a plain line sink at 
 (c = `kernel_equivalent_radius_ratio()` ≈ 0.524). Holding a surface at T_p on radius r_p therefore draws
 q = 2π k_s (T̄ − T_p) / ln(r_e/r_p) per unit length, and outside ε the field is the field of that probe,
 whatever the grid and the direction. ε = max(2.5 dx, 1.25 r_p / c) keeps r_e ≥ 1.25 r_p and, for the
-library's probes and dx ≤ 0.75 mm … 1 mm, the same ε on every grid. This is the well-index idea of reservoir simulation (D. W. Peaceman, SPE J
-1978;18:183) with a smooth kernel in place of the single cell.
+library's probes and dx ≤ 0.75 mm … 1 mm, the same ε on every grid. This is the well-index idea of reservoir
+simulation (D. W. Peaceman, SPE J 1978;18:183) with a smooth kernel in place of the single cell.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Callable, Mapping, Sequence
 
 import numba
 import numpy as np
@@ -79,8 +79,12 @@ def _segment_distance_mm(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np
 def _segments_distance_mm(a0, a1, b0, b1, samples: int = 201) -> float:
     """Smallest distance between two segments (dense sampling of one against the exact distance to the other)."""
     t = np.linspace(0.0, 1.0, samples)[:, None]
-    return float(min(_segment_distance_mm(a0 + t * (a1 - a0), b0, b1).min(),
-                     _segment_distance_mm(b0 + t * (b1 - b0), a0, a1).min()))
+    return float(
+        min(
+            _segment_distance_mm(a0 + t * (a1 - a0), b0, b1).min(),
+            _segment_distance_mm(b0 + t * (b1 - b0), a0, a1).min(),
+        )
+    )
 
 
 def _section_axis(grid: Grid) -> int | None:
@@ -92,8 +96,14 @@ def _section_axis(grid: Grid) -> int | None:
 class ProbeSinks:
     """Flattened voxel lists and weights of every probe's kernel (see the module docstring)."""
 
-    def __init__(self, grid: Grid, placements: Sequence[ProbePlacement], radii_mm: Sequence[float],
-                 fixed: np.ndarray, frozen_conductivity: Sequence[float]):
+    def __init__(
+        self,
+        grid: Grid,
+        placements: Sequence[ProbePlacement],
+        radii_mm: Sequence[float],
+        fixed: np.ndarray,
+        frozen_conductivity: Sequence[float],
+    ):
         dx = grid.spacing_mm
         ptr, flat, weight, length, conductance = [0], [], [], [], []
         c = kernel_equivalent_radius_ratio()
@@ -102,7 +112,9 @@ class ProbeSinks:
             a, b = placement.active_segment_mm()
             lo = np.floor(grid.index_of(np.minimum(a, b) - eps)).astype(int).clip(0, np.asarray(grid.shape) - 1)
             hi = np.ceil(grid.index_of(np.maximum(a, b) + eps)).astype(int).clip(0, np.asarray(grid.shape) - 1) + 1
-            index = np.stack(np.meshgrid(*(np.arange(lo[d], hi[d]) for d in range(3)), indexing="ij"), -1).reshape(-1, 3)
+            index = np.stack(np.meshgrid(*(np.arange(lo[d], hi[d]) for d in range(3)), indexing="ij"), -1).reshape(
+                -1, 3
+            )
             centres = grid.origin_mm + index * dx
             thin = _section_axis(grid)
             if thin is not None:  # a cross-section: the probe is an infinite line across it
@@ -144,17 +156,22 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
         a, b = placement.active_segment_mm()
         margin = kernel_radius_mm(max(probe.radius_mm, probe.effective_radius_mm), grid.spacing_mm) + grid.spacing_mm
         if thin is not None and abs(abs(placement.direction[thin]) - 1.0) > 1e-9:
-            raise InputError(f"probes[{n}].direction", f"along grid axis {thin}, across the one-voxel-thick section",
-                             placement.direction.tolist())
+            raise InputError(
+                f"probes[{n}].direction",
+                f"along grid axis {thin}, across the one-voxel-thick section",
+                placement.direction.tolist(),
+            )
         for name, point in (("tip_mm", placement.tip_mm), ("active_zone", a), ("active_zone", b)):
             axes = [a for a in range(3) if a != thin]
             index = grid.index_of(point)[axes]
             room_mm = np.minimum(index, (np.asarray(grid.shape)[axes] - 1) - index) * grid.spacing_mm
             if np.any(room_mm < margin):
-                raise InputError(f"probes[{n}].{name}",
-                                 f"inside the grid with {margin:.1f} mm to spare "
-                                 f"(grid spans {grid.origin_mm.round(1).tolist()} to {grid.extent_mm.round(1).tolist()} mm)",
-                                 np.round(point, 2).tolist())
+                raise InputError(
+                    f"probes[{n}].{name}",
+                    f"inside the grid with {margin:.1f} mm to spare "
+                    f"(grid spans {grid.origin_mm.round(1).tolist()} to {grid.extent_mm.round(1).tolist()} mm)",
+                    np.round(point, 2).tolist(),
+                )
         segments.append((a, b, placement.tip_mm, probe.radius_mm))
     for n in range(len(segments)):
         for m in range(n):
@@ -162,12 +179,21 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
             b0, b1, tip_b, rb = segments[m]
             gap = _segments_distance_mm(a0, tip_a, b0, tip_b)
             if gap < ra + rb:
-                raise InputError(f"probes[{n}]", f"at least {ra + rb:.2f} mm (the probes' radii) from probes[{m}]",
-                                 f"{gap:.2f} mm")
+                raise InputError(
+                    f"probes[{n}]", f"at least {ra + rb:.2f} mm (the probes' radii) from probes[{m}]", f"{gap:.2f} mm"
+                )
 
 
-def _phase_segments(n: int, phase, grid: Grid, probes: Sequence[ProbePlacement], radii: Sequence[float],
-                    fixed: np.ndarray, frozen_k: Sequence[float], sinks: "ProbeSinks"):
+def _phase_segments(
+    n: int,
+    phase,
+    grid: Grid,
+    probes: Sequence[ProbePlacement],
+    radii: Sequence[float],
+    fixed: np.ndarray,
+    frozen_k: Sequence[float],
+    sinks: ProbeSinks,
+):
     """(seconds, probe sinks) of the stretches a phase is run in: the whole phase with the probes where they
     are; a tract freeze in one stretch per voxel of withdrawal, each with the probes drawn back along their
     shafts to the middle of that stretch."""
@@ -175,17 +201,23 @@ def _phase_segments(n: int, phase, grid: Grid, probes: Sequence[ProbePlacement],
         yield phase.seconds, sinks
         return
     pieces = max(1, math.ceil(phase.withdrawal_mm / grid.spacing_mm))
-    withdrawn = [ProbePlacement(p.probe_id, p.tip_mm - phase.withdrawal_mm * p.direction, p.direction, p.flow_fraction)
-                 for p in probes]
+    withdrawn = [
+        ProbePlacement(p.probe_id, p.tip_mm - phase.withdrawal_mm * p.direction, p.direction, p.flow_fraction)
+        for p in probes
+    ]
     try:
         _check_placements(grid, withdrawn)
     except InputError as error:
-        raise InputError(f"protocol[{n}].withdrawal_mm", f"a withdrawal that keeps the probes inside the grid "
-                         f"({error.field}: expected {error.expected})", phase.withdrawal_mm) from None
+        raise InputError(
+            f"protocol[{n}].withdrawal_mm",
+            f"a withdrawal that keeps the probes inside the grid ({error.field}: expected {error.expected})",
+            phase.withdrawal_mm,
+        ) from None
     for piece in range(pieces):
         back_mm = (piece + 0.5) / pieces * phase.withdrawal_mm
-        moved = [ProbePlacement(p.probe_id, p.tip_mm - back_mm * p.direction, p.direction, p.flow_fraction)
-                 for p in probes]
+        moved = [
+            ProbePlacement(p.probe_id, p.tip_mm - back_mm * p.direction, p.direction, p.flow_fraction) for p in probes
+        ]
         yield phase.seconds / pieces, ProbeSinks(grid, moved, radii, fixed, frozen_k)
 
 
@@ -260,8 +292,10 @@ def stable_time_step_s(table: np.ndarray, spacing_mm: float, probe_rate_1_s: flo
     rate (`kernels.probe_rates`): the sum bounds the spectrum of the linearised operator (Gershgorin)."""
     dx = spacing_mm * 1e-3
     free = table[table[:, kernels.FIXED] == 0] if np.any(table[:, kernels.FIXED] == 0) else table
-    alpha = max(np.max(free[:, kernels.K_FROZEN] / free[:, kernels.C_FROZEN]),
-                np.max(free[:, kernels.K_UNFROZEN] / free[:, kernels.C_UNFROZEN]))
+    alpha = max(
+        np.max(free[:, kernels.K_FROZEN] / free[:, kernels.C_FROZEN]),
+        np.max(free[:, kernels.K_UNFROZEN] / free[:, kernels.C_UNFROZEN]),
+    )
     perfusion = float(np.max(free[:, kernels.PERFUSION_W] / free[:, kernels.C_UNFROZEN]))
     return STABILITY_FRACTION * 2.0 / (12.0 * alpha / (dx * dx) + perfusion + probe_rate_1_s)
 
@@ -388,7 +422,7 @@ def simulate(
     initial_c = np.empty(len(table))
     for n, tissue in enumerate(tissue_rows):
         initial_c[n] = tissue.steady_temperature_c if initial_temp_c is None else initial_temp_c
-    initial_c[len(tissue_rows):] = BLOOD_TEMPERATURE_C
+    initial_c[len(tissue_rows) :] = BLOOD_TEMPERATURE_C
     all_rows = tissue_rows + [TISSUES["blood"]] * (len(table) - len(tissue_rows))
     initial_h = np.asarray([float(t.enthalpy_j_m3(c)) for t, c in zip(all_rows, initial_c)])
     H = initial_h[labels].astype(np.float32)
@@ -421,8 +455,16 @@ def simulate(
         raise InputError("line_power_w_m", f"{n_probes} values, one per probe", len(line_power_w_m))
     probe_surface = np.full(n_probes, FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c)
 
-    rates = kernels.probe_rates(table, grid.spacing_mm**3 * 1e-9, sinks.ptr, sinks.flat_index, labels, sinks.weight,
-                                sinks.effective_length, sinks.line_conductance)
+    rates = kernels.probe_rates(
+        table,
+        grid.spacing_mm**3 * 1e-9,
+        sinks.ptr,
+        sinks.flat_index,
+        labels,
+        sinks.weight,
+        sinks.effective_length,
+        sinks.line_conductance,
+    )
     dt_limit = stable_time_step_s(table, grid.spacing_mm, float(rates.max(initial=0.0)))
     if time_step_s is not None and not (math.isfinite(time_step_s) and time_step_s > 0):
         raise InputError("time_step_s", "a positive number of seconds", time_step_s)
@@ -437,8 +479,14 @@ def simulate(
     # updated. It starts around every voxel whose first step would change it and every probe, and grows
     # each chunk (at least CHUNK_S) to the voxels that moved by more than ACTIVE_BOX_TOLERANCE_C, plus the
     # distance heat diffuses in one chunk through tissue still in its initial state (3 √(2 α t)).
-    alpha_far = max((kernels.conductivity_of(h, table, n) / kernels.heat_capacity_of(h, table, n)
-                     for n, h in enumerate(initial_h) if table[n, kernels.FIXED] == 0), default=0.0)
+    alpha_far = max(
+        (
+            kernels.conductivity_of(h, table, n) / kernels.heat_capacity_of(h, table, n)
+            for n, h in enumerate(initial_h)
+            if table[n, kernels.FIXED] == 0
+        ),
+        default=0.0,
+    )
     tolerance_h = ACTIVE_BOX_TOLERANCE_C * float(np.min(table[:, kernels.C_FROZEN]))
     stencil = kernels.stencil_table(table)
     interface = kernels.interface_voxels(labels, table)
@@ -468,14 +516,27 @@ def simulate(
             histories[name][0].append(now_s)
             histories[name][1].append(_trilinear_temperature(Hs[current[0]], labels, table, index))
 
-    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
-                     time_below)
+    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds, time_below)
     # Seeds of the active box: voxels one explicit step of L would move, and the probes' voxels.
     trial = H.copy()
-    kernels.stage_pass(H, phis[0], H, trial, phis[1], labels, rows, stencil, frozen, np.float32(0.0),
-                       np.float32(1.0), np.float32(1.0 / dx**2), limit_lo, limit_hi, ledger_rows)
-    kernels.interface_pass(H, phis[0], trial, phis[1], labels, table, stencil, interface, 1.0, dx, limit_lo,
-                           limit_hi)
+    kernels.stage_pass(
+        H,
+        phis[0],
+        H,
+        trial,
+        phis[1],
+        labels,
+        rows,
+        stencil,
+        frozen,
+        np.float32(0.0),
+        np.float32(1.0),
+        np.float32(1.0 / dx**2),
+        limit_lo,
+        limit_hi,
+        ledger_rows,
+    )
+    kernels.interface_pass(H, phis[0], trial, phis[1], labels, table, stencil, interface, 1.0, dx, limit_lo, limit_hi)
     seeds = np.abs(trial - H) > tolerance_h
     seeds.reshape(-1)[sinks.flat_index] = True
     del trial
@@ -511,11 +572,17 @@ def simulate(
                 if line_power_w_m is not None:
                     mode[p], power[p] = kernels.PROBE_POWER, line_power_w_m[p] * flow
                 else:
-                    mode[p], conductance[p], surface[p] = (kernels.PROBE_SURFACE_TEMPERATURE,
-                                                           sinks.line_conductance[p] * flow, probe_surface[p])
+                    mode[p], conductance[p], surface[p] = (
+                        kernels.PROBE_SURFACE_TEMPERATURE,
+                        sinks.line_conductance[p] * flow,
+                        probe_surface[p],
+                    )
             elif phase.kind == "active_thaw":
-                mode[p], conductance[p], surface[p] = (kernels.PROBE_SURFACE_TEMPERATURE,
-                                                       sinks.line_conductance[p], ACTIVE_THAW_SURFACE_C)
+                mode[p], conductance[p], surface[p] = (
+                    kernels.PROBE_SURFACE_TEMPERATURE,
+                    sinks.line_conductance[p],
+                    ACTIVE_THAW_SURFACE_C,
+                )
         for seconds, phase_sinks in _phase_segments(n, phase, grid, probes, radii, fixed, frozen_k, sinks):
             if phase_sinks is not sinks:
                 moved = np.zeros(grid.shape, dtype=bool)
@@ -531,10 +598,36 @@ def simulate(
                     numba.set_num_threads(1 if np.prod(hi - lo) < SERIAL_BELOW_VOXELS else threads)
                     try:
                         updates = kernels.advance(
-                            Hs, phis, current, labels, rows, table, stencil, frozen, min_t, thresholds, time_below,
-                            lo, hi, interface, dx, tau, stages, count, sample_every, ledger, ledger_rows,
-                            phase_sinks.ptr, phase_sinks.flat_index, phase_sinks.weight,
-                            phase_sinks.effective_length, mode, conductance, surface, power)
+                            Hs,
+                            phis,
+                            current,
+                            labels,
+                            rows,
+                            table,
+                            stencil,
+                            frozen,
+                            min_t,
+                            thresholds,
+                            time_below,
+                            lo,
+                            hi,
+                            interface,
+                            dx,
+                            tau,
+                            stages,
+                            count,
+                            sample_every,
+                            ledger,
+                            ledger_rows,
+                            phase_sinks.ptr,
+                            phase_sinks.flat_index,
+                            phase_sinks.weight,
+                            phase_sinks.effective_length,
+                            mode,
+                            conductance,
+                            surface,
+                            power,
+                        )
                     finally:
                         numba.set_num_threads(threads)
                     updates_total += updates
@@ -547,12 +640,13 @@ def simulate(
                     if progress is not None:
                         progress(min(1.0, now_s / total_s))
             if not math.isfinite(float(np.sum(Hs[current[0]], dtype=np.float64))):
-                raise RuntimeError(f"the thermal scheme diverged by t = {now_s:.1f} s (longest step "
-                                   f"{longest_step_s:.3g} s): please report this case")
+                raise RuntimeError(
+                    f"the thermal scheme diverged by t = {now_s:.1f} s (longest step "
+                    f"{longest_step_s:.3g} s): please report this case"
+                )
     H = Hs[current[0]]
     # The last sample of the minimum temperature, and the final state.
-    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds,
-                     time_below)
+    kernels.end_pass(H, labels, stencil, frozen, np.zeros(3, np.int64), shape, True, 0.0, min_t, thresholds, time_below)
     kernels.state_fields(H, labels, stencil, final_t, phis[1 - current[1]])  # Φ into the spare buffer
     energy_end = float(np.sum(H[~fixed], dtype=np.float64)) * voxel_volume
     liquidus_h = table[labels, kernels.H_LIQUIDUS]

@@ -20,9 +20,10 @@ Coordinates are LPS millimetres; NIfTI's RAS world is converted on reading and w
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -38,8 +39,18 @@ from cryoplan.thermal.tissue import Tissue, load_medium
 from cryoplan.thermal.vessel import Vessel
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_SPEC_KEYS = ("labels", "tissues", "vessels", "probes", "protocol", "isotherms_c", "record_points", "grid_mm",
-              "margin_mm", "initial_temp_c")
+_SPEC_KEYS = (
+    "labels",
+    "tissues",
+    "vessels",
+    "probes",
+    "protocol",
+    "isotherms_c",
+    "record_points",
+    "grid_mm",
+    "margin_mm",
+    "initial_temp_c",
+)
 
 
 @dataclass
@@ -90,7 +101,11 @@ def _point(value: Any, field_name: str) -> np.ndarray:
 
 def _number(document: dict, key: str, default: float, low: float, high: float) -> float:
     value = document.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and low <= value <= high)
+    ):
         raise InputError(f"spec.{key}", f"a number between {low:g} and {high:g}", value)
     return float(value)
 
@@ -119,8 +134,11 @@ def load_spec(path: Path) -> SimulationSpec:
     for key, value in raw_tissues.items():
         if isinstance(key, bool) or not isinstance(key, int):
             raise InputError(f"spec.tissues.{key}", "an integer label", key)
-        source = value if isinstance(value, dict) else (value if str(value) in ("liver", "tumour", "gel", "blood")
-                                                        else path.parent / str(value))
+        source = (
+            value
+            if isinstance(value, dict)
+            else (value if str(value) in ("liver", "tumour", "gel", "blood") else path.parent / str(value))
+        )
         try:
             tissues[key] = load_medium(source)
         except InputError as error:
@@ -154,19 +172,32 @@ def load_spec(path: Path) -> SimulationSpec:
         probes.append(ProbePlacement(str(entry["probe"]), tip, direction, float(flow)))
     protocol = parse_protocol(str(document.get("protocol", str(DEFAULT_PROTOCOL))), field="spec.protocol")
     isotherms = document.get("isotherms_c", [0.0, -20.0, -40.0])
-    if not isinstance(isotherms, list) or not isotherms or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in isotherms):
+    if (
+        not isinstance(isotherms, list)
+        or not isotherms
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in isotherms)
+    ):
         raise InputError("spec.isotherms_c", "a list of temperatures in °C", isotherms)
-    points = {str(name): _point(value, f"spec.record_points.{name}")
-              for name, value in (document.get("record_points") or {}).items()}
+    points = {
+        str(name): _point(value, f"spec.record_points.{name}")
+        for name, value in (document.get("record_points") or {}).items()
+    }
     initial = document.get("initial_temp_c")
     if initial is not None and (not isinstance(initial, (int, float)) or not math.isfinite(initial)):
         raise InputError("spec.initial_temp_c", "a temperature in °C or null", initial)
-    return SimulationSpec(labels=labels, labels_affine_lps=affine, tissues=tissues, vessels=vessels, probes=probes,
-                          protocol=protocol, isotherms_c=[float(v) for v in isotherms], record_points=points,
-                          grid_mm=_number(document, "grid_mm", 1.0, 0.2, 5.0),
-                          margin_mm=_number(document, "margin_mm", 40.0, 5.0, 200.0),
-                          initial_temp_c=None if initial is None else float(initial))
+    return SimulationSpec(
+        labels=labels,
+        labels_affine_lps=affine,
+        tissues=tissues,
+        vessels=vessels,
+        probes=probes,
+        protocol=protocol,
+        isotherms_c=[float(v) for v in isotherms],
+        record_points=points,
+        grid_mm=_number(document, "grid_mm", 1.0, 0.2, 5.0),
+        margin_mm=_number(document, "margin_mm", 40.0, 5.0, 200.0),
+        initial_temp_c=None if initial is None else float(initial),
+    )
 
 
 def resample_labels(labels: np.ndarray, affine_lps: np.ndarray, grid: Grid) -> np.ndarray:
@@ -189,8 +220,11 @@ def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] 
     grid = Grid.around(points, spec.margin_mm, spec.grid_mm)
     labels = resample_labels(spec.labels, spec.labels_affine_lps, grid)
     if np.any(labels < 0):
-        raise InputError("spec.probes", f"probes at least margin_mm = {spec.margin_mm:g} mm inside the label volume "
-                         "(the simulation grid reaches outside it)")
+        raise InputError(
+            "spec.probes",
+            f"probes at least margin_mm = {spec.margin_mm:g} mm inside the label volume "
+            "(the simulation grid reaches outside it)",
+        )
     vessels = [Vessel(labels == label, diameter) for label, diameter in spec.vessels.items()]
     lumen = np.zeros(grid.shape, dtype=bool)
     for vessel in vessels:
@@ -199,21 +233,44 @@ def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] 
     if lumen.any():
         # Lumen voxels take any tissue's label: the vessel's blood properties replace it.
         tissue_labels[lumen] = next(iter(spec.tissues))
-    result = simulate(grid, spec.probes, spec.protocol, tissue_labels=tissue_labels, tissues=spec.tissues,
-                      vessels=vessels, record_points=spec.record_points, isotherms_c=spec.isotherms_c,
-                      initial_temp_c=spec.initial_temp_c, progress=progress)
+    result = simulate(
+        grid,
+        spec.probes,
+        spec.protocol,
+        tissue_labels=tissue_labels,
+        tissues=spec.tissues,
+        vessels=vessels,
+        record_points=spec.record_points,
+        isotherms_c=spec.isotherms_c,
+        initial_temp_c=spec.initial_temp_c,
+        progress=progress,
+    )
     ras_affine = RAS_FROM_LPS @ grid.affine
     summary = {
         "schema_version": 1,
-        "grid": {"origin_mm": grid.origin_mm.round(3).tolist(), "spacing_mm": grid.spacing_mm, "shape": list(grid.shape)},
+        "grid": {
+            "origin_mm": grid.origin_mm.round(3).tolist(),
+            "spacing_mm": grid.spacing_mm,
+            "shape": list(grid.shape),
+        },
         "protocol": str(spec.protocol),
-        "probes": [{"probe": p.probe_id, "tip_mm": p.tip_mm.round(3).tolist(), "direction": p.direction.round(6).tolist(),
-                    "flow_fraction": p.flow_fraction} for p in spec.probes],
-        "isotherms": [{"temperature_c": t, "volume_ml": round(result.isotherm_volume_ml(t), 3),
-                       "mask_file": _mask_name(t)} for t in spec.isotherms_c],
-        "record_points": {name: {"min_temperature_c": round(float(np.min(h[1])), 2),
-                                 "final_temperature_c": round(float(h[1][-1]), 2)}
-                          for name, h in result.histories.items()},
+        "probes": [
+            {
+                "probe": p.probe_id,
+                "tip_mm": p.tip_mm.round(3).tolist(),
+                "direction": p.direction.round(6).tolist(),
+                "flow_fraction": p.flow_fraction,
+            }
+            for p in spec.probes
+        ],
+        "isotherms": [
+            {"temperature_c": t, "volume_ml": round(result.isotherm_volume_ml(t), 3), "mask_file": _mask_name(t)}
+            for t in spec.isotherms_c
+        ],
+        "record_points": {
+            name: {"min_temperature_c": round(float(np.min(h[1])), 2), "final_temperature_c": round(float(h[1][-1]), 2)}
+            for name, h in result.histories.items()
+        },
         "energy_j": {key: round(value, 3) for key, value in result.energy_j.items()},
         "elapsed_s": round(result.elapsed_s, 3),
     }

@@ -7,8 +7,9 @@ overrides any of them; keys left out keep the liver baseline.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -48,7 +49,7 @@ class Tissue(BaseModel):
     metabolic_heat_w_m3: float = Field(4200.0, ge=0)
 
     @model_validator(mode="after")
-    def _check_range(self) -> "Tissue":
+    def _check_range(self) -> Tissue:
         values = [getattr(self, name) for name in type(self).model_fields if name != "name"]
         if not all(math.isfinite(v) for v in values):
             raise ValueError("every property must be a finite number")
@@ -56,7 +57,7 @@ class Tissue(BaseModel):
             raise ValueError("phase_change_c.solidus must not exceed phase_change_c.liquidus")
         return self
 
-    def replace(self, **changes: Any) -> "Tissue":
+    def replace(self, **changes: Any) -> Tissue:
         """A copy with some properties changed (validated), for overrides and uncertainty sampling."""
         return type(self).model_validate({**self.model_dump(), **changes})
 
@@ -91,16 +92,20 @@ class Tissue(BaseModel):
         h_l = self.liquidus_enthalpy_j_m3
         span = self.liquidus_c - self.solidus_c
         mushy = (t - self.solidus_c) / span * h_l if span > 0 else np.zeros_like(t)
-        return np.where(t <= self.solidus_c, self.heat_capacity_frozen_j_m3k * (t - self.solidus_c),
-                        np.where(t >= self.liquidus_c, h_l + self.heat_capacity_unfrozen_j_m3k * (t - self.liquidus_c),
-                                 mushy))
+        return np.where(
+            t <= self.solidus_c,
+            self.heat_capacity_frozen_j_m3k * (t - self.solidus_c),
+            np.where(t >= self.liquidus_c, h_l + self.heat_capacity_unfrozen_j_m3k * (t - self.liquidus_c), mushy),
+        )
 
     def conductivity_w_mk(self, temperature_c):
         """k(T): frozen below the solidus, unfrozen above the liquidus, linear in between."""
         t = np.asarray(temperature_c, dtype=np.float64)
         span = self.liquidus_c - self.solidus_c
         fraction = np.clip((t - self.solidus_c) / span, 0, 1) if span > 0 else (t > self.solidus_c).astype(float)
-        return self.conductivity_frozen_w_mk + fraction * (self.conductivity_unfrozen_w_mk - self.conductivity_frozen_w_mk)
+        return self.conductivity_frozen_w_mk + fraction * (
+            self.conductivity_unfrozen_w_mk - self.conductivity_frozen_w_mk
+        )
 
     def kirchhoff_w_m(self, temperature_c, reference_c: float):
         """Kirchhoff transform Φ(T) = ∫ k dT from `reference_c` to T (W/m), exact for the k(T) above."""
@@ -159,7 +164,9 @@ _MEDIUM_KEYS: dict[str, Any] = {
 }
 _FIELD_PATHS = {
     name: f"{key}.{sub}"
-    for key, target in _MEDIUM_KEYS.items() if isinstance(target, dict) for sub, name in target.items()
+    for key, target in _MEDIUM_KEYS.items()
+    if isinstance(target, dict)
+    for sub, name in target.items()
 } | {target: key for key, target in _MEDIUM_KEYS.items() if isinstance(target, str)}
 
 
@@ -191,7 +198,9 @@ def medium_from_mapping(document: Mapping[str, Any], field: str = "medium") -> T
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else ""
         path = _FIELD_PATHS.get(name, "")
-        raise InputError(f"{field}.{path}" if path else field, first["msg"].removeprefix("Value error, "), first.get("input")) from None
+        raise InputError(
+            f"{field}.{path}" if path else field, first["msg"].removeprefix("Value error, "), first.get("input")
+        ) from None
 
 
 def load_medium(source: str | Path | Mapping[str, Any]) -> Tissue:

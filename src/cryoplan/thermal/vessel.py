@@ -46,7 +46,7 @@ class Vessel:
         return NUSSELT_LAMINAR * BLOOD_CONDUCTIVITY_W_MK / (self.diameter_mm * 1e-3)
 
     @classmethod
-    def cylinder(cls, grid, point_mm, direction, diameter_mm: float) -> "Vessel":
+    def cylinder(cls, grid, point_mm, direction, diameter_mm: float) -> Vessel:
         """A straight vessel through `point_mm` along `direction` (LPS), spanning the grid."""
         direction = np.asarray(direction, dtype=np.float64)
         direction = direction / np.linalg.norm(direction)

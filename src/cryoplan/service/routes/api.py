@@ -94,25 +94,45 @@ class JobCreate(BaseModel):
 
 
 def case_json(case) -> dict:
-    return store.as_dict(case, "id", "label", "status", "version", "case_document", "assessment",
-                         "assessment_error", "board_date", "created_at", "updated_at")
+    return store.as_dict(
+        case,
+        "id",
+        "label",
+        "status",
+        "version",
+        "case_document",
+        "assessment",
+        "assessment_error",
+        "board_date",
+        "created_at",
+        "updated_at",
+    )
 
 
 def job_json(request: Request, job: Job) -> dict:
-    return {**store.as_dict(job, "id", "case_id", "kind", "status", "attempts", "error", "case_version",
-                            "created_at", "finished_at"), "progress": request.app.state.runner.progress(job)}
+    return {
+        **store.as_dict(
+            job, "id", "case_id", "kind", "status", "attempts", "error", "case_version", "created_at", "finished_at"
+        ),
+        "progress": request.app.state.runner.progress(job),
+    }
 
 
 @router.post("/auth/token", summary="Exchange a user name and password for a bearer token")
 def create_token(request: Request, body: TokenRequest) -> dict:
     settings = request.app.state.settings
     with transaction(request) as db:
-        user = login(db, body.username, body.password, client_address(request), settings.login_max_failures,
-                     settings.login_window_s)
+        user = login(
+            db,
+            body.username,
+            body.password,
+            client_address(request),
+            settings.login_max_failures,
+            settings.login_window_s,
+        )
         if user is None:
             store.audit(db, None, "login_failed", "user", detail=body.username, address=client_address(request))
-            return Response('{"detail":"wrong user name or password"}', status_code=401,
-                            media_type="application/json")
+            return Response('{"detail":"wrong user name or password"}', status_code=401, media_type="application/json")
         token, _ = issue_token(db, user, "api", settings.session_max_age_s)
         store.audit(db, None, "login", "user", user.id, detail="api token", address=client_address(request))
     return {"access_token": token, "token_type": "bearer", "expires_in_s": settings.session_max_age_s}
@@ -146,10 +166,15 @@ def deactivate_user(request: Request, user_id: Id, actor: Admin) -> dict:
 
 
 @router.get("/cases", summary="One page of the cases the caller may see (newest first; X-Total-Count: all of them)")
-def cases(request: Request, response: Response, actor: Reader, status: CaseStatus | None = None,
-          search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
-          page: Annotated[int, Query(ge=1, le=2**31 - 1, description="Page number, from 1.")] = 1,
-          size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE, description="Cases per page.")] = 50) -> list[dict]:
+def cases(
+    request: Request,
+    response: Response,
+    actor: Reader,
+    status: CaseStatus | None = None,
+    search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    page: Annotated[int, Query(ge=1, le=2**31 - 1, description="Page number, from 1.")] = 1,
+    size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE, description="Cases per page.")] = 50,
+) -> list[dict]:
     with transaction(request) as db:
         found, total = store.list_cases(db, actor, status.value if status else None, search, page, size)
     response.headers["X-Total-Count"] = str(total)
@@ -166,17 +191,23 @@ def create_case(request: Request, body: CaseCreate, actor: Editor) -> dict:
 def case(request: Request, case_id: Id, actor: Reader) -> dict:
     with transaction(request) as db:
         found = store.get_case(db, actor, case_id)
-        history = [{**store.as_dict(change, "from_status", "to_status", "reason", "at"), "username": name}
-                   for change, name in store.status_history(db, case_id)]
-        return {**case_json(found), "status_history": history,
-                "allowed_steps": [s.value for s in store.allowed_steps(found, actor.role)]}
+        history = [
+            {**store.as_dict(change, "from_status", "to_status", "reason", "at"), "username": name}
+            for change, name in store.status_history(db, case_id)
+        ]
+        return {
+            **case_json(found),
+            "status_history": history,
+            "allowed_steps": [s.value for s in store.allowed_steps(found, actor.role)],
+        }
 
 
 @router.put("/cases/{case_id}", summary="Save edits (optimistic locking: 409 when the case changed since)")
 def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) -> dict:
     with transaction(request) as db:
-        return case_json(store.update_case(db, actor, case_id, body.version, body.label, body.case_document,
-                                           body.board_date))
+        return case_json(
+            store.update_case(db, actor, case_id, body.version, body.label, body.case_document, body.board_date)
+        )
 
 
 @router.post("/cases/{case_id}/status")
@@ -188,8 +219,10 @@ def change_status(request: Request, case_id: Id, body: StatusChangeRequest, acto
 @router.get("/board", summary="The tumour board agenda")
 def board(request: Request, actor: Reader, board_date: dt.date | None = None) -> list[dict]:
     with transaction(request) as db:
-        return [store.as_dict(c, "id", "label", "status", "version", "board_date", "assessment")
-                for c in store.board_agenda(db, actor, board_date)]
+        return [
+            store.as_dict(c, "id", "label", "status", "version", "board_date", "assessment")
+            for c in store.board_agenda(db, actor, board_date)
+        ]
 
 
 @router.post("/cases/{case_id}/board-decision", status_code=201)
@@ -203,16 +236,24 @@ def board_decision(request: Request, case_id: Id, body: BoardDecisionRequest, ac
 def documents(request: Request, case_id: Id, actor: Reader) -> list[dict]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="list_documents")
-        return [store.as_dict(d, "id", "purpose", "file_type", "original_name", "size_bytes", "sha256",
-                              "uploaded_at") for d in store.documents(db, case_id)]
+        return [
+            store.as_dict(d, "id", "purpose", "file_type", "original_name", "size_bytes", "sha256", "uploaded_at")
+            for d in store.documents(db, case_id)
+        ]
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, summary="Upload a document (checked by content)")
-def upload(request: Request, case_id: Id, actor: Editor, file: Annotated[UploadFile, File()],
-           purpose: Annotated[Literal["ct", "labels", "record"], Form()] = "record") -> dict:
+def upload(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    file: Annotated[UploadFile, File()],
+    purpose: Annotated[Literal["ct", "labels", "record"], Form()] = "record",
+) -> dict:
     with transaction(request) as db:
-        row = store.add_document(db, actor, case_id, purpose, file.file, file.filename or "",
-                                 request.app.state.settings)
+        row = store.add_document(
+            db, actor, case_id, purpose, file.file, file.filename or "", request.app.state.settings
+        )
         return store.as_dict(row, "id", "purpose", "file_type", "original_name", "size_bytes", "sha256")
 
 
@@ -220,19 +261,26 @@ def upload(request: Request, case_id: Id, actor: Editor, file: Annotated[UploadF
 def document_content(request: Request, case_id: Id, document_id: Id, actor: Reader) -> FileResponse:
     with transaction(request) as db:
         row = store.get_document(db, actor, case_id, document_id)
-    media = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg"}.get(row.file_type,
-                                                                                      "application/octet-stream")
+    media = {"pdf": "application/pdf", "png": "image/png", "jpeg": "image/jpeg"}.get(
+        row.file_type, "application/octet-stream"
+    )
     # Served as a download under its generated name, so no uploaded markup is ever rendered by the browser.
-    return FileResponse(request.app.state.settings.data_dir / "documents" / row.stored_name, media_type=media,
-                        filename=row.stored_name, content_disposition_type="attachment")
+    return FileResponse(
+        request.app.state.settings.data_dir / "documents" / row.stored_name,
+        media_type=media,
+        filename=row.stored_name,
+        content_disposition_type="attachment",
+    )
 
 
 @router.get("/cases/{case_id}/messages")
 def messages(request: Request, case_id: Id, actor: Reader) -> list[dict]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="read_messages")
-        return [{**store.as_dict(m, "id", "direction", "counterpart", "body", "at"), "username": name}
-                for m, name in store.messages(db, case_id)]
+        return [
+            {**store.as_dict(m, "id", "direction", "counterpart", "body", "at"), "username": name}
+            for m, name in store.messages(db, case_id)
+        ]
 
 
 @router.post("/cases/{case_id}/messages", status_code=201)
@@ -246,8 +294,10 @@ def add_message(request: Request, case_id: Id, body: MessageCreate, actor: Edito
 def tasks(request: Request, case_id: Id, actor: Reader) -> list[dict]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="read_tasks")
-        return [{**store.as_dict(t, "id", "title", "due_date", "done"), "assignee": name}
-                for t, name in store.tasks(db, case_id)]
+        return [
+            {**store.as_dict(t, "id", "title", "due_date", "done"), "assignee": name}
+            for t, name in store.tasks(db, case_id)
+        ]
 
 
 @router.post("/cases/{case_id}/tasks", status_code=201)
@@ -270,8 +320,11 @@ def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
         return [job_json(request, job) for job in store.jobs(db, case_id)]
 
 
-@router.post("/cases/{case_id}/jobs", status_code=202,
-             summary="Start a background job (assessment, plan, or the uncertainty of a planned case)")
+@router.post(
+    "/cases/{case_id}/jobs",
+    status_code=202,
+    summary="Start a background job (assessment, plan, or the uncertainty of a planned case)",
+)
 def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict:
     return job_json(request, submit_job(request, actor, case_id, body.kind))
 
@@ -287,8 +340,16 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
         case = store.get_case(db, actor, case_id, action="start_job")
         if kind == "uncertainty" and reports.latest_plan_job(db, case.id) is None:
             raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
-        job = Job(case_id=case.id, kind=kind, status="queued", attempts=0, progress_fraction=0.0,
-                  case_version=case.version, created_by=actor.user_id, created_at=utcnow())
+        job = Job(
+            case_id=case.id,
+            kind=kind,
+            status="queued",
+            attempts=0,
+            progress_fraction=0.0,
+            case_version=case.version,
+            created_by=actor.user_id,
+            created_at=utcnow(),
+        )
         db.add(job)
         runner.start(job)
         db.flush()
@@ -316,8 +377,9 @@ def audit_log(request: Request, actor: Admin) -> list[dict]:
 
 
 def audit_json(event) -> dict:
-    return store.as_dict(event, "id", "at", "username", "action", "object_type", "object_id", "case_id",
-                         "client_address", "detail")
+    return store.as_dict(
+        event, "id", "at", "username", "action", "object_type", "object_id", "case_id", "client_address", "detail"
+    )
 
 
 @router.get("/cases/{case_id}/report.html", response_class=HTMLResponse)
@@ -330,25 +392,43 @@ def report_html(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
 def report_pdf(request: Request, case_id: Id, actor: Reader) -> Response:
     with transaction(request) as db:
         html = reports.case_report_html(db, actor, case_id, request.app.state.runner)
-    return Response(reports.html_to_pdf(html), media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="case-{case_id}-report.pdf"'})
+    return Response(
+        reports.html_to_pdf(html),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}-report.pdf"'},
+    )
 
 
-@router.get("/cases/{case_id}/referral.zip", response_class=Response,
-            summary="Referral packet: report PDF, de-identified DICOM, plan.json, isotherm DICOM-SEG")
+@router.get(
+    "/cases/{case_id}/referral.zip",
+    response_class=Response,
+    summary="Referral packet: report PDF, de-identified DICOM, plan.json, isotherm DICOM-SEG",
+)
 def referral(request: Request, case_id: Id, actor: Editor) -> Response:
     with transaction(request) as db:
-        packet = reports.referral_packet(db, actor, case_id, request.app.state.runner,
-                                         request.app.state.settings.data_dir, request.app.state.secret_key)
-    return Response(packet, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="case-{case_id}-referral.zip"'})
+        packet = reports.referral_packet(
+            db,
+            actor,
+            case_id,
+            request.app.state.runner,
+            request.app.state.settings.data_dir,
+            request.app.state.secret_key,
+        )
+    return Response(
+        packet,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}-referral.zip"'},
+    )
 
 
 SAFE_OUTPUT_PATH = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_.-]{0,100}/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 
 
-@router.get("/jobs/{job_id}/files/{name:path}", response_class=FileResponse,
-            summary="A file a finished job wrote (plan.json, figures/…, isotherm masks, report.pdf)")
+@router.get(
+    "/jobs/{job_id}/files/{name:path}",
+    response_class=FileResponse,
+    summary="A file a finished job wrote (plan.json, figures/…, isotherm masks, report.pdf)",
+)
 def job_file(request: Request, job_id: Id, name: str, actor: Reader) -> FileResponse:
     if not SAFE_OUTPUT_PATH.fullmatch(name):  # no "..", no absolute paths: only what the job wrote
         raise store.NotFound(f"file {name[:100]!r} of job {job_id}")

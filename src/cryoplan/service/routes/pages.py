@@ -46,8 +46,9 @@ NEW_CASE_TEMPLATE = {
 
 
 def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(request, name, {"actor": actor, **context},
-                                                        status_code=status_code)
+    return request.app.state.templates.TemplateResponse(
+        request, name, {"actor": actor, **context}, status_code=status_code
+    )
 
 
 def back_to(case_id: int) -> RedirectResponse:
@@ -68,20 +69,28 @@ def login_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-def login_submit(request: Request, username: Annotated[str, Form(max_length=200)],
-                 password: Annotated[str, Form(max_length=200)]) -> Response:
+def login_submit(
+    request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=200)]
+) -> Response:
     settings = request.app.state.settings
     with transaction(request) as db:
-        user = login(db, username, password, client_address(request), settings.login_max_failures,
-                     settings.login_window_s)
+        user = login(
+            db, username, password, client_address(request), settings.login_max_failures, settings.login_window_s
+        )
         if user is None:
             store.audit(db, None, "login_failed", "user", detail=username, address=client_address(request))
             return render(request, "login.html", None, 401, error="Wrong user name or password.")
         token, _ = issue_token(db, user, "session", settings.session_max_age_s)
         store.audit(db, None, "login", "user", user.id, detail="session", address=client_address(request))
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, max_age=settings.session_max_age_s, httponly=True, samesite="strict",
-                        secure=settings.secure_cookies)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_max_age_s,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+    )
     return response
 
 
@@ -96,17 +105,34 @@ def logout(request: Request, actor: Reader) -> Response:
 
 
 @router.get("/")
-def case_list(request: Request, actor: Reader, status: str | None = None, search: str | None = None,
-              page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1,
-              size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE)] = 50) -> HTMLResponse:
+def case_list(
+    request: Request,
+    actor: Reader,
+    status: str | None = None,
+    search: str | None = None,
+    page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1,
+    size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE)] = 50,
+) -> HTMLResponse:
     status = status if status in {s.value for s in CaseStatus} else None
     search = (search or "").replace("\x00", "")[:100] or None
     with transaction(request) as db:
         cases, total = store.list_cases(db, actor, status, search, page, size)
     pages = max(1, -(-total // size))
-    return render(request, "cases.html", actor, cases=cases, statuses=[s.value for s in CaseStatus], status=status,
-                  search=search, can_edit=actor.role in EDITORS, page=page, size=size, pages=pages, total=total,
-                  filters={"status": status or "", "search": search or "", "size": size})
+    return render(
+        request,
+        "cases.html",
+        actor,
+        cases=cases,
+        statuses=[s.value for s in CaseStatus],
+        status=status,
+        search=search,
+        can_edit=actor.role in EDITORS,
+        page=page,
+        size=size,
+        pages=pages,
+        total=total,
+        filters={"status": status or "", "search": search or "", "size": size},
+    )
 
 
 @router.get("/cases/new")
@@ -115,8 +141,9 @@ def new_case_page(request: Request, actor: Editor) -> HTMLResponse:
 
 
 @router.post("/cases/new")
-def new_case(request: Request, actor: Editor, label: Annotated[str, Form()],
-             case_document: Annotated[str, Form()]) -> Response:
+def new_case(
+    request: Request, actor: Editor, label: Annotated[str, Form()], case_document: Annotated[str, Form()]
+) -> Response:
     try:
         with transaction(request) as db:
             case = store.create_case(db, actor, label, parse_json(case_document))
@@ -137,15 +164,26 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
         plan_dir = None if plan_job is None else runner.output_dir(plan_job.id)
         plan = reports.plan_summary(plan_dir)
         context = dict(
-            case=case, document=case.case_document, assessment=case.assessment, documents=documents,
-            ct=images.get("ct"), labels=images.get("labels"), jobs=jobs,
-            progress={j.id: runner.progress(j) for j in jobs}, job_kinds=job_kinds(),
+            case=case,
+            document=case.case_document,
+            assessment=case.assessment,
+            documents=documents,
+            ct=images.get("ct"),
+            labels=images.get("labels"),
+            jobs=jobs,
+            progress={j.id: runner.progress(j) for j in jobs},
+            job_kinds=job_kinds(),
             uncertainty_samples=request.app.state.settings.uncertainty_samples,
-            plan=plan, plan_job=plan_job, figures=(plan or {}).get("outputs", {}).get("figures", []),
+            plan=plan,
+            plan_job=plan_job,
+            figures=(plan or {}).get("outputs", {}).get("figures", []),
             isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
-            history=store.status_history(db, case_id), decisions=store.board_decisions(db, case_id),
-            messages=store.messages(db, case_id), tasks=store.tasks(db, case_id),
-            steps=store.allowed_steps(case, actor.role), can_edit=actor.role in EDITORS,
+            history=store.status_history(db, case_id),
+            decisions=store.board_decisions(db, case_id),
+            messages=store.messages(db, case_id),
+            tasks=store.tasks(db, case_id),
+            steps=store.allowed_steps(case, actor.role),
+            can_edit=actor.role in EDITORS,
             can_audit=actor.role != Role.viewer,
             case_document_text=json.dumps(case.case_document, indent=2, ensure_ascii=False),
         )
@@ -153,9 +191,15 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
 
 
 @router.post("/cases/{case_id}/edit")
-def edit_case(request: Request, case_id: Id, actor: Editor, version: Annotated[int, Form()],
-              label: Annotated[str, Form()], case_document: Annotated[str, Form()],
-              board_date: Annotated[str, Form()] = "") -> Response:
+def edit_case(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    version: Annotated[int, Form()],
+    label: Annotated[str, Form()],
+    case_document: Annotated[str, Form()],
+    board_date: Annotated[str, Form()] = "",
+) -> Response:
     try:
         date = dt.date.fromisoformat(board_date) if board_date else None
     except ValueError:
@@ -166,32 +210,55 @@ def edit_case(request: Request, case_id: Id, actor: Editor, version: Annotated[i
 
 
 @router.post("/cases/{case_id}/status")
-def change_status(request: Request, case_id: Id, actor: Editor, version: Annotated[int, Form()],
-                  to_status: Annotated[str, Form()], reason: Annotated[str, Form()]) -> Response:
+def change_status(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    version: Annotated[int, Form()],
+    to_status: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+) -> Response:
     with transaction(request) as db:
         store.change_status(db, actor, case_id, to_status, reason, version)
     return back_to(case_id)
 
 
 @router.post("/cases/{case_id}/documents")
-def upload(request: Request, case_id: Id, actor: Editor, file: Annotated[UploadFile, File()],
-           purpose: Annotated[str, Form()] = "record") -> Response:
+def upload(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    file: Annotated[UploadFile, File()],
+    purpose: Annotated[str, Form()] = "record",
+) -> Response:
     with transaction(request) as db:
         store.add_document(db, actor, case_id, purpose, file.file, file.filename or "", request.app.state.settings)
     return back_to(case_id)
 
 
 @router.post("/cases/{case_id}/messages")
-def add_message(request: Request, case_id: Id, actor: Editor, direction: Annotated[str, Form()],
-                body: Annotated[str, Form()], counterpart: Annotated[str, Form()] = "") -> Response:
+def add_message(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    direction: Annotated[str, Form()],
+    body: Annotated[str, Form()],
+    counterpart: Annotated[str, Form()] = "",
+) -> Response:
     with transaction(request) as db:
         store.add_message(db, actor, case_id, direction, counterpart, body)
     return back_to(case_id)
 
 
 @router.post("/cases/{case_id}/tasks")
-def add_task(request: Request, case_id: Id, actor: Editor, title: Annotated[str, Form()],
-             due_date: Annotated[dt.date, Form()], assignee: Annotated[str, Form()] = "") -> Response:
+def add_task(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    title: Annotated[str, Form()],
+    due_date: Annotated[dt.date, Form()],
+    assignee: Annotated[str, Form()] = "",
+) -> Response:
     with transaction(request) as db:
         store.add_task(db, actor, case_id, title, due_date, assignee or None)
     return back_to(case_id)
@@ -211,8 +278,14 @@ def start_job(request: Request, case_id: Id, actor: Editor, kind: Annotated[str,
 
 
 @router.post("/cases/{case_id}/board-decision")
-def board_decision(request: Request, case_id: Id, actor: Clinician, version: Annotated[int, Form()],
-                   decision: Annotated[str, Form()], notes: Annotated[str, Form()] = "") -> Response:
+def board_decision(
+    request: Request,
+    case_id: Id,
+    actor: Clinician,
+    version: Annotated[int, Form()],
+    decision: Annotated[str, Form()],
+    notes: Annotated[str, Form()] = "",
+) -> Response:
     with transaction(request) as db:
         store.record_board_decision(db, actor, case_id, decision, notes, version)
     return RedirectResponse("/board", status_code=303)
@@ -222,8 +295,9 @@ def board_decision(request: Request, case_id: Id, actor: Clinician, version: Ann
 def board(request: Request, actor: Reader) -> HTMLResponse:
     with transaction(request) as db:
         cases = store.board_agenda(db, actor)
-    return render(request, "board.html", actor, cases=cases, decisions=store.BOARD_DECISIONS,
-                  can_decide=actor.role in CLINICAL)
+    return render(
+        request, "board.html", actor, cases=cases, decisions=store.BOARD_DECISIONS, can_decide=actor.role in CLINICAL
+    )
 
 
 @router.get("/tasks")
@@ -256,17 +330,31 @@ def users_page(request: Request, actor: Admin) -> HTMLResponse:
 
 
 @router.post("/users")
-def create_user(request: Request, actor: Admin, username: Annotated[str, Form(max_length=200)],
-                password: Annotated[str, Form(max_length=200)], role: Annotated[str, Form()],
-                full_name: Annotated[str, Form(max_length=200)] = "") -> Response:
+def create_user(
+    request: Request,
+    actor: Admin,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=200)],
+    role: Annotated[str, Form()],
+    full_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
     try:
         with transaction(request) as db:
             store.create_user(db, username, password, role, full_name, actor)
     except InputError as error:
         with transaction(request) as db:
             users = store.list_users(db, actor)
-        return render(request, "users.html", actor, 422, users=users, roles=[r.value for r in Role],
-                      error=str(error), username=username, full_name=full_name)
+        return render(
+            request,
+            "users.html",
+            actor,
+            422,
+            users=users,
+            roles=[r.value for r in Role],
+            error=str(error),
+            username=username,
+            full_name=full_name,
+        )
     return RedirectResponse("/users", status_code=303)
 
 
