@@ -109,7 +109,7 @@ def test_milan(diameters, vi, ehs, expected):
     ],
 )
 def test_ucsf(diameters, vi, expected):
-    assert ucsf(diameters, vascular_invasion=vi) is expected
+    assert ucsf(diameters, vascular_invasion=vi, extrahepatic_spread=False) is expected
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,19 @@ def test_ucsf(diameters, vi, expected):
     ],
 )
 def test_up_to_seven(diameters, vi, expected):
-    assert up_to_seven(diameters, vascular_invasion=vi) is expected
+    assert up_to_seven(diameters, vascular_invasion=vi, extrahepatic_spread=False) is expected
+
+
+@pytest.mark.parametrize("criterion", [milan, ucsf, up_to_seven])
+@pytest.mark.parametrize(("spread", "expected"), [(True, False), (None, None), (False, True)])
+def test_extrahepatic_spread_puts_a_patient_outside_every_transplant_criterion(criterion, spread, expected):
+    assert criterion([20], vascular_invasion=False, extrahepatic_spread=spread) is expected
+
+
+def test_extrahepatic_spread_through_assess():
+    result = assess(make_case(diagnosis__extrahepatic_spread=True))
+    assert result.transplant.to_dict() == {"milan": False, "ucsf": False, "up_to_seven": False}
+    assert result.bclc.stage == "C"
 
 
 def test_three_3_cm_nodules_inside_milan_outside_ucsf_through_assess():

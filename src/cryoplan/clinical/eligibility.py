@@ -487,8 +487,16 @@ def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_
                 vascular_invasion=diagnosis.vascular_invasion,
                 extrahepatic_spread=diagnosis.extrahepatic_spread,
             ),
-            ucsf=staging.ucsf(diameters, vascular_invasion=diagnosis.vascular_invasion),
-            up_to_seven=staging.up_to_seven(diameters, vascular_invasion=diagnosis.vascular_invasion),
+            ucsf=staging.ucsf(
+                diameters,
+                vascular_invasion=diagnosis.vascular_invasion,
+                extrahepatic_spread=diagnosis.extrahepatic_spread,
+            ),
+            up_to_seven=staging.up_to_seven(
+                diameters,
+                vascular_invasion=diagnosis.vascular_invasion,
+                extrahepatic_spread=diagnosis.extrahepatic_spread,
+            ),
         )
     elif diagnosis.cirrhosis is None:
         missing.add("diagnosis.cirrhosis")

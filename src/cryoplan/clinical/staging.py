@@ -208,9 +208,12 @@ def milan(
     return _within(burden_ok, [vascular_invasion, extrahepatic_spread])
 
 
-def ucsf(diameters_mm: Sequence[float], *, vascular_invasion: bool | None) -> bool | None:
+def ucsf(
+    diameters_mm: Sequence[float], *, vascular_invasion: bool | None, extrahepatic_spread: bool | None
+) -> bool | None:
     """UCSF criteria: one nodule ≤ 65 mm, or 2-3 nodules with the largest ≤ 45 mm and the sum of diameters
-    ≤ 80 mm; no gross vascular invasion. Bounds inclusive (three 30 mm nodules are outside: sum 90 mm).
+    ≤ 80 mm; no gross vascular invasion, no extrahepatic spread (the criteria presume disease confined to
+    the liver). Bounds inclusive (three 30 mm nodules are outside: sum 90 mm).
 
     References
     ----------
@@ -221,11 +224,14 @@ def ucsf(diameters_mm: Sequence[float], *, vascular_invasion: bool | None) -> bo
         return None
     n, largest = len(diameters_mm), max(diameters_mm)
     burden_ok = (n == 1 and largest <= 65) or (2 <= n <= 3 and largest <= 45 and sum(diameters_mm) <= 80)
-    return _within(burden_ok, [vascular_invasion])
+    return _within(burden_ok, [vascular_invasion, extrahepatic_spread])
 
 
-def up_to_seven(diameters_mm: Sequence[float], *, vascular_invasion: bool | None) -> bool | None:
-    """Up-to-seven: number of nodules + largest diameter in cm ≤ 7; no vascular invasion.
+def up_to_seven(
+    diameters_mm: Sequence[float], *, vascular_invasion: bool | None, extrahepatic_spread: bool | None
+) -> bool | None:
+    """Up-to-seven: number of nodules + largest diameter in cm ≤ 7; no vascular invasion, no extrahepatic
+    spread (the criteria presume disease confined to the liver).
 
     Computed in millimetres (10 × count + largest mm ≤ 70) so the bound is exact.
 
@@ -237,4 +243,4 @@ def up_to_seven(diameters_mm: Sequence[float], *, vascular_invasion: bool | None
     if not diameters_mm:
         return None
     burden_ok = 10 * len(diameters_mm) + max(diameters_mm) <= 70
-    return _within(burden_ok, [vascular_invasion])
+    return _within(burden_ok, [vascular_invasion, extrahepatic_spread])
