@@ -23,8 +23,8 @@ from skimage.filters import threshold_otsu
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_shell, signed_distance_mm, surface
-from cryoplan.planning.pipeline import Progress
 from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
+from cryoplan.progress import Progress
 from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, Protocol
 
 # Below this normalised correlation between the registered pre-procedural image and the

@@ -8,7 +8,6 @@ Assessment → imaging → planning units → placement (fast candidates, then f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from cryoplan.planning.placement import (
     search_candidates,
     vessel_components,
 )
+from cryoplan.progress import Progress
 from cryoplan.thermal import TISSUES, Grid, ThermalResult, Vessel, get_probe, simulate
 
 # Air and lung are below this on CT; the body is what is denser.
@@ -47,8 +47,6 @@ MIN_LIVER_CONTACT = 0.25
 SHARED_PLAN_GAP_MM = 15.0
 # The full simulation's grid reaches this far beyond the target and the probes' active zones.
 SIMULATION_REACH_MM = 25.0
-
-Progress = Callable[[str, float], None]
 
 
 @dataclass

@@ -25,8 +25,8 @@ from scipy import ndimage
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.pipeline import Progress
 from cryoplan.planning.placement import vessel_components
+from cryoplan.progress import Progress
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, ThermalResult, Vessel, simulate
 
 FIT_PARAMETER = "flow_fraction"
