@@ -152,9 +152,6 @@ def figures_drawn(page) -> dict[str, int]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path):
-    from cryoplan.service.jobs import planning_available
-
-    require(planning_available(), "cryoplan.planning.plan_case is not exported")
     data = shared_data / "02_totalseg_ct_sm_vessels"
     tumour_voxels = labels_with_tumour(data / "example_seg.nii.gz", tmp_path / "example_seg_with_tumour.nii.gz")
     server = live_server(CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES))

@@ -22,10 +22,6 @@ SAMPLES = 3
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_plan_and_uncertainty_jobs_on_a_phantom(live_server, tmp_path):
-    from cryoplan.service.jobs import planning_available
-
-    if not planning_available():
-        pytest.skip("cryoplan.planning.plan_case is not exported")
     from cryoplan.imaging import write_nifti
     from cryoplan.imaging.phantom import TumourSpec, make_phantom
 

@@ -8,7 +8,6 @@ security headers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -16,14 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from cryoplan import __version__
 from cryoplan.errors import InputError
 from cryoplan.service import db as database
 from cryoplan.service.auth import LoginLocked, NotLoggedIn
-from cryoplan.service.jobs import JobRunner
+from cryoplan.service.jobs import JobRunner, PlanOptions
+from cryoplan.service.routes import api, pages, status
 from cryoplan.service.settings import ServiceSettings
 from cryoplan.service.store import NotAllowed, NotFound, VersionConflict, run_document
 from cryoplan.service.uploads import UploadTooLarge
@@ -40,18 +39,6 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-@contextlib.contextmanager
-def transaction(request: Request) -> Iterator[Session]:
-    """A database session for one request, committed when the block succeeds, rolled back otherwise."""
-    with request.app.state.sessions() as db:
-        try:
-            yield db
-            db.commit()
-        except BaseException:
-            db.rollback()
-            raise
-
-
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app: migrate the database to the latest schema, then mount pages, API and static files."""
     settings = settings or ServiceSettings()
@@ -66,7 +53,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         settings.dask_workers,
         settings.job_max_attempts,
         lambda db, case: run_document(db, case, settings.data_dir),
-        settings.plan_options(),
+        PlanOptions(
+            grid_mm=settings.plan_grid_mm, uncertainty_samples=settings.uncertainty_samples, seed=settings.plan_seed
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -145,10 +134,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         minutes = settings.login_window_s / 60
         return error(request, 429, f"too many failed logins; try again in {minutes:g} minutes")
 
-    from cryoplan.service.routes import api, pages
-
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(status.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.get("/vendor/niivue.js", include_in_schema=False)

@@ -1,5 +1,4 @@
-"""Background jobs on Dask: the assessment, and (when the planning package provides `plan_case`) the plan
-and its uncertainty analysis.
+"""Background jobs on Dask: the assessment, the plan and its uncertainty analysis.
 
 A job row is marked running (attempt n) before it is handed to Dask, outputs are written to a temporary
 folder and renamed (so a stopped job leaves nothing half-written), and progress goes to a small JSON file
@@ -15,32 +14,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distributed import Client, LocalCluster, get_worker, rejoin, secede
+from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cryoplan.case import parse_case
+from cryoplan.clinical import assess
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_directory, write_json
-from cryoplan.service.models import Case, Job, JobStatus, utcnow
+from cryoplan.planning import plan_case
+from cryoplan.planning.placement import PlanSettings
+from cryoplan.service import store
+from cryoplan.service.auth import Actor
+from cryoplan.service.deps import transaction
+from cryoplan.service.models import PLAN_KINDS, Case, Job, JobStatus, utcnow
 from cryoplan.service.store import audit
 
-
-def planning_available() -> bool:
-    """Whether the planning package offers `plan_case` (it lands after the service)."""
-    try:
-        from cryoplan.planning import plan_case  # noqa: F401
-    except ImportError:
-        return False
-    return True
+JOB_KINDS = ("assessment",) + PLAN_KINDS
 
 
 def job_kinds() -> list[str]:
-    """The kinds of job this installation can run."""
-    return ["assessment"] + (["plan", "uncertainty"] if planning_available() else [])
-
-
-# Kinds whose output folder is a plan (plan.json, figures, isotherm masks, report); the newest finished one
-# is the case's plan.
-PLAN_KINDS = ("plan", "uncertainty")
+    """The kinds of job a case can run."""
+    return list(JOB_KINDS)
 
 
 @dataclass(frozen=True)
@@ -80,8 +76,6 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
     options : PlanOptions
         Planning choices of plan and uncertainty jobs.
     """
-    from cryoplan.case import parse_case
-
     stage = {"label": "reading the case"}
 
     def progress(label: str | None, fraction: float) -> None:
@@ -95,20 +89,13 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
     case = parse_case(case_document, "case_document")
     with atomic_directory(out_dir) as tmp:
         if kind == "assessment":
-            from cryoplan.clinical import assess
-
             progress("assessing eligibility", 0.5)
             write_json(tmp / "assessment.json", assess(case).to_dict())
         elif kind in PLAN_KINDS:
-            from cryoplan.planning import plan_case
-            from cryoplan.planning.placement import PlanSettings
-
             settings = PlanSettings(grid_mm=options.grid_mm)
             if kind == "plan":
                 plan_case(case, tmp, progress=progress, settings=settings, seed=options.seed)
             else:
-                from distributed import get_worker, rejoin, secede
-
                 # The Monte Carlo samples are tasks on this same cluster, submitted from here. Leaving the
                 # worker's thread pool while this driver runs lets them use its slot: on a cluster of one
                 # single-threaded worker, a driver that kept its slot would wait forever for its samples.
@@ -127,7 +114,7 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                 finally:
                     rejoin()
         else:
-            raise InputError("kind", f"one of {job_kinds()}", kind)
+            raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
     progress("done", 1.0)
     return out_dir
 
@@ -176,8 +163,6 @@ class JobRunner:
     def _dask_client(self):
         with self._lock:
             if self._client is None:
-                from distributed import Client, LocalCluster
-
                 if self._scheduler:
                     self._client = Client(self._scheduler)
                 else:
@@ -268,3 +253,30 @@ class JobRunner:
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None
+
+
+def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
+    """Record a job as running and hand it to Dask (shared by the API and the pages)."""
+    if kind not in JOB_KINDS:
+        raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
+    runner = request.app.state.runner
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="start_job")
+        if kind == "uncertainty" and store.latest_plan_job(db, case.id) is None:
+            raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
+        job = Job(
+            case_id=case.id,
+            kind=kind,
+            status=JobStatus.queued.value,
+            attempts=0,
+            progress_fraction=0.0,
+            case_version=case.version,
+            created_by=actor.user_id,
+            created_at=utcnow(),
+        )
+        db.add(job)
+        runner.start(job)
+        db.flush()
+        audit(db, actor, "job_started", "job", job.id, case.id, detail=kind)
+    runner.dispatch(job.id)
+    return job

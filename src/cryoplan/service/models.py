@@ -48,6 +48,11 @@ class JobStatus(str, enum.Enum):
     failed = "failed"
 
 
+# Kinds of job whose output folder is a plan (plan.json, figures, isotherm masks, report); the newest
+# finished one is the case's plan.
+PLAN_KINDS = ("plan", "uncertainty")
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: DateTime(timezone=True)}
 

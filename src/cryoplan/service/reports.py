@@ -6,15 +6,20 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
+import pydicom
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
+from weasyprint import HTML, URLFetcher
 
 from cryoplan import __version__
+from cryoplan.imaging.deid import deidentify_dataset
 from cryoplan.service import store
 from cryoplan.service.auth import Actor
-from cryoplan.service.jobs import PLAN_KINDS, JobRunner
-from cryoplan.service.models import Job, JobStatus, utcnow
+from cryoplan.service.jobs import JobRunner
+from cryoplan.service.models import utcnow
+from cryoplan.service.store import latest_plan_job
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _environment = Environment(loader=PackageLoader("cryoplan.service", "templates"), autoescape=select_autoescape())
@@ -22,14 +27,6 @@ _environment = Environment(loader=PackageLoader("cryoplan.service", "templates")
 
 class RefusedURL(Exception):
     """WeasyPrint asked for a resource outside the app's own static files."""
-
-
-def latest_plan_job(db: Session, case_id: int) -> Job | None:
-    """The newest finished plan or uncertainty job of a case (its output folder is the case's plan), if any."""
-    for job in store.jobs(db, case_id):
-        if job.kind in PLAN_KINDS and job.status == JobStatus.done.value:
-            return job
-    return None
 
 
 def latest_plan_dir(db: Session, case_id: int, runner: JobRunner) -> Path | None:
@@ -75,9 +72,6 @@ def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner)
 def _app_files_fetcher():
     """A WeasyPrint URL fetcher that serves the app's own static files and refuses everything else (no
     network, no other local file), so a report can never be made to read or send data elsewhere."""
-    from urllib.parse import unquote, urlparse
-
-    from weasyprint import URLFetcher
 
     class AppFilesOnly(URLFetcher):
         def fetch(self, url, headers=None):
@@ -92,8 +86,6 @@ def _app_files_fetcher():
 
 def html_to_pdf(html: str) -> bytes:
     """Render report HTML to PDF with WeasyPrint, fetching nothing outside the app's static files."""
-    from weasyprint import HTML
-
     return HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
 
 
@@ -133,10 +125,6 @@ def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, 
 
 def _deidentified_series(zip_path: Path, case_id: int, key: str):
     """Yield (file name, bytes) of each DICOM file of a stored zip after de-identification."""
-    import pydicom
-
-    from cryoplan.imaging.deid import deidentify_dataset
-
     with zipfile.ZipFile(zip_path) as archive:
         for index, entry in enumerate(e for e in archive.infolist() if not e.is_dir()):
             dataset = pydicom.dcmread(io.BytesIO(archive.read(entry)))

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryoplan.errors import InputError
+from cryoplan.output import write_text
 
 
 class ServiceSettings(BaseSettings):
@@ -58,12 +59,6 @@ class ServiceSettings(BaseSettings):
                 f"CRYOPLAN_{str(first['loc'][0]).upper()}", first["msg"].lower(), first.get("input")
             ) from None
 
-    def plan_options(self):
-        """The planning choices handed to plan and uncertainty jobs (a `cryoplan.service.jobs.PlanOptions`)."""
-        from cryoplan.service.jobs import PlanOptions  # here: jobs.py depends on this module through store.py
-
-        return PlanOptions(grid_mm=self.plan_grid_mm, uncertainty_samples=self.uncertainty_samples, seed=self.plan_seed)
-
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'cryoplan.db').resolve()}"
@@ -74,8 +69,6 @@ class ServiceSettings(BaseSettings):
             return self.secret_key
         path = self.data_dir / "secret_key"
         if not path.exists():
-            from cryoplan.output import write_text
-
             self.data_dir.mkdir(parents=True, exist_ok=True)
             write_text(path, secrets.token_urlsafe(48))
             path.chmod(0o600)

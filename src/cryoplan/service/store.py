@@ -10,10 +10,13 @@ from typing import Any, BinaryIO
 from sqlalchemy import Select, String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from cryoplan.case import parse_case
+from cryoplan.clinical import assess
 from cryoplan.errors import InputError
 from cryoplan.service.auth import Actor, password_hasher
 from cryoplan.service.db import discard_on_rollback
 from cryoplan.service.models import (
+    PLAN_KINDS,
     AuditEvent,
     AuthToken,
     BoardDecision,
@@ -21,6 +24,7 @@ from cryoplan.service.models import (
     CaseStatus,
     Document,
     Job,
+    JobStatus,
     Message,
     Role,
     StatusChange,
@@ -179,9 +183,6 @@ def assess_document(document: dict) -> tuple[dict | None, str | None]:
     """Run the eligibility assessment on a case document: (assessment JSON, None), or (None, the reason the
     document is not yet assessable, e.g. a missing diagnosis) so that incomplete records can still be saved.
     The images are not needed for the assessment, so the imaging section is left out."""
-    from cryoplan.case import parse_case
-    from cryoplan.clinical import assess
-
     without_images = {key: value for key, value in document.items() if key != "imaging"}
     try:
         return assess(parse_case(without_images, "case_document")).to_dict(), None
@@ -580,6 +581,14 @@ def get_job(
 
 def jobs(db: Session, case_id: int) -> list[Job]:
     return list(db.scalars(select(Job).where(Job.case_id == case_id).order_by(Job.id.desc())))
+
+
+def latest_plan_job(db: Session, case_id: int) -> Job | None:
+    """The newest finished plan or uncertainty job of a case (its output folder is the case's plan), if any."""
+    for job in jobs(db, case_id):
+        if job.kind in PLAN_KINDS and job.status == JobStatus.done.value:
+            return job
+    return None
 
 
 def audit_events(db: Session, actor: Actor, case_id: int | None = None, limit: int = 500) -> list[AuditEvent]:

@@ -7,38 +7,22 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from cryoplan.service import reports, store
-from cryoplan.service.app import transaction
-from cryoplan.service.auth import (
-    ADMIN,
-    ALL_ROLES,
-    CLINICAL,
-    EDITORS,
-    Actor,
-    client_address,
-    issue_token,
-    login,
-    requires,
-)
-from cryoplan.service.jobs import job_kinds
-from cryoplan.service.models import CaseStatus, Job, Role, utcnow
+from cryoplan.service.auth import client_address, issue_token, login
+from cryoplan.service.deps import Admin, AuditReader, Clinician, Editor, Id, Reader, transaction
+from cryoplan.service.jobs import submit_job
+from cryoplan.service.models import CaseStatus, Job, Role
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 # No NUL characters in any text (PostgreSQL cannot store them) and bounded lengths.
 Text = Annotated[str, Field(max_length=20000, pattern=r"^[^\x00]*$")]
 ShortText = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]
-Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Reader = Annotated[Actor, Depends(requires(*ALL_ROLES))]
-Editor = Annotated[Actor, Depends(requires(*EDITORS))]
-Clinician = Annotated[Actor, Depends(requires(*CLINICAL))]
-Admin = Annotated[Actor, Depends(requires(*ADMIN))]
-AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Role.clinician))]
 
 
 class TokenRequest(BaseModel):
@@ -327,35 +311,6 @@ def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
 )
 def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict:
     return job_json(request, submit_job(request, actor, case_id, body.kind))
-
-
-def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
-    """Record a job as running and hand it to Dask (shared by the API and the pages)."""
-    from cryoplan.errors import InputError
-
-    if kind not in job_kinds():
-        raise InputError("kind", f"one of {job_kinds()}", kind)
-    runner = request.app.state.runner
-    with transaction(request) as db:
-        case = store.get_case(db, actor, case_id, action="start_job")
-        if kind == "uncertainty" and reports.latest_plan_job(db, case.id) is None:
-            raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
-        job = Job(
-            case_id=case.id,
-            kind=kind,
-            status="queued",
-            attempts=0,
-            progress_fraction=0.0,
-            case_version=case.version,
-            created_by=actor.user_id,
-            created_at=utcnow(),
-        )
-        db.add(job)
-        runner.start(job)
-        db.flush()
-        store.audit(db, actor, "job_started", "job", job.id, case.id, detail=kind)
-    runner.dispatch(job.id)
-    return job
 
 
 @router.get("/jobs/{job_id}")

@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cryoplan.errors import InputError
 from cryoplan.service import reports, store
-from cryoplan.service.app import transaction
 from cryoplan.service.auth import (
     ADMIN,
     ALL_ROLES,
@@ -25,9 +24,9 @@ from cryoplan.service.auth import (
     requires,
     revoke_token,
 )
-from cryoplan.service.jobs import job_kinds
+from cryoplan.service.deps import Id, transaction
+from cryoplan.service.jobs import job_kinds, submit_job
 from cryoplan.service.models import CaseStatus, Role
-from cryoplan.service.routes.api import Id, submit_job
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Actor, Depends(requires(*ALL_ROLES, page=True))]
