@@ -1,14 +1,14 @@
 """Eligibility for liver cryoablation: the selection criteria, the verdict and the recommendations.
 
 `assess` turns a `Case` into an `Assessment`: the liver scores, HCC staging and transplant criteria, one
-criterion per row of the seed's selection table with a status, a verdict and recommendations with their
-reasons and sources. The status rules and the verdict are the contract of issue 2 (see `criteria` and
-`verdict`).
+criterion per rule of the selection table (`RULES`: name, bands, status, source), a verdict, and the
+recommendations of `RECOMMENDATIONS` that apply, each with its reason and source.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,30 +25,27 @@ Verdict = Literal["suitable", "suitable_with_conditions", "mdt_review", "not_rec
 #: once a 10 mm margin is added. Configurable through `assess`.
 DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML = 50.0
 
-SEED = "cryoplan clinical seed: selection criteria and indications for liver cryoablation"
-SOURCES = {
-    "bclc": "Reig M et al. BCLC strategy for prognosis prediction and treatment recommendation: the 2022 update. "
-    "J Hepatol 2022;76:681-693",
-    "milan": "Mazzaferro V et al. N Engl J Med 1996;334:693-699 (Milan criteria); seed: bridge to transplant",
-    "sir": "Patel IJ et al. SIR consensus guidelines for the periprocedural management of thrombotic and "
-    "bleeding risk. J Vasc Interv Radiol 2019;30:1168-1184; seed: platelet count",
-    "cryoshock": "cryoplan default, not a guideline threshold (cryoshock in about 1 % of hepatic "
-    "cryoablations, rising with the frozen volume)",
-}
-
 
 @dataclass(frozen=True)
 class Criterion:
-    """One row of the selection table: its value (in `unit`), status and a note."""
+    """One row of the selection table: its value (in `unit`), status, a note and the rule's source."""
 
     id: str
     value: float | int | str | None
     unit: str | None
     status: Status
     note: str
+    source: str = ""
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "value": self.value, "unit": self.unit, "status": self.status, "note": self.note}
+        return {
+            "id": self.id,
+            "value": self.value,
+            "unit": self.unit,
+            "status": self.status,
+            "note": self.note,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -210,8 +207,222 @@ def _meld(case: Case, missing: _Missing) -> Meld:
     return Meld(meld, meld_na, meld_3)
 
 
+@dataclass(frozen=True)
+class Band:
+    """An interval of a criterion's value, the status it gives and the note shown with it.
+
+    The interval runs from `lower` to `upper`; each end is open unless marked closed (the defaults give
+    ``(lower, upper]``). Infinite ends are allowed.
+    """
+
+    status: Status
+    note: str
+    lower: float = -math.inf
+    upper: float = math.inf
+    lower_closed: bool = False
+    upper_closed: bool = True
+
+    def contains(self, value: float) -> bool:
+        above = value >= self.lower if self.lower_closed else value > self.lower
+        below = value <= self.upper if self.upper_closed else value < self.upper
+        return above and below
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a rule reads from a case: the value shown, the number the bands are matched on, and whether
+    every input behind it was given.
+
+    `decided` is set when the rule's status does not come from the bands (a criterion that does not
+    apply, or whose inputs are all missing), with `note` saying why.
+    """
+
+    value: float | int | str | None
+    key: float | None = None
+    complete: bool = True
+    decided: Status | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the selection table: a name, how to read the value, the bands, and the source."""
+
+    id: str
+    unit: str | None
+    read: Callable[[Case, ChildPugh | None], Reading]
+    bands: tuple[Band, ...]
+    source: str
+    incomplete_note: str = ""
+
+    def apply(self, case: Case, child_pugh: ChildPugh | None) -> Criterion:
+        """The criterion's status: the first band holding the value.
+
+        A value read from incomplete inputs (some lesions without the distance) decides only when its band
+        is not ``preferred``: the missing ones could be worse, so a preferred reading is ``unknown``.
+        """
+        reading = self.read(case, child_pugh)
+        if reading.decided is not None:
+            return Criterion(self.id, reading.value, self.unit, reading.decided, reading.note, self.source)
+        band = next(band for band in self.bands if band.contains(reading.key))
+        if not reading.complete and band.status == "preferred":
+            return Criterion(self.id, None, self.unit, "unknown", self.incomplete_note, self.source)
+        return Criterion(self.id, reading.value, self.unit, band.status, band.note, self.source)
+
+
+def _read_lesion_count(case: Case, child_pugh: ChildPugh | None) -> Reading:
+    if not case.lesions:
+        return Reading(None, decided="unknown", note="no lesions listed")
+    return Reading(len(case.lesions), len(case.lesions))
+
+
+def _read_max_diameter(case: Case, child_pugh: ChildPugh | None) -> Reading:
+    if not case.lesions:
+        return Reading(None, decided="unknown", note="no lesions listed")
+    largest = max(lesion.diameter_mm for lesion in case.lesions)
+    return Reading(largest, largest)
+
+
+def _read_child_pugh(case: Case, child_pugh: ChildPugh | None) -> Reading:
+    diagnosis = case.diagnosis
+    if diagnosis.type != "hcc" and diagnosis.cirrhosis is False:
+        return Reading(None, decided="not_applicable", note="metastases without cirrhosis")
+    if diagnosis.type != "hcc" and diagnosis.cirrhosis is None:
+        return Reading(None, decided="unknown", note="applies if cirrhosis is present: not stated")
+    if child_pugh is None:
+        return Reading(None, decided="unknown", note="Child-Pugh inputs missing")
+    return Reading(child_pugh.label, child_pugh.points)
+
+
+def _lab_reader(analyte: str) -> Callable[[Case, ChildPugh | None], Reading]:
+    def read(case: Case, child_pugh: ChildPugh | None) -> Reading:
+        quantity = getattr(case.labs, analyte)
+        if quantity is None:
+            return Reading(None, decided="unknown", note="not given")
+        return Reading(quantity.canonical, quantity.canonical)
+
+    return read
+
+
+def _read_bile_duct_distance(case: Case, child_pugh: ChildPugh | None) -> Reading:
+    distances = [lesion.distance_to_bile_duct_mm for lesion in case.lesions]
+    known = [d for d in distances if d is not None]
+    if not known:
+        return Reading(None, decided="unknown", note="distance to the bile duct not given for every lesion")
+    return Reading(min(known), min(known), complete=None not in distances)
+
+
+_CIRSE = (
+    "Crocetti L, de Baère T, Pereira PL, Tarantino FP. CIRSE standards of practice on thermal ablation of "
+    "liver tumours. Cardiovasc Intervent Radiol 2020;43:951-962"
+)
+_WANG = (
+    "Wang C, Wang H, Yang W, et al. Multicenter randomized controlled trial of percutaneous cryoablation "
+    "versus radiofrequency ablation in hepatocellular carcinoma. Hepatology 2015;61:1579-1590"
+)
+_EASL = (
+    "European Association for the Study of the Liver. EASL clinical practice guidelines: management of "
+    "hepatocellular carcinoma. J Hepatol 2018;69:182-236"
+)
+_PUGH = (
+    "Pugh RN, Murray-Lyon IM, Dawson JL, et al. Transection of the oesophagus for bleeding oesophageal "
+    "varices. Br J Surg 1973;60:646-649"
+)
+
+SOURCES = {
+    "bclc": "Reig M, Forner A, Rimola J, et al. BCLC strategy for prognosis prediction and treatment "
+    "recommendation: the 2022 update. J Hepatol 2022;76:681-693",
+    "milan": "Mazzaferro V, Regalia E, Doci R, et al. Liver transplantation for the treatment of small "
+    "hepatocellular carcinomas in patients with cirrhosis. N Engl J Med 1996;334:693-699",
+    "sir": "Patel IJ, Rahim S, Davidson JC, et al. Society of Interventional Radiology consensus guidelines for "
+    "the periprocedural management of thrombotic and bleeding risk in patients undergoing percutaneous "
+    "image-guided interventions. J Vasc Interv Radiol 2019;30:1168-1184",
+    "cirse": _CIRSE,
+    "cryo_vs_rfa": _WANG,
+    "easl": _EASL,
+    "child_pugh": _PUGH,
+    "esmo_crc": "Van Cutsem E, Cervantes A, Adam R, et al. ESMO consensus guidelines for the management of "
+    "patients with metastatic colorectal cancer. Ann Oncol 2016;27:1386-1422",
+    "tace_ablation": "Peng ZW, Zhang YJ, Chen MS, et al. Radiofrequency ablation with or without transcatheter "
+    "arterial chemoembolization in the treatment of hepatocellular carcinoma: a prospective randomized "
+    "trial. J Clin Oncol 2013;31:426-432 (TACE before ablation; the trial ablated with radiofrequency)",
+    "cryoshock": "cryoplan default, not a guideline threshold; cryoshock in about 1 % of hepatic "
+    "cryoablations: Seifert JK, Morris DL. World survey on the complications of hepatic and prostate "
+    "cryotherapy. World J Surg 1999;23:109-114",
+}
+
+#: The selection criteria for liver cryoablation, in the order they are reported. Each band is an interval
+#: of the criterion's value (points for Child-Pugh); the first band holding the value gives the status.
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "lesion_count",
+        None,
+        _read_lesion_count,
+        (
+            Band("preferred", "1-3 lesions", upper=3),
+            Band("review", "more than 3 lesions: staged sessions", lower=3),
+        ),
+        _CIRSE,
+    ),
+    Rule(
+        "max_diameter",
+        "mm",
+        _read_max_diameter,
+        (
+            Band("preferred", "≤ 30 mm: optimal size", upper=30),
+            Band("conditional", "over 30 mm and ≤ 50 mm: multi-probe strategy", lower=30, upper=50),
+            Band("review", "over 50 mm: use with caution", lower=50),
+        ),
+        f"{_WANG}; {_CIRSE}",
+    ),
+    Rule(
+        "child_pugh",
+        None,
+        _read_child_pugh,
+        (
+            Band("preferred", "Child-Pugh A or B7", upper=7),
+            Band(
+                "contraindicated", "Child-Pugh B8-C: high procedural risk; TACE or systemic therapy preferred", lower=7
+            ),
+        ),
+        f"{_EASL}; {_WANG}",
+    ),
+    Rule(
+        "bilirubin",
+        "mg/dL",
+        _lab_reader("bilirubin"),
+        (
+            Band("preferred", "< 2 mg/dL", upper=2, upper_closed=False),
+            Band("review", "≥ 2 mg/dL: compromised hepatic reserve", lower=2, lower_closed=True),
+        ),
+        _PUGH,
+    ),
+    Rule(
+        "platelets",
+        "10^9/L",
+        _lab_reader("platelets"),
+        (
+            Band("conditional", "≤ 50 ×10^9/L: platelet transfusion before the procedure", upper=50),
+            Band("preferred", "> 50 ×10^9/L", lower=50),
+        ),
+        SOURCES["sir"],
+    ),
+    Rule(
+        "bile_duct_distance",
+        "mm",
+        _read_bile_duct_distance,
+        (
+            Band("conditional", "≤ 5 mm: biliary cooling; biloma risk", upper=5),
+            Band("preferred", "> 5 mm", lower=5),
+        ),
+        _CIRSE,
+        incomplete_note="distance to the bile duct not given for every lesion",
+    ),
+)
+
+
 def criteria(case: Case, child_pugh: ChildPugh | None) -> list[Criterion]:
-    """The selection criteria and their status.
+    """The selection criteria and their status, one per rule of `RULES`.
 
     - ``lesion_count``: 1-3 preferred; more than 3 review (staged sessions).
     - ``max_diameter``: ≤ 30 mm preferred; over 30 and ≤ 50 mm conditional (multi-probe); over 50 mm review.
@@ -221,98 +432,12 @@ def criteria(case: Case, child_pugh: ChildPugh | None) -> list[Criterion]:
     - ``platelets``: > 50 ×10^9/L preferred; ≤ 50 conditional (platelet transfusion).
     - ``bile_duct_distance`` (smallest over lesions): > 5 mm preferred; ≤ 5 mm conditional (biliary cooling).
     - A value that is missing: unknown.
+
+    References
+    ----------
+    Each rule's ``source`` names the guideline or trial behind it.
     """
-    lesions = case.lesions
-    out = []
-    if not lesions:
-        out.append(Criterion("lesion_count", None, None, "unknown", "no lesions listed"))
-        out.append(Criterion("max_diameter", None, "mm", "unknown", "no lesions listed"))
-    else:
-        n = len(lesions)
-        out.append(
-            Criterion(
-                "lesion_count",
-                n,
-                None,
-                *(("preferred", "1-3 lesions") if n <= 3 else ("review", "more than 3 lesions: staged sessions")),
-            )
-        )
-        largest = max(lesion.diameter_mm for lesion in lesions)
-        if largest <= 30:
-            status, note = "preferred", "≤ 30 mm: optimal size"
-        elif largest <= 50:
-            status, note = "conditional", "over 30 mm and ≤ 50 mm: multi-probe strategy"
-        else:
-            status, note = "review", "over 50 mm: use with caution"
-        out.append(Criterion("max_diameter", largest, "mm", status, note))
-
-    diagnosis = case.diagnosis
-    if diagnosis.type != "hcc" and diagnosis.cirrhosis is False:
-        out.append(Criterion("child_pugh", None, None, "not_applicable", "metastases without cirrhosis"))
-    elif diagnosis.type != "hcc" and diagnosis.cirrhosis is None:
-        out.append(Criterion("child_pugh", None, None, "unknown", "applies if cirrhosis is present: not stated"))
-    elif child_pugh is None:
-        out.append(Criterion("child_pugh", None, None, "unknown", "Child-Pugh inputs missing"))
-    elif child_pugh.points <= 7:
-        out.append(Criterion("child_pugh", child_pugh.label, None, "preferred", "Child-Pugh A or B7"))
-    else:
-        out.append(
-            Criterion(
-                "child_pugh",
-                child_pugh.label,
-                None,
-                "contraindicated",
-                "Child-Pugh B8-C: high procedural risk; TACE or systemic therapy preferred",
-            )
-        )
-
-    bilirubin = case.labs.bilirubin
-    if bilirubin is None:
-        out.append(Criterion("bilirubin", None, "mg/dL", "unknown", "not given"))
-    else:
-        value = bilirubin.canonical
-        out.append(
-            Criterion(
-                "bilirubin",
-                value,
-                "mg/dL",
-                *(("preferred", "< 2 mg/dL") if value < 2 else ("review", "≥ 2 mg/dL: compromised hepatic reserve")),
-            )
-        )
-
-    platelets = case.labs.platelets
-    if platelets is None:
-        out.append(Criterion("platelets", None, "10^9/L", "unknown", "not given"))
-    else:
-        value = platelets.canonical
-        out.append(
-            Criterion(
-                "platelets",
-                value,
-                "10^9/L",
-                *(
-                    ("preferred", "> 50 ×10^9/L")
-                    if value > 50
-                    else ("conditional", "≤ 50 ×10^9/L: platelet transfusion before the procedure")
-                ),
-            )
-        )
-
-    distances = [lesion.distance_to_bile_duct_mm for lesion in lesions]
-    known = [d for d in distances if d is not None]
-    if known and min(known) <= 5:
-        out.append(
-            Criterion("bile_duct_distance", min(known), "mm", "conditional", "≤ 5 mm: biliary cooling; biloma risk")
-        )
-    elif not lesions or None in distances:
-        out.append(
-            Criterion(
-                "bile_duct_distance", None, "mm", "unknown", "distance to the bile duct not given for every lesion"
-            )
-        )
-    else:
-        out.append(Criterion("bile_duct_distance", min(known), "mm", "preferred", "> 5 mm"))
-    return out
+    return [rule.apply(case, child_pugh) for rule in RULES]
 
 
 def verdict(statuses: list[str]) -> Verdict:
@@ -327,113 +452,170 @@ def verdict(statuses: list[str]) -> Verdict:
     return "suitable"
 
 
-def _recommendations(
-    case: Case,
-    rows: dict[str, Criterion],
-    bclc: Bclc | None,
-    transplant: TransplantCriteria | None,
-    tumour_volume_ml: float | None,
-    cryoshock_tumour_volume_ml: float,
-) -> list[Recommendation]:
-    recs = []
-    n = len(case.lesions)
-    is_hcc = case.diagnosis.type == "hcc"
-    if is_hcc and bclc.stage in ("0", "A"):
-        recs.append(Recommendation("intent", "Curative intent.", f"HCC at BCLC stage {bclc.stage}", SEED))
-    elif not is_hcc and 1 <= n <= 3:
-        recs.append(
-            Recommendation(
-                "intent",
-                "Disease-control intent (curative where all disease is treated).",
-                f"oligometastatic liver disease: {n} lesion{'s' if n > 1 else ''}",
-                SEED,
-            )
-        )
-    if is_hcc and case.transplant_listed and transplant.milan:
-        recs.append(
-            Recommendation(
-                "bridge_to_transplant",
-                "Cryoablation as a bridge to transplant, keeping the patient within the Milan criteria.",
-                "listed for transplant and within Milan",
-                SOURCES["milan"],
-            )
-        )
-    mid_sized = [lesion.id for lesion in case.lesions if 30 < lesion.diameter_mm <= 50]
-    if is_hcc and (bclc.stage == "B" or mid_sized):
-        reason = "intermediate HCC (BCLC B)" if bclc.stage == "B" else f"HCC of 3-5 cm ({', '.join(mid_sized)})"
-        recs.append(
-            Recommendation(
-                "tace_then_cryoablation",
-                "TACE followed by cryoablation (TACE reduces vascularity and the heat sink, and can downsize "
-                "the lesion).",
-                reason,
-                SEED,
-            )
-        )
-    near_vessel = [
+@dataclass(frozen=True)
+class Findings:
+    """What the recommendation rules read: the case, its criteria by id, staging and tumour volume."""
+
+    case: Case
+    rows: dict[str, Criterion]
+    bclc: Bclc | None
+    transplant: TransplantCriteria | None
+    tumour_volume_ml: float | None
+    cryoshock_tumour_volume_ml: float
+
+    @property
+    def is_hcc(self) -> bool:
+        return self.case.diagnosis.type == "hcc"
+
+    @property
+    def stage(self) -> str | None:
+        return self.bclc.stage if self.bclc is not None else None
+
+
+@dataclass(frozen=True)
+class RecommendationRule:
+    """A recommendation: its text, when it applies (`reason` gives the reason, or None when it does not
+    apply) and its source. `text` may depend on the findings."""
+
+    id: str
+    text: str | Callable[[Findings], str]
+    reason: Callable[[Findings], str | None]
+    source: str
+
+    def apply(self, findings: Findings) -> Recommendation | None:
+        reason = self.reason(findings)
+        if reason is None:
+            return None
+        text = self.text(findings) if callable(self.text) else self.text
+        return Recommendation(self.id, text, reason, self.source)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n > 1 else ''}"
+
+
+def _curative(f: Findings) -> str | None:
+    return f"HCC at BCLC stage {f.stage}" if f.is_hcc and f.stage in ("0", "A") else None
+
+
+def _disease_control(f: Findings) -> str | None:
+    n = len(f.case.lesions)
+    return f"oligometastatic liver disease: {_plural(n, 'lesion')}" if not f.is_hcc and 1 <= n <= 3 else None
+
+
+def _bridge(f: Findings) -> str | None:
+    within = f.is_hcc and f.case.transplant_listed and f.transplant.milan
+    return "listed for transplant and within Milan" if within else None
+
+
+def _tace_first(f: Findings) -> str | None:
+    mid_sized = [lesion.id for lesion in f.case.lesions if 30 < lesion.diameter_mm <= 50]
+    if not f.is_hcc or not (f.stage == "B" or mid_sized):
+        return None
+    return "intermediate HCC (BCLC B)" if f.stage == "B" else f"HCC of 3-5 cm ({', '.join(mid_sized)})"
+
+
+def _near_vessel(f: Findings) -> str | None:
+    near = [
         f"{lesion.id} at {lesion.distance_to_major_vessel_mm:g} mm"
-        for lesion in case.lesions
+        for lesion in f.case.lesions
         if lesion.distance_to_major_vessel_mm is not None and lesion.distance_to_major_vessel_mm <= 10
     ]
-    if near_vessel:
-        recs.append(
-            Recommendation(
-                "cryoablation_over_rfa",
-                "Cryoablation rather than RFA: no heat-sink limit next to a major vessel, and the ice is visible.",
-                f"within 10 mm of a major vessel: {', '.join(near_vessel)}",
-                SEED,
-            )
-        )
-    if rows["platelets"].status == "conditional":
-        recs.append(
-            Recommendation(
-                "platelet_transfusion",
-                "Platelet transfusion before the procedure.",
-                f"platelets {rows['platelets'].value:g} ×10^9/L (≤ 50)",
-                SOURCES["sir"],
-            )
-        )
-    if rows["bile_duct_distance"].status == "conditional":
-        recs.append(
-            Recommendation(
-                "biliary_cooling",
-                "Biliary cooling to protect the duct; watch for biloma.",
-                f"a lesion lies {rows['bile_duct_distance'].value:g} mm from a bile duct (≤ 5 mm)",
-                SEED,
-            )
-        )
-    if rows["child_pugh"].status == "contraindicated":
-        recs.append(
-            Recommendation(
-                "hepatologist_review",
-                "Hepatologist evaluation before any ablation; TACE or systemic therapy preferred.",
-                f"Child-Pugh {rows['child_pugh'].value}",
-                SEED,
-            )
-        )
-    if n > 3:
-        recs.append(Recommendation("staged_sessions", "Treat in staged sessions.", f"{n} lesions (more than 3)", SEED))
-    if is_hcc and bclc.stage is not None:
-        recs.append(
-            Recommendation(
-                "bclc_treatment",
-                staging.BCLC_TREATMENT[bclc.stage]
-                + " When that option is not feasible, the next stage's option is offered (treatment stage migration).",
-                f"BCLC stage {bclc.stage}",
-                SOURCES["bclc"],
-            )
-        )
-    if tumour_volume_ml is not None and tumour_volume_ml > cryoshock_tumour_volume_ml:
-        recs.append(
-            Recommendation(
-                "cryoshock_caution",
-                "Caution: cryoshock risk rises with the frozen volume; consider staged sessions and watch for "
-                "coagulopathy and multi-organ failure.",
-                f"total tumour volume {tumour_volume_ml:.1f} ml > {cryoshock_tumour_volume_ml:g} ml",
-                SOURCES["cryoshock"],
-            )
-        )
-    return recs
+    return f"within 10 mm of a major vessel: {', '.join(near)}" if near else None
+
+
+def _low_platelets(f: Findings) -> str | None:
+    row = f.rows["platelets"]
+    return f"platelets {row.value:g} ×10^9/L (≤ 50)" if row.status == "conditional" else None
+
+
+def _near_duct(f: Findings) -> str | None:
+    row = f.rows["bile_duct_distance"]
+    return f"a lesion lies {row.value:g} mm from a bile duct (≤ 5 mm)" if row.status == "conditional" else None
+
+
+def _poor_liver(f: Findings) -> str | None:
+    row = f.rows["child_pugh"]
+    return f"Child-Pugh {row.value}" if row.status == "contraindicated" else None
+
+
+def _many_lesions(f: Findings) -> str | None:
+    n = len(f.case.lesions)
+    return f"{n} lesions (more than 3)" if n > 3 else None
+
+
+def _bclc_stage(f: Findings) -> str | None:
+    return f"BCLC stage {f.stage}" if f.is_hcc and f.stage is not None else None
+
+
+def _large_volume(f: Findings) -> str | None:
+    volume, limit = f.tumour_volume_ml, f.cryoshock_tumour_volume_ml
+    if volume is None or volume <= limit:
+        return None
+    return f"total tumour volume {volume:.1f} ml > {limit:g} ml"
+
+
+#: The recommendations, in the order they are given; each applies when its reason is not None.
+RECOMMENDATIONS: tuple[RecommendationRule, ...] = (
+    RecommendationRule("intent", "Curative intent.", _curative, SOURCES["bclc"]),
+    RecommendationRule(
+        "intent",
+        "Disease-control intent (curative where all disease is treated).",
+        _disease_control,
+        SOURCES["esmo_crc"],
+    ),
+    RecommendationRule(
+        "bridge_to_transplant",
+        "Cryoablation as a bridge to transplant, keeping the patient within the Milan criteria.",
+        _bridge,
+        f"{SOURCES['milan']}; {SOURCES['bclc']}",
+    ),
+    RecommendationRule(
+        "tace_then_cryoablation",
+        "TACE followed by cryoablation (TACE reduces vascularity and the heat sink, and can downsize the lesion).",
+        _tace_first,
+        SOURCES["tace_ablation"],
+    ),
+    RecommendationRule(
+        "cryoablation_over_rfa",
+        "Cryoablation rather than RFA: no heat-sink limit next to a major vessel, and the ice is visible.",
+        _near_vessel,
+        f"{_CIRSE}; {_WANG}",
+    ),
+    RecommendationRule(
+        "platelet_transfusion", "Platelet transfusion before the procedure.", _low_platelets, SOURCES["sir"]
+    ),
+    RecommendationRule("biliary_cooling", "Biliary cooling to protect the duct; watch for biloma.", _near_duct, _CIRSE),
+    RecommendationRule(
+        "hepatologist_review",
+        "Hepatologist evaluation before any ablation; TACE or systemic therapy preferred.",
+        _poor_liver,
+        _EASL,
+    ),
+    RecommendationRule("staged_sessions", "Treat in staged sessions.", _many_lesions, _CIRSE),
+    RecommendationRule(
+        "bclc_treatment",
+        lambda f: (
+            staging.BCLC_TREATMENT[f.stage]
+            + " When that option is not feasible, the next stage's option is offered (treatment stage migration)."
+        ),
+        _bclc_stage,
+        SOURCES["bclc"],
+    ),
+    RecommendationRule(
+        "cryoshock_caution",
+        "Caution: cryoshock risk rises with the frozen volume; consider staged sessions and watch for "
+        "coagulopathy and multi-organ failure.",
+        _large_volume,
+        SOURCES["cryoshock"],
+    ),
+)
+
+
+def recommendations(findings: Findings) -> list[Recommendation]:
+    """The recommendations of `RECOMMENDATIONS` that apply, in table order."""
+    applied = (rule.apply(findings) for rule in RECOMMENDATIONS)
+    return [rec for rec in applied if rec is not None]
 
 
 def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML) -> Assessment:
@@ -519,6 +701,8 @@ def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_
         total_tumour_volume_ml=tumour_volume_ml,
         criteria=rows,
         verdict=verdict([row.status for row in rows]),
-        recommendations=_recommendations(case, by_id, bclc, transplant, tumour_volume_ml, cryoshock_tumour_volume_ml),
+        recommendations=recommendations(
+            Findings(case, by_id, bclc, transplant, tumour_volume_ml, cryoshock_tumour_volume_ml)
+        ),
         missing_inputs=missing.paths,
     )
