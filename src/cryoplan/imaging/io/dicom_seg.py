@@ -1,0 +1,229 @@
+"""DICOM Segmentation (SEG) in and out: frames placed on the image grid they reference, segments as labels.
+
+References
+----------
+DICOM PS3.3 A.51 (Segmentation IOD) and C.8.20; highdicom (Herrmann et al., J Digit Imaging 2022;35:1719).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+from highdicom.sr.coding import CodedConcept
+
+from cryoplan import __version__
+from cryoplan.errors import InputError
+from cryoplan.imaging.io.common import POSITION_TOL_MM, SEG_SOP_CLASS, dcmread, derived_uid, is_dicom_file, is_unit_axis
+from cryoplan.imaging.io.dicom_series import find_series, plain_stack
+from cryoplan.imaging.volume import Volume
+from cryoplan.output import atomic_path
+
+
+def segment_label_map(path: str | Path) -> dict[str, int]:
+    """SegmentLabel → SegmentNumber of a DICOM-SEG file (the names its author gave the segments)."""
+    path = Path(path)
+    if not path.is_file() or not is_dicom_file(path):
+        raise InputError(str(path), "a DICOM-SEG file")
+    dataset = dcmread(path)
+    if "SegmentSequence" not in dataset:
+        raise InputError(str(path), "a DICOM-SEG file (with a SegmentSequence)", str(dataset.get("Modality", "?")))
+    return {str(item.SegmentLabel): int(item.SegmentNumber) for item in dataset.SegmentSequence}
+
+
+def _functional_group(dataset, frame: int, sequence: str):
+    """An item of a functional group for one frame: per-frame first, then shared (PS3.3 C.7.6.16)."""
+    per_frame = dataset.PerFrameFunctionalGroupsSequence[frame]
+    if sequence in per_frame:
+        return per_frame[sequence].value[0]
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if shared and sequence in shared[0]:
+        return shared[0][sequence].value[0]
+    raise InputError(f"SEG.{sequence}", "present in the per-frame or shared functional groups", "missing")
+
+
+def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volume:
+    dataset = dcmread(path)
+    if dataset.file_meta.get("MediaStorageSOPClassUID") != SEG_SOP_CLASS:
+        raise InputError(str(path), "a DICOM Segmentation (SEG) file as labels", str(dataset.get("Modality", "?")))
+    try:
+        frames = dataset.pixel_array
+    except Exception as error:
+        raise InputError(str(path), "decodable segmentation frames", f"{type(error).__name__}: {error}") from None
+    frames = frames.reshape((-1,) + frames.shape[-2:])
+    if dataset.SegmentationType == "FRACTIONAL":
+        frames = frames >= (int(dataset.MaximumFractionalValue) + 1) // 2
+    frames = frames.astype(bool)
+    n_frames = frames.shape[0]
+    orientation = np.asarray(_functional_group(dataset, 0, "PlaneOrientationSequence").ImageOrientationPatient, float)
+    measures = _functional_group(dataset, 0, "PixelMeasuresSequence")
+    row_spacing, column_spacing = (float(v) for v in measures.PixelSpacing)
+    positions = np.asarray(
+        [_functional_group(dataset, f, "PlanePositionSequence").ImagePositionPatient for f in range(n_frames)], float
+    )
+    segments = np.asarray(
+        [
+            _functional_group(dataset, f, "SegmentIdentificationSequence").ReferencedSegmentNumber
+            for f in range(n_frames)
+        ]
+    )
+    row_direction, column_direction = orientation[:3], orientation[3:]
+    normal = np.cross(row_direction, column_direction)
+    # The grid the frames define themselves: sorted positions, one slice every SpacingBetweenSlices (or,
+    # where it is not declared, the smallest step between distinct positions).
+    distances = positions @ normal
+    unique = np.unique(np.round(distances / POSITION_TOL_MM) * POSITION_TOL_MM)
+    declared = float(measures.get("SpacingBetweenSlices", 0) or 0)
+    if declared > 0:
+        step = declared
+    elif len(unique) > 1:
+        step = float(np.min(np.diff(unique)))
+    else:
+        step = float(measures.get("SliceThickness", 0) or 1.0)
+    origin_frame = int(np.argmin(distances))
+    affine = np.eye(4)
+    affine[:3, 0] = row_direction * column_spacing
+    affine[:3, 1] = column_direction * row_spacing
+    affine[:3, 2] = normal * step
+    affine[:3, 3] = positions[origin_frame]
+    own_shape = (int(dataset.Columns), int(dataset.Rows), int(round((unique[-1] - unique[0]) / step)) + 1)
+    target = reference if reference is not None else Volume(np.zeros(own_shape, np.uint8), affine)
+    labels = _place_frames(frames, positions, segments, affine, target)
+    if labels is None and reference is not None and resample:
+        # on its own grid here; `read_labels` then resamples it onto the reference with a warning
+        return _place_frames(frames, positions, segments, affine, Volume(np.zeros(own_shape, np.uint8), affine))
+    if labels is None:
+        raise InputError(
+            str(path), "SEG frames on the pixel grid of the image (or --resample-labels)", "frames off the grid"
+        )
+    return labels
+
+
+def _place_frames(frames, positions, segments, frame_affine, target: Volume) -> Volume | None:
+    """Write each SEG frame into `target`'s grid; None when frames do not fall exactly on its voxels."""
+    to_index = np.linalg.inv(target.affine)
+    # one pixel along a frame row, along a column, and one SEG slice must each be one voxel of the target
+    steps = [to_index[:3, :3] @ frame_affine[:3, axis] for axis in range(3)]
+    if not all(is_unit_axis(step) for step in steps):
+        return None
+    step_i, step_j = steps[0], steps[1]
+    top = int(segments.max()) if len(segments) else 0
+    labels = np.zeros(target.shape, dtype=np.uint8 if top < 2**8 else np.uint16)
+    for f in range(frames.shape[0]):
+        origin = to_index[:3, :3] @ positions[f] + to_index[:3, 3]
+        if np.max(np.abs(origin - np.round(origin))) > 1e-2:
+            return None
+        set_i, set_j = np.nonzero(frames[f].T)
+        if set_i.size == 0:
+            continue
+        index = np.round(origin[:, None] + np.outer(step_i, set_i) + np.outer(step_j, set_j)).astype(int)
+        if np.any(index < 0) or np.any(index >= np.asarray(target.shape)[:, None]):
+            raise InputError("labels", "segment frames inside the image's field of view", "frames beyond it")
+        labels[index[0], index[1], index[2]] = segments[f]
+    return target.with_array(labels, modality="SEG")
+
+
+_STRUCTURE_CODES = {
+    # SNOMED CT codes for the segmented property type (category "Anatomical structure" 91723000,
+    # or "Morphologically abnormal structure" 49755003 for the tumour), DICOM PS3.16 CID 7150/7151.
+    "liver": ("10200004", "Liver"),
+    "tumour": ("108369006", "Neoplasm"),
+    "hepatic_vein": ("8993003", "Hepatic vein"),
+    "portal_vein": ("32764006", "Portal vein"),
+    "ivc": ("64131007", "Inferior vena cava"),
+    "aorta": ("15825003", "Aorta"),
+    "bile_duct": ("28273000", "Bile duct"),
+    "gallbladder": ("28231008", "Gallbladder"),
+    "bone": ("272673000", "Bone"),
+}
+
+
+def write_dicom_seg(
+    masks: dict[str, np.ndarray],
+    source: str | Path,
+    path: str | Path,
+    description: str,
+    series_uid: str | None = None,
+) -> None:
+    """Write binary masks as a DICOM Segmentation whose frames reference the source series' images.
+
+    Parameters
+    ----------
+    masks : dict of str to numpy.ndarray
+        Segment label → boolean array on the grid of the source series as `read_volume` returns it.
+        Known structure names get their SNOMED CT type; others (isotherms, ablation zones) the generic
+        type "Tissue" with the name as SegmentLabel.
+    source : str or Path
+        Folder of the DICOM series the masks were drawn on.
+    path : str or Path
+        Output ``.dcm`` file (written atomically).
+    description : str
+        SeriesDescription of the SEG.
+    series_uid : str, optional
+        SeriesInstanceUID of the source when its folder holds several series.
+
+    References
+    ----------
+    DICOM PS3.3 A.51 (Segmentation IOD), built with highdicom (Herrmann et al., J Digit Imaging 2022).
+    """
+    if not masks:
+        raise InputError("masks", "at least one mask to write", "none")
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(str(source), "the folder of the source DICOM series", "not a folder")
+    series = find_series(source, series_uid)
+    shape = (int(series.headers[0].Columns), int(series.headers[0].Rows), len(series.files))
+    for name, mask in masks.items():
+        if np.shape(mask) != shape:
+            raise InputError(
+                f"masks.{name}", f"a mask of shape {list(shape)} (the source series grid)", list(np.shape(mask))
+            )
+    if not plain_stack(series):
+        raise InputError(str(source), "a source series without gantry tilt or uneven spacing for DICOM-SEG export")
+    images = [dcmread(file) for file in series.files]
+    pixel_array = np.stack(
+        [np.stack([np.asarray(mask, bool)[:, :, k].T for k in range(shape[2])]) for mask in masks.values()], axis=-1
+    )
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="cryoplan", version=__version__, family=CodedConcept("123109", "DCM", "Manual Processing")
+    )
+    descriptions = []
+    for number, name in enumerate(masks, start=1):
+        code, meaning = _STRUCTURE_CODES.get(name, ("85756007", "Tissue"))
+        category = (
+            ("49755003", "Morphologically abnormal structure")
+            if name == "tumour"
+            else ("91723000", "Anatomical structure")
+        )
+        if name not in _STRUCTURE_CODES:
+            category = ("85756007", "Tissue")
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=name,
+                segmented_property_category=CodedConcept(category[0], "SCT", category[1]),
+                segmented_property_type=CodedConcept(code, "SCT", meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+                algorithm_identification=algorithm,
+            )
+        )
+    source_uid = str(series.headers[0].SeriesInstanceUID)
+    seg = hd.seg.Segmentation(
+        source_images=images,
+        pixel_array=pixel_array.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=derived_uid("seg-series", source_uid, description, *masks),
+        series_number=900,
+        sop_instance_uid=derived_uid("seg-instance", source_uid, description, *masks),
+        instance_number=1,
+        manufacturer="cryoplan",
+        manufacturer_model_name="cryoplan",
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description=description[:64],
+        omit_empty_frames=False,
+    )
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp)
