@@ -78,3 +78,44 @@ def test_canonical_units_are_those_the_scores_use():
         "10^9/L",
         "mmol/L",
     ]
+
+
+@pytest.mark.parametrize(
+    ("analyte", "given", "accepted"),
+    [
+        ("platelets", "10*3/mm3", "10^9/L"),  # a thousand per cubic millimetre is 10^9 per litre
+        ("platelets", "/mm3", "/uL"),
+        ("platelets", "10*3/uL{cells}", "10^9/L"),  # annotations are ignored
+        ("platelets", "1000/uL", "10^9/L"),
+        ("platelets", "10*9/l", "10^9/L"),
+        ("sodium", "meq/L", "mEq/L"),
+        ("sodium", "mmol/l", "mmol/L"),
+        ("bilirubin", "umol/l", "umol/L"),
+        ("albumin", "g/l", "g/L"),
+    ],
+)
+def test_ucum_codes_match_by_quantity(analyte, given, accepted):
+    assert units.normalise_unit(analyte, given) == accepted
+
+
+@pytest.mark.parametrize(
+    ("unit", "dimension", "size"),
+    [
+        ("mg/dL", ("mass", "volume"), 0.01),
+        ("g/L", ("mass", "volume"), 1.0),
+        ("umol/L", ("amount", "volume"), 1e-6),
+        ("meq/L", ("amount", "volume"), 1e-3),
+        ("10*9/L", ("count", "volume"), 1e9),
+        ("10*3/mm3", ("count", "volume"), 1e9),
+        ("/uL", ("count", "volume"), 1e6),
+        ("ng/mL", ("mass", "volume"), 1e-6),
+    ],
+)
+def test_parse_ucum(unit, dimension, size):
+    assert units.parse_ucum(unit) == (dimension, size)
+
+
+@pytest.mark.parametrize("unit", ["", "mg/dL/L", "10*x/L", "furlong/L", "mm2/L", "g.g/L"])
+def test_parse_ucum_refuses_what_it_cannot_read(unit):
+    with pytest.raises(ValueError, match="not a lab unit"):
+        units.parse_ucum(unit)
