@@ -1,3 +1,6 @@
+"""`python -m cryoplan`: the command line."""
+
 from cryoplan.cli import main
 
-main()
+if __name__ == "__main__":
+    main()
