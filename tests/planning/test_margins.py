@@ -6,8 +6,9 @@ import pytest
 from planning_synthetic import pre_and_intra
 
 from cryoplan.errors import InputError
+from cryoplan.imaging.registration import register
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.margins import patient_side, register, verify_margins
+from cryoplan.planning.margins import patient_side, verify_margins
 
 
 @pytest.fixture(scope="module")
