@@ -136,8 +136,8 @@ def test_empty_tumour_label_is_refused(case_files, tmp_path):
 def test_unknown_structure_name_is_refused(case_files, tmp_path):
     folder, _ = case_files
     result = run(
-        folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "spleen=3", "-o", tmp_path / "out"
+        folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "appendix=3", "-o", tmp_path / "out"
     )
-    _assert_refused(result, "labels.spleen", tmp_path / "out")
-    result = run(folder / "ct.nii.gz", "--mask", f"kidney={folder / 'labels.nii.gz'}", "-o", tmp_path / "out")
-    _assert_refused(result, "masks.kidney", tmp_path / "out")
+    _assert_refused(result, "labels.appendix", tmp_path / "out")
+    result = run(folder / "ct.nii.gz", "--mask", f"uterus={folder / 'labels.nii.gz'}", "-o", tmp_path / "out")
+    _assert_refused(result, "masks.uterus", tmp_path / "out")

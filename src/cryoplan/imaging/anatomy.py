@@ -20,39 +20,71 @@ from scipy.spatial.distance import cdist
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.io import ImagingWarning, orientation_code, read_labels, read_volume, segment_label_map
+from cryoplan.imaging.totalsegmentator import TASKS, preset_values, rib_number
 from cryoplan.imaging.volume import Volume
 
-#: Structure names cryoplan knows; every label, preset and mask maps onto these.
-STRUCTURES = ("liver", "tumour", "hepatic_vein", "portal_vein", "ivc", "aorta", "bile_duct", "gallbladder", "bone")
+#: Structure names cryoplan knows; every label, preset and mask maps onto these. ``bone`` is every bone of
+#: the skeleton; ``rib``, ``sternum`` and ``vertebra`` are named parts of it (``costal_cartilage`` is not
+#: bone). ``other_vessel`` gathers the vessels outside the liver other than the aorta, IVC and portal vein.
+STRUCTURES = (
+    "liver",
+    "tumour",
+    "hepatic_vein",
+    "portal_vein",
+    "ivc",
+    "aorta",
+    "other_vessel",
+    "bile_duct",
+    "gallbladder",
+    "lung",
+    "trachea",
+    "heart",
+    "oesophagus",
+    "stomach",
+    "duodenum",
+    "small_bowel",
+    "colon",
+    "pancreas",
+    "kidney",
+    "adrenal",
+    "spleen",
+    "bladder",
+    "prostate",
+    "thyroid",
+    "brain",
+    "bone",
+    "rib",
+    "costal_cartilage",
+    "sternum",
+    "vertebra",
+    "intervertebral_disc",
+    "spinal_cord",
+    "muscle",
+    "fat",
+)
 #: The vessel classes whose distance and calibre matter for the heat (cold) sink.
 VESSELS = ("hepatic_vein", "portal_vein", "ivc", "aorta")
+#: Named bones, inside ``bone``.
+SKELETON_PARTS = ("rib", "sternum", "vertebra")
 
-#: Heat-sink rule of issue 4: a vessel of at least this calibre within this distance of the lesion surface
+#: Heat-sink rule: a vessel of at least this calibre within this distance of the lesion surface
 #: (large peritumoral vessels ≥ 3 mm, Lu et al., J Vasc Interv Radiol 2003;14:1267).
 HEAT_SINK_CALIBRE_MM = 3.0
 HEAT_SINK_DISTANCE_MM = 10.0
 
+
+def _total_preset(task: dict[int, str]) -> dict[str, tuple[int, ...]]:
+    """Every class of a TotalSegmentator task as a structure; ``bone`` also holds the named bones."""
+    values = preset_values(task)
+    skeleton = [v for name in ("bone", *SKELETON_PARTS) for v in values.get(name, ())]
+    return {**values, "bone": tuple(sorted(skeleton))}
+
+
 # TotalSegmentator v2 label numbers (Wasserthal et al., Radiol Artif Intell 2023), tasks `total` (CT) and
-# `total_mr` (MR). "portal_vein" is their portal + splenic vein class; "bone" gathers the skeleton.
-_TOTAL_BONES = (*range(25, 51), *range(69, 79), 91, *range(92, 117))
+# `total_mr` (MR), every class mapped to a structure.
 PRESETS: dict[str, dict[str, tuple[int, ...]]] = {
     "liver_tumour": {"liver": (1,), "tumour": (2,)},
-    "totalsegmentator": {
-        "liver": (5,),
-        "gallbladder": (4,),
-        "aorta": (52,),
-        "ivc": (63,),
-        "portal_vein": (64,),
-        "bone": _TOTAL_BONES,
-    },
-    "totalsegmentator_mr": {
-        "liver": (5,),
-        "gallbladder": (4,),
-        "aorta": (23,),
-        "ivc": (24,),
-        "portal_vein": (25,),
-        "bone": (18, 19, *range(30, 40)),
-    },
+    **{preset: _total_preset(task) for preset, task in TASKS.items()},
 }
 #: Presets whose every structure must be present (the others label whatever the field of view holds).
 _COMPLETE_PRESETS = {"liver_tumour"}
@@ -70,11 +102,18 @@ class Anatomy:
         Structure name (from `STRUCTURES`) → boolean array of `grid`'s shape.
     couinaud : numpy.ndarray, optional
         Couinaud segment number (1–8) per voxel, 0 outside the segment map.
+    labelled : frozenset of str, optional
+        The structures the segmentation labels wherever they are (a full organ label map labels every
+        organ it knows; an absent one is not in the image). Default: the structures of `masks`.
+    rib_numbers : numpy.ndarray, optional
+        Signed rib number per voxel where ribs are labelled one by one: +1…+12 right, −1…−12 left, 0 elsewhere.
     """
 
     grid: Volume
     masks: dict[str, np.ndarray]
     couinaud: np.ndarray | None = None
+    labelled: frozenset[str] | None = None
+    rib_numbers: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name, mask in self.masks.items():
@@ -89,6 +128,9 @@ class Anatomy:
             raise InputError(
                 "segments", f"a segment map of the image's shape {list(self.grid.shape)}", list(np.shape(self.couinaud))
             )
+        self.labelled = frozenset(self.masks) if self.labelled is None else frozenset(self.labelled)
+        if self.rib_numbers is not None and np.shape(self.rib_numbers) != self.grid.shape:
+            raise InputError("labels.rib", f"a rib map of the image's shape {list(self.grid.shape)}")
         gram = self.grid.direction.T @ self.grid.direction
         if not np.allclose(gram, np.eye(3), atol=1e-3):
             raise InputError("image", "an orthogonal voxel grid for distance measurements", "sheared axes")
@@ -156,7 +198,16 @@ def anatomy_from_labels(
             )
         if mask.any():
             masks[name] = mask
-    return Anatomy(labels, masks, None if couinaud is None else _couinaud_array(couinaud))
+    ribs = _rib_numbers(labels.array, TASKS[preset]) if preset in TASKS and "rib" in masks else None
+    return Anatomy(labels, masks, None if couinaud is None else _couinaud_array(couinaud), frozenset(values), ribs)
+
+
+def _rib_numbers(array: np.ndarray, task: dict[int, str]) -> np.ndarray:
+    """Signed rib number per voxel from a label map whose classes number the ribs (0 elsewhere)."""
+    table = np.zeros(max(int(array.max()), *task) + 1, dtype=np.int8)
+    for value, name in task.items():
+        table[value] = rib_number(name) or 0
+    return table[array]
 
 
 def _label_mask(array: np.ndarray, numbers: tuple[int, ...]) -> np.ndarray:
@@ -498,23 +549,33 @@ def load_anatomy(
     """Read an image and its segmentation into an `Anatomy` (None without labels or masks).
 
     A DICOM-SEG given as labels without a preset or dictionary maps its segment labels to structure names
-    ("Liver" → liver; names are matched case-insensitively with spaces as underscores).
+    ("Liver" → liver; names are matched case-insensitively with spaces as underscores). Masks may be given
+    with a label map: each mask replaces its structure from the label map (a tumour mask over a full organ
+    label map).
     """
     volume = read_volume(image, series_uid)
     if labels is None and (label_preset or label_map):
         raise InputError("labels", "a label file when a label preset or dictionary is given", "none")
-    if labels is not None and masks:
-        raise InputError("masks", "either a label map or per-structure masks, not both")
     couinaud = read_labels(segments, volume, resample_labels) if segments is not None else None
+    anatomy = None
     if labels is not None:
         label_volume = read_labels(labels, volume, resample_labels)
         if label_preset is None and label_map is None:
             label_map = _segment_names(Path(labels))
-        return volume, anatomy_from_labels(label_volume, label_preset, label_map, couinaud)
+        anatomy = anatomy_from_labels(label_volume, label_preset, label_map, couinaud)
     if masks:
         mask_volumes = {name: read_labels(path, volume, resample_labels) for name, path in masks.items()}
-        return volume, anatomy_from_masks(mask_volumes, volume, couinaud)
-    return volume, None
+        from_masks = anatomy_from_masks(mask_volumes, volume, couinaud)
+        if anatomy is None:
+            return volume, from_masks
+        anatomy = Anatomy(
+            anatomy.grid,
+            {**anatomy.masks, **from_masks.masks},
+            anatomy.couinaud,
+            anatomy.labelled | from_masks.labelled,
+            anatomy.rib_numbers,
+        )
+    return volume, anatomy
 
 
 def _segment_names(path: Path) -> dict[str, int]:

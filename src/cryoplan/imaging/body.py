@@ -1,0 +1,374 @@
+"""The patient's body and its organs on the image grid: the outline a probe may enter through, the organs
+it must avoid, gas and bone found even where no label names them, and what the field of view leaves out.
+
+The outline is the largest connected region denser than air with every internal cavity (lungs, bowel gas)
+filled in, in 3-D and slice by slice along each axis, so that a cavity the field of view opens on one side
+is still inside. On CT, unlabelled voxels are told apart by their Hounsfield units: air and gas below
+−500 HU, fat from −190 to −30 HU, soft tissue from −29 to +150 HU, and bone (or iodinated contrast) above.
+On MR, where air and bone are both dark, the outline comes from the signal and the labels, and gas and
+bone only from the labels.
+
+References
+----------
+.. [1] Hu S, Hoffman EA, Reinhardt JM. Automatic lung segmentation for accurate quantitation of volumetric
+   X-ray CT images. IEEE Trans Med Imaging 2001;20(6):490–498 (air / body threshold near −500 HU).
+.. [2] Mourtzakis M, Prado CMM, Lieffers JR, et al. A practical and precise approach to quantification of
+   body composition in cancer patients using computed tomography images acquired during routine care.
+   Appl Physiol Nutr Metab 2008;33(5):997–1006 (adipose tissue −190 to −30 HU, muscle −29 to +150 HU).
+.. [3] Otsu N. A threshold selection method from gray-level histograms. IEEE Trans Syst Man Cybern
+   1979;9(1):62–66 (the MR background threshold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import ndimage
+
+from cryoplan.errors import InputError
+from cryoplan.imaging.anatomy import SKELETON_PARTS, STRUCTURES, Anatomy, anatomy_from_labels
+from cryoplan.imaging.volume import Volume
+
+#: Air (outside the body) and gas (inside it) read below this on CT, HU [1].
+AIR_HU = -500.0
+#: Adipose tissue on CT, HU [2].
+FAT_HU = (-190.0, -30.0)
+#: Soft tissue (skeletal muscle and organs) on CT, HU [2]; denser voxels are bone or contrast.
+SOFT_TISSUE_HU = (-29.0, 150.0)
+
+#: Default clearance a probe path keeps from each structure, mm: 5 mm from lung and pleura, heart, bowel,
+#: stomach, pancreas, kidney, adrenal, spleen, gallbladder, oesophagus and spinal cord; 3 mm from vessels of
+#: at least 3 mm, ducts, bone and cartilage.
+STRUCTURE_CLEARANCE_MM: dict[str, float] = {
+    "lung": 5.0,
+    "trachea": 5.0,
+    "heart": 5.0,
+    "stomach": 5.0,
+    "duodenum": 5.0,
+    "small_bowel": 5.0,
+    "colon": 5.0,
+    "pancreas": 5.0,
+    "kidney": 5.0,
+    "adrenal": 5.0,
+    "spleen": 5.0,
+    "gallbladder": 5.0,
+    "oesophagus": 5.0,
+    "spinal_cord": 5.0,
+    "aorta": 3.0,
+    "ivc": 3.0,
+    "portal_vein": 3.0,
+    "hepatic_vein": 3.0,
+    "other_vessel": 3.0,
+    "bile_duct": 3.0,
+    "rib": 3.0,
+    "costal_cartilage": 3.0,
+    "sternum": 3.0,
+    "vertebra": 3.0,
+    "bone": 3.0,
+}
+
+#: Organs a probe path must know about; those no label gives are listed in `BodyModel.unknown`.
+PATH_RELEVANT = (
+    "lung",
+    "heart",
+    "oesophagus",
+    "stomach",
+    "duodenum",
+    "small_bowel",
+    "colon",
+    "pancreas",
+    "kidney",
+    "adrenal",
+    "spleen",
+    "gallbladder",
+    "aorta",
+    "ivc",
+    "portal_vein",
+    "hepatic_vein",
+    "bile_duct",
+    "rib",
+    "costal_cartilage",
+    "sternum",
+    "vertebra",
+    "spinal_cord",
+)
+
+# Which structure names a point when masks overlap: the finer, more critical structure first.
+_PRIORITY = (
+    "tumour",
+    "bile_duct",
+    "hepatic_vein",
+    "portal_vein",
+    "ivc",
+    "aorta",
+    "other_vessel",
+    "gallbladder",
+    "rib",
+    "costal_cartilage",
+    "sternum",
+    "vertebra",
+    "spinal_cord",
+    "intervertebral_disc",
+    "bone",
+    "liver",
+    *(name for name in STRUCTURES if name not in ("muscle", "fat")),
+    "muscle",
+    "fat",
+)
+_SIDES = {(0, -1): "right", (0, 1): "left", (1, -1): "anterior", (1, 1): "posterior", (2, -1): "inferior"}
+_SIDES[(2, 1)] = "superior"
+# A face of the image cut through the body when the body covers at least this share of it (a few voxels of
+# skin or couch grazing the edge do not count).
+_CUT_FRACTION = 0.01
+# Radius of the opening that separates the body from the couch, mm (the couch's plates are a few mm thick).
+_OPENING_MM = 4.0
+
+
+@dataclass(frozen=True)
+class BodyModel:
+    """The body and its organs, every mask boolean on the grid of `image` (LPS affine).
+
+    Attributes
+    ----------
+    image : Volume
+        The CT or MR image.
+    modality : str
+        ``"CT"`` or ``"MR"``.
+    body : numpy.ndarray
+        The patient's outline with every internal cavity (lung, bowel gas) filled in; air outside it is the
+        only place a path may enter from.
+    structures : dict of str to numpy.ndarray
+        Named organs from the labels (names of `cryoplan.imaging.anatomy.STRUCTURES`). ``bone`` is the
+        skeleton other than its named bones (rib, sternum, vertebra).
+    internal_gas : numpy.ndarray
+        Gas inside the body (lung, bowel), labelled or not.
+    bone : numpy.ndarray
+        Bone and cartilage, by label or (CT) by HU.
+    unknown : tuple of str
+        Path-relevant organs (`PATH_RELEVANT`) that no label gave.
+    cut_sides : tuple of str
+        Sides on which the field of view cuts the body: "right", "left", "anterior", "posterior",
+        "inferior", "superior".
+    rib_numbers : numpy.ndarray or None
+        Signed rib number per voxel (+1…+12 right, −1…−12 left, 0 elsewhere) where ribs are labelled.
+    """
+
+    image: Volume
+    modality: str
+    body: np.ndarray
+    structures: dict[str, np.ndarray]
+    internal_gas: np.ndarray
+    bone: np.ndarray
+    unknown: tuple[str, ...]
+    cut_sides: tuple[str, ...]
+    rib_numbers: np.ndarray | None = None
+
+    @cached_property
+    def _names(self) -> tuple[np.ndarray, list[str]]:
+        """A per-voxel index into a list of tissue names (structures by priority, then by HU class)."""
+        names = [name for name in _PRIORITY if name in self.structures]
+        names = list(dict.fromkeys(names)) + ["air", "gas", "bone", "fat", "soft_tissue"]
+        index = np.full(self.image.shape, names.index("soft_tissue"), dtype=np.int16)
+        if self.modality == "CT":
+            hu = self.image.array
+            index[(hu >= FAT_HU[0]) & (hu <= FAT_HU[1])] = names.index("fat")
+        index[self.bone] = names.index("bone")
+        index[self.internal_gas] = names.index("gas")
+        index[~self.body] = names.index("air")
+        for name in reversed(names[:-5]):
+            index[self.structures[name]] = names.index(name)
+        return index, names
+
+    def tissue_names(self, points_lps: np.ndarray) -> list[str]:
+        """What lies at each point: a structure name, else "air" (outside the body), "gas", "bone", "fat"
+        or "soft_tissue"; "outside_image" beyond the field of view.
+
+        Parameters
+        ----------
+        points_lps : numpy.ndarray
+            Points (n, 3) in LPS millimetres; each reads its nearest voxel.
+        """
+        points = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
+        index, names = self._names
+        ijk = np.rint(self.image.lps_to_index(points)).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < np.asarray(self.image.shape)), axis=1)
+        found = np.full(len(points), -1)
+        found[inside] = index[tuple(ijk[inside].T)]
+        return [names[n] if n >= 0 else "outside_image" for n in found]
+
+
+def build_body_model(
+    image: Volume, anatomy: Anatomy | None, label_map: Volume | None = None, modality: str | None = None
+) -> BodyModel:
+    """The body model of an image and its segmentation.
+
+    Parameters
+    ----------
+    image : Volume
+        CT (in HU) or MR.
+    anatomy : Anatomy or None
+        The case's structures on the image grid (liver, tumour, any organs).
+    label_map : Volume, optional
+        A TotalSegmentator label map of the image (task ``total`` on CT, ``total_mr`` on MR) for the organs
+        the anatomy lacks (for example an anatomy of liver and tumour masks); the anatomy's own masks win.
+    modality : str, optional
+        ``"CT"`` or ``"MR"``; by default the image's modality, else CT when the image holds air at about
+        −1000 HU, else MR.
+
+    Raises
+    ------
+    InputError
+        An anatomy or label map on another grid, or an image with no body in it.
+    """
+    modality = _modality(image, modality)
+    anatomy = _with_label_map(image, anatomy, label_map, modality)
+    masks = dict(anatomy.masks) if anatomy is not None else {}
+    labelled = anatomy.labelled if anatomy is not None else frozenset()
+    skeleton = masks.get("bone", np.zeros(image.shape, dtype=bool))
+    for part in (*SKELETON_PARTS, "costal_cartilage"):
+        if part in masks:
+            skeleton = skeleton | masks[part]
+    if "bone" in masks:
+        rest = masks.pop("bone")
+        for part in SKELETON_PARTS:
+            if part in masks:
+                rest = rest & ~masks[part]
+        if rest.any():
+            masks["bone"] = rest
+    labelled_any = np.zeros(image.shape, dtype=bool)
+    for mask in masks.values():
+        labelled_any |= mask
+    if modality == "CT":
+        hu = np.asarray(image.array, dtype=np.float32)
+        body = _fill_cavities(_outline(hu > AIR_HU, image, "a CT with the patient's body in it (voxels above −500 HU)"))
+        body |= labelled_any
+        internal_gas = body & (hu <= AIR_HU)
+        soft_labels = labelled_any & ~skeleton
+        bone = skeleton | (body & (hu > SOFT_TISSUE_HU[1]) & ~soft_labels)
+    else:
+        signal = np.asarray(image.array, dtype=np.float32)
+        body = _outline((signal > _otsu(signal)) | labelled_any, image, "an MR image with the patient's body in it")
+        body = _fill_cavities(body | labelled_any)
+        internal_gas = np.zeros(image.shape, dtype=bool)
+        for name in ("lung", "trachea"):
+            if name in masks:
+                internal_gas |= masks[name]
+        bone = skeleton
+    unknown = tuple(name for name in PATH_RELEVANT if name not in labelled)
+    return BodyModel(
+        image=image,
+        modality=modality,
+        body=body,
+        structures=masks,
+        internal_gas=internal_gas,
+        bone=bone,
+        unknown=unknown,
+        cut_sides=cut_sides(image, body),
+        rib_numbers=None if anatomy is None else anatomy.rib_numbers,
+    )
+
+
+def _modality(image: Volume, modality: str | None) -> str:
+    modality = modality or image.modality
+    if modality in ("CT", "MR"):
+        return modality
+    if modality:
+        raise InputError("image.modality", "CT or MR", modality)
+    return "CT" if image.array.size and float(np.min(image.array)) < -900 else "MR"
+
+
+def _with_label_map(image: Volume, anatomy: Anatomy | None, label_map: Volume | None, modality: str) -> Anatomy | None:
+    """The anatomy with the organs of a TotalSegmentator label map added (its own masks win)."""
+    if anatomy is not None and not anatomy.grid.same_grid(image):
+        raise InputError("anatomy", "structures on the image grid", f"shape {list(anatomy.grid.shape)}")
+    if label_map is None:
+        return anatomy
+    if not label_map.same_grid(image):
+        raise InputError("labels", "a label map on the image grid", f"shape {list(label_map.shape)}")
+    organs = anatomy_from_labels(label_map, "totalsegmentator" if modality == "CT" else "totalsegmentator_mr")
+    if anatomy is None:
+        return organs
+    return Anatomy(
+        anatomy.grid,
+        {**organs.masks, **anatomy.masks},
+        anatomy.couinaud,
+        organs.labelled | anatomy.labelled,
+        anatomy.rib_numbers if anatomy.rib_numbers is not None else organs.rib_numbers,
+    )
+
+
+def _outline(dense: np.ndarray, image: Volume, expected: str) -> np.ndarray:
+    """The body among the voxels denser than air: the largest region that survives an opening by a ball of
+    `_OPENING_MM`, grown back within that radius over the dense voxels.
+
+    The opening cuts the thin plates of the couch and the blanket from the body; growing back restores the
+    skin the opening rounded off.
+    """
+    spacing = image.spacing_mm
+    core = ndimage.distance_transform_edt(dense, sampling=spacing) > _OPENING_MM
+    labels, count = ndimage.label(core)
+    if count == 0:
+        raise InputError("image", expected, "none")
+    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    return dense & (ndimage.distance_transform_edt(~largest, sampling=spacing) <= _OPENING_MM)
+
+
+def _fill_cavities(body: np.ndarray) -> np.ndarray:
+    """Fill every cavity of the body: in 3-D, and slice by slice along each axis.
+
+    A cavity the field of view opens (a lung base cut by the top slice, colon gas against a cropped side)
+    is closed in the slices that cross it, so the slice-wise fills keep it inside. Before the 3-D fill each
+    face of the image is capped where the body is cut by it, for the same reason.
+    """
+    capped = np.pad(body, 1)
+    for axis in range(3):
+        for end in (0, -1):
+            face = np.take(body, 0 if end == 0 else body.shape[axis] - 1, axis=axis)
+            index = [slice(1, -1)] * 3
+            index[axis] = 0 if end == 0 else capped.shape[axis] - 1
+            capped[tuple(index)] = ndimage.binary_fill_holes(face)
+    filled = ndimage.binary_fill_holes(capped)[1:-1, 1:-1, 1:-1]
+    for axis in range(3):
+        in_slice = np.zeros((3, 3, 3), dtype=bool)
+        centre = [slice(None)] * 3
+        centre[axis] = 1
+        in_slice[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
+        filled |= ndimage.binary_fill_holes(body, structure=in_slice)
+    return filled
+
+
+def _otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold [3]: the cut of the histogram that maximises the between-class variance."""
+    histogram, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(histogram).astype(np.float64)
+    total = weight[-1]
+    mean = np.cumsum(histogram * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * weight / total - mean) ** 2 / (weight * (total - weight))
+    return float(centres[int(np.nanargmax(between[:-1]))])
+
+
+def image_sides(image: Volume) -> dict[tuple[int, int], str]:
+    """The patient side each face of the image looks to: (axis, −1 low end / +1 high end) → side name."""
+    sides = {}
+    for axis in range(3):
+        direction = image.direction[:, axis]
+        lps = int(np.argmax(np.abs(direction)))
+        sign = 1 if direction[lps] > 0 else -1
+        sides[(axis, -1)] = _SIDES[(lps, -sign)]
+        sides[(axis, 1)] = _SIDES[(lps, sign)]
+    return sides
+
+
+def cut_sides(image: Volume, body: np.ndarray) -> tuple[str, ...]:
+    """Sides on which the body reaches the edge of the image over at least 1 % of that face."""
+    cut = []
+    for (axis, end), side in image_sides(image).items():
+        face = np.take(body, 0 if end < 0 else body.shape[axis] - 1, axis=axis)
+        if face.mean() >= _CUT_FRACTION:
+            cut.append(side)
+    order = ("right", "left", "anterior", "posterior", "inferior", "superior")
+    return tuple(sorted(cut, key=order.index))
