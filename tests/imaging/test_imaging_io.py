@@ -338,3 +338,82 @@ def test_label_map_on_a_cropped_grid_is_placed_exactly(tmp_path):
     write_nifti(Volume(crop, crop_affine), tmp_path / "beyond.nii.gz")
     with pytest.raises(InputError, match="outside"):
         read_labels(tmp_path / "beyond.nii.gz", image)
+
+
+# ------------------------------------------------------------------------------- Volume.resampled
+
+
+def _brute_force_nearest(volume: Volume, shape, affine, cval=0) -> np.ndarray:
+    """Nearest voxel by rounding half up, one target voxel at a time (the definition, slowly)."""
+    to_index = np.linalg.inv(volume.affine) @ affine
+    output = np.full(shape, cval, dtype=volume.array.dtype)
+    for ijk in np.ndindex(*shape):
+        index = np.floor(to_index[:3, :3] @ ijk + to_index[:3, 3] + 0.5).astype(int)
+        if np.all(index >= 0) and np.all(index < volume.shape):
+            output[ijk] = volume.array[tuple(index)]
+    return output
+
+
+def _oblique_around(source: Volume, shape, spacing, angles_deg, source_index) -> np.ndarray:
+    """Affine of a rotated, anisotropic grid whose centre lies at `source_index` of `source`."""
+    from scipy.spatial.transform import Rotation
+
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", angles_deg, degrees=True).as_matrix() * np.asarray(spacing)
+    affine[:3, 3] = source.index_to_lps(source_index) - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)
+    return affine
+
+
+def test_resampled_nearest_matches_the_definition_on_an_oblique_grid():
+    rng = np.random.default_rng(3)
+    source = _small_series_volume(shape=(9, 8, 7))
+    labels = source.with_array(rng.integers(0, 5, source.shape).astype(np.uint8), modality="SEG")
+    affine = _oblique_around(source, (10, 9, 6), (0.7, 1.1, 1.9), (7.0, -11.0, 23.0), [3.2, 2.9, 2.6])
+    resampled = labels.resampled((10, 9, 6), affine)
+    assert resampled.modality == "SEG" and resampled.array.dtype == np.uint8
+    assert np.allclose(resampled.affine, affine)
+    expected = _brute_force_nearest(labels, (10, 9, 6), affine)
+    assert np.array_equal(resampled.array, expected)
+    assert 0 < np.count_nonzero(expected) < expected.size  # the target reaches outside: both cases tested
+
+
+def test_resampled_onto_a_permuted_flipped_grid_is_an_exact_reordering():
+    source = _small_series_volume(shape=(6, 5, 4))
+    # target axis i runs along source k backwards, j along source i, k along source j
+    steps = np.stack([-source.affine[:3, 2], source.affine[:3, 0], source.affine[:3, 1]], axis=1)
+    affine = np.eye(4)
+    affine[:3, :3] = steps
+    affine[:3, 3] = source.index_to_lps([0, 0, 3])
+    moved = source.resampled((4, 6, 5), affine)
+    assert np.array_equal(moved.array, np.transpose(source.array, (2, 0, 1))[::-1])
+    assert np.array_equal(moved.resampled(source.shape, source.affine).array, source.array)
+
+
+def test_resampled_linear_reproduces_a_linear_field_exactly():
+    source = _small_series_volume(shape=(12, 11, 10))
+    target = Volume(
+        np.zeros((6, 6, 5)), _oblique_around(source, (6, 6, 5), (1.3, 0.9, 2.1), (5.0, 9.0, -14.0), [5.5, 5.0, 4.5])
+    )
+    index = source.lps_to_index(centres_mm(target))
+    assert np.all((index > 0) & (index < np.asarray(source.shape) - 1))  # every centre strictly inside
+
+    def ramp(points):
+        return 2.0 * points[..., 0] - 3.0 * points[..., 1] + 1.5 * points[..., 2]
+
+    exact = ramp(centres_mm(target))
+    linear = source.with_array(ramp(centres_mm(source))).resampled(target.shape, target.affine, order=1)
+    assert linear.array.dtype == np.float64
+    assert np.allclose(linear.array, exact, atol=1e-9)
+
+
+def test_resampled_bool_mask_stays_bool_and_uses_cval_outside():
+    mask = Volume(np.ones((3, 3, 3), dtype=bool), np.eye(4))
+    shifted = np.eye(4)
+    shifted[0, 3] = 2.0  # target voxel i lies at source i + 2: i = 0 inside, i ≥ 1 outside
+    moved = mask.resampled((3, 3, 3), shifted)
+    assert moved.array.dtype == bool
+    assert moved.array[0].all() and not moved.array[1:].any()
+    labels = Volume(np.full((3, 3, 3), 4, dtype=np.int64), np.eye(4))
+    assert np.array_equal(np.unique(labels.resampled((3, 3, 3), shifted, cval=-1).array), [-1, 4])
+    with pytest.raises(InputError, match="order"):
+        mask.resampled((3, 3, 3), np.eye(4), order=3)

@@ -23,7 +23,7 @@ from cryoplan.imaging.io.common import (
 from cryoplan.imaging.io.dicom_seg import segment_label_map, write_dicom_seg
 from cryoplan.imaging.io.dicom_series import write_dicom_series
 from cryoplan.imaging.io.nifti import write_nifti
-from cryoplan.imaging.io.read import read_labels, read_volume, resample_nearest
+from cryoplan.imaging.io.read import read_labels, read_volume
 
 __all__ = [
     "CT_SOP_CLASS",
@@ -35,7 +35,6 @@ __all__ = [
     "orientation_code",
     "read_labels",
     "read_volume",
-    "resample_nearest",
     "segment_label_map",
     "write_dicom_seg",
     "write_dicom_series",

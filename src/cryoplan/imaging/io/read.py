@@ -135,22 +135,4 @@ def _onto_reference(labels: Volume, reference: Volume, resample: bool, field: st
         ImagingWarning,
         stacklevel=3,
     )
-    return resample_nearest(labels, reference)
-
-
-def resample_nearest(labels: Volume, reference: Volume) -> Volume:
-    """`labels` sampled at the voxel centres of `reference` by nearest neighbour (0 outside)."""
-    to_index = np.linalg.inv(labels.affine) @ reference.affine
-    ni, nj, nk = reference.shape
-    grid_i, grid_j = np.meshgrid(np.arange(ni), np.arange(nj), indexing="ij")
-    output = np.zeros(reference.shape, dtype=labels.array.dtype)
-    bounds = np.asarray(labels.shape)[:, None, None]
-    for k in range(nk):
-        index = np.floor(  # round half up, the same way everywhere (np.round rounds half to even)
-            np.einsum("ab,bij->aij", to_index[:3, :3], np.stack([grid_i, grid_j, np.full_like(grid_i, k)]))
-            + to_index[:3, 3][:, None, None]
-            + 0.5
-        ).astype(np.int64)
-        inside = np.all((index >= 0) & (index < bounds), axis=0)
-        output[:, :, k][inside] = labels.array[index[0][inside], index[1][inside], index[2][inside]]
-    return reference.with_array(output, modality="SEG")
+    return labels.resampled(reference.shape, reference.affine)
