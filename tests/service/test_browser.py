@@ -15,24 +15,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
+from browser_support import launch_browser
 from service_support import CASE_DOCUMENT, PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TUMOUR_DIAMETER_MM = 22.0
 TUMOUR_LABEL = 200
 BONE_LABEL = 25
@@ -50,26 +38,9 @@ SAMPLES = 4
 pytestmark = pytest.mark.browser
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip when a browser-test prerequisite is missing; fail under CI=true, where it must be present."""
-    if not condition:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
 @pytest.fixture
 def browser():
-    require(shutil.which(CHROMIUM) is not None, "Debian's chromium is not installed (make system-deps)")
-    from cryoplan.service.app import NIIVUE_BUNDLE
-
-    require(NIIVUE_BUNDLE.exists(), "NiiVue is not installed (npm ci --prefix src/cryoplan/service/viewer)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from launch_browser()
 
 
 def labels_with_tumour(labels_path, out_path) -> int:
@@ -99,45 +70,36 @@ def labels_with_tumour(labels_path, out_path) -> int:
 
 
 def wait_for_jobs(page, timeout_s: float = 240) -> list[str]:
-    """Wait until no job on the case page is queued or running (the page reloads itself every 2 s while one
-    is); returns the progress messages the page showed meanwhile."""
+    """Wait until no job on the case page is queued or running (the page polls the job status and updates
+    its job table in place); returns the progress messages the page showed meanwhile."""
     import time
-
-    from playwright.sync_api import Error as PlaywrightError
 
     deadline = time.monotonic() + timeout_s
     seen = []
     while True:
         assert time.monotonic() < deadline, "jobs did not finish"
         page.wait_for_timeout(500)
-        try:
-            page.wait_for_load_state()
-            # Read only a page loaded to its end: one caught reloading itself has no job table yet.
-            state = page.evaluate("""() => document.readyState !== "complete" || !document.querySelector("footer")
-                ? null : {
-                pending: document.querySelectorAll('[data-job-status="running"], [data-job-status="queued"]').length,
-                messages: [...document.querySelectorAll('[data-job-status="running"] .job-message')].map(e => e.textContent),
-            }""")
-        except PlaywrightError:  # the page reloaded itself while being read
-            continue
-        if state is None:
-            continue
+        state = page.evaluate("""() => ({
+            pending: document.querySelectorAll('[data-job-status="running"], [data-job-status="queued"]').length,
+            polling: document.getElementById("jobs-panel").dataset.polling === "true",
+            messages: [...document.querySelectorAll('[data-job-status="running"] .job-message')].map(e => e.textContent),
+        })""")
         seen += state["messages"]
-        if not state["pending"]:
+        if not state["pending"] and not state["polling"]:
             return seen
 
 
 def run_job(page, kind: str, timeout_s: float = 240) -> list[str]:
     """Start a job from the case page, wait for it, and check it finished; returns its progress messages."""
     jobs_before = page.locator("#jobs tbody tr[data-job-id]").count()
-    page.select_option('select[name="kind"]', kind)
-    with page.expect_navigation():  # the form posts and is redirected back to the case page
-        page.click('button:has-text("Run")')
-    page.wait_for_load_state()
+    page.select_option("#job-kind", kind)
+    page.click('#job-form button[type="submit"]')
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#jobs tbody tr[data-job-id]').length === {jobs_before + 1}", timeout=30_000
+    )
     seen = wait_for_jobs(page, timeout_s)
-    assert page.locator("#jobs tbody tr[data-job-id]").count() == jobs_before + 1
     newest = page.locator("#jobs tbody tr").first
-    assert newest.locator("td").nth(1).inner_text() == kind
+    assert newest.locator(".job-kind").get_attribute("data-kind") == kind
     assert newest.locator(".job-status").inner_text() == "done", newest.inner_text()
     return seen
 

@@ -27,6 +27,7 @@ from cryoplan.service.auth import (
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
 from cryoplan.service.models import CaseStatus, Role
+from cryoplan.service.routes.status import JOB_KIND_LABELS
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Actor, Depends(requires(*ALL_ROLES, page=True))]
@@ -151,6 +152,28 @@ def new_case(
     return back_to(case.id)
 
 
+def plan_context(db, runner, case_id: int) -> dict:
+    """What the plan panel shows: the case's newest finished plan, its figures and its isotherm masks."""
+    plan_job = store.latest_plan_job(db, case_id)
+    plan_dir = None if plan_job is None else runner.output_dir(plan_job.id)
+    plan = reports.plan_summary(plan_dir)
+    return dict(
+        plan=plan,
+        plan_job=plan_job,
+        figures=(plan or {}).get("outputs", {}).get("figures", []),
+        isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
+    )
+
+
+@router.get("/cases/{case_id}/plan-panel")
+def plan_panel(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+    """The plan results alone, for the case page to swap in when a job finishes."""
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id)
+        context = plan_context(db, request.app.state.runner, case_id)
+    return render(request, "_plan_panel.html", actor, case=case, **context)
+
+
 @router.get("/cases/{case_id}")
 def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     runner = request.app.state.runner
@@ -159,10 +182,8 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
         documents = store.documents(db, case_id)
         images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
         jobs = store.jobs(db, case_id)
-        plan_job = reports.latest_plan_job(db, case_id)
-        plan_dir = None if plan_job is None else runner.output_dir(plan_job.id)
-        plan = reports.plan_summary(plan_dir)
         context = dict(
+            **plan_context(db, runner, case_id),
             case=case,
             document=case.case_document,
             assessment=case.assessment,
@@ -173,10 +194,7 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
             progress={j.id: runner.progress(j) for j in jobs},
             job_kinds=job_kinds(),
             uncertainty_samples=request.app.state.settings.uncertainty_samples,
-            plan=plan,
-            plan_job=plan_job,
-            figures=(plan or {}).get("outputs", {}).get("figures", []),
-            isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
+            job_kind_labels=JOB_KIND_LABELS,
             history=store.status_history(db, case_id),
             decisions=store.board_decisions(db, case_id),
             messages=store.messages(db, case_id),

@@ -1,5 +1,4 @@
-// Case page: draws the CT with its labels (and the lethal isotherm of the newest plan) in NiiVue, and
-// refreshes the page while a job is running so its progress shows.
+// Case page: draws the CT with its labels (and the lethal isotherm of the newest plan) in NiiVue.
 const canvas = document.getElementById("viewer");
 const status = document.getElementById("viewer-status");
 
@@ -25,8 +24,4 @@ if (canvas) {
     canvas.dataset.loaded = "error";
     status.textContent = "The viewer could not load: " + error;
   });
-}
-
-if (document.querySelector('[data-job-status="running"], [data-job-status="queued"]')) {
-  setTimeout(() => window.location.reload(), 2000);
 }
