@@ -157,7 +157,7 @@ def simulate_command(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
 ) -> None:
     """Simulate a protocol on a label volume; write the minimum-temperature map, isotherm masks, summary and figures."""
-    from cryoplan.thermal.spec import load_spec, run_spec
+    from cryoplan.planning.spec import load_spec, run_spec
 
     loaded = load_spec(spec)
     with progress_bar("simulating") as progress:

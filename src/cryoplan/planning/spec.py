@@ -2,7 +2,7 @@
 
 Spec keys (paths relative to the spec file)::
 
-    labels: labels.nii.gz            # NIfTI label volume (integer labels)
+    labels: labels.nii.gz            # label volume (NIfTI, NRRD or DICOM-SEG; integer labels)
     tissues: {0: liver, 1: tumour, 2: my_medium.yaml}   # every label present near the probes
     vessels: [{label: 3, diameter_mm: 8.0}]              # labels that are vessel lumens
     probes:
@@ -14,7 +14,8 @@ Spec keys (paths relative to the spec file)::
     margin_mm: 40.0                  # grid extends this far beyond the probes' active zones
     initial_temp_c: null             # default: each tissue's perfused steady temperature
 
-Coordinates are LPS millimetres; NIfTI's RAS world is converted on reading and writing.
+Coordinates are LPS millimetres; files are read and written through `cryoplan.imaging.io`, which converts
+NIfTI's RAS world at the boundary.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import yaml
 
 from cryoplan.errors import InputError
+from cryoplan.imaging.io import read_labels, write_nifti
+from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory, write_json
+from cryoplan.thermal.figures import history_figure, temperature_map_figure
 from cryoplan.thermal.grid import Grid
 from cryoplan.thermal.probes import ProbePlacement, get_probe
 from cryoplan.thermal.protocol import DEFAULT_PROTOCOL, Protocol, parse_protocol
@@ -38,7 +41,6 @@ from cryoplan.thermal.solver import simulate
 from cryoplan.thermal.tissue import Tissue, load_medium
 from cryoplan.thermal.vessel import Vessel
 
-RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SPEC_KEYS = (
     "labels",
     "tissues",
@@ -55,10 +57,9 @@ _SPEC_KEYS = (
 
 @dataclass
 class SimulationSpec:
-    """A parsed, validated spec: label volume with its LPS affine, and the simulation's inputs."""
+    """A parsed, validated spec: the label volume (LPS), and the simulation's inputs."""
 
-    labels: np.ndarray
-    labels_affine_lps: np.ndarray
+    labels: Volume
     tissues: dict[int, Tissue]
     vessels: dict[int, float]
     probes: list[ProbePlacement]
@@ -70,23 +71,12 @@ class SimulationSpec:
     initial_temp_c: float | None = None
 
 
-def read_label_volume(path: Path, field_name: str = "labels") -> tuple[np.ndarray, np.ndarray]:
-    """Integer labels and their voxel → LPS affine from a NIfTI file (RAS world flipped to LPS)."""
+def read_label_volume(path: Path, field_name: str = "labels") -> Volume:
+    """Integer labels read through `cryoplan.imaging.io` (NIfTI, NRRD or DICOM-SEG), errors under `field_name`."""
     try:
-        image = nib.load(str(path))
-    except (FileNotFoundError, nib.filebasedimages.ImageFileError, OSError) as error:
-        raise InputError(field_name, "a readable NIfTI label volume", f"{path.name}: {error}") from None
-    data = np.asanyarray(image.dataobj)
-    if data.ndim != 3:
-        raise InputError(field_name, "a 3-D label volume", f"{data.ndim}-D")
-    if data.dtype.kind == "f":
-        if not np.all(np.isfinite(data)):
-            raise InputError(field_name, f"finite integer labels ({path.name} contains NaN or infinity)")
-        if not np.all(data == np.round(data)):
-            raise InputError(field_name, f"integer labels ({path.name} has fractional values)")
-    elif data.dtype.kind not in "iub":
-        raise InputError(field_name, "integer labels", str(data.dtype))
-    return data.astype(np.int64), RAS_FROM_LPS @ image.affine
+        return read_labels(path)
+    except InputError as error:
+        raise InputError(field_name, f"{error.expected} ({Path(path).name})", error.got) from None
 
 
 def _point(value: Any, field_name: str) -> np.ndarray:
@@ -126,7 +116,7 @@ def load_spec(path: Path) -> SimulationSpec:
             raise InputError(f"spec.{key}", f"one of the keys {', '.join(_SPEC_KEYS)}", key)
     if "labels" not in document:
         raise InputError("spec.labels", "a NIfTI label volume path")
-    labels, affine = read_label_volume(path.parent / str(document["labels"]), field_name="spec.labels")
+    labels = read_label_volume(path.parent / str(document["labels"]), field_name="spec.labels")
     raw_tissues = document.get("tissues") or {}
     if not isinstance(raw_tissues, dict) or not raw_tissues:
         raise InputError("spec.tissues", "a mapping label → medium name or file")
@@ -187,7 +177,6 @@ def load_spec(path: Path) -> SimulationSpec:
         raise InputError("spec.initial_temp_c", "a temperature in °C or null", initial)
     return SimulationSpec(
         labels=labels,
-        labels_affine_lps=affine,
         tissues=tissues,
         vessels=vessels,
         probes=probes,
@@ -200,25 +189,15 @@ def load_spec(path: Path) -> SimulationSpec:
     )
 
 
-def resample_labels(labels: np.ndarray, affine_lps: np.ndarray, grid: Grid) -> np.ndarray:
-    """Nearest-neighbour labels at the grid's voxel centres; −1 where a centre lies outside the volume."""
-    inverse = np.linalg.inv(affine_lps)
-    centres = grid.centres_mm().reshape(-1, 3)
-    index = np.rint(centres @ inverse[:3, :3].T + inverse[:3, 3]).astype(np.int64)
-    inside = np.all((index >= 0) & (index < np.asarray(labels.shape)), axis=1)
-    out = np.full(len(centres), -1, dtype=np.int64)
-    out[inside] = labels[tuple(index[inside].T)]
-    return out.reshape(grid.shape)
-
-
 def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] | None = None) -> dict:
     """Simulate the spec and write ``min_temperature.nii.gz``, one mask per isotherm, ``summary.json`` and
     figures into `out` (atomically). Returns the summary."""
-    from cryoplan.thermal.figures import history_figure, temperature_map_figure
-
     points = [p for placement in spec.probes for p in (*placement.active_segment_mm(), placement.tip_mm)]
     grid = Grid.around(points, spec.margin_mm, spec.grid_mm)
-    labels = resample_labels(spec.labels, spec.labels_affine_lps, grid)
+    # −1 marks simulation voxels outside the label volume
+    labels = (
+        spec.labels.with_array(spec.labels.array.astype(np.int64)).resampled(grid.shape, grid.affine, cval=-1).array
+    )
     if np.any(labels < 0):
         raise InputError(
             "spec.probes",
@@ -245,7 +224,6 @@ def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] 
         initial_temp_c=spec.initial_temp_c,
         progress=progress,
     )
-    ras_affine = RAS_FROM_LPS @ grid.affine
     summary = {
         "schema_version": 1,
         "grid": {
@@ -275,9 +253,9 @@ def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] 
         "elapsed_s": round(result.elapsed_s, 3),
     }
     with atomic_directory(out) as folder:
-        _write_nifti(folder / "min_temperature.nii.gz", result.min_temperature_c.astype(np.float32), ras_affine)
+        write_nifti(Volume(result.min_temperature_c.astype(np.float32), grid.affine), folder / "min_temperature.nii.gz")
         for t in spec.isotherms_c:
-            _write_nifti(folder / _mask_name(t), result.isotherm_mask(t).astype(np.uint8), ras_affine)
+            write_nifti(Volume(result.isotherm_mask(t).astype(np.uint8), grid.affine), folder / _mask_name(t))
         temperature_map_figure(result, spec.probes, spec.isotherms_c).savefig(folder / "temperature_map.png", dpi=120)
         if result.histories:
             history_figure(result, spec.isotherms_c).savefig(folder / "temperature_history.png", dpi=120)
@@ -288,11 +266,3 @@ def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] 
 def _mask_name(temperature_c: float) -> str:
     text = f"{abs(temperature_c):g}".replace(".", "p")
     return f"isotherm_{'minus' if temperature_c < 0 else ''}{text}c.nii.gz"
-
-
-def _write_nifti(path: Path, data: np.ndarray, ras_affine: np.ndarray) -> None:
-    image = nib.Nifti1Image(data, ras_affine)
-    image.set_qform(ras_affine, code=1)
-    image.set_sform(ras_affine, code=1)
-    image.header.set_xyzt_units("mm", "sec")
-    nib.save(image, str(path))
