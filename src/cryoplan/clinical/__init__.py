@@ -6,24 +6,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cryoplan.case import Case, load_case, read_document
-from cryoplan.clinical.eligibility import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess
-from cryoplan.clinical.fhir import case_from_bundle
+from cryoplan.clinical.eligibility import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, LabBound, assess
+from cryoplan.clinical.fhir import CaseRecord, case_from_bundle
 
-__all__ = ["Assessment", "DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML", "assess", "read_case_file"]
+__all__ = [
+    "Assessment",
+    "CaseRecord",
+    "DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML",
+    "LabBound",
+    "assess",
+    "assess_record",
+    "read_case_file",
+    "read_case_record",
+]
 
 
-def read_case_file(path: str | Path) -> tuple[Case, list[str]]:
+def read_case_record(path: str | Path) -> CaseRecord:
     """Read a case: a YAML or JSON case file, or a FHIR R4 Bundle (recognised by ``resourceType: Bundle``).
 
     Returns
     -------
-    case : Case
-        With ``case_id`` set to the file name's stem when the file gives none.
-    unused : list of str
-        The FHIR entries not used, each with the reason (empty for a case file).
+    CaseRecord
+        The case, with ``case_id`` set to the file name's stem when the file gives none; for a bundle also
+        the entries not used, notes on how entries were read, and the labs given only as bounds.
 
     Raises
     ------
@@ -33,9 +42,34 @@ def read_case_file(path: str | Path) -> tuple[Case, list[str]]:
     path = Path(path)
     document = read_document(path)
     if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-        case, unused = case_from_bundle(document, source=str(path))
+        record = case_from_bundle(document, source=str(path))
     else:
-        case, unused = load_case(path), []
-    if case.case_id is None:
-        case = case.model_copy(update={"case_id": path.stem})
-    return case, unused
+        record = CaseRecord(load_case(path), [], [], {})
+    if record.case.case_id is None:
+        record = replace(record, case=record.case.model_copy(update={"case_id": path.stem}))
+    return record
+
+
+def read_case_file(path: str | Path) -> tuple[Case, list[str]]:
+    """The case of `read_case_record` and the FHIR entries not used (a lab given only as a bound is absent
+    from the case: `assess_record` reads it)."""
+    record = read_case_record(path)
+    return record.case, record.unused
+
+
+def assess_record(
+    record: CaseRecord,
+    *,
+    cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML,
+    imaging_flags: list[str] | None = None,
+) -> Assessment:
+    """Assess a read case with its lab bounds, listing the entries not used, the notes and `imaging_flags`."""
+    assessment = assess(
+        record.case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, lab_bounds=record.lab_bounds
+    )
+    return replace(
+        assessment,
+        unused_fhir_observations=list(record.unused),
+        imaging_flags=list(imaging_flags or []),
+        input_notes=list(record.notes),
+    )

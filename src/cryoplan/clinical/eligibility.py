@@ -7,12 +7,14 @@ recommendations of `RECOMMENDATIONS` that apply, each with its reason and source
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from cryoplan.case import Case
+from cryoplan import units
+from cryoplan.case import Albumin, Bilirubin, Case, Creatinine, Platelets, Sodium
 from cryoplan.clinical import scores, staging
 from cryoplan.clinical.scores import Albi, ChildPugh
 from cryoplan.clinical.staging import Bclc, TransplantCriteria
@@ -92,6 +94,7 @@ class Assessment:
     missing_inputs: list[str]
     unused_fhir_observations: list[str] = field(default_factory=list)
     imaging_flags: list[str] = field(default_factory=list)
+    input_notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         def optional(item):
@@ -113,6 +116,7 @@ class Assessment:
             "missing_inputs": list(self.missing_inputs),
             "unused_fhir_observations": list(self.unused_fhir_observations),
             "imaging_flags": list(self.imaging_flags),
+            "input_notes": list(self.input_notes),
         }
 
 
@@ -618,7 +622,55 @@ def recommendations(findings: Findings) -> list[Recommendation]:
     return [rec for rec in applied if rec is not None]
 
 
-def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML) -> Assessment:
+@dataclass(frozen=True)
+class LabBound:
+    """A lab value known only as a bound (``<0.2`` mg/dL): the analyte, the comparator, the value, its unit.
+
+    `unit` is one of the analyte's accepted units, None for the INR (a ratio).
+    """
+
+    analyte: str
+    comparator: Literal["<", "<=", ">", ">="]
+    value: float
+    unit: str | None
+
+    def text(self, canonical: bool = False) -> str:
+        if canonical and self.unit is not None:
+            value = units.convert(self.analyte, self.value, self.unit, units.canonical_unit(self.analyte))
+            return f"{self.comparator}{value:g} {units.canonical_unit(self.analyte)}"
+        return f"{self.comparator}{self.value:g}" + (f" {self.unit}" if self.unit else "")
+
+    def extremes(self) -> tuple[float, float]:
+        """The values at the bound and at the far end of what it allows (the far end a millionth or a
+        million times the bound; the INR no lower than 0.5). A bound that is not closed is approached to
+        one part in 10^9, so that ``<2`` stays below a band edge at 2."""
+        if self.comparator in ("<", "<="):
+            near = self.value if self.comparator == "<=" else self.value * (1 - 1e-9)
+            far = min(near, 0.5) if self.analyte == "inr" else self.value * 1e-6
+        else:
+            near = self.value if self.comparator == ">=" else self.value * (1 + 1e-9)
+            far = self.value * 1e6
+        return near, far
+
+
+_LAB_TYPES = {kind.analyte: kind for kind in (Bilirubin, Albumin, Creatinine, Sodium, Platelets)}
+
+
+def _with_labs(case: Case, values: dict[str, float], bounds: Mapping[str, LabBound]) -> Case:
+    """The case with the bounded labs set to `values` (in each bound's unit)."""
+    update = {
+        name: value if name == "inr" else _LAB_TYPES[name](value=value, unit=bounds[name].unit)
+        for name, value in values.items()
+    }
+    return case.model_copy(update={"labs": case.labs.model_copy(update=update)})
+
+
+def assess(
+    case: Case,
+    *,
+    cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML,
+    lab_bounds: Mapping[str, LabBound] | None = None,
+) -> Assessment:
     """Assess a case for liver cryoablation.
 
     Parameters
@@ -627,6 +679,12 @@ def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_
     cryoshock_tumour_volume_ml : float
         Total tumour volume (sum of spheres of each lesion's diameter) above which a cryoshock caution is
         given; a configurable, non-guideline threshold (`DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML`).
+    lab_bounds : mapping of analyte to LabBound, optional
+        Labs known only as bounds (a FHIR comparator), in place of the case's values. The case is assessed
+        at every corner of the bounds (each lab at its bound and at the far end); a score, stage, criterion
+        or recommendation stands when every corner gives the same, and is otherwise left undetermined, the
+        bound named in ``missing_inputs``. The scores are monotone in each lab, so agreeing corners mean
+        the result holds over the whole range: ``<0.2`` mg/dL bilirubin scores 1 Child-Pugh point.
 
     Returns
     -------
@@ -634,6 +692,64 @@ def assess(case: Case, *, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_
         Scores (``None`` when their inputs are missing, named in ``missing_inputs``), HCC-only staging and
         transplant criteria (``None`` for metastases), the criteria, verdict and recommendations.
     """
+    if not lab_bounds:
+        return _assess_values(case, cryoshock_tumour_volume_ml)
+    names = list(lab_bounds)
+    corners = itertools.product(*(lab_bounds[name].extremes() for name in names))
+    results = [
+        _assess_values(_with_labs(case, dict(zip(names, corner, strict=True)), lab_bounds), cryoshock_tumour_volume_ml)
+        for corner in corners
+    ]
+    return _agreeing(results[0], results[1:], lab_bounds)
+
+
+def _agreeing(base: Assessment, others: list[Assessment], bounds: Mapping[str, LabBound]) -> Assessment:
+    """`base` (every lab at its bound) with what the other corners do not agree on left undetermined."""
+    undetermined = False
+
+    def agreed(get):
+        nonlocal undetermined
+        value = get(base)
+        if all(get(other) == value for other in others):
+            return value
+        undetermined = True
+        return None
+
+    child_pugh, albi = agreed(lambda a: a.child_pugh), agreed(lambda a: a.albi)
+    meld = Meld(agreed(lambda a: a.meld.meld), agreed(lambda a: a.meld.meld_na), agreed(lambda a: a.meld.meld_3))
+    bclc = base.bclc
+    if bclc is not None and any(other.bclc != bclc for other in others):
+        undetermined = True
+        bclc = replace(
+            bclc, stage=None, reason=f"undetermined: a lab given as a bound spans several stages; {bclc.reason}"
+        )
+    rows = []
+    shown = {name: bound.text(canonical=True).split(" ")[0] for name, bound in bounds.items()}
+    for index, row in enumerate(base.criteria):
+        row = replace(row, value=shown.get(row.id, row.value))
+        if any(other.criteria[index].status != row.status for other in others):
+            undetermined = True
+            row = replace(row, status="unknown", note=f"given as a bound ({row.value}) that spans several bands")
+        rows.append(row)
+    everywhere = set.intersection(*({(r.id, r.text) for r in other.recommendations} for other in others))
+    missing = list(base.missing_inputs)
+    if undetermined:
+        missing += [f"labs.{name} (a bound: {bound.text()})" for name, bound in bounds.items()]
+    return replace(
+        base,
+        child_pugh=child_pugh,
+        albi=albi,
+        meld=meld,
+        bclc=bclc,
+        criteria=rows,
+        verdict=verdict([row.status for row in rows]),
+        recommendations=[r for r in base.recommendations if (r.id, r.text) in everywhere],
+        missing_inputs=missing,
+    )
+
+
+def _assess_values(case: Case, cryoshock_tumour_volume_ml: float) -> Assessment:
+    """The assessment of a case whose labs are values."""
     missing = _Missing()
     labs = case.labs
     child_pugh = _child_pugh(case, missing)
