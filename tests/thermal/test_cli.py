@@ -17,14 +17,17 @@ def run_cli(*args, cwd=None):
     )
 
 
-def test_probes_json_lists_the_library_with_calibration():
+def test_probes_json_lists_the_library_with_its_cooling():
     done = run_cli("probes", "--format", "json")
     assert done.returncode == 0, done.stderr
-    probes = json.loads(done.stdout)
-    assert len(probes) >= 4
+    document = json.loads(done.stdout)
+    assert document["schema_version"] == 1
+    probes = document["probes"]
+    assert len(probes) >= 5
     for probe in probes:
-        assert {"id", "diameter_mm", "active_length_mm", "description", "calibration"} <= set(probe)
-        assert probe["calibration"]["data"]
+        assert {"id", "diameter_mm", "active_length_mm", "working_length_mm", "description", "source"} <= set(probe)
+        assert probe["working_length_mm"] > probe["active_length_mm"] + probe["tip_offset_mm"]
+        assert -273.15 < probe["cryogen_temperature_c"] < -100 and probe["heat_transfer_w_m2k"] > 0
 
 
 def test_isotherms_json_with_fixed_surface_temperature():

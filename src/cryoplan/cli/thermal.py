@@ -17,6 +17,7 @@ from cryoplan.cli.app import app
 from cryoplan.errors import InputError
 from cryoplan.thermal import PROBES, load_medium, parse_protocol
 from cryoplan.thermal.chart import isotherm_chart, probe_layout
+from cryoplan.thermal.probes import load_probe_file
 
 _stderr = Console(stderr=True)
 _FORMATS = ("json", "table")
@@ -53,35 +54,51 @@ def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
+def _probe_document(probe) -> dict:
+    cooling = probe.cooling
+    return {
+        "id": probe.id,
+        "family": probe.family,
+        "diameter_mm": probe.diameter_mm,
+        "active_length_mm": probe.active_length_mm,
+        "tip_offset_mm": probe.tip_offset_mm,
+        "working_length_mm": probe.working_length_mm,
+        "description": probe.description,
+        "source": probe.source,
+        "cryogen_temperature_c": cooling.cryogen_temperature_c,
+        "heat_transfer_w_m2k": cooling.heat_transfer_w_m2k,
+        "heat_transfer_sd_w_m2k": cooling.heat_transfer_sd_w_m2k,
+        "calibration": {"data": cooling.source},
+    }
+
+
 @app.command("probes")
 def probes_command(
     format: str = typer.Option("table", "--format", help="json or table."),
+    probe_file: Path = typer.Option(
+        None, "--probe-file", help="YAML file of extra probe types to list with the library."
+    ),
 ) -> None:
-    """List the cryoprobe library with each probe's calibration."""
+    """List the cryoprobe library: geometry and the family's calibrated cooling."""
     _check_format(format)
-    rows = [
-        {
-            "id": p.id,
-            "diameter_mm": p.diameter_mm,
-            "active_length_mm": p.active_length_mm,
-            "tip_offset_mm": p.tip_offset_mm,
-            "effective_radius_mm": p.effective_radius_mm,
-            "description": p.description,
-            "calibration": p.calibration,
-        }
-        for p in PROBES.values()
-    ]
+    if probe_file is not None:
+        load_probe_file(probe_file)
+    rows = [_probe_document(p) for p in PROBES.values()]
     if format == "json":
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps({"schema_version": 1, "probes": rows}, indent=2, ensure_ascii=False))
         return
-    table = Table("id", "diameter (mm)", "active length (mm)", "effective radius (mm)", "calibrated on")
+    table = Table(
+        "id", "diameter (mm)", "active length (mm)", "working length (mm)", "cryogen (°C)", "h (W/m²·K)", "source"
+    )
     for row in rows:
         table.add_row(
             row["id"],
             f"{row['diameter_mm']:g}",
             f"{row['active_length_mm']:g}",
-            f"{row['effective_radius_mm']:g}",
-            str(row["calibration"].get("data", "")),
+            f"{row['working_length_mm']:g}",
+            f"{row['cryogen_temperature_c']:g}",
+            f"{row['heat_transfer_w_m2k']:.0f} ± {row['heat_transfer_sd_w_m2k']:.0f}",
+            row["source"],
         )
     Console().print(table)
 
@@ -89,6 +106,9 @@ def probes_command(
 @app.command("isotherms")
 def isotherms_command(
     probe: str = typer.Option(..., "--probe", help="Probe id (see `cryoplan probes`)."),
+    probe_file: Path = typer.Option(
+        None, "--probe-file", help="YAML file of extra probe types (see `cryoplan probes`)."
+    ),
     count: int = typer.Option(1, "--count", help="Number of parallel probes."),
     spacing: float = typer.Option(15.0, "--spacing", help="Distance between neighbouring probes (mm)."),
     layout: str = typer.Option("line", "--layout", help="line, triangle or square."),
@@ -110,6 +130,8 @@ def isotherms_command(
 ) -> None:
     """Size of each isotherm at the end of a protocol, for probes in a homogeneous medium."""
     _check_format(format)
+    if probe_file is not None:
+        load_probe_file(probe_file)
     placements = probe_layout(probe, count, spacing, layout)
     tissue = load_medium(medium)
     phases = parse_protocol(protocol, field="--protocol")

@@ -1,170 +1,605 @@
-"""Calibration of the probe library against the measurements of physics.md §3.
+"""One joint calibration of the probe cooling and the media's heat loads against published ice sizes.
 
-Run ``python -m cryoplan.thermal.calibration`` to refit every probe's `effective_radius_mm` (1 mm grid)
-and rewrite ``data/probes.yaml`` with the fitted radius, the data each probe was fitted to, and the
-residuals. Fitted:
+``python -m cryoplan.thermal.calibration`` simulates every row of ``data/measurements.yaml`` (published
+phantom, animal and human ice-ball and isotherm sizes) and fits, all at once, the parameters they share:
 
-- 17g-sphere: 0 °C ice-ball width 32 mm after a 10-min freeze in 37 °C gel (manufacturer specification,
-  37 ± 4 × 32 ± 3 mm, isotherm and time not stated: physics.md §3, uncertain).
-- 2.4mm: lethal (< −30 °C) ice diameter 12 mm after 15 min in agar at ≈ 39 °C (Littrup et al., JVIR
-  2009;20:1343).
+- ``heat_transfer_w_m2k``: the argon family's surface-to-cryogen heat-transfer coefficient h (probes.py);
+- ``agar_heat_load_w_m3k``: the heat load of the heat-loaded agar phantom, a sink-free term W (T_bath − T)
+  that holds the agar at its bath temperature as perfusion holds tissue at the arterial one;
+- ``liver_perfusion_1_s``, ``lung_perfusion_1_s``, ``kidney_perfusion_1_s``: in vivo perfusion ω_b.
 
-17g-rod and 1.7mm have no measurement of their own in physics.md: they keep the 17G needle's ratio of
-effective to physical radius (same gauge class and gas), and their residual against the gel study's
-"−40 °C lies ≈ 10 mm inside the 0 °C edge" (PMC4850244) is reported.
+The fit is weighted least squares on log parameters: each row's residual divided by its stated spread
+(sd_mm, or max(2 mm, 10 %) where the source gives none), a one-sided residual for upper bounds, plus a weak
+log-normal prior per parameter centred on the literature value (`Parameter`), which bounds what a parameter
+no row constrains does and keeps each within its published range. A row whose source leaves the probe,
+spacing or count unstated lists setups; each group of rows from one experiment takes the setup that fits
+it best (a profile over the unstated choice), and the report names it. The Levenberg–Marquardt steps use
+forward-difference Jacobians of the simulations. Parameter uncertainty: the Gauss–Newton covariance
+(JᵀJ)⁻¹, scaled by the reduced χ² when that exceeds 1 (the model misfits more than the rows' spread).
+
+Grid: 2 mm (`CALIBRATION_GRID_MM`), 30 mm around the active zones: the sub-grid probe model makes the
+isotherms on it agree with 1 mm runs (one 2.4 mm probe, 15 min in 39 °C agar: 0 °C width 36.1 mm at 2 mm,
+36.2 mm at 1 mm). The fitted values, their uncertainty and the validation summary are written to
+``data/calibration.yaml``; `parameter_distribution` hands them to Monte Carlo analyses.
+
+Validation (`validate`): every row at the fitted parameters, its residual, mean and maximum absolute error
+per category, and the leave-one-source-out error: the fit redone without a source's rows (one Gauss–Newton
+step from the joint fit on the remaining rows' Jacobian, a linearised refit) and that source's rows then
+simulated at the refitted parameters.
+
+References
+----------
+K. Levenberg, Q Appl Math 1944;2:164; D. W. Marquardt, J SIAM 1963;11:431 (damped least squares).
+P. A. Hasgall, et al., IT'IS Database for thermal and electromagnetic parameters of biological tissues,
+version 4.1, 2022 (the perfusion priors).
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import yaml
 
+from cryoplan.errors import InputError
 from cryoplan.output import write_text
 from cryoplan.thermal import probes as probe_library
-from cryoplan.thermal.chart import PROBE_AXIS, chart_grid
-from cryoplan.thermal.probes import ProbePlacement, ProbeType
+from cryoplan.thermal.chart import PROBE_AXIS, chart_grid, probe_layout
+from cryoplan.thermal.probes import ProbePlacement
 from cryoplan.thermal.protocol import parse_protocol
+from cryoplan.thermal.result import ThermalResult
 from cryoplan.thermal.solver import simulate
-from cryoplan.thermal.tissue import TISSUES
+from cryoplan.thermal.tissue import BASELINE_LIVER, TISSUES, Tissue, ml_min_kg_to_1_s
+from cryoplan.thermal.vessel import Vessel
 
+CALIBRATION_GRID_MM = 2.0
 CALIBRATION_MARGIN_MM = 30.0
-"""Grid margin around the probe: 1 mm-grid runs with 30 and 38 mm margins gave the same 0 °C width (28.06 mm)."""
+DEFAULT_SD_MM = 2.0
+DEFAULT_SD_FRACTION = 0.10
+CORE_SPACINGS_MM = (12.0, 16.0, 20.0, 24.0, 28.0)
+JACOBIAN_STEP = 0.1
+"""Forward-difference step in log parameter (a 10.5 % change)."""
+CATEGORIES = ("phantom", "animal", "human")
 
-GEL_STUDY = "PMC4850244 (17G needle, 37 °C gel, 10 min): −40 °C ≈ 10 mm inside the 0 °C edge"
+
+@dataclass(frozen=True)
+class Parameter:
+    """A fitted parameter: its range, and the weak log-normal prior (centre, sd of the natural log)."""
+
+    name: str
+    lower: float
+    upper: float
+    prior: float
+    prior_log_sd: float
+    unit: str
+    about: str
 
 
-def ice_figures(probe: ProbeType, minutes: float, initial_temp_c: float, grid_mm: float = 1.0) -> dict:
-    """Widths (perpendicular to the needle, at the middle of the active zone) and 0 °C length of the ice
-    after a single freeze of one probe in gel; from temperature profiles interpolated along rays."""
-    original = probe_library.PROBES.get(probe.id)
-    probe_library.PROBES[probe.id] = probe
-    try:
-        placement = ProbePlacement(probe.id, np.zeros(3), PROBE_AXIS)
-        protocol = parse_protocol(f"freeze:{minutes:g}")
-        grid = chart_grid([placement], TISSUES["gel"], protocol, grid_mm, margin_mm=CALIBRATION_MARGIN_MM)
-        result = simulate(grid, [placement], protocol, tissues=TISSUES["gel"], initial_temp_c=initial_temp_c)
-    finally:
-        if original is None:
-            del probe_library.PROBES[probe.id]
-        else:
-            probe_library.PROBES[probe.id] = original
-    middle = np.mean(placement.active_segment_mm(), axis=0)
-    widths = {}
-    for t in (0.0, -20.0, -30.0, -40.0):
-        radii = [result.isotherm_distance_mm(t, middle, d) for d in ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0])]
-        widths[t] = 2.0 * float(np.mean(radii))
-    length = result.isotherm_distance_mm(0.0, middle, PROBE_AXIS) + result.isotherm_distance_mm(
-        0.0, middle, -PROBE_AXIS
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("heat_transfer_w_m2k", 300.0, 30000.0, 3000.0, math.log(10.0), "W/m²·K", "argon probes: h"),
+    Parameter("agar_heat_load_w_m3k", 100.0, 3.0e5, 3000.0, math.log(30.0), "W/m³·K", "heat-loaded agar: W"),
+    # Liver: modelling baseline 5e-4 1/s to the physiological ≈ 1.6e-2 1/s (IT'IS 860 ml/min/kg).
+    Parameter("liver_perfusion_1_s", 3.0e-4, 2.0e-2, 3.0e-3, math.log(10.0) / 2, "1/s", "in vivo liver: ω_b"),
+    Parameter("lung_perfusion_1_s", 1.0e-4, 1.0e-2, ml_min_kg_to_1_s(401.0, 394.0), math.log(10.0) / 2, "1/s", "lung"),
+    Parameter(
+        "kidney_perfusion_1_s", 2.0e-3, 8.0e-2, ml_min_kg_to_1_s(3795.0, 1066.0), math.log(10.0) / 2, "1/s", "kidney"
+    ),
+)
+NAMES = tuple(p.name for p in PARAMETERS)
+MEDIUM_PARAMETER = {
+    "agar": "agar_heat_load_w_m3k",
+    "liver": "liver_perfusion_1_s",
+    "lung": "lung_perfusion_1_s",
+    "kidney": "kidney_perfusion_1_s",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One published figure (data/measurements.yaml) and what its simulation assumes."""
+
+    id: str
+    source: str
+    reference: str
+    category: str
+    medium: str
+    baseline_c: float
+    protocol: str
+    setups: tuple[dict, ...]
+    quantity: str
+    isotherm_c: float
+    value_mm: float
+    sd_mm: float
+    bound: str | None
+    offset_mm: float
+    all_setups: bool
+    target_radius_mm: float
+    measured: str
+    assumed: str
+
+    @property
+    def group(self) -> str:
+        """Rows of one experiment (same source, protocol and setups) share the setup chosen for them."""
+        return json.dumps([self.source, self.protocol, self.setups], sort_keys=True)
+
+
+def load_rows() -> list[Row]:
+    """The measurement rows shipped with the package."""
+    text = resources.files("cryoplan.thermal").joinpath("data/measurements.yaml").read_text(encoding="utf-8")
+    rows = []
+    for entry in yaml.safe_load(text):
+        value = float(entry["value_mm"])
+        sd = entry.get("sd_mm")
+        rows.append(
+            Row(
+                id=entry["id"],
+                source=entry["source"],
+                reference=entry["reference"],
+                category=entry["category"],
+                medium=entry["medium"],
+                baseline_c=float(entry["baseline_c"]),
+                protocol=entry["protocol"],
+                setups=tuple(entry["setups"]),
+                quantity=entry["quantity"],
+                isotherm_c=float(entry["isotherm_c"]),
+                value_mm=value,
+                sd_mm=float(sd) if sd is not None else max(DEFAULT_SD_MM, DEFAULT_SD_FRACTION * abs(value)),
+                bound=entry.get("bound"),
+                offset_mm=float(entry.get("offset_mm", 0.0)),
+                all_setups=bool(entry.get("all_setups", False)),
+                target_radius_mm=float(entry.get("target_radius_mm", 0.0)),
+                measured=entry.get("measured", ""),
+                assumed=entry.get("assumed", ""),
+            )
+        )
+    return rows
+
+
+def medium_for(name: str, baseline_c: float, params: Mapping[str, float]) -> Tissue:
+    """The simulated medium of a row: the library's properties with the fitted heat load or perfusion."""
+    if name == "gel":
+        return TISSUES["gel"].replace(arterial_temperature_c=baseline_c)
+    if name == "agar":
+        gel = TISSUES["gel"]
+        return gel.replace(
+            name="agar",
+            perfusion_1_s=params["agar_heat_load_w_m3k"] / gel.blood_heat_capacity_j_m3k,
+            arterial_temperature_c=baseline_c,
+        )
+    if name == "liver":
+        base = BASELINE_LIVER
+    elif name in ("lung", "kidney"):
+        base = TISSUES[name]
+    else:
+        raise InputError("medium", "gel, agar, liver, lung or kidney", name)
+    return base.replace(perfusion_1_s=params[MEDIUM_PARAMETER[name]], arterial_temperature_c=baseline_c)
+
+
+def _placements(setup: Mapping[str, Any], spacing_mm: float | None = None) -> list[ProbePlacement]:
+    count = int(setup.get("count", 1))
+    spacing = float(spacing_mm if spacing_mm is not None else setup.get("spacing_mm", 15.0))
+    layout = "triangle" if count == 3 else "line"
+    flow = float(setup.get("flow_fraction", 1.0))
+    return [replace(p, flow_fraction=flow) for p in probe_layout(setup["probe"], count, spacing, layout)]
+
+
+def _rays(result: ThermalResult, temperature: float, origin, direction) -> float:
+    return result.isotherm_distance_mm(temperature, origin, np.asarray(direction, dtype=float), which="min")
+
+
+def _width(result: ThermalResult, placements, temperature: float) -> float:
+    """Largest extent across the probes through the middle of their active zones; one probe: the mean
+    diameter over four directions."""
+    mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
+    spans = []
+    for axis in (0, 1):
+        unit = np.eye(3)[axis]
+        hi = max(m[axis] + _rays(result, temperature, m, unit) for m in mids)
+        lo = min(m[axis] - _rays(result, temperature, m, -unit) for m in mids)
+        spans.append(hi - lo)
+    return float(np.mean(spans)) if len(placements) == 1 else float(max(spans))
+
+
+def _length(result: ThermalResult, placements, temperature: float) -> float:
+    mids = [np.mean(p.active_segment_mm(), axis=0) for p in placements]
+    return float(
+        max(_rays(result, temperature, m, PROBE_AXIS) + _rays(result, temperature, m, -PROBE_AXIS) for m in mids)
     )
+
+
+class Simulator:
+    """Simulates rows' setups, caching each simulation by its setup and the parameters that act on it."""
+
+    def __init__(self, grid_mm: float = CALIBRATION_GRID_MM, progress: Callable[[str], None] | None = None):
+        self.grid_mm = grid_mm
+        self.progress = progress
+        self.cache: dict[str, Any] = {}
+        self.runs = 0
+
+    def _simulate(self, row: Row, setup: Mapping[str, Any], params: Mapping[str, float], spacing=None):
+        relevant = {"h": round(params["heat_transfer_w_m2k"], 6)}
+        if row.medium in MEDIUM_PARAMETER:
+            relevant["m"] = float(f"{params[MEDIUM_PARAMETER[row.medium]]:.6g}")
+        key = json.dumps([row.medium, row.baseline_c, row.protocol, setup, spacing, relevant], sort_keys=True)
+        if key in self.cache:
+            return self.cache[key]
+        family = probe_library.FAMILIES["argon"]
+        probe_library.FAMILIES["argon"] = family.model_copy(update={"heat_transfer_w_m2k": params[NAMES[0]]})
+        try:
+            placements = _placements(setup, spacing)
+            medium = medium_for(row.medium, row.baseline_c, params)
+            protocol = parse_protocol(row.protocol)
+            grid = chart_grid(placements, medium, protocol, self.grid_mm, margin_mm=CALIBRATION_MARGIN_MM)
+            vessels = []
+            if "vessel_mm" in setup:
+                offset, diameter = setup["vessel_mm"]
+                middle = np.mean(placements[0].active_segment_mm(), axis=0)
+                vessels = [Vessel.cylinder(grid, middle + [offset, 0.0, 0.0], PROBE_AXIS, diameter)]
+            result = simulate(
+                grid,
+                placements,
+                protocol,
+                tissues=medium,
+                vessels=vessels,
+                isotherms_c=(0.0,),
+                initial_temp_c=row.baseline_c if medium.perfusion_w_m3k == 0 else None,
+            )
+        finally:
+            probe_library.FAMILIES["argon"] = family
+        self.runs += 1
+        if self.progress is not None:
+            self.progress(f"{row.id} {setup} {relevant}")
+        self.cache[key] = (result, placements)
+        return result, placements
+
+    def figure(self, row: Row, setup: Mapping[str, Any], params: Mapping[str, float]) -> float:
+        """The simulated figure of `row` (mm) for one setup, offset included."""
+        q, t = row.quantity, row.isotherm_c
+        if q == "core_spacing":
+            # Largest spacing at which the point midway between the needles still reaches the isotherm.
+            mid_t = []
+            for spacing in CORE_SPACINGS_MM:
+                result, placements = self._simulate(row, setup, params, spacing)
+                middle = np.mean([np.mean(p.active_segment_mm(), axis=0) for p in placements], axis=0)
+                mid_t.append(float(result.temperature_along_c(middle[None], which="min")[0]))
+            return float(np.interp(t, mid_t, CORE_SPACINGS_MM)) + row.offset_mm  # mid_t rises with spacing
+        result, placements = self._simulate(row, setup, params)
+        middle = np.mean(placements[0].active_segment_mm(), axis=0)
+        if q == "width":
+            value = _width(result, placements, t)
+        elif q == "length":
+            value = _length(result, placements, t)
+        elif q == "radius":
+            value = 0.5 * _width(result, placements, t)
+        elif q == "gap":
+            value = 0.5 * (_width(result, placements, 0.0) - _width(result, placements, t))
+        elif q == "margin":
+            value = _width(result, placements, t) / 2.0 - row.target_radius_mm
+        elif q == "vessel_rim":
+            offset, diameter = setup["vessel_mm"]
+            value = max(0.0, offset - 0.5 * diameter - _rays(result, t, middle, [1.0, 0.0, 0.0]))
+        else:
+            raise InputError(f"measurements.{row.id}.quantity", "a known quantity", q)
+        return float(value) + row.offset_mm
+
+
+def residual(row: Row, simulated_mm: float) -> float:
+    """Weighted residual; an upper bound counts only when exceeded."""
+    difference = simulated_mm - row.value_mm
+    if row.bound == "upper":
+        difference = max(0.0, difference)
+    return difference / row.sd_mm
+
+
+def evaluate(
+    simulator: Simulator, rows: Sequence[Row], params: Mapping[str, float], choices: Mapping[str, int] | None = None
+) -> tuple[np.ndarray, dict[str, int], dict[str, float]]:
+    """Weighted residuals of `rows`, the setup chosen per experiment group (the best fit unless `choices`
+    fixes it), and the simulated figure per row id."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.group, []).append(row)
+    chosen, figures = {}, {}
+    for key, members in groups.items():
+        setups = members[0].setups
+        if members[0].all_setups:
+            for row in members:
+                values = [simulator.figure(row, s, params) for s in setups]
+                figures[row.id] = max(values, key=lambda v: abs(residual(row, v)))
+            chosen[key] = -1
+            continue
+        options = range(len(setups)) if choices is None or key not in choices else [choices[key]]
+        best = None
+        for option in options:
+            values = {row.id: simulator.figure(row, setups[option], params) for row in members}
+            cost = sum(residual(row, values[row.id]) ** 2 for row in members)
+            if best is None or cost < best[0]:
+                best = (cost, option, values)
+        chosen[key] = best[1]
+        figures.update(best[2])
+    return np.array([residual(row, figures[row.id]) for row in rows]), chosen, figures
+
+
+def _as_params(z: np.ndarray) -> dict[str, float]:
+    return {name: float(math.exp(v)) for name, v in zip(NAMES, z)}
+
+
+def _prior_residuals(z: np.ndarray) -> np.ndarray:
+    return np.array([(v - math.log(p.prior)) / p.prior_log_sd for v, p in zip(z, PARAMETERS)])
+
+
+def _bounds() -> tuple[np.ndarray, np.ndarray]:
+    return np.log([p.lower for p in PARAMETERS]), np.log([p.upper for p in PARAMETERS])
+
+
+def jacobian(simulator: Simulator, rows: Sequence[Row], z: np.ndarray, base: np.ndarray, choices) -> np.ndarray:
+    """d residual / d log parameter by forward differences, setups held at `choices`."""
+    columns = []
+    for n in range(len(z)):
+        step = z.copy()
+        step[n] += JACOBIAN_STEP
+        affected = [i for i, row in enumerate(rows) if n == 0 or MEDIUM_PARAMETER.get(row.medium) == NAMES[n]]
+        column = np.zeros(len(rows))
+        if affected:
+            shifted, _, _ = evaluate(simulator, [rows[i] for i in affected], _as_params(step), choices)
+            column[affected] = (shifted - base[affected]) / JACOBIAN_STEP
+        columns.append(column)
+    return np.stack(columns, axis=1)
+
+
+def fit(
+    simulator: Simulator, rows: Sequence[Row], start: Mapping[str, float] | None = None, max_iterations: int = 6
+) -> dict[str, Any]:
+    """Levenberg–Marquardt on log parameters with the priors; returns the fitted point and its covariance."""
+    lo, hi = _bounds()
+    z = np.log([(start or {}).get(p.name, p.prior) for p in PARAMETERS])
+    r, choices, figures = evaluate(simulator, rows, _as_params(z))
+    damping = 1e-2
+    history = []
+    for _ in range(max_iterations):
+        J = jacobian(simulator, rows, z, r, choices)
+        full_r = np.concatenate([r, _prior_residuals(z)])
+        full_J = np.vstack([J, np.diag([1.0 / p.prior_log_sd for p in PARAMETERS])])
+        normal = full_J.T @ full_J
+        gradient = full_J.T @ full_r
+        improved = False
+        while damping < 1e6:
+            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal)), -gradient)
+            trial = np.clip(z + step, lo, hi)
+            r_trial, choices_trial, figures_trial = evaluate(simulator, rows, _as_params(trial))
+            cost = float(full_r @ full_r)
+            trial_cost = float(np.sum(r_trial**2) + np.sum(_prior_residuals(trial) ** 2))
+            if trial_cost < cost:
+                z, r, choices, figures = trial, r_trial, choices_trial, figures_trial
+                damping = max(damping / 3.0, 1e-4)
+                improved = True
+                history.append(trial_cost)
+                break
+            damping *= 4.0
+        if not improved or np.max(np.abs(step)) < 0.02:
+            break
+    J = jacobian(simulator, rows, z, r, choices)
+    full_J = np.vstack([J, np.diag([1.0 / p.prior_log_sd for p in PARAMETERS])])
+    dof = max(1, len(rows) - len(PARAMETERS))
+    chi2 = float(np.sum(r**2))
+    scale = max(1.0, chi2 / dof)
+    covariance = np.linalg.inv(full_J.T @ full_J) * scale
     return {
-        "width_0c_mm": widths[0.0],
-        "width_minus20c_mm": widths[-20.0],
-        "width_minus30c_mm": widths[-30.0],
-        "width_minus40c_mm": widths[-40.0],
-        "length_0c_mm": float(length),
-        "gap_0c_to_minus40c_mm": 0.5 * (widths[0.0] - widths[-40.0]),
+        "z": z,
+        "residuals": r,
+        "jacobian": J,
+        "choices": choices,
+        "figures": figures,
+        "covariance_log": covariance,
+        "chi2": chi2,
+        "chi2_scale": scale,
+        "history": history,
     }
 
 
-def fit_radius(
-    probe: ProbeType,
-    key: str,
-    target_mm: float,
-    minutes: float,
-    initial_temp_c: float,
-    bracket: tuple[float, float],
-    tolerance_mm: float = 0.2,
-    max_runs: int = 6,
-) -> tuple[float, dict]:
-    """Secant iteration on log(effective radius) until the simulated figure `key` is within `tolerance_mm`."""
-    runs = []
-    for radius in bracket:
-        runs.append(
-            (radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c))
-        )
-        print(f"  {probe.id}: r = {radius:.3f} mm → {key} = {runs[-1][1][key]:.2f} mm", flush=True)
-    while len(runs) < max_runs:
-        (r0, f0), (r1, f1) = sorted(runs, key=lambda run: abs(run[1][key] - target_mm))[:2]
-        if abs(f0[key] - target_mm) <= tolerance_mm or f1[key] == f0[key]:
-            break
-        slope = (f1[key] - f0[key]) / (math.log(r1) - math.log(r0))
-        radius = float(np.clip(math.exp(math.log(r0) + (target_mm - f0[key]) / slope), 0.2, 10.0))
-        runs.append(
-            (radius, ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), minutes, initial_temp_c))
-        )
-        print(f"  {probe.id}: r = {radius:.3f} mm → {key} = {runs[-1][1][key]:.2f} mm", flush=True)
-    return min(runs, key=lambda run: abs(run[1][key] - target_mm))
+def leave_one_source_out(simulator: Simulator, rows: Sequence[Row], fitted: Mapping[str, Any]) -> dict[str, float]:
+    """Per row id, the figure predicted by a fit without its source's rows (linearised refit, then simulated)."""
+    z, r, J = fitted["z"], fitted["residuals"], fitted["jacobian"]
+    predicted = {}
+    prior_J = np.diag([1.0 / p.prior_log_sd for p in PARAMETERS])
+    lo, hi = _bounds()
+    for source in sorted({row.source for row in rows}):
+        keep = np.array([row.source != source for row in rows])
+        full_J = np.vstack([J[keep], prior_J])
+        full_r = np.concatenate([r[keep], _prior_residuals(z)])
+        step = np.linalg.solve(full_J.T @ full_J, -full_J.T @ full_r)
+        refit = _as_params(np.clip(z + step, lo, hi))
+        held_out = [row for row in rows if row.source == source]
+        _, _, figures = evaluate(simulator, held_out, refit)
+        predicted.update(figures)
+    return predicted
 
 
-def _rounded(figures: dict) -> dict:
-    return {key: round(value, 2) for key, value in figures.items()}
-
-
-def calibrate() -> list[dict]:
-    """Fit the library and return its entries (as written to data/probes.yaml)."""
-    library = dict(probe_library.PROBES)
-    entries = []
-    sphere_radius, sphere = fit_radius(library["17g-sphere"], "width_0c_mm", 32.0, 10.0, 37.0, (3.2, 3.8))
-    ratio = sphere_radius / library["17g-sphere"].radius_mm
-    for probe in library.values():
-        if probe.id == "17g-sphere":
-            radius, figures = sphere_radius, sphere
-            calibration = {
-                "data": "manufacturer specification, 17G spherical needle: ice ball 37 ± 4 × 32 ± 3 mm "
-                "(0 °C, 10 min, 37 °C gel assumed; uncertain)",
-                "fitted": "width_0c_mm = 32",
-                "residual_width_0c_mm": round(figures["width_0c_mm"] - 32.0, 2),
-                "residual_length_0c_mm": round(figures["length_0c_mm"] - 37.0, 2),
-                "check": GEL_STUDY,
-                "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2),
+def _summary(rows: Sequence[Row], figures: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Mean and maximum absolute error (mm) per category, over rows that are not met bounds."""
+    summary = {}
+    for category in CATEGORIES:
+        errors = [abs(residual(row, figures[row.id]) * row.sd_mm) for row in rows if row.category == category]
+        if errors:
+            summary[category] = {
+                "rows": len(errors),
+                "mean_abs_error_mm": round(float(np.mean(errors)), 2),
+                "max_abs_error_mm": round(float(np.max(errors)), 2),
             }
-        elif probe.id == "2.4mm":
-            radius, figures = fit_radius(probe, "width_minus30c_mm", 12.0, 15.0, 39.0, (0.6, 1.2))
-            calibration = {
-                "data": "Littrup et al., JVIR 2009;20:1343: one 2.4 mm probe, 15 min, agar at 39 °C: "
-                "lethal ice (< −30 °C) diameter 12 mm",
-                "fitted": "width_minus30c_mm = 12",
-                "residual_width_minus30c_mm": round(figures["width_minus30c_mm"] - 12.0, 2),
-                "check": "lethal ice < 10 mm behind the ice edge (same study)",
-                "gap_0c_to_minus30c_mm": round(0.5 * (figures["width_0c_mm"] - figures["width_minus30c_mm"]), 2),
-            }
-        else:
-            radius = ratio * probe.radius_mm
-            figures = ice_figures(probe.model_copy(update={"effective_radius_mm": radius}), 10.0, 37.0)
-            calibration = {
-                "data": "no measurement of its own in physics.md: keeps the 17G needle's effective/physical "
-                f"radius ratio {ratio:.3f}",
-                "check": GEL_STUDY,
-                "residual_gap_mm": round(figures["gap_0c_to_minus40c_mm"] - 10.0, 2),
-            }
-        calibration["simulated"] = _rounded(figures)
-        calibration["grid_mm"] = 1.0
-        entries.append(
+    return summary
+
+
+def validation_document(
+    simulator: Simulator, rows: Sequence[Row], fitted: Mapping[str, Any], predicted: Mapping[str, float]
+) -> dict[str, Any]:
+    """The `cryoplan validate` document: per row measured, simulated, residual and leave-one-source-out."""
+    groups = {row.group: row for row in rows}
+    table = []
+    for row in rows:
+        choice = fitted["choices"][row.group]
+        simulated = fitted["figures"][row.id]
+        table.append(
             {
-                **probe.model_dump(exclude={"calibration", "effective_radius_mm"}),
-                "effective_radius_mm": round(radius, 3),
-                "calibration": calibration,
+                "id": row.id,
+                "source": row.source,
+                "category": row.category,
+                "medium": row.medium,
+                "quantity": row.quantity,
+                "isotherm_c": row.isotherm_c,
+                "measured_mm": row.value_mm,
+                "sd_mm": round(row.sd_mm, 2),
+                "bound": row.bound,
+                "simulated_mm": round(simulated, 2),
+                "residual_mm": round(residual(row, simulated) * row.sd_mm, 2),
+                "loso_simulated_mm": round(predicted[row.id], 2),
+                "loso_residual_mm": round(residual(row, predicted[row.id]) * row.sd_mm, 2),
+                "setup": "all listed" if choice < 0 else groups[row.group].setups[choice],
+                "assumed": row.assumed,
             }
         )
-        print(f"{probe.id}: effective radius {radius:.3f} mm; {calibration}", flush=True)
+    return {
+        "schema_version": 1,
+        "grid_mm": simulator.grid_mm,
+        "parameters": _parameter_entries(fitted),
+        "rows": table,
+        "fit_error": _summary(rows, fitted["figures"]),
+        "leave_one_source_out_error": _summary(rows, predicted),
+        "chi2": round(fitted["chi2"], 2),
+        "simulations": simulator.runs,
+    }
+
+
+def _parameter_entries(fitted: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    z, cov = fitted["z"], fitted["covariance_log"]
+    entries = {}
+    for n, p in enumerate(PARAMETERS):
+        log_sd = float(math.sqrt(cov[n, n]))
+        value = math.exp(z[n])
+        entries[p.name] = {
+            "value": float(f"{value:.4g}"),
+            "log_sd": round(log_sd, 4),
+            "sd": float(f"{value * log_sd:.3g}"),
+            "unit": p.unit,
+            "range": [p.lower, p.upper],
+            "at_bound": bool(np.isclose(z[n], math.log(p.lower)) or np.isclose(z[n], math.log(p.upper))),
+        }
     return entries
 
 
-HEADER = """# Cryoprobe library. Geometry from product classes (physics.md §1; gauges uncertain, from naming).
-# effective_radius_mm is the calibrated sub-grid parameter: the radius of the cylinder that, held at
-# −140 °C along the active zone, reproduces the measurements named in `calibration`.
-# Written by `python -m cryoplan.thermal.calibration`; edit the geometry there, not the fitted numbers.
+def current_parameters() -> dict[str, float]:
+    """The fitted parameter values in data/calibration.yaml (the priors where none are recorded)."""
+    document = _calibration_document()
+    fitted = document.get("parameters", {})
+    return {p.name: float(fitted.get(p.name, {}).get("value", p.prior)) for p in PARAMETERS}
+
+
+def _calibration_document() -> dict[str, Any]:
+    text = resources.files("cryoplan.thermal").joinpath("data/calibration.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def parameter_distribution(n_samples: int = 0, seed: int | None = None) -> dict[str, Any]:
+    """The calibrated probe and perfusion parameters with their uncertainty, for Monte Carlo analyses.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of joint samples to draw (0: none).
+    seed : int, optional
+        Seed of the sampler; required when `n_samples` > 0.
+
+    Returns
+    -------
+    dict
+        ``mean``: parameter → fitted value; ``sd``: parameter → standard deviation (delta method);
+        ``log_covariance``: the covariance of the natural logs (order ``names``); ``names``; and, with
+        `n_samples`, ``samples``: parameter → array of `n_samples` values drawn log-normally with that
+        covariance (the fit was made on log parameters, which keeps samples positive).
+
+    Examples
+    --------
+    >>> d = parameter_distribution(100, seed=1)
+    >>> d["samples"]["liver_perfusion_1_s"].shape
+    (100,)
+    """
+    document = _calibration_document()
+    fitted = document.get("parameters")
+    if not fitted:
+        raise InputError(
+            "calibration", "a calibrated data/calibration.yaml (run python -m cryoplan.thermal.calibration)"
+        )
+    names = list(document["log_covariance"]["names"])
+    covariance = np.asarray(document["log_covariance"]["matrix"], dtype=np.float64)
+    mean = {name: float(fitted[name]["value"]) for name in names}
+    out: dict[str, Any] = {
+        "names": names,
+        "mean": mean,
+        "sd": {name: float(fitted[name]["sd"]) for name in names},
+        "log_covariance": covariance,
+    }
+    if n_samples:
+        if seed is None:
+            raise InputError("seed", "a seed for the parameter sampler", seed)
+        if not isinstance(n_samples, int) or n_samples < 0:
+            raise InputError("n_samples", "a non-negative number of samples", n_samples)
+        rng = np.random.default_rng(seed)
+        logs = rng.multivariate_normal(np.log([mean[n] for n in names]), covariance, size=n_samples)
+        out["samples"] = {name: np.exp(logs[:, k]) for k, name in enumerate(names)}
+    return out
+
+
+def calibrate(grid_mm: float = CALIBRATION_GRID_MM, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit, validate, and return the calibration document written to data/calibration.yaml."""
+    rows = load_rows()
+    simulator = Simulator(grid_mm, progress)
+    fitted = fit(simulator, rows, start=current_parameters())
+    predicted = leave_one_source_out(simulator, rows, fitted)
+    validation = validation_document(simulator, rows, fitted, predicted)
+    params = _as_params(fitted["z"])
+    entries = validation["parameters"]
+    return {
+        "schema_version": 1,
+        "families": [
+            {
+                "id": "argon",
+                "cryogen": "argon",
+                "cryogen_temperature_c": probe_library.ARGON_BOILING_C,
+                "heat_transfer_w_m2k": entries["heat_transfer_w_m2k"]["value"],
+                "heat_transfer_sd_w_m2k": entries["heat_transfer_w_m2k"]["sd"],
+                "source": "fitted to data/measurements.yaml by cryoplan.thermal.calibration",
+            }
+        ],
+        "media": {
+            name: {"perfusion_1_s": float(f"{params[f'{name}_perfusion_1_s']:.4g}")}
+            for name in ("liver", "lung", "kidney")
+        }
+        | {"agar": {"heat_load_w_m3k": float(f"{params['agar_heat_load_w_m3k']:.4g}")}},
+        "parameters": entries,
+        "log_covariance": {"names": list(NAMES), "matrix": np.round(fitted["covariance_log"], 6).tolist()},
+        "grid_mm": grid_mm,
+        "fit_error": validation["fit_error"],
+        "leave_one_source_out_error": validation["leave_one_source_out_error"],
+        "chi2": validation["chi2"],
+        "simulations": simulator.runs,
+    }
+
+
+HEADER = """# Written by `python -m cryoplan.thermal.calibration`: the argon family's cooling, the in vivo perfusion
+# and phantom heat load fitted jointly to data/measurements.yaml, with their uncertainty (log_covariance:
+# covariance of the natural logs of `parameters`, in that order). Do not edit by hand.
 """
 
 
 def main() -> None:
-    entries = calibrate()
-    path = resources.files("cryoplan.thermal").joinpath("data/probes.yaml")
-    text = HEADER + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=110)
-    write_text(str(path), text)
+    document = calibrate(progress=lambda text: print(f"  simulated {text}", flush=True))
+    path = resources.files("cryoplan.thermal").joinpath("data/calibration.yaml")
+    write_text(str(path), HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=110))
+    print(json.dumps({k: document[k] for k in ("parameters", "fit_error", "leave_one_source_out_error")}, indent=1))
 
 
 if __name__ == "__main__":

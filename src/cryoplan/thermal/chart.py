@@ -69,7 +69,7 @@ def chart_grid(
         for back in (0.0, withdrawal_mm)
         for point in (*p.active_segment_mm(), p.tip_mm)
     ]
-    largest = max(kernel_radius_mm(max(p.probe.radius_mm, p.probe.effective_radius_mm), spacing_mm) for p in placements)
+    largest = max(kernel_radius_mm(p.probe.radius_mm, spacing_mm) for p in placements)
     return Grid.around(points, max(margin, largest + 2 * spacing_mm), spacing_mm)
 
 

@@ -1,67 +1,177 @@
-"""The cryoprobe library and probe placements.
+"""The cryoprobe library, its cooling model, and probe placements.
 
-Each probe is a needle whose active zone (a segment of `active_length_mm` ending `tip_offset_mm` behind the
-tip) removes heat; the shaft behind it is insulated. On the grid the needle is a sub-grid line sink (see
-`cryoplan.thermal.solver`) tied to the freeze surface temperature (−140 °C, `FREEZE_SURFACE_C`) held on a
-cylinder of `effective_radius_mm` around the active zone. That radius is the calibrated parameter: it is
-fitted per probe to the measurements of physics.md §3 by `cryoplan.thermal.calibration`, which records it
-and the residuals in ``data/probes.yaml``.
+A probe is a needle of outer diameter `diameter_mm` whose active zone (a segment of `active_length_mm`
+ending `tip_offset_mm` behind the tip) removes heat; the shaft behind it is insulated, and up to
+`working_length_mm` of it may lie in the patient.
+
+Cooling model: a convective (Robin) condition on the outer surface of the active zone,
+
+    q' = 2π r_p h f (T_s − T_c)     per metre of active zone,
+
+with T_c the temperature of the boiling cryogen inside the probe (argon expanded through a Joule–Thomson
+orifice boils at about −186 °C at the return pressure of one atmosphere), h the heat-transfer coefficient
+from the surface to the cryogen, r_p the probe's physical radius, T_s its surface temperature and f the
+flow fraction (duty cycle) of the gas, which scales the time-averaged cooling. T_c and h belong to a probe
+*family* (one cryogen, one gas circuit design) and are shared by its members, so the probe types differ
+only by what physically distinguishes them: diameter and active length. Under a heat load the surface
+warms (T_s rises with q'), so a probe makes less ice in a warm or perfused medium, and probes near one
+another share the heat load and shield each other. A fixed surface temperature cannot do either; a
+capacity-limited sink (a maximum q' per metre) would add a parameter that the published sizes do not
+separate from h. h is fitted to published ice-ball sizes by `cryoplan.thermal.calibration`, which writes
+it with its uncertainty to ``data/calibration.yaml``.
+
+References
+----------
+J. Etheridge, L. Hasselbring, J. Bischof, et al., J Biomech Eng 2013;135:021003 (a Joule–Thomson cryoprobe's
+finite cooling capacity; a convective boundary with a cryogen temperature and heat-transfer coefficient).
+M. Sprenkle, et al., J Endourol 2010;24:1087 (probe cooling falls under a heat load).
+P. J. Littrup, B. Jallad, P. Vorugu, et al., J Vasc Interv Radiol 2009;20:1343 (probe types and heat load).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cryoplan.errors import InputError
 
+ARGON_BOILING_C = -185.8
+"""Boiling point of argon at one atmosphere (°C): the cryogen temperature inside an argon probe's tip."""
+
+
+class CoolingFamily(BaseModel):
+    """The cooling shared by a family of probes (one cryogen, one gas circuit design).
+
+    Parameters
+    ----------
+    id : str
+    cryogen : str
+    cryogen_temperature_c : float
+        Temperature of the boiling cryogen in the active zone (T_c), above absolute zero and below 0 °C.
+    heat_transfer_w_m2k : float
+        Heat-transfer coefficient from the probe's outer surface to the cryogen at full flow (h).
+    heat_transfer_sd_w_m2k : float
+        Its standard deviation from the calibration (0 when not calibrated).
+    source : str
+        Where the values come from.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    cryogen: str
+    cryogen_temperature_c: float = Field(gt=-273.15, lt=0.0)
+    heat_transfer_w_m2k: float = Field(gt=0.0, le=1.0e6)
+    heat_transfer_sd_w_m2k: float = Field(0.0, ge=0.0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _finite(self) -> CoolingFamily:
+        if not all(math.isfinite(v) for v in (self.heat_transfer_w_m2k, self.heat_transfer_sd_w_m2k)):
+            raise ValueError("heat_transfer_w_m2k and its sd must be finite")
+        return self
+
 
 class ProbeType(BaseModel):
-    """A cryoprobe model.
+    """A cryoprobe type.
 
     Parameters
     ----------
     id : str
         Library key.
+    family : str
+        Key of the cooling family (`FAMILIES`) whose cryogen temperature and heat-transfer coefficient it uses.
     diameter_mm : float
-        Outer diameter of the needle.
+        Outer diameter of the needle (0.5 … 10 mm).
     active_length_mm : float
-        Length of the cooled segment.
+        Length of the cooled segment (up to 100 mm, and no longer than the working length).
     tip_offset_mm : float
-        Distance from the needle's tip back to the distal end of the active segment.
+        Distance from the needle's tip back to the distal end of the active segment (0 … 30 mm).
+    working_length_mm : float
+        Length of shaft that may lie in the patient, tip to handle (20 … 400 mm): the longest path a plan
+        may give this probe.
     description : str
-    effective_radius_mm : float
-        Calibrated radius of the cylinder held at the freeze surface temperature during a full-flow freeze.
-    calibration : dict
-        Which measurements the probe was calibrated on and the residuals reached.
+    source : str
+        The product class its geometry comes from.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    diameter_mm: float = Field(gt=0)
-    active_length_mm: float = Field(gt=0)
-    tip_offset_mm: float = Field(ge=0)
-    description: str
-    effective_radius_mm: float = Field(gt=0)
-    calibration: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field(min_length=1)
+    family: str = "argon"
+    diameter_mm: float = Field(ge=0.5, le=10.0)
+    active_length_mm: float = Field(gt=0.0, le=100.0)
+    tip_offset_mm: float = Field(ge=0.0, le=30.0)
+    working_length_mm: float = Field(ge=20.0, le=400.0)
+    description: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProbeType:
+        values = (self.diameter_mm, self.active_length_mm, self.tip_offset_mm, self.working_length_mm)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("every dimension must be finite")
+        if self.tip_offset_mm + self.active_length_mm > self.working_length_mm:
+            raise ValueError("tip_offset_mm + active_length_mm must fit within working_length_mm")
+        return self
 
     @property
     def radius_mm(self) -> float:
         return 0.5 * self.diameter_mm
 
+    @property
+    def cooling(self) -> CoolingFamily:
+        return get_family(self.family)
 
-def _load_library() -> dict[str, ProbeType]:
-    text = resources.files("cryoplan.thermal").joinpath("data/probes.yaml").read_text(encoding="utf-8")
-    return {entry["id"]: ProbeType.model_validate(entry) for entry in yaml.safe_load(text)}
+    def film_conductance_w_mk(self, flow_fraction: float = 1.0) -> float:
+        """2π r_p h f: the heat drawn per metre of active zone per kelvin between surface and cryogen."""
+        return 2.0 * math.pi * self.radius_mm * 1e-3 * self.cooling.heat_transfer_w_m2k * flow_fraction
 
 
-PROBES: dict[str, ProbeType] = _load_library()
+def _data_text(name: str) -> str:
+    return resources.files("cryoplan.thermal").joinpath(f"data/{name}").read_text(encoding="utf-8")
+
+
+def _validated(model: type[BaseModel], entry: Any, field: str) -> Any:
+    if not isinstance(entry, dict):
+        raise InputError(field, "a mapping of probe properties", type(entry).__name__)
+    try:
+        return model.model_validate(entry)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InputError(
+            f"{field}.{where}" if where else field, first["msg"].removeprefix("Value error, "), first.get("input")
+        ) from None
+
+
+def _load_families() -> dict[str, CoolingFamily]:
+    document = yaml.safe_load(_data_text("calibration.yaml"))
+    return {
+        entry["id"]: CoolingFamily.model_validate(entry)
+        for entry in document["families"]  # written by cryoplan.thermal.calibration
+    }
+
+
+FAMILIES: dict[str, CoolingFamily] = _load_families()
+PROBES: dict[str, ProbeType] = {
+    entry["id"]: ProbeType.model_validate(entry) for entry in yaml.safe_load(_data_text("probes.yaml"))
+}
+
+
+def get_family(family_id: str, field: str = "family") -> CoolingFamily:
+    """The cooling family `family_id`; `InputError` naming `field` when there is none."""
+    try:
+        return FAMILIES[family_id]
+    except KeyError:
+        raise InputError(field, f"a probe family, one of {', '.join(FAMILIES)}", family_id) from None
 
 
 def get_probe(probe_id: str, field: str = "probe") -> ProbeType:
@@ -70,6 +180,41 @@ def get_probe(probe_id: str, field: str = "probe") -> ProbeType:
         return PROBES[probe_id]
     except KeyError:
         raise InputError(field, f"a probe id, one of {', '.join(PROBES)}", probe_id) from None
+
+
+def load_probe_file(path: str | Path) -> list[ProbeType]:
+    """Read user probe types from a YAML file and add them to the library (`PROBES`).
+
+    The file holds a list of probe types with the keys of `ProbeType` (``id``, ``diameter_mm``,
+    ``active_length_mm``, ``tip_offset_mm``, ``working_length_mm``, optional ``family``, ``description``,
+    ``source``). Their cooling is their family's: a user file describes geometry, not new physics.
+
+    Raises
+    ------
+    InputError
+        Naming the entry and key (``probe_file[0].diameter_mm``) for a missing file, invalid YAML, an unknown
+        key, a non-physical value (a diameter outside 0.5 … 10 mm, a negative length, an active zone longer
+        than the working length), an unknown family, or an id that is already in the library.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+        raise InputError("probe_file", "an existing .yaml file of probe types", str(path))
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise InputError(f"probe_file ({path.name})", "valid YAML", str(error).splitlines()[0]) from None
+    if not isinstance(document, list) or not document:
+        raise InputError("probe_file", "a non-empty list of probe types", type(document).__name__)
+    loaded = []
+    for n, entry in enumerate(document):
+        probe = _validated(ProbeType, entry, f"probe_file[{n}]")
+        get_family(probe.family, field=f"probe_file[{n}].family")
+        if probe.id in PROBES and PROBES[probe.id] != probe:
+            raise InputError(f"probe_file[{n}].id", "an id not already in the library", probe.id)
+        loaded.append(probe)
+    for probe in loaded:
+        PROBES[probe.id] = probe
+    return loaded
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
-"""`simulate`: the Pennes equation with phase change on a uniform grid, probes as calibrated line sinks.
+"""`simulate`: the Pennes equation with phase change on a uniform grid, probes as sub-grid line sinks.
 
 Scheme: the enthalpy method on the 7-point stencil, advanced by Runge–Kutta–Legendre super steps
 (`cryoplan.thermal.kernels`) of up to `SUPER_STEP_S`, each stable by construction (`step_schedule`). The
 grid's outer layer stays at the initial temperature (a far-field bath); vessel lumens are held at blood
 temperature behind a convective wall.
 
-Probe sub-grid model. A needle (radius r_p, 0.7–1.2 mm) is thinner than a voxel, so it is represented as a
-line sink spread over the voxels within ε of its active segment by the raised-cosine kernel
+Probe sub-grid model. A needle (radius r_p, 0.7–1.9 mm) is thinner than a few voxels, so it is represented
+as a line sink spread over the voxels within ε of its active segment by the raised-cosine kernel
 w(d) = A (1 + cos(π d/ε)), normalised per unit length. For a line sink spread this way, the w-weighted mean
 temperature T̄ of the continuum field equals the field of a plain line sink at the radius r_e = c ε
-(c = `kernel_equivalent_radius_ratio()` ≈ 0.524). Holding a surface at T_p on radius r_p therefore draws
-q = 2π k_s (T̄ − T_p) / ln(r_e/r_p) per unit length, and outside ε the field is the field of that probe,
-whatever the grid and the direction. ε = max(2.5 dx, 1.25 r_p / c) keeps r_e ≥ 1.25 r_p and, for the
-library's probes and dx ≤ 0.75 mm … 1 mm, the same ε on every grid. This is the well-index idea of reservoir
-simulation (D. W. Peaceman, SPE J 1978;18:183) with a smooth kernel in place of the single cell.
+(c = `kernel_equivalent_radius_ratio()` ≈ 0.524). Between T̄ and the cryogen inside the probe lie two
+resistances in series, per unit length: the frozen tissue from r_e in to the surface r_p, ln(r_e/r_p)/(2π k_s),
+and the film from the surface to the cryogen, 1/(2π r_p h f) (`cryoplan.thermal.probes`). The probe draws
+q = (T̄ − T_c) / (their sum) per unit length (`probe_coupling_w_mk`), and outside ε the field is the field of
+that probe, whatever the grid and the direction. ε = max(2.5 dx, 1.25 r_p / c) keeps r_e ≥ 1.25 r_p. This is
+the well-index idea of reservoir simulation (D. W. Peaceman, SPE J 1978;18:183) with a smooth kernel in
+place of the single cell.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from cryoplan.errors import InputError
 from cryoplan.thermal import kernels
 from cryoplan.thermal.grid import Grid
 from cryoplan.thermal.probes import ProbePlacement, get_probe
-from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, FREEZE_SURFACE_C, Protocol
+from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, Protocol
 from cryoplan.thermal.result import ThermalResult
 from cryoplan.thermal.tissue import TISSUES, Tissue
 from cryoplan.thermal.vessel import BLOOD_TEMPERATURE_C, Vessel
@@ -68,6 +70,14 @@ def kernel_equivalent_radius_ratio() -> float:
 def kernel_radius_mm(probe_radius_mm: float, spacing_mm: float) -> float:
     """ε of the probe kernel: at least 2.5 voxels, and wide enough that r_e ≥ 1.25 r_p."""
     return max(2.5 * spacing_mm, 1.25 * probe_radius_mm / kernel_equivalent_radius_ratio())
+
+
+def probe_coupling_w_mk(tissue_w_mk: float, film_w_mk: float) -> float:
+    """Conductance per metre from the kernel's mean temperature to the cryogen: the frozen tissue between
+    r_e and r_p (`ProbeSinks.line_conductance`) in series with the film to the cryogen (2π r_p h f)."""
+    if film_w_mk <= 0.0:
+        return 0.0
+    return 1.0 / (1.0 / tissue_w_mk + 1.0 / film_w_mk)
 
 
 def _segment_distance_mm(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -154,7 +164,7 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
             raise InputError(f"probes[{n}]", "a ProbePlacement", type(placement).__name__)
         probe = get_probe(placement.probe_id, field=f"probes[{n}].probe_id")
         a, b = placement.active_segment_mm()
-        margin = kernel_radius_mm(max(probe.radius_mm, probe.effective_radius_mm), grid.spacing_mm) + grid.spacing_mm
+        margin = kernel_radius_mm(probe.radius_mm, grid.spacing_mm) + grid.spacing_mm
         if thin is not None and abs(abs(placement.direction[thin]) - 1.0) > 1e-9:
             raise InputError(
                 f"probes[{n}].direction",
@@ -447,13 +457,11 @@ def simulate(
         a, b = placement.active_segment_mm()
         middle = np.clip(np.round(grid.index_of(0.5 * (a + b))).astype(int), 0, np.asarray(grid.shape) - 1)
         frozen_k.append(table[labels[tuple(middle)], kernels.K_FROZEN])
-    # Calibrated cooling: −140 °C on each probe's effective radius; or a given temperature on its physical one.
-    radii = [p.probe.radius_mm if probe_surface_temp_c is not None else p.probe.effective_radius_mm for p in probes]
+    radii = [p.probe.radius_mm for p in probes]
     sinks = ProbeSinks(grid, probes, radii, fixed, frozen_k)
     n_probes = len(probes)
     if line_power_w_m is not None and len(line_power_w_m) != n_probes:
         raise InputError("line_power_w_m", f"{n_probes} values, one per probe", len(line_power_w_m))
-    probe_surface = np.full(n_probes, FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c)
 
     rates = kernels.probe_rates(
         table,
@@ -571,11 +579,18 @@ def simulate(
                 flow = phase.flow_fraction * placement.flow_fraction
                 if line_power_w_m is not None:
                     mode[p], power[p] = kernels.PROBE_POWER, line_power_w_m[p] * flow
-                else:
+                elif probe_surface_temp_c is not None:
                     mode[p], conductance[p], surface[p] = (
                         kernels.PROBE_SURFACE_TEMPERATURE,
                         sinks.line_conductance[p] * flow,
-                        probe_surface[p],
+                        probe_surface_temp_c,
+                    )
+                else:
+                    probe = placement.probe
+                    mode[p], conductance[p], surface[p] = (
+                        kernels.PROBE_SURFACE_TEMPERATURE,
+                        probe_coupling_w_mk(sinks.line_conductance[p], probe.film_conductance_w_mk(flow)),
+                        probe.cooling.cryogen_temperature_c,
                     )
             elif phase.kind == "active_thaw":
                 mode[p], conductance[p], surface[p] = (

@@ -1,13 +1,15 @@
 """Thermal properties of tissues and phantoms, and the enthalpy–temperature relation of a medium.
 
-Baseline values are those of physics.md §2 (Micromachines 2025;16:1321 for liver). A medium file (YAML)
-overrides any of them; keys left out keep the liver baseline.
+Liver: the baseline of Micromachines 2025;16:1321, with its in vivo perfusion from the calibration; other
+organs from tabulated values (`organ`). A medium file (YAML) overrides any of them; keys left out keep the
+liver's values.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +126,88 @@ def _kirchhoff_from_solidus(tissue: Tissue, t):
     return below + mushy + above
 
 
-LIVER = Tissue()
+WATER_HEAT_CAPACITY_J_M3K = 4.18e6
+ICE_HEAT_CAPACITY_J_M3K = 917.0 * 2100.0
+WATER_CONDUCTIVITY_W_MK = 0.60
+ICE_CONDUCTIVITY_W_MK = 2.22
+WATER_LATENT_HEAT_J_M3 = 334.0e6
+
+
+def ml_min_kg_to_1_s(perfusion_ml_min_kg: float, density_kg_m3: float) -> float:
+    """Blood perfusion from ml/min per kg of tissue (the unit of tissue-property tables) to ω_b in 1/s."""
+    return perfusion_ml_min_kg * 1e-6 / 60.0 * density_kg_m3
+
+
+def organ(
+    name: str,
+    conductivity_w_mk: float,
+    density_kg_m3: float,
+    specific_heat_j_kgk: float,
+    water_mass_fraction: float,
+    perfusion_ml_min_kg: float,
+) -> Tissue:
+    """An unfrozen tissue's tabulated properties, with frozen ones from its water content.
+
+    Freezing turns the tissue's water (volume fraction φ = water mass fraction × ρ / 1000 kg/m³) into ice:
+    the frozen tissue gains φ (k_ice − k_water) in conductivity (a parallel mixture), loses
+    φ (C_water − C_ice) in volumetric heat capacity, and the latent heat is φ × 334 MJ/m³. The phase change
+    spans −8 … −1 °C as in liver; metabolic heat is left out (it matters only in liver's steady state).
+
+    References
+    ----------
+    F. A. Duck, Physical Properties of Tissue, Academic Press 1990 (water content; properties of ice and water).
+    P. A. Hasgall, F. Di Gennaro, C. Baumgartner, et al., IT'IS Database for thermal and electromagnetic
+    parameters of biological tissues, version 4.1, 2022 (conductivity, density, heat capacity, perfusion).
+    """
+    water = water_mass_fraction * density_kg_m3 / 1000.0
+    unfrozen_c = density_kg_m3 * specific_heat_j_kgk
+    frozen_c = unfrozen_c - water * (WATER_HEAT_CAPACITY_J_M3K - ICE_HEAT_CAPACITY_J_M3K)
+    return Tissue(
+        name=name,
+        conductivity_unfrozen_w_mk=conductivity_w_mk,
+        conductivity_frozen_w_mk=conductivity_w_mk + water * (ICE_CONDUCTIVITY_W_MK - WATER_CONDUCTIVITY_W_MK),
+        density_unfrozen_kg_m3=density_kg_m3,
+        density_frozen_kg_m3=density_kg_m3,
+        specific_heat_unfrozen_j_kgk=specific_heat_j_kgk,
+        specific_heat_frozen_j_kgk=frozen_c / density_kg_m3,
+        latent_heat_j_m3=water * WATER_LATENT_HEAT_J_M3,
+        perfusion_1_s=ml_min_kg_to_1_s(perfusion_ml_min_kg, density_kg_m3),
+        metabolic_heat_w_m3=0.0,
+    )
+
+
+def _calibrated_perfusion() -> dict[str, float]:
+    """In vivo perfusion (1/s) fitted by `cryoplan.thermal.calibration` to published ice sizes, by medium."""
+    text = resources.files("cryoplan.thermal").joinpath("data/calibration.yaml").read_text(encoding="utf-8")
+    media = (yaml.safe_load(text) or {}).get("media", {})
+    return {name: float(entry["perfusion_1_s"]) for name, entry in media.items() if "perfusion_1_s" in entry}
+
+
+CALIBRATED_PERFUSION_1_S = _calibrated_perfusion()
+
+BASELINE_LIVER = Tissue()
+"""Liver with the modelling baseline (Micromachines 2025;16:1321): ω_b = 5e-4 1/s."""
+
+LIVER = BASELINE_LIVER.replace(perfusion_1_s=CALIBRATED_PERFUSION_1_S.get("liver", BASELINE_LIVER.perfusion_1_s))
+"""In vivo liver: the baseline with the perfusion fitted to in vivo ice sizes (data/calibration.yaml)."""
+
+_ORGANS = {
+    # name: conductivity W/m·K, density kg/m³, specific heat J/kg·K, water mass fraction, perfusion ml/min/kg
+    # (IT'IS database 4.1 averages, rounded; water content from Duck 1990).
+    "fat": (0.21, 911.0, 2348.0, 0.20, 33.0),
+    "muscle": (0.49, 1090.0, 3421.0, 0.75, 37.0),
+    "kidney": (0.53, 1066.0, 3763.0, 0.78, 3795.0),
+    "lung": (0.39, 394.0, 3886.0, 0.80, 401.0),
+    "bone": (0.32, 1908.0, 1313.0, 0.12, 10.0),
+    "vessel_wall": (0.46, 1102.0, 3306.0, 0.70, 150.0),
+}
 
 TISSUES: dict[str, Tissue] = {
     "liver": LIVER,
-    # physics.md gives no separate tumour values; the liver baseline is used and flagged as such.
+    "liver_baseline": BASELINE_LIVER.replace(name="liver_baseline"),
+    # No separate tumour values are tabulated: the liver's are used.
     "tumour": LIVER.replace(name="tumour"),
-    # Water-like gel phantom (physics.md §2): no perfusion, no metabolism, phase change near 0 °C.
+    # Water-like gel phantom: no perfusion, no metabolism, phase change near 0 °C.
     "gel": Tissue(
         name="gel",
         conductivity_unfrozen_w_mk=0.6,
@@ -145,11 +222,18 @@ TISSUES: dict[str, Tissue] = {
         perfusion_1_s=0.0,
         metabolic_heat_w_m3=0.0,
     ),
-    # Flowing blood: the properties used inside vessel lumens (k_blood ≈ 0.52 W/m·K, physics.md §1).
-    "blood": LIVER.replace(name="blood", conductivity_unfrozen_w_mk=0.52, perfusion_1_s=0.0, metabolic_heat_w_m3=0.0),
+    # Flowing blood: the properties used inside vessel lumens (k_blood ≈ 0.52 W/m·K).
+    "blood": BASELINE_LIVER.replace(
+        name="blood", conductivity_unfrozen_w_mk=0.52, perfusion_1_s=0.0, metabolic_heat_w_m3=0.0
+    ),
 }
+for _name, _values in _ORGANS.items():
+    _tissue = organ(_name, *_values)
+    if _name in CALIBRATED_PERFUSION_1_S:
+        _tissue = _tissue.replace(perfusion_1_s=CALIBRATED_PERFUSION_1_S[_name])
+    TISSUES[_name] = _tissue
 
-# The medium-file contract (issue 3): nested YAML keys → Tissue fields.
+# The medium-file contract: nested YAML keys → Tissue fields.
 _MEDIUM_KEYS: dict[str, Any] = {
     "name": "name",
     "conductivity_w_mk": {"unfrozen": "conductivity_unfrozen_w_mk", "frozen": "conductivity_frozen_w_mk"},
@@ -158,6 +242,7 @@ _MEDIUM_KEYS: dict[str, Any] = {
     "latent_heat_j_m3": "latent_heat_j_m3",
     "phase_change_c": {"solidus": "solidus_c", "liquidus": "liquidus_c"},
     "perfusion_1_s": "perfusion_1_s",
+    "perfusion_ml_min_kg": "perfusion_ml_min_kg",
     "blood_heat_capacity_j_m3k": "blood_heat_capacity_j_m3k",
     "arterial_temperature_c": "arterial_temperature_c",
     "metabolic_heat_w_m3": "metabolic_heat_w_m3",
@@ -181,6 +266,10 @@ def medium_from_mapping(document: Mapping[str, Any], field: str = "medium") -> T
     changes: dict[str, Any] = {}
     for key, value in document.items():
         target = _MEDIUM_KEYS.get(key)
+        if key in ("perfusion", "blood_perfusion", "perfusion_rate"):
+            raise InputError(
+                f"{field}.{key}", "a perfusion with its unit in the key: perfusion_1_s or perfusion_ml_min_kg", value
+            )
         if target is None:
             raise InputError(f"{field}.{key}", f"one of the medium keys {', '.join(_MEDIUM_KEYS)}", key)
         if isinstance(target, dict):
@@ -192,6 +281,20 @@ def medium_from_mapping(document: Mapping[str, Any], field: str = "medium") -> T
                 changes[target[sub]] = sub_value
         else:
             changes[target] = value
+    if "perfusion_ml_min_kg" in changes:
+        if "perfusion_1_s" in changes:
+            raise InputError(f"{field}.perfusion_ml_min_kg", "one perfusion, in 1/s or in ml/min/kg, not both")
+        per_kg = changes.pop("perfusion_ml_min_kg")
+        density = changes.get("density_unfrozen_kg_m3", LIVER.density_unfrozen_kg_m3)
+        if (
+            not isinstance(per_kg, int | float)
+            or isinstance(per_kg, bool)
+            or not (math.isfinite(per_kg) and per_kg >= 0)
+        ):
+            raise InputError(f"{field}.perfusion_ml_min_kg", "a finite perfusion ≥ 0 in ml/min per kg", per_kg)
+        if not isinstance(density, int | float) or not (math.isfinite(density) and density > 0):
+            raise InputError(f"{field}.density_kg_m3.unfrozen", "a positive density in kg/m³", density)
+        changes["perfusion_1_s"] = ml_min_kg_to_1_s(float(per_kg), float(density))
     try:
         return LIVER.replace(**changes)
     except ValidationError as error:
@@ -209,7 +312,8 @@ def load_medium(source: str | Path | Mapping[str, Any]) -> Tissue:
     Parameters
     ----------
     source : str, Path or mapping
-        A key of `TISSUES`, a path to a medium YAML file (issue 3's contract), or the parsed mapping.
+        A key of `TISSUES`, a path to a medium YAML file (keys as in `medium_from_mapping`), or the parsed
+        mapping.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Large vessels as heat sinks: a lumen mask with a convective wall (physics.md §1)."""
+"""Large vessels as heat sinks: a lumen mask with a convective wall (BioMed Eng OnLine 2008;7:21)."""
 
 from __future__ import annotations
 
