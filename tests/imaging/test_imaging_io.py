@@ -121,14 +121,23 @@ def test_dicom_series_reversed_slice_order_gives_same_geometry(tmp_path):
         assert v.array[tuple(index)] == volume.array[tuple(np.round(volume.lps_to_index(centre)).astype(int))]
 
 
-def test_folder_with_two_series_lists_them_and_series_uid_chooses(tmp_path):
+def test_folder_with_two_series_reads_the_largest_axial_one_and_series_uid_chooses(tmp_path):
     first = _small_series_volume(0)
     uid_a = write_dicom_series(first, tmp_path / "mixed", seed=1)
-    uid_b = write_dicom_series(_small_series_volume(0, shape=(10, 12, 5)), tmp_path / "mixed", seed=2)
-    with pytest.raises(InputError, match="2:") as error:
-        read_volume(tmp_path / "mixed")
-    assert uid_a in str(error.value) and uid_b in str(error.value)
-    assert read_volume(tmp_path / "mixed", series_uid=uid_a).shape == first.shape
+    small = _small_series_volume(0, shape=(10, 12, 5))
+    uid_b = write_dicom_series(small, tmp_path / "mixed", seed=2)
+    with pytest.warns(ImagingWarning, match="largest axial") as caught:
+        chosen = read_volume(tmp_path / "mixed")
+    assert chosen.shape == first.shape and np.array_equal(chosen.array, first.array)
+    assert uid_a in str(caught[0].message) and uid_b in str(caught[0].message)
+    assert read_volume(tmp_path / "mixed", series_uid=uid_b).shape == small.shape
+    # a larger sagittal series loses to the axial one
+    sagittal = Volume(
+        np.zeros((9, 30, 40), np.int16), np.array([[0, 0, 1.0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
+    )
+    write_dicom_series(sagittal, tmp_path / "mixed", seed=3)
+    with pytest.warns(ImagingWarning, match="largest axial"):
+        assert read_volume(tmp_path / "mixed").shape == first.shape
     with pytest.raises(InputError, match="series"):
         read_volume(tmp_path / "mixed", series_uid="1.2.3")
 

@@ -1,4 +1,5 @@
-"""The imaging readers and measurements on every real set of ../shared/data (see its MANIFEST.md)."""
+"""The imaging readers and measurements on every set of the real test images (sets 01–06, found through the
+`shared_data` fixture)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import nrrd
 import numpy as np
 import pytest
 
-from cryoplan.imaging import Volume, read_labels, read_volume, segment_label_map
-from cryoplan.imaging.anatomy import PRESETS, anatomy_from_labels, inspect_image, lesion_components, measure_lesions
+from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, segment_label_map
+from cryoplan.imaging.anatomy import PRESETS, anatomy_from_labels, lesion_components, measure_lesions
+from cryoplan.imaging.inspection import inspect_image
 from cryoplan.imaging.io import orientation_code
 
 
@@ -119,7 +121,9 @@ def test_set_06_lps_affine_gives_the_same_liver_centroid_as_its_ras_copy(shared_
 
 def test_set_03_dicom_jpeg2000_series_lines_up_with_its_label_map(shared_data):
     folder = shared_data / "03_totalseg_dicom_ct_series"
-    image = read_volume(folder / "dicom")
+    # its datasets leave SOPClassUID, SOPInstanceUID, StudyInstanceUID and SeriesInstanceUID empty
+    with pytest.warns(ImagingWarning, match="SOPClassUID, SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID"):
+        image = read_volume(folder / "dicom")
     assert image.shape == (512, 512, 20) and image.modality == "CT"
     assert np.allclose(image.spacing_mm, [0.9765625, 0.9765625, 2.0])  # 3 mm thick every 2 mm: spacing 2
     labels = read_labels(folder / "example_seg_dicom.nii.gz", image)  # RAS label map, j axis reversed

@@ -17,6 +17,8 @@ RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 MR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2.1"
+ENHANCED_MR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.4.1"
 
 #: Tolerances: a slice-position spread below this is one position (mm); a relative spacing variation
 #: below this is even; a tilt below this angle (degrees) is none.
@@ -83,3 +85,14 @@ def derived_uid(*parts: object) -> str:
     inputs give the same UID, different inputs different ones with overwhelming probability."""
     digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).digest()
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
+def functional_group(dataset, frame: int, sequence: str):
+    """An item of a functional group for one frame: per-frame first, then shared (PS3.3 C.7.6.16)."""
+    per_frame = dataset.PerFrameFunctionalGroupsSequence[frame]
+    if sequence in per_frame:
+        return per_frame[sequence].value[0]
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if shared and sequence in shared[0]:
+        return shared[0][sequence].value[0]
+    raise InputError(f"SEG.{sequence}", "present in the per-frame or shared functional groups", "missing")

@@ -15,7 +15,15 @@ from highdicom.sr.coding import CodedConcept
 
 from cryoplan import __version__
 from cryoplan.errors import InputError
-from cryoplan.imaging.io.common import POSITION_TOL_MM, SEG_SOP_CLASS, dcmread, derived_uid, is_dicom_file, is_unit_axis
+from cryoplan.imaging.io.common import (
+    POSITION_TOL_MM,
+    SEG_SOP_CLASS,
+    dcmread,
+    derived_uid,
+    functional_group,
+    is_dicom_file,
+    is_unit_axis,
+)
 from cryoplan.imaging.io.dicom_series import find_series, plain_stack
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
@@ -32,17 +40,6 @@ def segment_label_map(path: str | Path) -> dict[str, int]:
     return {str(item.SegmentLabel): int(item.SegmentNumber) for item in dataset.SegmentSequence}
 
 
-def _functional_group(dataset, frame: int, sequence: str):
-    """An item of a functional group for one frame: per-frame first, then shared (PS3.3 C.7.6.16)."""
-    per_frame = dataset.PerFrameFunctionalGroupsSequence[frame]
-    if sequence in per_frame:
-        return per_frame[sequence].value[0]
-    shared = dataset.get("SharedFunctionalGroupsSequence")
-    if shared and sequence in shared[0]:
-        return shared[0][sequence].value[0]
-    raise InputError(f"SEG.{sequence}", "present in the per-frame or shared functional groups", "missing")
-
-
 def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volume:
     dataset = dcmread(path)
     if dataset.file_meta.get("MediaStorageSOPClassUID") != SEG_SOP_CLASS:
@@ -56,17 +53,14 @@ def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volu
         frames = frames >= (int(dataset.MaximumFractionalValue) + 1) // 2
     frames = frames.astype(bool)
     n_frames = frames.shape[0]
-    orientation = np.asarray(_functional_group(dataset, 0, "PlaneOrientationSequence").ImageOrientationPatient, float)
-    measures = _functional_group(dataset, 0, "PixelMeasuresSequence")
+    orientation = np.asarray(functional_group(dataset, 0, "PlaneOrientationSequence").ImageOrientationPatient, float)
+    measures = functional_group(dataset, 0, "PixelMeasuresSequence")
     row_spacing, column_spacing = (float(v) for v in measures.PixelSpacing)
     positions = np.asarray(
-        [_functional_group(dataset, f, "PlanePositionSequence").ImagePositionPatient for f in range(n_frames)], float
+        [functional_group(dataset, f, "PlanePositionSequence").ImagePositionPatient for f in range(n_frames)], float
     )
     segments = np.asarray(
-        [
-            _functional_group(dataset, f, "SegmentIdentificationSequence").ReferencedSegmentNumber
-            for f in range(n_frames)
-        ]
+        [functional_group(dataset, f, "SegmentIdentificationSequence").ReferencedSegmentNumber for f in range(n_frames)]
     )
     row_direction, column_direction = orientation[:3], orientation[3:]
     normal = np.cross(row_direction, column_direction)

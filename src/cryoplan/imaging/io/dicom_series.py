@@ -21,6 +21,8 @@ from scipy import ndimage
 from cryoplan.errors import InputError
 from cryoplan.imaging.io.common import (
     CT_SOP_CLASS,
+    ENHANCED_CT_SOP_CLASS,
+    ENHANCED_MR_SOP_CLASS,
     MR_SOP_CLASS,
     POSITION_TOL_MM,
     SEG_SOP_CLASS,
@@ -29,6 +31,7 @@ from cryoplan.imaging.io.common import (
     ImagingWarning,
     dcmread,
     derived_uid,
+    functional_group,
 )
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory
@@ -44,35 +47,151 @@ class Series:
     row_direction: np.ndarray  # direction of increasing column index (i)
     column_direction: np.ndarray  # direction of increasing row index (j)
     pixel_spacing: tuple[float, float]  # (along i, along j) mm
+    frames: np.ndarray | None = None  # an enhanced multi-frame image: its frame indices in sorted order
 
 
-def find_series(folder: Path, series_uid: str | None) -> Series:
+#: ImageType values that mark an image outside the volume: a localizer (scout), a screen capture, a
+#: dose report page (PS3.3 C.7.6.1.1.2 and C.8.2.1.1.1).
+EXCLUDED_IMAGE_TYPES = ("LOCALIZER", "SCOUT", "SCREEN SAVE", "DOSE_INFO", "DOSE REPORT")
+
+#: SOP classes read as image slices or frames: CT, MR, Enhanced CT, Enhanced MR, Legacy Converted Enhanced CT/MR.
+IMAGE_SOP_CLASSES = (
+    CT_SOP_CLASS,
+    MR_SOP_CLASS,
+    ENHANCED_CT_SOP_CLASS,
+    ENHANCED_MR_SOP_CLASS,
+    "1.2.840.10008.5.1.4.1.1.2.2",
+    "1.2.840.10008.5.1.4.1.1.4.4",
+)
+
+
+def repair_uids(dataset: pydicom.Dataset) -> list[str]:
+    """Fill UIDs that are missing or empty, in place; returns the keywords repaired.
+
+    SOPClassUID and SOPInstanceUID are copied from the file meta (PS3.10 7.1: MediaStorageSOPClassUID and
+    MediaStorageSOPInstanceUID hold the same values). A study or series UID, which the file meta does not
+    carry, is derived from attributes every file of the series shares (frame of reference, study date and
+    time, series number and description), so every file gets the same one and a SEG written on the series
+    references what a second reading derives.
+    """
+    repaired = []
+    meta = getattr(dataset, "file_meta", None) or {}
+    for keyword, meta_keyword in (
+        ("SOPClassUID", "MediaStorageSOPClassUID"),
+        ("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+    ):
+        value = str(meta.get(meta_keyword, "") or "")
+        if not str(dataset.get(keyword, "") or "") and value:
+            setattr(dataset, keyword, value)
+            repaired.append(keyword)
+    shared = [str(dataset.get(k, "") or "") for k in ("FrameOfReferenceUID", "PatientID", "StudyDate", "StudyTime")]
+    if not str(dataset.get("StudyInstanceUID", "") or ""):
+        dataset.StudyInstanceUID = derived_uid("study", *shared)
+        repaired.append("StudyInstanceUID")
+    if not str(dataset.get("SeriesInstanceUID", "") or ""):
+        dataset.SeriesInstanceUID = derived_uid(
+            "series",
+            dataset.StudyInstanceUID,
+            *shared,
+            *(str(dataset.get(k, "") or "") for k in ("Modality", "SeriesNumber", "SeriesDescription", "SeriesTime")),
+        )
+        repaired.append("SeriesInstanceUID")
+    return repaired
+
+
+def _image_files(folder: Path) -> list[Path]:
     files = sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
     )
     if not files:
         raise InputError(str(folder), "a folder holding DICOM files", "empty")
-    groups: dict[str, list[tuple[Path, object]]] = {}
-    for file in files:
+    return files
+
+
+def _excluded_image_type(header: pydicom.Dataset) -> str | None:
+    values = header.get("ImageType") or []
+    values = [str(v).upper() for v in ([values] if isinstance(values, str) else values)]
+    return next((v for v in values if v in EXCLUDED_IMAGE_TYPES), None)
+
+
+def _is_axial(header: pydicom.Dataset) -> bool:
+    orientation = header.get("ImageOrientationPatient")
+    if orientation is None and "SharedFunctionalGroupsSequence" in header:
+        shared = header.SharedFunctionalGroupsSequence[0]
+        if "PlaneOrientationSequence" in shared:
+            orientation = shared.PlaneOrientationSequence[0].ImageOrientationPatient
+    if orientation is None or len(orientation) != 6:
+        return False
+    normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
+    return bool(abs(normal[2]) > 0.9)
+
+
+def find_series(folder: Path, series_uid: str | None) -> Series:
+    """The series of `folder` to read, with its slices sorted along the normal and checked.
+
+    Files of other SOP classes (SEG, SR, presentation states) and images whose ImageType marks them as
+    outside the volume (localizers, screen saves) are left out with an `ImagingWarning`; so are UIDs
+    repaired by `repair_uids`. With several series and none chosen, the largest axial one is read (with a
+    note naming the others).
+    """
+    groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
+    left_out: dict[str, int] = {}
+    repaired: set[str] = set()
+    seg_only = True
+    for file in _image_files(folder):
         header = dcmread(file, stop_before_pixels=True)
-        uid = str(header.get("SeriesInstanceUID", ""))  # empty in some anonymised exports: one group
-        groups.setdefault(uid, []).append((file, header))
-    if series_uid is None and len(groups) > 1:
-        listing = "; ".join(
-            f"{uid or '(no SeriesInstanceUID)'} ({items[0][1].get('Modality', '?')}, {len(items)} files"
-            f"{', ' + str(items[0][1].SeriesDescription) if items[0][1].get('SeriesDescription') else ''})"
-            for uid, items in groups.items()
+        sop_class = str(header.file_meta.get("MediaStorageSOPClassUID", "") or header.get("SOPClassUID", ""))
+        if sop_class not in IMAGE_SOP_CLASSES:
+            seg_only = seg_only and (sop_class == SEG_SOP_CLASS or header.get("Modality") == "SEG")
+            left_out["non-image objects"] = left_out.get("non-image objects", 0) + 1
+            continue
+        seg_only = False
+        excluded = _excluded_image_type(header)
+        if excluded:
+            left_out[f"{excluded} images"] = left_out.get(f"{excluded} images", 0) + 1
+            continue
+        repaired.update(repair_uids(header))
+        groups.setdefault(str(header.SeriesInstanceUID), []).append((file, header))
+    if not groups:
+        if seg_only:
+            raise InputError(str(folder), "an image series (a DICOM-SEG is read as labels)", "a SEG series")
+        raise InputError(str(folder), "CT or MR images", ", ".join(f"{n} {kind}" for kind, n in left_out.items()))
+    if left_out:
+        warnings.warn(
+            f"{folder.name}: left out " + ", ".join(f"{n} {kind}" for kind, n in left_out.items()),
+            ImagingWarning,
+            stacklevel=4,
         )
-        raise InputError(str(folder), f"one DICOM series, or --series UID to choose among {len(groups)}: {listing}")
+    if repaired:
+        warnings.warn(
+            f"{folder.name}: empty or missing {', '.join(sorted(repaired))} repaired "
+            "(SOP UIDs from the file meta, study and series UIDs derived from shared attributes)",
+            ImagingWarning,
+            stacklevel=4,
+        )
     if series_uid is not None and series_uid not in groups:
         raise InputError("series", f"a SeriesInstanceUID in {folder}: {', '.join(groups)}", series_uid)
+    if series_uid is None and len(groups) > 1:
+        ranked = sorted(groups, key=lambda uid: (_is_axial(groups[uid][0][1]), len(groups[uid])), reverse=True)
+        series_uid = ranked[0]
+        others = "; ".join(
+            f"{uid} ({groups[uid][0][1].get('Modality', '?')}, {len(groups[uid])} files"
+            f"{', ' + str(groups[uid][0][1].SeriesDescription) if groups[uid][0][1].get('SeriesDescription') else ''})"
+            for uid in ranked[1:]
+        )
+        warnings.warn(
+            f"{folder.name}: {len(groups)} series; reading the largest axial one, {series_uid} "
+            f"({len(groups[series_uid])} files); the others: {others}",
+            ImagingWarning,
+            stacklevel=4,
+        )
     items = groups[series_uid if series_uid is not None else next(iter(groups))]
+    if len(items) == 1 and int(items[0][1].get("NumberOfFrames", 1) or 1) > 1:
+        return _enhanced_series(*items[0])
     first = items[0][1]
-    if first.file_meta.get("MediaStorageSOPClassUID") == SEG_SOP_CLASS or first.get("Modality") == "SEG":
-        raise InputError(str(folder), "an image series (a DICOM-SEG is read as labels)", "a SEG series")
     for file, header in items:
         if int(header.get("NumberOfFrames", 1) or 1) > 1:
-            raise InputError(str(file), "single-frame DICOM images (one slice per file)", "a multi-frame file")
+            raise InputError(str(file), "one multi-frame image or single-frame images, not both", "a multi-frame file")
         for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
             if keyword not in header:
                 raise InputError(f"{file}.{keyword}", "present in every image of the series", "missing")
@@ -108,21 +227,86 @@ def find_series(folder: Path, series_uid: str | None) -> Series:
     )
 
 
+def _enhanced_series(file: Path, header: pydicom.Dataset) -> Series:
+    """The geometry of an enhanced (multi-frame) CT or MR image from its functional groups (PS3.3 C.7.6.16)."""
+    if "PerFrameFunctionalGroupsSequence" not in header:
+        raise InputError(str(file), "an enhanced multi-frame image with per-frame functional groups", "none")
+    n = int(header.NumberOfFrames)
+    orientations = np.asarray(
+        [functional_group(header, f, "PlaneOrientationSequence").ImageOrientationPatient for f in range(n)], float
+    )
+    if not np.allclose(orientations, orientations[0], atol=1e-4):
+        raise InputError(f"{file}.ImageOrientationPatient", "the same image orientation in every frame")
+    positions = np.asarray(
+        [functional_group(header, f, "PlanePositionSequence").ImagePositionPatient for f in range(n)], float
+    )
+    spacing = np.asarray([functional_group(header, f, "PixelMeasuresSequence").PixelSpacing for f in range(n)], float)
+    if not np.allclose(spacing, spacing[0], atol=1e-4):
+        raise InputError(f"{file}.PixelSpacing", "the same pixel spacing in every frame")
+    row_direction, column_direction = orientations[0, :3], orientations[0, 3:]
+    distances = positions @ np.cross(row_direction, column_direction)
+    order = np.argsort(distances, kind="stable")
+    if n > 1 and np.min(np.diff(distances[order])) < POSITION_TOL_MM:
+        raise InputError(
+            str(file), "one frame per slice position (a single 3-D stack)", "several frames at one position"
+        )
+    return Series(
+        files=[file] * n,
+        headers=[header] * n,
+        positions=positions[order],
+        row_direction=row_direction,
+        column_direction=column_direction,
+        pixel_spacing=(float(spacing[0, 1]), float(spacing[0, 0])),
+        frames=order,
+    )
+
+
+def _rescale(series: Series) -> tuple[list[float], list[float]]:
+    """RescaleSlope and RescaleIntercept of each slice, in sorted order (per frame for enhanced images)."""
+    if series.frames is None:
+        headers = series.headers
+    else:
+        header = series.headers[0]
+        headers = []
+        for f in series.frames:
+            try:
+                headers.append(functional_group(header, int(f), "PixelValueTransformationSequence"))
+            except InputError:  # Enhanced MR may store no rescale: values as stored
+                headers.append(pydicom.Dataset())
+    slopes = [float(h.get("RescaleSlope", 1) or 1) for h in headers]
+    intercepts = [float(h.get("RescaleIntercept", 0) or 0) for h in headers]
+    return slopes, intercepts
+
+
+def _slices(series: Series):
+    """Each slice's stored pixel array (rows, columns) with its file, in sorted order."""
+    if series.frames is not None:
+        dataset = dcmread(series.files[0])
+        try:
+            pixels = dataset.pixel_array
+        except Exception as error:  # truncated data, missing decoder, wrong length
+            raise InputError(str(series.files[0]), "decodable pixel data", f"{type(error).__name__}: {error}") from None
+        pixels = pixels.reshape((-1,) + pixels.shape[-2:])
+        for f in series.frames:
+            yield series.files[0], pixels[int(f)]
+        return
+    for file in series.files:
+        dataset = dcmread(file)
+        try:
+            yield file, dataset.pixel_array
+        except Exception as error:  # truncated data, missing decoder, wrong length
+            raise InputError(str(file), "decodable pixel data", f"{type(error).__name__}: {error}") from None
+
+
 def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     series = find_series(folder, series_uid)
     headers = series.headers
     n = len(headers)
     rows, columns = int(headers[0].Rows), int(headers[0].Columns)
-    slopes = [float(h.get("RescaleSlope", 1) or 1) for h in headers]
-    intercepts = [float(h.get("RescaleIntercept", 0) or 0) for h in headers]
+    slopes, intercepts = _rescale(series)
     dtype = _rescaled_dtype(headers[0], slopes, intercepts)
     array = np.empty((columns, rows, n), dtype=dtype)
-    for k, file in enumerate(series.files):
-        dataset = dcmread(file)
-        try:
-            pixels = dataset.pixel_array
-        except Exception as error:  # truncated data, missing decoder, wrong length
-            raise InputError(str(file), "decodable pixel data", f"{type(error).__name__}: {error}") from None
+    for k, (file, pixels) in enumerate(_slices(series)):
         if pixels.shape != (rows, columns):
             raise InputError(str(file), f"one {rows}×{columns} image", f"pixel array of shape {pixels.shape}")
         values = (

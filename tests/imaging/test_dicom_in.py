@@ -1,0 +1,81 @@
+"""DICOM in as hospitals send it: enhanced multi-frame images, localizers in the series folder, empty UIDs
+repaired from the file meta, a corrupt file named, several series."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from cryoplan.errors import InputError
+from cryoplan.imaging import ImagingWarning, Volume, read_volume, write_dicom_series
+from cryoplan.imaging.io import derived_uid
+
+from .synthetic import centres_mm
+
+
+def _ramp_volume(shape=(20, 18, 7), spacing=(0.8, 0.9, 2.5)) -> Volume:
+    """A CT volume whose values are a linear function of position (so any misplaced slice shows)."""
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = (-10.0, 20.0, -300.0)
+    grid = Volume(np.zeros(shape), affine, "CT")
+    points = centres_mm(grid)
+    return grid.with_array(
+        np.round(2.0 * points[..., 0] - 3.0 * points[..., 1] + 1.5 * points[..., 2]).astype(np.int16)
+    )
+
+
+def test_enhanced_multiframe_ct_reads_as_the_single_frame_series(tmp_path):
+    volume = _ramp_volume()
+    write_dicom_series(volume, tmp_path / "legacy")
+    datasets = [pydicom.dcmread(p) for p in sorted((tmp_path / "legacy").iterdir())]
+    rng = np.random.default_rng(0)
+    datasets = [datasets[i] for i in rng.permutation(len(datasets))]  # frame order is not slice order
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        datasets, derived_uid("enhanced-series"), 2, derived_uid("enhanced-instance"), 1
+    )
+    (tmp_path / "enhanced").mkdir()
+    enhanced.save_as(tmp_path / "enhanced" / "ct.dcm")
+    read = read_volume(tmp_path / "enhanced")
+    assert read.modality == "CT"
+    assert np.allclose(read.affine, volume.affine, atol=1e-4)
+    assert np.array_equal(read.array, volume.array)
+
+
+def test_localizer_in_the_series_is_left_out_with_a_note(tmp_path):
+    volume = _ramp_volume()
+    folder = tmp_path / "series"
+    write_dicom_series(volume, folder)
+    template = pydicom.dcmread(sorted(folder.iterdir())[0])
+    localizer = template.copy()
+    localizer.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    localizer.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # a coronal scout through the same series
+    localizer.SOPInstanceUID = localizer.file_meta.MediaStorageSOPInstanceUID = derived_uid("scout")
+    localizer.save_as(folder / "scout.dcm", enforce_file_format=True)
+    with pytest.warns(ImagingWarning, match="left out 1 LOCALIZER images"):
+        read = read_volume(folder)
+    assert np.array_equal(read.array, volume.array)
+
+
+def test_empty_uids_are_repaired_from_the_file_meta_and_said_so(tmp_path):
+    volume = _ramp_volume()
+    folder = tmp_path / "series"
+    write_dicom_series(volume, folder)
+    for path in folder.iterdir():
+        dataset = pydicom.dcmread(path)
+        dataset.SOPClassUID = dataset.SOPInstanceUID = dataset.SeriesInstanceUID = dataset.StudyInstanceUID = ""
+        dataset.save_as(path)
+    with pytest.warns(ImagingWarning, match="SOPClassUID, SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID"):
+        read = read_volume(folder)
+    assert np.array_equal(read.array, volume.array)
+
+
+def test_corrupt_file_in_a_series_is_named(tmp_path):
+    folder = tmp_path / "series"
+    write_dicom_series(_ramp_volume(), folder)
+    victim = sorted(folder.iterdir())[2]
+    victim.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    with pytest.raises(InputError) as error:
+        read_volume(folder)
+    assert victim.name in error.value.field
