@@ -9,11 +9,12 @@ absent; the assessment then reports the scores they feed as ``null`` and names t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cryoplan import units
 from cryoplan.errors import InputError
@@ -144,21 +145,42 @@ class Clinical(_Model):
 
 class Lesion(_Model):
     """A liver lesion: largest diameter, Couinaud segment, and distances (mm) from its edge to the nearest
-    bile duct and major vessel."""
+    bile duct and major vessel.
+
+    A lesion measured on images carries ``resolution_mm``, the voxel size its lengths are known to within;
+    only such a lesion may measure 0 mm (one voxel: smaller than the resolution). ``below_min_size`` marks
+    a lesion measured below the minimum lesion size: listed, not planned.
+    """
 
     id: str = Field(min_length=1)
-    diameter_mm: float = Field(gt=0, allow_inf_nan=False)
+    # absent from a typed lesion's dump: only measured lesions carry them
+    resolution_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False, exclude_if=lambda v: v is None)
+    diameter_mm: float = Field(ge=0, allow_inf_nan=False)
     segment: int | None = Field(default=None, ge=1, le=8)
     distance_to_bile_duct_mm: Millimetres | None = None
     distance_to_major_vessel_mm: Millimetres | None = None
+    below_min_size: bool = Field(default=False, exclude_if=lambda v: not v)
+
+    @field_validator("diameter_mm")
+    @classmethod
+    def _positive_unless_below_resolution(cls, diameter: float, info: ValidationInfo) -> float:
+        if diameter <= 0 and info.data.get("resolution_mm") is None:
+            raise ValueError(
+                "a diameter greater than 0 mm (0 only for a lesion measured smaller than one voxel, "
+                "with its resolution_mm)"
+            )
+        return diameter
 
 
 class Imaging(_Model):
-    """References to the images of the case: an image with either a label map or one mask per structure.
+    """References to the images of the case: an image with a label map, one mask per structure, or both.
 
-    ``label_preset`` names a known labelling (for example TotalSegmentator's); ``labels_map`` maps
-    structure names to label values. Relative paths are resolved against the case file's folder by
-    `load_case`.
+    ``label_preset`` names a known labelling (``totalsegmentator``, ``totalsegmentator_mr``,
+    ``liver_tumour``); ``labels_map`` maps structure names to label values. Masks given with a label map
+    replace its structures (a tumour mask over a full organ label map). ``entries`` gives a probe entry
+    point per lesion id, [x, y, z] in LPS millimetres. ``min_lesion_diameter_mm`` is the size below which
+    a measured lesion is listed but not planned (5 mm when absent). Relative paths are resolved against the
+    case file's folder by `load_case`.
     """
 
     image: FilePath
@@ -166,11 +188,24 @@ class Imaging(_Model):
     label_preset: str | None = Field(default=None, min_length=1)
     labels_map: dict[str, int] | None = None
     masks: dict[str, FilePath] | None = None
+    entries: dict[str, list[float]] | None = None
+    min_lesion_diameter_mm: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+
+    @field_validator("entries", mode="before")
+    @classmethod
+    def _entry_points(cls, entries: object) -> object:
+        if not isinstance(entries, dict):
+            return entries
+        for lesion_id, point in entries.items():
+            numbers = isinstance(point, list) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point
+            )
+            if not numbers or len(point) != 3:
+                raise ValueError(f"entry points as [x, y, z] in LPS mm (entries.{lesion_id} is {point!r})")
+        return {lesion_id: [float(v) for v in point] for lesion_id, point in entries.items()}
 
     @model_validator(mode="after")
-    def _one_segmentation(self) -> Imaging:
-        if self.masks is not None and (self.labels, self.label_preset, self.labels_map) != (None, None, None):
-            raise ValueError("either masks or labels (with label_preset / labels_map), not both")
+    def _labels_for_a_preset(self) -> Imaging:
         if self.labels is None and (self.label_preset is not None or self.labels_map is not None):
             raise ValueError("labels (the label image) when label_preset or labels_map is given")
         return self

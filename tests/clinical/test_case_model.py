@@ -129,15 +129,40 @@ def test_imaging_paths_resolve_against_the_case_file(tmp_path):
 @pytest.mark.parametrize(
     ("imaging", "expected"),
     [
-        ({"image": "ct.nii.gz", "labels": "s.nii.gz", "masks": {"liver": "l.nii.gz"}}, "not both"),
         ({"image": "ct.nii.gz", "labels_map": {"liver": 1}}, "labels (the label image)"),
         ({"labels": "s.nii.gz"}, "required"),
+        ({"image": "ct.nii.gz", "entries": {"L1": [1.0, 2.0]}}, "[x, y, z] in LPS mm (entries.L1"),
+        ({"image": "ct.nii.gz", "entries": {"L1": [1.0, "2", 3.0]}}, "[x, y, z] in LPS mm"),
+        ({"image": "ct.nii.gz", "entries": {"L1": [1.0, float("inf"), 3.0]}}, "[x, y, z] in LPS mm"),
+        ({"image": "ct.nii.gz", "entries": {"L1": [True, 2.0, 3.0]}}, "[x, y, z] in LPS mm"),
+        ({"image": "ct.nii.gz", "min_lesion_diameter_mm": -1}, "greater than or equal to 0"),
     ],
 )
 def test_contradictory_imaging_sections_are_refused(imaging, expected):
     with pytest.raises(InputError) as raised:
         parse_case(case_document(imaging=imaging))
     assert raised.value.field.startswith("imaging") and expected in raised.value.expected
+
+
+def test_masks_with_an_organ_label_map_and_entry_points(tmp_path):
+    (tmp_path / "case.yaml").write_text(
+        "schema_version: 1\ndiagnosis: {type: hcc}\nimaging: {image: ct.nii.gz, labels: seg.nii.gz, "
+        "label_preset: totalsegmentator, masks: {tumour: t.nii.gz}, entries: {L1: [-80, -40.5, 12]}, "
+        "min_lesion_diameter_mm: 8}\n"
+    )
+    imaging = load_case(tmp_path / "case.yaml").imaging
+    assert imaging.masks == {"tumour": (tmp_path / "t.nii.gz").resolve()}
+    assert imaging.labels == (tmp_path / "seg.nii.gz").resolve() and imaging.label_preset == "totalsegmentator"
+    assert imaging.entries == {"L1": [-80.0, -40.5, 12.0]} and imaging.min_lesion_diameter_mm == 8.0
+
+
+def test_a_lesion_measured_below_one_voxel_may_measure_zero():
+    lesion = {"id": "L9", "diameter_mm": 0.0, "resolution_mm": 5.0, "below_min_size": True}
+    case = parse_case(case_document(lesions=[lesion]))
+    assert case.lesions[0].diameter_mm == 0.0 and case.lesions[0].below_min_size
+    with pytest.raises(InputError) as raised:
+        parse_case(case_document(lesions=[{"id": "L9", "diameter_mm": 0.0}]))
+    assert raised.value.field == "lesions[0].diameter_mm" and "greater than 0" in raised.value.expected
 
 
 def test_unreadable_and_malformed_files(tmp_path):

@@ -183,7 +183,7 @@ def test_sheared_grid_is_refused_for_distances():
 
 def test_inspect_with_one_mask_file_per_structure(tmp_path):
     from cryoplan.imaging import write_nifti
-    from cryoplan.imaging.anatomy import inspect_image
+    from cryoplan.imaging.inspection import inspect_image
 
     grid = oblique_grid(21, extent_mm=60, spacing_range=(0.6, 1.2))
     points = centres_mm(grid)

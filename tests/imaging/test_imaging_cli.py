@@ -88,12 +88,15 @@ def _assert_refused(result: subprocess.CompletedProcess, needle: str, output) ->
     assert not output.exists()
 
 
-def test_folder_with_two_series_is_refused(case_files, tmp_path):
+def test_folder_with_two_series_reads_the_largest_and_says_so(case_files, tmp_path):
     folder, phantom = case_files
     mixed = tmp_path / "mixed"
     write_dicom_series(phantom.ct, mixed, seed=1)
     write_dicom_series(Volume(phantom.ct.array[:, :, :10].copy(), phantom.ct.affine, "CT"), mixed, seed=2)
-    _assert_refused(run(mixed, "-o", tmp_path / "out"), "--series UID", tmp_path / "out")
+    result = run(mixed, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "2 series; reading the largest axial one" in result.stderr
+    assert json.loads(result.stdout)["image"]["shape"] == list(phantom.ct.shape)
 
 
 def test_corrupt_file_is_refused(case_files, tmp_path):

@@ -14,7 +14,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cryoplan.cli.app import app
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import inspection_document, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import MIN_LESION_DIAMETER_MM, load_anatomy, measure_lesions
+from cryoplan.imaging.body import build_body_model, field_of_view_warnings
+from cryoplan.imaging.inspection import inspection_document
 from cryoplan.imaging.io import ImagingWarning
 from cryoplan.output import atomic_directory, write_json
 
@@ -67,12 +69,21 @@ def inspect(
         False, "--resample-labels", help="Resample labels on another grid (nearest neighbour)."
     ),
     min_voxels: int = typer.Option(1, "--min-voxels", help="Smallest tumour component counted as a lesion, voxels."),
+    min_lesion_diameter: float = typer.Option(
+        MIN_LESION_DIAMETER_MM,
+        "--min-lesion-diameter",
+        help="Lesions with a smaller maximal diameter (mm) are listed but flagged not to be planned.",
+    ),
+    margin: float = typer.Option(
+        5.0, "--margin", help="Ablative margin (mm) for the check of lesions near the image's edge."
+    ),
     format: Format = typer.Option(Format.text, "--format", help="json or text on stdout."),
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Folder for inspect.json and one figure per lesion."
     ),
 ) -> None:
-    """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels)."""
+    """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels), and
+    say what the image leaves out (body cut by the field of view, lesions near its edge, thick or few slices)."""
     from cryoplan.imaging.figures import write_lesion_figures
 
     label_map = _label_values(label) if label else None
@@ -88,11 +99,16 @@ def inspect(
         task = progress.add_task("reading image and labels", total=None)
         volume, anatomy = load_anatomy(image, labels, label_preset, label_map, masks, segments, series, resample_labels)
         progress.update(task, description="measuring lesions")
-        lesions = measure_lesions(anatomy, min_voxels) if anatomy is not None else []
+        lesions = measure_lesions(anatomy, min_voxels, min_lesion_diameter) if anatomy is not None else []
+        progress.update(task, description="outlining the body")
+        body = build_body_model(volume, anatomy)
+        image_warnings = field_of_view_warnings(body, margin)
     notes = [str(w.message) for w in caught if issubclass(w.category, ImagingWarning)]
     for note in notes:
         print(f"cryoplan: warning: {note}", file=sys.stderr)
-    document = inspection_document(volume, anatomy, lesions, notes)
+    for warning in image_warnings:
+        print(f"cryoplan: warning: {warning.code}: {warning.message}", file=sys.stderr)
+    document = inspection_document(volume, anatomy, lesions, notes, body, image_warnings, min_lesion_diameter)
     if output is not None:
         with atomic_directory(output) as folder:
             write_json(folder / "inspect.json", document)
@@ -128,6 +144,8 @@ def _print_text(document: dict) -> None:
                 if lesion["heat_sink"]
                 else ""
             )
+            + f" (±{lesion['resolution_mm']:.1f} mm, one voxel)"
+            + (f"; below {document['min_lesion_diameter_mm']:g} mm: not planned" if lesion["below_min_size"] else "")
         )
     if not document["lesions"]:
         console.print("no lesions")

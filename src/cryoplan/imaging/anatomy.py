@@ -9,8 +9,7 @@ centres (k-d tree), vessel calibres from Euclidean distance transforms sampled a
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import cdist
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.io import ImagingWarning, orientation_code, read_labels, read_volume, segment_label_map
+from cryoplan.imaging.io import read_labels, read_volume, segment_label_map
 from cryoplan.imaging.totalsegmentator import TASKS, preset_values, rib_number
 from cryoplan.imaging.volume import Volume
 
@@ -71,6 +70,8 @@ SKELETON_PARTS = ("rib", "sternum", "vertebra")
 #: (large peritumoral vessels ≥ 3 mm, Lu et al., J Vasc Interv Radiol 2003;14:1267).
 HEAT_SINK_CALIBRE_MM = 3.0
 HEAT_SINK_DISTANCE_MM = 10.0
+#: Lesions whose maximal diameter is below this are listed but not planned, mm (default; settable).
+MIN_LESION_DIAMETER_MM = 5.0
 
 
 def _total_preset(task: dict[int, str]) -> dict[str, tuple[int, ...]]:
@@ -261,6 +262,8 @@ class LesionMeasurement:
     heat_sink: bool = False
     heat_sink_vessel: str | None = None
     heat_sink_vessel_calibre_mm: float | None = None
+    resolution_mm: float = 0.0
+    below_min_size: bool = False
 
     def to_json(self) -> dict:
         def mm(value: float | None) -> float | None:
@@ -281,6 +284,8 @@ class LesionMeasurement:
             "heat_sink": self.heat_sink,
             "heat_sink_vessel": self.heat_sink_vessel,
             "heat_sink_vessel_calibre_mm": mm(self.heat_sink_vessel_calibre_mm),
+            "resolution_mm": mm(self.resolution_mm),
+            "below_min_size": self.below_min_size,
         }
 
 
@@ -328,21 +333,31 @@ def lesion_components(anatomy: Anatomy, min_voxels: int = 1) -> list[np.ndarray]
     return masks
 
 
-def measure_lesions(anatomy: Anatomy, min_voxels: int = 1) -> list[LesionMeasurement]:
+def measure_lesions(
+    anatomy: Anatomy, min_voxels: int = 1, min_diameter_mm: float = MIN_LESION_DIAMETER_MM
+) -> list[LesionMeasurement]:
     """Measure every lesion of `anatomy` (see `lesion_components`).
 
     Per lesion: volume (voxel count × voxel volume), maximal 3-D diameter, longest diameter within one
     axial slice (RECIST 1.1 style; Eisenhauer et al., Eur J Cancer 2009), centroid, Couinaud segment (the
     most frequent among its voxels), minimal surface-to-surface distance to the bile ducts and to each
     vessel class, and the heat-sink flag (a vessel ≥ 3 mm in calibre within 10 mm).
+
+    Every length is measured between voxel centres, so it is known to within one voxel: ``resolution_mm``
+    is the largest voxel edge. A one-voxel lesion measures 0 mm (smaller than one voxel). Lesions whose
+    maximal diameter is below `min_diameter_mm` are listed with ``below_min_size`` set: not to be planned.
     """
+    if not 0.0 <= min_diameter_mm <= 100.0:
+        raise InputError("min_lesion_diameter_mm", "a diameter from 0 to 100 mm", min_diameter_mm)
     components = _components(anatomy, min_voxels)
     surfaces = {
         name: _Surface.of(anatomy.grid, anatomy.masks[name])
         for name in ("bile_duct", *VESSELS)
         if components and name in anatomy.masks
     }
-    return [_measure_one(anatomy, component, surfaces, f"L{n}") for n, component in enumerate(components, start=1)]
+    measured = [_measure_one(anatomy, component, surfaces, f"L{n}") for n, component in enumerate(components, 1)]
+    resolution = float(np.max(anatomy.grid.spacing_mm))
+    return [replace(m, resolution_mm=resolution, below_min_size=m.max_diameter_mm < min_diameter_mm) for m in measured]
 
 
 def _measure_one(
@@ -533,9 +548,6 @@ def _heat_sink(anatomy: Anatomy, lesion: _Component) -> tuple[str | None, float 
     return best
 
 
-# ------------------------------------------------------------------------------------------ inspect
-
-
 def load_anatomy(
     image: str | Path,
     labels: str | Path | None = None,
@@ -594,54 +606,3 @@ def _segment_names(path: Path) -> dict[str, int]:
             )
         mapping[name] = number
     return mapping
-
-
-def inspection_document(
-    volume: Volume, anatomy: Anatomy | None, lesions: list[LesionMeasurement], notes: list[str]
-) -> dict:
-    """The JSON document of `cryoplan inspect` (schema_version 1)."""
-    structures = {}
-    if anatomy is not None:
-        structures = {
-            name: {"volume_ml": round(anatomy.volume_ml(name), 3)} for name in STRUCTURES if name in anatomy.masks
-        }
-    liver = structures.get("liver", {}).get("volume_ml")
-    return {
-        "schema_version": 1,
-        "image": {
-            "shape": list(volume.shape),
-            "spacing_mm": [round(float(s), 4) for s in volume.spacing_mm],
-            "orientation": orientation_code(volume.affine),
-            "modality": volume.modality or None,
-        },
-        "liver_volume_ml": liver,
-        "total_tumour_volume_ml": round(float(sum(lesion.volume_ml for lesion in lesions)), 3),
-        "lesions": [lesion.to_json() for lesion in lesions],
-        "structures": structures,
-        "warnings": notes,
-    }
-
-
-def inspect_image(
-    image: str | Path,
-    labels: str | Path | None = None,
-    label_preset: str | None = None,
-    label_map: dict[str, int | list[int]] | None = None,
-    masks: dict[str, str | Path] | None = None,
-    segments: str | Path | None = None,
-    series_uid: str | None = None,
-    resample_labels: bool = False,
-    min_voxels: int = 1,
-) -> dict:
-    """Read, segment and measure: the JSON contract of `cryoplan inspect` (see `inspection_document`).
-
-    Reader warnings (resampling, header conflicts) are collected into the document's ``warnings``.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ImagingWarning)
-        volume, anatomy = load_anatomy(
-            image, labels, label_preset, label_map, masks, segments, series_uid, resample_labels
-        )
-    lesions = measure_lesions(anatomy, min_voxels) if anatomy is not None else []
-    notes = [str(w.message) for w in caught if issubclass(w.category, ImagingWarning)]
-    return inspection_document(volume, anatomy, lesions, notes)

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import SKELETON_PARTS, STRUCTURES, Anatomy, anatomy_from_labels
+from cryoplan.imaging.anatomy import SKELETON_PARTS, STRUCTURES, Anatomy, anatomy_from_labels, lesion_components
 from cryoplan.imaging.volume import Volume
 
 #: Air (outside the body) and gas (inside it) read below this on CT, HU [1].
@@ -372,3 +372,131 @@ def cut_sides(image: Volume, body: np.ndarray) -> tuple[str, ...]:
             cut.append(side)
     order = ("right", "left", "anterior", "posterior", "inferior", "superior")
     return tuple(sorted(cut, key=order.index))
+
+
+# ------------------------------------------------------------------------------------------ field of view
+
+#: A tumour whose margin comes closer than this to the image edge is flagged, mm.
+EDGE_CLEARANCE_MM = 10.0
+#: Slices further apart than this are flagged, mm.
+MAX_SLICE_SPACING_MM = 3.0
+#: An image covering less than this craniocaudally is flagged: a 30 mm lesion with a 10 mm margin on each
+#: side needs 50 mm, mm.
+MIN_CRANIOCAUDAL_MM = 50.0
+
+
+@dataclass(frozen=True)
+class ImageWarning:
+    """A limit of the image that the plan and the report must state: a code and one sentence."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[ImageWarning]:
+    """What the image leaves out, each as an `ImageWarning`.
+
+    Codes: ``body_cut`` (the field of view cuts the body on a side other than above and below, so the skin
+    there is not in the image), ``liver_cut`` (the liver reaches the image's edge), ``lesion_near_edge``
+    (a lesion with its margin within `EDGE_CLEARANCE_MM` of the edge), ``thick_slices`` (slices more than
+    `MAX_SLICE_SPACING_MM` apart), ``few_slices`` (less than `MIN_CRANIOCAUDAL_MM` covered), ``organs_unknown``
+    (path-relevant organs no label gives) and ``mr_gas_bone`` (on MR, gas and bone only where labelled).
+
+    Parameters
+    ----------
+    model : BodyModel
+        The body model of the image.
+    margin_mm : float
+        The ablative margin planned around each lesion.
+    """
+    if not 0.0 <= margin_mm <= 20.0:
+        raise InputError("margin_mm", "a margin from 0 to 20 mm", margin_mm)
+    image = model.image
+    found = []
+    skin_sides = [side for side in model.cut_sides if side not in ("inferior", "superior")]
+    if skin_sides:
+        found.append(
+            ImageWarning(
+                "body_cut",
+                f"the field of view cuts the body on the {_listed(skin_sides)} side: the skin there is not in "
+                "the image, so no path can be checked to enter there unless its entry point is given",
+            )
+        )
+    if "liver" in model.structures:
+        liver_sides = cut_sides(image, model.structures["liver"])
+        if liver_sides:
+            found.append(
+                ImageWarning(
+                    "liver_cut",
+                    f"the liver reaches the image's {_listed(liver_sides)} edge: the liver beyond it is not seen",
+                )
+            )
+    if "tumour" in model.structures:
+        for lesion_id, (gap, side) in _lesion_edge_gaps(model).items():
+            if gap - margin_mm < EDGE_CLEARANCE_MM:
+                found.append(
+                    ImageWarning(
+                        "lesion_near_edge",
+                        f"lesion {lesion_id} lies {gap:.1f} mm from the image's {side} edge: with its "
+                        f"{margin_mm:g} mm margin it comes within {EDGE_CLEARANCE_MM:g} mm of the edge, so ice "
+                        "beyond the image is not seen",
+                    )
+                )
+    axis = int(np.argmax(np.abs(image.direction[2])))
+    spacing = float(image.spacing_mm[axis])
+    count = image.shape[axis]
+    if spacing > MAX_SLICE_SPACING_MM + 1e-6:
+        found.append(
+            ImageWarning(
+                "thick_slices",
+                f"slices are {spacing:.1f} mm apart (more than {MAX_SLICE_SPACING_MM:g} mm): small lesions and "
+                "thin structures between them may be missed",
+            )
+        )
+    if count * spacing < MIN_CRANIOCAUDAL_MM:
+        found.append(
+            ImageWarning(
+                "few_slices",
+                f"the image covers {count * spacing:.0f} mm craniocaudally in {count} slices (less than "
+                f"{MIN_CRANIOCAUDAL_MM:g} mm): organs above and below a probe path are not seen",
+            )
+        )
+    if model.unknown:
+        found.append(
+            ImageWarning("organs_unknown", f"no label gives {_listed(list(model.unknown))}: they are not avoided")
+        )
+    if model.modality == "MR":
+        found.append(
+            ImageWarning(
+                "mr_gas_bone",
+                "on MR, gas and bone are both dark: they are known only where labelled",
+            )
+        )
+    return found
+
+
+def _listed(names: list[str]) -> str:
+    names = [name.replace("_", " ") for name in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _lesion_edge_gaps(model: BodyModel) -> dict[str, tuple[float, str]]:
+    """Per lesion (ids L1, L2, … as `cryoplan.imaging.anatomy.measure_lesions` gives them): the gap between
+    its voxels and the nearest edge of the image, mm, and the side of that edge."""
+    image = model.image
+    sides = image_sides(image)
+    spacing = image.spacing_mm
+    gaps = {}
+    anatomy = Anatomy(image, {"tumour": model.structures["tumour"]})
+    for number, mask in enumerate(lesion_components(anatomy), start=1):
+        best = (np.inf, "")
+        for axis in range(3):
+            present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+            low = present[0] * spacing[axis]
+            high = (image.shape[axis] - 1 - present[-1]) * spacing[axis]
+            best = min(best, (float(low), sides[(axis, -1)]), (float(high), sides[(axis, 1)]))
+        gaps[f"L{number}"] = best
+    return gaps
