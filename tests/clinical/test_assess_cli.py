@@ -27,10 +27,10 @@ def write_case(folder, name="case.yaml", **changes):
     return path
 
 
-def test_json_for_one_case_is_an_object(tmp_path, monkeypatch, capsys):
+def test_json_for_one_case_is_an_array_of_one(tmp_path, monkeypatch, capsys):
     code, out, err = run(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "json")
     assert code == 0 and err == ""
-    document = json.loads(out)
+    [document] = json.loads(out)
     assert document["schema_version"] == 1 and document["verdict"] == "suitable" and document["case_id"] == "case"
 
 
@@ -73,13 +73,13 @@ def test_fhir_bundle_through_the_cli_lists_unused_entries(monkeypatch, capsys):
     bundle = next(p for p in bundled_example_cases() if p.name == "hcc_fhir_bundle.json")
     code, out, _ = run(monkeypatch, capsys, "assess", bundle, "--format", "json")
     assert code == 0
-    assert any("haemoglobin" in u for u in json.loads(out)["unused_fhir_observations"])
+    assert any("haemoglobin" in u for u in json.loads(out)[0]["unused_fhir_observations"])
 
 
 def test_cryoshock_threshold_option(tmp_path, monkeypatch, capsys):
     path = write_case(tmp_path)
     _, out, _ = run(monkeypatch, capsys, "assess", path, "--format", "json", "--cryoshock-tumour-volume-ml", "5")
-    assert "cryoshock_caution" in [r["id"] for r in json.loads(out)["recommendations"]]
+    assert "cryoshock_caution" in [r["id"] for r in json.loads(out)[0]["recommendations"]]
 
 
 BAD = {
@@ -102,13 +102,27 @@ BAD = {
 @pytest.mark.parametrize("output_format", ["json", "html"])
 def test_bad_case_exits_2_with_one_line_and_no_output(kind, output_format, tmp_path, monkeypatch, capsys):
     changes, field = BAD[kind]
-    good = write_case(tmp_path, "good.yaml")
     bad = write_case(tmp_path, "bad.yaml", **changes)
     target = tmp_path / "out" / f"assessment.{output_format}"
-    code, out, err = run(monkeypatch, capsys, "assess", good, bad, "--format", output_format, "-o", target)
+    code, out, err = run(monkeypatch, capsys, "assess", bad, "--format", output_format, "-o", target)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and f"{bad}: {field}: expected" in err and "Traceback" not in err
     assert not target.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_good_bad_good_assesses_the_good_ones_and_exits_2(kind, tmp_path, monkeypatch, capsys):
+    changes, field = BAD[kind]
+    first, last = write_case(tmp_path, "first.yaml"), write_case(tmp_path, "last.yaml", patient__ecog=1)
+    bad = write_case(tmp_path, "bad.yaml", **changes)
+    target = tmp_path / "assessment.json"
+    code, out, err = run(monkeypatch, capsys, "assess", first, bad, last, "--format", "json", "-o", target)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and f"{bad}: {field}: expected" in err and "Traceback" not in err
+    assert [(d["case_id"], d["bclc"]["stage"]) for d in json.loads(target.read_text())] == [
+        ("first", "A"),
+        ("last", "C"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -171,4 +185,4 @@ def test_real_process_exit_codes(tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 0 and json.loads(target.read_text())["verdict"] == "suitable"
+    assert result.returncode == 0 and json.loads(target.read_text())[0]["verdict"] == "suitable"

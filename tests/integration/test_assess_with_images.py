@@ -1,5 +1,5 @@
 """`cryoplan assess` on a case file that names images: lesion sizes and distances come from the images,
-typed values are kept, and disagreements over 3 mm are flagged (issue 4, item 5)."""
+typed values are kept, and disagreements over 3 mm are flagged."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def _assess(case_path, cwd):
         cwd=cwd,
     )
     assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    [document] = json.loads(run.stdout)
+    return document
 
 
 def test_lesions_are_measured_from_the_images(phantom_files, tmp_path):
@@ -74,3 +75,18 @@ def test_typed_values_are_kept_and_disagreements_flagged(phantom_files, tmp_path
     diameter = next(c for c in result["criteria"] if c["id"] == "max_diameter")
     assert diameter["value"] == 40
     assert len(result["imaging_flags"]) == 1 and "lesions[0].diameter_mm" in result["imaging_flags"][0]
+
+
+@pytest.mark.slow
+def test_the_plan_assesses_the_measured_lesions_as_assess_does(phantom_files, tmp_path):
+    """One code path: the plan's assessment is `cryoplan assess`'s, lesions measured from the same images."""
+    from cryoplan import plan_case
+    from cryoplan.case import load_case
+
+    folder, _ = phantom_files
+    path = _case(folder, "[]")
+    expected = _assess(path, cwd=tmp_path)
+    plan = plan_case(load_case(path))
+    assessment = dict(plan.assessment, case_id=expected["case_id"])  # the CLI names the case by its file
+    assert assessment == expected
+    assert expected["bclc"]["stage"] == "A" and expected["transplant"]["milan"] is True

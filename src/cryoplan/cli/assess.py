@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import io
 import json
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +16,9 @@ from rich.text import Text
 
 from cryoplan.case import Case
 from cryoplan.cli.app import app
-from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess, read_case_file
+from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess_record, read_case_record
+from cryoplan.clinical.fhir_report import assessment_bundle
+from cryoplan.errors import InputError
 from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.output import write_text
 from cryoplan.report.assessment import render_assessment_html
@@ -26,28 +28,34 @@ class Format(str, enum.Enum):
     json = "json"
     text = "text"
     html = "html"
+    fhir = "fhir"
 
 
-def _assess_files(paths: list[Path], cryoshock_tumour_volume_ml: float) -> tuple[list[Assessment], list[Case]]:
-    """Read every case and its images first (so bad input stops the run before any output), then assess.
+@dataclass(frozen=True)
+class AssessedCase:
+    """One case file's outcome: its assessment and case, or the one-line error that stopped it."""
+
+    path: Path
+    assessment: Assessment | None = None
+    case: Case | None = None
+    error: str | None = None
+
+
+def assess_file(path: Path, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML) -> AssessedCase:
+    """Read a case (file or FHIR bundle), fill its lesions from the images it names, and assess it.
 
     Lesion sizes and distances missing from a case file are measured on the images it names; typed values
-    are kept, and disagreements over 3 mm are flagged in the assessment.
+    are kept, and disagreements over 3 mm are flagged in the assessment. Bad input gives the error line
+    instead of an assessment.
     """
-    read = []
-    for path in paths:
-        case, unused = read_case_file(path)
-        case, flags = case_with_measured_lesions(case)
-        read.append((case, unused, flags))
-    assessments = [
-        dataclasses.replace(
-            assess(case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml),
-            unused_fhir_observations=unused,
-            imaging_flags=flags,
-        )
-        for case, unused, flags in read
-    ]
-    return assessments, [case for case, _, _ in read]
+    try:
+        record = read_case_record(path)
+        case, flags = case_with_measured_lesions(record.case)
+        record = replace(record, case=case)
+        assessment = assess_record(record, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags)
+    except InputError as error:
+        return AssessedCase(path, error=str(error))
+    return AssessedCase(path, assessment, case)
 
 
 def _text(assessments: list[Assessment], console: Console) -> None:
@@ -91,6 +99,8 @@ def _text(assessments: list[Assessment], console: Console) -> None:
             console.print(f"missing inputs: {', '.join(a.missing_inputs)}", highlight=False)
         for text in a.imaging_flags:
             console.print(f"images disagree: {text}", highlight=False)
+        for text in a.input_notes:
+            console.print(f"note: {text}", highlight=False)
         for text in a.unused_fhir_observations:
             console.print(f"FHIR entry not used: {text}", highlight=False)
 
@@ -104,7 +114,8 @@ def assess_command(
         Format.text,
         "--format",
         "-f",
-        help="json: a JSON document (an array for several cases); text: tables; html: a standalone page.",
+        help="json: an array of assessments; fhir: a FHIR R4 transaction Bundle (a DiagnosticReport per case, "
+        "the scores as Observations); text: tables; html: a standalone page.",
     ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
     cryoshock_tumour_volume_ml: float = typer.Option(
@@ -116,12 +127,26 @@ def assess_command(
     """Assess cases for liver cryoablation: scores, staging, selection criteria, verdict, recommendations.
 
     Child-Pugh, ALBI, MELD / MELD-Na / MELD 3.0, BCLC 2022, Milan / UCSF / up-to-seven, then the selection
-    criteria with their status, the verdict, and recommendations with reasons and sources.
+    criteria with their status, the verdict, and recommendations with reasons and sources. A case that
+    cannot be read is reported on one line and the others are assessed; the exit status is then 2.
     """
-    assessments, read_cases = _assess_files(cases, cryoshock_tumour_volume_ml)
+    outcomes = [assess_file(path, cryoshock_tumour_volume_ml) for path in cases]
+    good = [o for o in outcomes if o.error is None]
+    for outcome in outcomes:
+        if outcome.error is not None:
+            typer.echo(f"cryoplan: error: {outcome.error}", err=True)
+    if good:
+        assessments = [o.assessment for o in good]
+        _emit(assessments, [o.case for o in good], output_format, output)
+    if len(good) < len(outcomes):
+        raise typer.Exit(2)
+
+
+def _emit(assessments: list[Assessment], read_cases: list[Case], output_format: Format, output: Path | None) -> None:
     if output_format is Format.json:
-        documents = [a.to_dict() for a in assessments]
-        text = json.dumps(documents[0] if len(documents) == 1 else documents, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps([a.to_dict() for a in assessments], indent=2, ensure_ascii=False) + "\n"
+    elif output_format is Format.fhir:
+        text = json.dumps(assessment_bundle(assessments), indent=2, ensure_ascii=False) + "\n"
     elif output_format is Format.html:
         text = render_assessment_html(assessments, read_cases)
     else:

@@ -65,11 +65,9 @@ def assess_record(
 ) -> Assessment:
     """Assess a read case with its lab bounds, listing the entries not used, the notes and `imaging_flags`."""
     assessment = assess(
-        record.case, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, lab_bounds=record.lab_bounds
+        record.case,
+        cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml,
+        lab_bounds=record.lab_bounds,
+        imaging_flags=imaging_flags,
     )
-    return replace(
-        assessment,
-        unused_fhir_observations=list(record.unused),
-        imaging_flags=list(imaging_flags or []),
-        input_notes=list(record.notes),
-    )
+    return replace(assessment, unused_fhir_observations=list(record.unused), input_notes=list(record.notes))

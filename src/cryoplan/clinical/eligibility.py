@@ -670,6 +670,7 @@ def assess(
     *,
     cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML,
     lab_bounds: Mapping[str, LabBound] | None = None,
+    imaging_flags: list[str] | None = None,
 ) -> Assessment:
     """Assess a case for liver cryoablation.
 
@@ -685,6 +686,9 @@ def assess(
         or recommendation stands when every corner gives the same, and is otherwise left undetermined, the
         bound named in ``missing_inputs``. The scores are monotone in each lab, so agreeing corners mean
         the result holds over the whole range: ``<0.2`` mg/dL bilirubin scores 1 Child-Pugh point.
+    imaging_flags : list of str, optional
+        Disagreements between typed and measured lesions
+        (`cryoplan.imaging.case_images.case_with_measured_lesions`), carried into the assessment.
 
     Returns
     -------
@@ -692,15 +696,16 @@ def assess(
         Scores (``None`` when their inputs are missing, named in ``missing_inputs``), HCC-only staging and
         transplant criteria (``None`` for metastases), the criteria, verdict and recommendations.
     """
+    flags = {"imaging_flags": list(imaging_flags or [])}
     if not lab_bounds:
-        return _assess_values(case, cryoshock_tumour_volume_ml)
+        return replace(_assess_values(case, cryoshock_tumour_volume_ml), **flags)
     names = list(lab_bounds)
     corners = itertools.product(*(lab_bounds[name].extremes() for name in names))
     results = [
         _assess_values(_with_labs(case, dict(zip(names, corner, strict=True)), lab_bounds), cryoshock_tumour_volume_ml)
         for corner in corners
     ]
-    return _agreeing(results[0], results[1:], lab_bounds)
+    return replace(_agreeing(results[0], results[1:], lab_bounds), **flags)
 
 
 def _agreeing(base: Assessment, others: list[Assessment], bounds: Mapping[str, LabBound]) -> Assessment:

@@ -4,7 +4,7 @@ than 3 mm between the typed and the measured value is flagged."""
 from __future__ import annotations
 
 from cryoplan.case import Case, Lesion
-from cryoplan.imaging.anatomy import LesionMeasurement, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import Anatomy, LesionMeasurement, load_anatomy, measure_lesions
 
 #: Typed and measured lengths further apart than this are flagged (mm).
 DISAGREEMENT_MM = 3.0
@@ -18,7 +18,9 @@ _FIELDS = {
 }
 
 
-def measure_case_lesions(case: Case, min_voxels: int = 1) -> tuple[list[dict], list[str]]:
+def measure_case_lesions(
+    case: Case, min_voxels: int = 1, anatomy: Anatomy | None = None
+) -> tuple[list[dict], list[str]]:
     """The case's lesions with the gaps filled from its images, and the flags raised.
 
     Measured lesions are named L1, L2, … by decreasing volume; a typed lesion with the same id is that
@@ -32,6 +34,9 @@ def measure_case_lesions(case: Case, min_voxels: int = 1) -> tuple[list[dict], l
         A case whose ``imaging`` paths are absolute (as `cryoplan.case.load_case` returns them).
     min_voxels : int
         Smallest lesion counted, voxels.
+    anatomy : Anatomy, optional
+        The case's anatomy when it is already loaded (a planner's, or a phantom's for a case without
+        images); otherwise it is loaded from the case's ``imaging`` section.
 
     Returns
     -------
@@ -42,16 +47,17 @@ def measure_case_lesions(case: Case, min_voxels: int = 1) -> tuple[list[dict], l
         One line per disagreement.
     """
     typed = [lesion.model_dump() for lesion in case.lesions]
-    if case.imaging is None:
-        return typed, []
-    imaging = case.imaging
-    _, anatomy = load_anatomy(
-        imaging.image,
-        labels=imaging.labels,
-        label_preset=imaging.label_preset,
-        label_map=imaging.labels_map,
-        masks=imaging.masks,
-    )
+    if anatomy is None:
+        if case.imaging is None:
+            return typed, []
+        imaging = case.imaging
+        _, anatomy = load_anatomy(
+            imaging.image,
+            labels=imaging.labels,
+            label_preset=imaging.label_preset,
+            label_map=imaging.labels_map,
+            masks=imaging.masks,
+        )
     measured = {m.id: m for m in (measure_lesions(anatomy, min_voxels) if anatomy is not None else [])}
     found = ", ".join(measured) or "none"
     lesions, flags = [], []
@@ -88,12 +94,16 @@ def _merge(lesion: dict, measurement: LesionMeasurement, number: int, flags: lis
     return merged
 
 
-def case_with_measured_lesions(case: Case, min_voxels: int = 1) -> tuple[Case, list[str]]:
+def case_with_measured_lesions(
+    case: Case, min_voxels: int = 1, anatomy: Anatomy | None = None
+) -> tuple[Case, list[str]]:
     """The case with its lesions filled from its images (`measure_case_lesions`), and the flags raised.
 
-    A case without an ``imaging`` section is returned as it is.
+    This is the one way a case's lesions come from its images: `cryoplan assess` and the planner's
+    assessment both call it before `cryoplan.clinical.assess`. A case without an ``imaging`` section and
+    without `anatomy` is returned as it is.
     """
-    if case.imaging is None:
+    if case.imaging is None and anatomy is None:
         return case, []
-    lesions, flags = measure_case_lesions(case, min_voxels)
+    lesions, flags = measure_case_lesions(case, min_voxels, anatomy)
     return case.model_copy(update={"lesions": [Lesion(**lesion) for lesion in lesions]}), flags
