@@ -15,8 +15,8 @@ References
 .. [2] Mourtzakis M, Prado CMM, Lieffers JR, et al. A practical and precise approach to quantification of
    body composition in cancer patients using computed tomography images acquired during routine care.
    Appl Physiol Nutr Metab 2008;33(5):997–1006 (adipose tissue −190 to −30 HU, muscle −29 to +150 HU).
-.. [3] Otsu N. A threshold selection method from gray-level histograms. IEEE Trans Syst Man Cybern
-   1979;9(1):62–66 (the MR background threshold).
+.. [3] Smith SM. Fast robust automated brain extraction. Hum Brain Mapp 2002;17(3):143–155 (the MR
+   background threshold t2 + 0.1 (t98 − t2)).
 """
 
 from __future__ import annotations
@@ -242,19 +242,22 @@ def build_body_model(
         labelled_any |= mask
     if modality == "CT":
         hu = np.asarray(image.array, dtype=np.float32)
-        body = _fill_cavities(_outline(hu > AIR_HU, image, "a CT with the patient's body in it (voxels above −500 HU)"))
-        body |= labelled_any
+        outline = _outline(hu > AIR_HU, image, "a CT with the patient's body in it (voxels above −500 HU)")
+    else:
+        signal = np.asarray(image.array, dtype=np.float32)
+        outline = _outline(signal > _background_threshold(signal), image, "an MR image with the patient's body in it")
+    # labels lie inside the body (dark organs on MR); those outside the trunk (an arm's bones) stay outside
+    body = _largest(_fill_cavities(outline | labelled_any))
+    if modality == "CT":
         internal_gas = body & (hu <= AIR_HU)
         soft_labels = labelled_any & ~skeleton
         bone = skeleton | (body & (hu > SOFT_TISSUE_HU[1]) & ~soft_labels)
     else:
-        signal = np.asarray(image.array, dtype=np.float32)
-        body = _outline((signal > _otsu(signal)) | labelled_any, image, "an MR image with the patient's body in it")
-        body = _fill_cavities(body | labelled_any)
         internal_gas = np.zeros(image.shape, dtype=bool)
         for name in ("lung", "trachea"):
             if name in masks:
                 internal_gas |= masks[name]
+        internal_gas &= body
         bone = skeleton
     unknown = tuple(name for name in PATH_RELEVANT if name not in labelled)
     return BodyModel(
@@ -300,19 +303,24 @@ def _with_label_map(image: Volume, anatomy: Anatomy | None, label_map: Volume | 
 
 
 def _outline(dense: np.ndarray, image: Volume, expected: str) -> np.ndarray:
-    """The body among the voxels denser than air: the largest region that survives an opening by a ball of
-    `_OPENING_MM`, grown back within that radius over the dense voxels.
+    """The body among the voxels denser than air: the largest region that survives an opening by a box of
+    half-width `_OPENING_MM`, grown back by that box over the dense voxels.
 
     The opening cuts the thin plates of the couch and the blanket from the body; growing back restores the
-    skin the opening rounded off.
+    skin the opening rounded off. Box filters are separable, so this costs a few passes over the image
+    whatever its resolution.
     """
-    spacing = image.spacing_mm
-    core = ndimage.distance_transform_edt(dense, sampling=spacing) > _OPENING_MM
-    labels, count = ndimage.label(core)
-    if count == 0:
+    size = tuple(2 * int(np.floor(_OPENING_MM / s)) + 1 for s in image.spacing_mm)
+    core = ndimage.minimum_filter(dense.view(np.uint8), size=size, mode="nearest").view(bool)
+    if not core.any():
         raise InputError("image", expected, "none")
-    largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    return dense & (ndimage.distance_transform_edt(~largest, sampling=spacing) <= _OPENING_MM)
+    return dense & ndimage.maximum_filter(_largest(core).view(np.uint8), size=size, mode="constant").view(bool)
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected region of a non-empty mask."""
+    labels, _ = ndimage.label(mask)
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
 
 
 def _fill_cavities(body: np.ndarray) -> np.ndarray:
@@ -328,27 +336,34 @@ def _fill_cavities(body: np.ndarray) -> np.ndarray:
             face = np.take(body, 0 if end == 0 else body.shape[axis] - 1, axis=axis)
             index = [slice(1, -1)] * 3
             index[axis] = 0 if end == 0 else capped.shape[axis] - 1
-            capped[tuple(index)] = ndimage.binary_fill_holes(face)
-    filled = ndimage.binary_fill_holes(capped)[1:-1, 1:-1, 1:-1]
+            capped[tuple(index)] = _fill_holes(face, ndimage.generate_binary_structure(2, 1), (0, 1))
+    filled = _fill_holes(capped, ndimage.generate_binary_structure(3, 1), (0, 1, 2))[1:-1, 1:-1, 1:-1]
     for axis in range(3):
         in_slice = np.zeros((3, 3, 3), dtype=bool)
         centre = [slice(None)] * 3
         centre[axis] = 1
         in_slice[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
-        filled |= ndimage.binary_fill_holes(body, structure=in_slice)
+        filled |= _fill_holes(body, in_slice, tuple(a for a in range(3) if a != axis))
     return filled
 
 
-def _otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold [3]: the cut of the histogram that maximises the between-class variance."""
-    histogram, edges = np.histogram(values, bins=bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(histogram).astype(np.float64)
-    total = weight[-1]
-    mean = np.cumsum(histogram * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mean[-1] * weight / total - mean) ** 2 / (weight * (total - weight))
-    return float(centres[int(np.nanargmax(between[:-1]))])
+def _fill_holes(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
+    """`mask` with every region of the background that touches no face of the array along `open_axes`
+    filled in (connected by `structure`; with in-slice connectivity, each slice is filled on its own)."""
+    labels, _ = ndimage.label(~mask, structure)
+    touching = np.zeros(int(labels.max()) + 1, dtype=bool)
+    for axis in open_axes:
+        for end in (0, mask.shape[axis] - 1):
+            touching[np.unique(np.take(labels, end, axis=axis))] = True
+    touching[0] = True  # label 0 is the mask itself
+    return ~touching[labels] | mask
+
+
+def _background_threshold(signal: np.ndarray) -> float:
+    """The MR background threshold of the brain extraction tool [3]: t2 + 0.1 (t98 − t2), with t2 and t98
+    the 2nd and 98th percentiles of the signal."""
+    t2, t98 = np.percentile(signal, [2, 98])
+    return float(t2 + 0.1 * (t98 - t2))
 
 
 def image_sides(image: Volume) -> dict[tuple[int, int], str]:
