@@ -20,6 +20,7 @@ from cryoplan.imaging.io.common import (
     derived_uid,
     orientation_code,
 )
+from cryoplan.imaging.io.dicom_pmap import write_temperature_map
 from cryoplan.imaging.io.dicom_seg import segment_label_map, write_dicom_seg
 from cryoplan.imaging.io.dicom_series import write_dicom_series
 from cryoplan.imaging.io.nifti import write_nifti
@@ -39,4 +40,5 @@ __all__ = [
     "write_dicom_seg",
     "write_dicom_series",
     "write_nifti",
+    "write_temperature_map",
 ]

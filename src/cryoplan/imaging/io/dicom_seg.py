@@ -7,10 +7,15 @@ DICOM PS3.3 A.51 (Segmentation IOD) and C.8.20; highdicom (Herrmann et al., J Di
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import re
+import warnings
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+import pydicom
 from highdicom.sr.coding import CodedConcept
 
 from cryoplan import __version__
@@ -18,13 +23,14 @@ from cryoplan.errors import InputError
 from cryoplan.imaging.io.common import (
     POSITION_TOL_MM,
     SEG_SOP_CLASS,
+    ImagingWarning,
     dcmread,
     derived_uid,
     functional_group,
     is_dicom_file,
     is_unit_axis,
 )
-from cryoplan.imaging.io.dicom_series import find_series, plain_stack
+from cryoplan.imaging.io.dicom_series import Series, find_series, plain_stack, source_datasets
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
 
@@ -132,6 +138,102 @@ _STRUCTURE_CODES = {
     "bone": ("272673000", "Bone"),
 }
 
+#: Local codes for what SNOMED CT and DICOM have no concept of (PS3.3 8.2: a coding scheme designator
+#: starting with "99" is private; it is declared in the CodingSchemeIdentificationSequence).
+LOCAL_SCHEME = "99CRYOPLAN"
+_LOCAL_CODES = {
+    "isotherm": ("ISOTHERM", "Region at or below a simulated isotherm"),
+    "margin": ("ABLATIVE_MARGIN", "Tumour with its ablative margin"),
+    "simulation": ("BIOHEAT_SIM", "Bioheat simulation"),
+}
+
+#: Recommended display colours (sRGB): anatomy in Slicer's usual tints, isotherms from light to dark blue
+#: as they get colder, the margin orange, the tumour green.
+_COLOURS = {
+    "liver": (221, 130, 101),
+    "tumour": (128, 174, 128),
+    "margin": (241, 158, 60),
+    "hepatic_vein": (0, 151, 206),
+    "portal_vein": (0, 112, 165),
+    "ivc": (0, 151, 206),
+    "aorta": (216, 101, 79),
+    "bile_duct": (111, 184, 210),
+    "gallbladder": (139, 150, 98),
+    "bone": (241, 214, 145),
+}
+_ISOTHERM = re.compile(r"^isotherm (-?\d+(?:\.\d+)?) ?C$")
+
+
+def _isotherm_colour(temperature_c: float) -> tuple[int, int, int]:
+    """Light blue at 0 °C to dark blue at −40 °C and below."""
+    t = min(max(-temperature_c / 40.0, 0.0), 1.0)
+    return (int(round(160 * (1 - t))), int(round(220 - 150 * t)), int(round(255 - 55 * t)))
+
+
+def _segment_description(number: int, name: str) -> hd.seg.SegmentDescription:
+    """The coded concepts, algorithm and colour of one segment, from its name."""
+    isotherm = _ISOTHERM.match(name)
+    if isotherm:
+        category = CodedConcept("309825002", "SCT", "Spatial and Relational Concept")
+        code, meaning = _LOCAL_CODES["isotherm"]
+        kind = CodedConcept(code, LOCAL_SCHEME, meaning)
+        family = CodedConcept(*_LOCAL_CODES["simulation"][:1], LOCAL_SCHEME, _LOCAL_CODES["simulation"][1])
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name="cryoplan thermal simulation", version=__version__, family=family
+        )
+        colour = _isotherm_colour(float(isotherm.group(1)))
+    else:
+        if name == "margin":
+            category = CodedConcept("309825002", "SCT", "Spatial and Relational Concept")
+            kind = CodedConcept(_LOCAL_CODES["margin"][0], LOCAL_SCHEME, _LOCAL_CODES["margin"][1])
+        elif name == "tumour":
+            category = CodedConcept("49755003", "SCT", "Morphologically Abnormal Structure")
+            kind = CodedConcept(*_STRUCTURE_CODES[name][:1], "SCT", _STRUCTURE_CODES[name][1])
+        elif name in _STRUCTURE_CODES:
+            category = CodedConcept("91723000", "SCT", "Anatomical Structure")
+            kind = CodedConcept(_STRUCTURE_CODES[name][0], "SCT", _STRUCTURE_CODES[name][1])
+        else:
+            category = CodedConcept("85756007", "SCT", "Tissue")
+            kind = CodedConcept("85756007", "SCT", "Tissue")
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name="cryoplan", version=__version__, family=CodedConcept("123104", "DCM", "Morphological Operations")
+        )
+        colour = _COLOURS.get(name, (128, 128, 128))
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=name[:64],
+        segmented_property_category=category,
+        segmented_property_type=kind,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+        display_color=hd.color.CIELabColor.from_rgb(*colour),
+    )
+
+
+@contextlib.contextmanager
+def copied_names_allowed():
+    """Silence highdicom's doubt about single-component person names: the name is the source's, copied
+    as it is (changing it would break the link to the patient)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*unlikely to represent the intended person name", category=UserWarning
+        )
+        yield
+
+
+def declare_local_scheme(dataset) -> None:
+    """Add the private coding scheme to the CodingSchemeIdentificationSequence (PS3.3 C.12.1.1.2)."""
+    item = pydicom.Dataset()
+    item.CodingSchemeDesignator = LOCAL_SCHEME
+    item.CodingSchemeName = "cryoplan local codes"
+    item.CodingSchemeResponsibleOrganization = "cryoplan"
+    dataset.CodingSchemeIdentificationSequence = [item]
+
+
+def source_grid_shape(series: Series) -> tuple[int, int, int]:
+    """Shape of the `Volume` that `read_volume` gives for the series, which masks to export must have."""
+    return (int(series.headers[0].Columns), int(series.headers[0].Rows), len(series.files))
+
 
 def write_dicom_seg(
     masks: dict[str, np.ndarray],
@@ -139,15 +241,22 @@ def write_dicom_seg(
     path: str | Path,
     description: str,
     series_uid: str | None = None,
+    series_number: int = 900,
 ) -> None:
     """Write binary masks as a DICOM Segmentation whose frames reference the source series' images.
+
+    Every segment is coded (SNOMED CT for anatomy and the tumour; local codes, declared in the object, for
+    isotherms and the margin), computed AUTOMATICally by cryoplan (its version in the algorithm
+    identification), with a recommended display colour. The source's UIDs are repaired as on reading, so a
+    series without SOP or study UIDs outside its file meta still gives a valid SEG.
 
     Parameters
     ----------
     masks : dict of str to numpy.ndarray
         Segment label → boolean array on the grid of the source series as `read_volume` returns it.
-        Known structure names get their SNOMED CT type; others (isotherms, ablation zones) the generic
-        type "Tissue" with the name as SegmentLabel.
+        Known structure names ("liver", "tumour", "portal_vein", ...) get their SNOMED CT type, "margin"
+        the margin concept, "isotherm -40 C" and the like the isotherm concept; others the generic type
+        "Tissue" with the name as SegmentLabel.
     source : str or Path
         Folder of the DICOM series the masks were drawn on.
     path : str or Path
@@ -156,68 +265,64 @@ def write_dicom_seg(
         SeriesDescription of the SEG.
     series_uid : str, optional
         SeriesInstanceUID of the source when its folder holds several series.
+    series_number : int
+        SeriesNumber of the SEG.
 
     References
     ----------
-    DICOM PS3.3 A.51 (Segmentation IOD), built with highdicom (Herrmann et al., J Digit Imaging 2022).
+    DICOM PS3.3 A.51 (Segmentation IOD) and C.8.20.2 (Segment Description); built with highdicom (Herrmann
+    et al., J Digit Imaging 2022;35:1719).
     """
     if not masks:
         raise InputError("masks", "at least one mask to write", "none")
-    source = Path(source)
-    if not source.is_dir():
-        raise InputError(str(source), "the folder of the source DICOM series", "not a folder")
-    series = find_series(source, series_uid)
-    shape = (int(series.headers[0].Columns), int(series.headers[0].Rows), len(series.files))
+    series, images = export_source(source, series_uid)
+    shape = source_grid_shape(series)
     for name, mask in masks.items():
         if np.shape(mask) != shape:
             raise InputError(
                 f"masks.{name}", f"a mask of shape {list(shape)} (the source series grid)", list(np.shape(mask))
             )
-    if not plain_stack(series):
-        raise InputError(str(source), "a source series without gantry tilt or uneven spacing for DICOM-SEG export")
-    images = [dcmread(file) for file in series.files]
     pixel_array = np.stack(
         [np.stack([np.asarray(mask, bool)[:, :, k].T for k in range(shape[2])]) for mask in masks.values()], axis=-1
     )
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="cryoplan", version=__version__, family=CodedConcept("123109", "DCM", "Manual Processing")
-    )
-    descriptions = []
-    for number, name in enumerate(masks, start=1):
-        code, meaning = _STRUCTURE_CODES.get(name, ("85756007", "Tissue"))
-        category = (
-            ("49755003", "Morphologically abnormal structure")
-            if name == "tumour"
-            else ("91723000", "Anatomical structure")
+    descriptions = [_segment_description(number, name) for number, name in enumerate(masks, start=1)]
+    source_uid = str(images[0].SeriesInstanceUID)
+    content = hashlib.sha256(np.packbits(pixel_array).tobytes()).hexdigest()
+    with copied_names_allowed():
+        seg = hd.seg.Segmentation(
+            source_images=images,
+            pixel_array=pixel_array.astype(np.uint8),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=derived_uid("seg-series", source_uid, description, *masks, content),
+            series_number=series_number,
+            sop_instance_uid=derived_uid("seg-instance", source_uid, description, *masks, content),
+            instance_number=1,
+            manufacturer="cryoplan",
+            manufacturer_model_name="cryoplan",
+            software_versions=__version__,
+            device_serial_number="0",
+            series_description=description[:64],
+            omit_empty_frames=False,
         )
-        if name not in _STRUCTURE_CODES:
-            category = ("85756007", "Tissue")
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=name,
-                segmented_property_category=CodedConcept(category[0], "SCT", category[1]),
-                segmented_property_type=CodedConcept(code, "SCT", meaning),
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-                algorithm_identification=algorithm,
-            )
-        )
-    source_uid = str(series.headers[0].SeriesInstanceUID)
-    seg = hd.seg.Segmentation(
-        source_images=images,
-        pixel_array=pixel_array.astype(np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions,
-        series_instance_uid=derived_uid("seg-series", source_uid, description, *masks),
-        series_number=900,
-        sop_instance_uid=derived_uid("seg-instance", source_uid, description, *masks),
-        instance_number=1,
-        manufacturer="cryoplan",
-        manufacturer_model_name="cryoplan",
-        software_versions=__version__,
-        device_serial_number="0",
-        series_description=description[:64],
-        omit_empty_frames=False,
-    )
+    if any(
+        item.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator == LOCAL_SCHEME for item in seg.SegmentSequence
+    ):
+        declare_local_scheme(seg)
     with atomic_path(path) as tmp:
         seg.save_as(tmp)
+
+
+def export_source(source: str | Path, series_uid: str | None) -> tuple[Series, list[pydicom.Dataset]]:
+    """The source series and its full datasets, checked for export onto its own grid."""
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(str(source), "the folder of the source DICOM series", "not a folder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImagingWarning)  # said when the series was read for planning
+        series = find_series(source, series_uid)
+    if series.frames is not None:
+        raise InputError(str(source), "a single-frame source series for DICOM export", "an enhanced multi-frame image")
+    if not plain_stack(series):
+        raise InputError(str(source), "a source series without gantry tilt or uneven spacing for DICOM export")
+    return series, source_datasets(series)

@@ -486,3 +486,20 @@ def plain_stack(series: Series) -> bool:
     inplane = offsets - np.outer(offsets @ normal, normal)
     steps = np.diff(series.positions @ normal)
     return bool(np.abs(inplane).max() < 1e-2 and steps.max() - steps.min() <= SPACING_REL_TOL * np.median(steps))
+
+
+def source_datasets(series: Series) -> list[pydicom.Dataset]:
+    """Full datasets of the series' images in slice order, ready to be referenced by a derived object.
+
+    UIDs are repaired as on reading (`repair_uids`), and an empty SpecificCharacterSet, which means the
+    default repertoire, is dropped: derived objects copy it, and an empty value is not a defined term
+    (PS3.3 C.12.1.1.2).
+    """
+    datasets = []
+    for file in dict.fromkeys(series.files):
+        dataset = dcmread(file)
+        repair_uids(dataset)
+        if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
+            del dataset.SpecificCharacterSet
+        datasets.append(dataset)
+    return datasets
