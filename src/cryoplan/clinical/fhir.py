@@ -260,7 +260,7 @@ def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
             read.unused.append(f"{kind}/{resource.id or '?'}: resource type not used")
 
     if len(patients) != 1:
-        raise InputError(f"{source}: Bundle.entry", "exactly one Patient", f"{len(patients)} Patients")
+        raise InputError(f"{source}: Bundle.entry", "exactly one Patient", len(patients))
 
     labs: dict[str, Any] = {}
     patient: dict[str, Any] = {}
