@@ -1,4 +1,8 @@
-"""Writing outputs so that nothing half-written is left behind: write to a temporary path, then rename."""
+"""Writing outputs so that nothing half-written is left behind: write to a temporary path, then rename.
+
+Outputs get the permissions the user's umask gives a new file (0644 under the usual 022), not the 0600 of
+a private temporary file, so that a shared folder's readers can open them.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,25 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (changing it briefly would
+    race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed to `path`, on failure removed."""
+    """Yield a temporary path beside `path`; on success it is renamed to `path` with the permissions the
+    umask gives a new file, on failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -22,6 +42,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.is_file():
+            tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
