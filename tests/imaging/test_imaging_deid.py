@@ -3,14 +3,19 @@ consistently across a series and its segmentation."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pydicom
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.imaging import read_labels, read_volume, write_dicom_seg, write_dicom_series
+from cryoplan.imaging import ImagingWarning, read_labels, read_volume, write_dicom_seg, write_dicom_series
 from cryoplan.imaging.deid import deidentify_files
+from cryoplan.imaging.io.dicom_series import repair_uids
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
+
+from .dicom_validation import dciodvfy_errors
 
 
 @pytest.fixture()
@@ -70,3 +75,30 @@ def test_another_key_gives_other_uids_and_burned_in_annotation_is_refused(series
     with pytest.raises(InputError, match="BurnedInAnnotation"):
         deidentify_files([tmp_path / "ct"], tmp_path / "c", pseudonym="P", key="one")
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("name", ["03_totalseg_dicom_ct_series/dicom", "04_dcmqi_ct3slice_dicomseg/ct-3slice"])
+def test_deidentified_real_series_and_its_seg_stay_valid(shared_data, tmp_path, name):
+    source = shared_data / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImagingWarning)  # set 03's repaired UIDs
+        ct = read_volume(source)
+    liver_like = np.zeros(ct.shape, dtype=bool)
+    liver_like[150:350, 150:350, :] = True
+    write_dicom_seg({"liver": liver_like, "isotherm -40 C": liver_like}, source, tmp_path / "seg" / "seg.dcm", "plan")
+    (seg_file,) = deidentify_files([tmp_path / "seg"], tmp_path / "out_seg", pseudonym="CRYO-7", key="k")
+    seg = pydicom.dcmread(seg_file)
+    # Type 1 in the SEG's modules, so replaced by dummies rather than removed
+    assert seg.DeviceSerialNumber and seg.ContentDate and seg.ContentTime
+    assert dciodvfy_errors(seg_file) == []
+    # De-identification adds no error to the CT's own (both sets lack Laterality, Type 2C); the baseline is
+    # the source with its UIDs repaired, as set 03 without SOPClassUID cannot be validated at all.
+    first = sorted(source.iterdir())[0]
+    baseline = pydicom.dcmread(first)
+    repair_uids(baseline)
+    if "SpecificCharacterSet" in baseline and not baseline.SpecificCharacterSet:
+        del baseline.SpecificCharacterSet
+    baseline.save_as(tmp_path / "baseline.dcm")
+    deidentify_files([first], tmp_path / "out_ct", pseudonym="CRYO-7", key="k")
+    (written,) = (tmp_path / "out_ct").iterdir()
+    assert set(dciodvfy_errors(written)) <= set(dciodvfy_errors(tmp_path / "baseline.dcm"))

@@ -19,6 +19,7 @@ from pydicom.uid import UID
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.io import derived_uid
+from cryoplan.imaging.io.dicom_series import repair_uids
 from cryoplan.output import atomic_directory
 
 # PS3.15 Table E.1-1 actions for the attributes a CT/MR/SEG export carries. Z: empty (type 2 attributes),
@@ -101,6 +102,11 @@ _REMOVE = (
 )
 _METHOD_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
+# Attributes whose PS3.15 Table E.1-1 action includes D (dummy) for when the IOD makes them Type 1: the
+# Multi-frame Functional Groups module (ContentDate, ContentTime) and the Enhanced General Equipment module
+# (DeviceSerialNumber) of SEG, Parametric Map and enhanced CT/MR objects (PS3.3 C.7.6.16, C.7.5.2).
+_DUMMY_IN_MULTIFRAME = {"ContentDate": "19000101", "ContentTime": "000000", "DeviceSerialNumber": "0"}
+
 
 def _is_registered(uid: str) -> bool:
     """True for UIDs of the DICOM registry (SOP classes, transfer syntaxes, ...), which carry no identity."""
@@ -115,6 +121,10 @@ def deidentified_uid(uid: str, key: str) -> str:
 def deidentify_dataset(dataset: Dataset, pseudonym: str, key: str) -> Dataset:
     """Apply the basic profile to one dataset in place and return it.
 
+    Attributes the profile lets replace with a dummy (action D) get one where the object's IOD requires
+    them (Type 1 in multi-frame objects such as a SEG), so the de-identified object stays valid; an empty
+    SpecificCharacterSet is dropped for the same reason.
+
     Parameters
     ----------
     dataset : pydicom.Dataset
@@ -126,6 +136,9 @@ def deidentify_dataset(dataset: Dataset, pseudonym: str, key: str) -> Dataset:
     if str(dataset.get("BurnedInAnnotation", "")).upper() == "YES":
         raise InputError("BurnedInAnnotation", "images without burned-in annotation (pixel data is not cleaned)", "YES")
     dataset.remove_private_tags()
+    repair_uids(dataset)  # empty SOP, study or series UIDs would leave the file meta without its instance UID
+    multiframe = "PerFrameFunctionalGroupsSequence" in dataset
+    dummies = {k: v for k, v in _DUMMY_IN_MULTIFRAME.items() if k in dataset} if multiframe else {}
 
     def visit(item: Dataset) -> None:
         for keyword in _REMOVE:
@@ -144,6 +157,10 @@ def deidentify_dataset(dataset: Dataset, pseudonym: str, key: str) -> Dataset:
                 element.value = replaced if element.VM > 1 else replaced[0]
 
     visit(dataset)
+    for keyword, value in dummies.items():
+        setattr(dataset, keyword, value)
+    if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
+        del dataset.SpecificCharacterSet  # empty is not a defined term; absent means the default repertoire
     dataset.PatientName = pseudonym
     dataset.PatientID = pseudonym
     dataset.PatientIdentityRemoved = "YES"
