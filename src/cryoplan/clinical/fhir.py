@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
 from cryoplan import units
@@ -233,9 +234,6 @@ def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
         When the bundle is not valid FHIR R4, has no Patient or several, no liver-tumour Condition,
         contradicting tumour diagnoses, or a lab value without an accepted unit.
     """
-    # fhir.resources takes 0.6 s to import: only when a bundle is read, not whenever cryoplan.clinical is.
-    from fhir.resources.R4B.bundle import Bundle
-
     try:
         parsed = Bundle.model_validate(bundle)
     except ValidationError as error:

@@ -1,0 +1,38 @@
+"""JSON Schemas of cryoplan's JSON documents, generated from pydantic models.
+
+`SCHEMAS` names each document; `json_schema(name)` gives its JSON Schema (draft 2020-12, as pydantic writes
+it) and `cryoplan schema NAME` prints it. The case file's schema comes from the `cryoplan.case.Case` model
+itself; the documents cryoplan writes are described by the models of `cryoplan.schemas.documents`, which
+tests validate real outputs against, so a schema cannot drift from what is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from cryoplan.case import Case
+from cryoplan.schemas.documents import AssessmentDocument, BatchSummary
+
+#: Document name → (what it is, the model or type describing it).
+SCHEMAS: dict[str, tuple[str, Any]] = {
+    "case": ("a case file (YAML or JSON), input of assess, plan and batch", Case),
+    "assessment": ("the output of `cryoplan assess --format json`: an array of assessments", list[AssessmentDocument]),
+    "batch": ("summary.json of `cryoplan batch`: one row per case", BatchSummary),
+}
+
+
+def json_schema(name: str) -> dict:
+    """The JSON Schema of the document `name` (a key of `SCHEMAS`), with its title and ``$id``."""
+    description, model = SCHEMAS[name]
+    schema = model.model_json_schema() if isinstance(model, type) and issubclass(model, BaseModel) else None
+    if schema is None:
+        schema = TypeAdapter(model).json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"urn:cryoplan:schema:{name}",
+        "title": f"cryoplan {name}",
+        "description": description,
+        **schema,
+    }

@@ -1,0 +1,111 @@
+"""Pydantic models of the JSON documents cryoplan writes, the source of their published JSON Schemas.
+
+Every model forbids fields it does not name, so validating a real output against it (as the tests do)
+fails on any key the schema does not describe.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class ChildPughDocument(_Document):
+    """Child-Pugh points (5-15), class, label (class and points) and each component's points."""
+
+    points: int = Field(ge=5, le=15)
+    child_class: Literal["A", "B", "C"] = Field(alias="class")
+    label: str
+    components: dict[str, int]
+
+
+class AlbiDocument(_Document):
+    score: float
+    grade: Literal[1, 2, 3]
+
+
+class MeldDocument(_Document):
+    meld: int | None
+    meld_na: int | None
+    meld_3: int | None
+    note: str | None
+
+
+class BclcDocument(_Document):
+    stage: Literal["0", "A", "B", "C", "D"] | None
+    burden_stage: Literal["0", "A", "B", "C", "D"] | None
+    liver_function_preserved: bool | None
+    reason: str
+
+
+class TransplantDocument(_Document):
+    milan: bool | None
+    ucsf: bool | None
+    up_to_seven: bool | None
+
+
+class CriterionDocument(_Document):
+    id: str
+    value: float | int | str | None
+    unit: str | None
+    status: Literal["preferred", "conditional", "review", "contraindicated", "unknown", "not_applicable"]
+    note: str
+    source: str
+
+
+class RecommendationDocument(_Document):
+    id: str
+    text: str
+    reason: str
+    source: str
+
+
+class AssessmentDocument(_Document):
+    """One case's assessment (``cryoplan assess --format json`` writes an array of them)."""
+
+    schema_version: Literal[1]
+    case_id: str | None
+    diagnosis: str
+    child_pugh: ChildPughDocument | None
+    albi: AlbiDocument | None
+    meld: MeldDocument
+    bclc: BclcDocument | None = Field(description="HCC only; null for metastases")
+    transplant: TransplantDocument | None = Field(description="HCC only; null for metastases")
+    total_tumour_volume_ml: float | None
+    criteria: list[CriterionDocument]
+    verdict: Literal["suitable", "suitable_with_conditions", "mdt_review", "not_recommended"]
+    recommendations: list[RecommendationDocument]
+    missing_inputs: list[str]
+    unused_fhir_observations: list[str]
+    imaging_flags: list[str]
+    input_notes: list[str]
+
+
+class BatchRow(_Document):
+    """One case of a batch: its file, what was run, the outcome, and the outputs or the error."""
+
+    case: str = Field(description="the case file as given")
+    case_id: str | None
+    task: Literal["assess", "plan"]
+    status: Literal["ok", "error"]
+    verdict: Literal["suitable", "suitable_with_conditions", "mdt_review", "not_recommended"] | None
+    outputs: list[str] = Field(description="files written, relative to the output folder")
+    error: str | None
+    elapsed_s: float = Field(ge=0)
+    worker: str | None = Field(description="address of the Dask worker that ran the case")
+
+
+class BatchSummary(_Document):
+    """summary.json of ``cryoplan batch``."""
+
+    schema_version: Literal[1]
+    cryoplan_version: str
+    scheduler: str = Field(description="the Dask scheduler's address")
+    cases: list[BatchRow]
+    ok_count: int = Field(ge=0)
+    error_count: int = Field(ge=0)
