@@ -131,11 +131,12 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     page.wait_for_url(server.url + "/")
 
     page.click("text=New case")
-    page.fill('input[name="label"]', "Browser test patient")
+    page.click("details.advanced summary")  # the JSON view of the case form
+    page.fill('#json-form input[name="label"]', "Browser test patient")
     lesion = {**CASE_DOCUMENT["lesions"][0], "diameter_mm": TUMOUR_DIAMETER_MM}
     document = {**CASE_DOCUMENT, "lesions": [lesion], "imaging": {"labels_map": LABELS_MAP}}
-    page.fill('textarea[name="case_document"]', json.dumps(document))
-    page.click('button:has-text("Create case")')
+    page.fill('#json-form textarea[name="case_document"]', json.dumps(document))
+    page.click('#json-form button[type="submit"]')
     page.wait_for_url("**/cases/*")
     assert page.locator("h1").inner_text().endswith("Browser test patient")
     assert "Verdict:" in page.locator("#assessment").inner_text()

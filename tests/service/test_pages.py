@@ -31,7 +31,14 @@ def finished_plan_job(service, case_id: int) -> int:
             "schema_version": 1,
             "settings": {"lethal_isotherm_c": -40.0, "margin_mm": 5.0},
             "lesions": [
-                {"id": "L1", "probes": [{}, {}], "coverage": {"lethal_coverage_pct": 98.7, "min_margin_mm": 4.2}}
+                {
+                    "id": "L1",
+                    "probes": [
+                        {"type": "17g-rod", "tip_lps_mm": [1, 2, 3]},
+                        {"type": "17g-rod", "tip_lps_mm": [4, 5, 6]},
+                    ],
+                    "coverage": {"tumour_covered_pct": 100.0, "margin_covered_pct": 98.7, "min_margin_mm": 4.2},
+                }
             ],
             "liver_volume_ml": 1523.4,
             "frozen_volume_ml": 61.2,
@@ -53,14 +60,14 @@ def test_case_page_shows_the_plan(service):
     for shown in (
         "-40.0 °C",
         "61.2 ml",
-        "0.0321",
-        "lethal_coverage_pct 98.7",
-        "min_margin_mm 4.2",
+        "3.2 %",  # the frozen liver fraction, 0.0321
+        '<td class="margin-covered">98.7 %</td>',
+        "<td>4.2 mm</td>",
         f'src="/api/jobs/{job_id}/files/figures/coverage_curve.png"',
     ):
         assert shown in page, shown
     report = client.get(f"/api/cases/{case['id']}/report.html").text
-    assert "lethal_coverage_pct 98.7" in report
+    assert '<td class="margin-covered">98.7 %</td>' in report
     figure = client.get(f"/api/jobs/{job_id}/files/figures/coverage_curve.png")
     assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
     plan = client.get(f"/api/jobs/{job_id}/files/plan.json")

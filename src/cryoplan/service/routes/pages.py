@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from cryoplan.errors import InputError
 from cryoplan.service import reports, store
@@ -26,7 +26,8 @@ from cryoplan.service.auth import (
 )
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
-from cryoplan.service.models import CaseStatus, Role
+from cryoplan.service.models import AuditEvent, CaseStatus, Role
+from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -35,14 +36,6 @@ Editor = Annotated[Actor, Depends(requires(*EDITORS, page=True))]
 Clinician = Annotated[Actor, Depends(requires(*CLINICAL, page=True))]
 Admin = Annotated[Actor, Depends(requires(*ADMIN, page=True))]
 AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Role.clinician, page=True))]
-
-NEW_CASE_TEMPLATE = {
-    "schema_version": 1,
-    "patient": {"age": None, "sex": None, "ecog": None},
-    "diagnosis": {"type": "hcc", "cirrhosis": None, "liver_disease": None},
-    "labs": {},
-    "lesions": [],
-}
 
 
 def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context) -> HTMLResponse:
@@ -53,14 +46,6 @@ def render(request: Request, name: str, actor: Actor | None, status_code: int = 
 
 def back_to(case_id: int) -> RedirectResponse:
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
-
-
-def parse_json(text: str) -> dict:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError("case_document", "valid JSON", f"line {error.lineno}: {error.msg}") from None
-    return document
 
 
 @router.get("/login")
@@ -135,26 +120,77 @@ def case_list(
     )
 
 
-@router.get("/cases/new")
-def new_case_page(request: Request, actor: Editor) -> HTMLResponse:
-    return render(request, "case_new.html", actor, case_document=json.dumps(NEW_CASE_TEMPLATE, indent=2))
+# Typed and measured lesion sizes and distances disagree when they differ by more than this many mm or this
+# fraction of the measured value, whichever is larger (about two voxels of a 1.5 mm CT, or a fifth).
+DISCREPANCY_MM = 3.0
+DISCREPANCY_FRACTION = 0.2
+MEASURED = (
+    ("diameter_mm", "max_diameter_mm", "largest diameter"),
+    ("distance_to_major_vessel_mm", "distance_to_major_vessel_mm", "distance to the nearest major vessel"),
+    ("distance_to_bile_duct_mm", "distance_to_bile_duct_mm", "distance to the nearest bile duct"),
+)
 
 
-@router.post("/cases/new")
-def new_case(
-    request: Request, actor: Editor, label: Annotated[str, Form()], case_document: Annotated[str, Form()]
-) -> Response:
-    try:
-        with transaction(request) as db:
-            case = store.create_case(db, actor, label, parse_json(case_document))
-    except InputError as error:
-        return render(request, "case_new.html", actor, 422, error=str(error), label=label, case_document=case_document)
-    return back_to(case.id)
+def discrepancies(document: dict, plan: dict | None) -> list[dict]:
+    """Where a typed lesion value (the case document) and the images' measurement (the plan) disagree."""
+    if plan is None:
+        return []
+    typed = {lesion.get("id"): lesion for lesion in document.get("lesions") or [] if isinstance(lesion, dict)}
+    found = []
+    for lesion in plan.get("lesions") or []:
+        measured, entered = lesion.get("imaging") or {}, typed.get(lesion.get("id"))
+        if not entered:
+            continue
+        for typed_key, measured_key, quantity in MEASURED:
+            a, b = entered.get(typed_key), measured.get(measured_key)
+            if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+                continue
+            if abs(a - b) > max(DISCREPANCY_MM, DISCREPANCY_FRACTION * abs(b)):
+                found.append(
+                    {
+                        "lesion_id": lesion["id"],
+                        "quantity": quantity,
+                        "typed_mm": a,
+                        "measured_mm": b,
+                        "used": "The plan and its assessment use the measured value; the eligibility assessment "
+                        "of the case (above) uses the typed one.",
+                    }
+                )
+    return found
 
 
-def plan_context(db, runner, case_id: int) -> dict:
-    """What the plan panel shows: the case's newest finished plan, its figures and its isotherm masks."""
-    plan_job = store.latest_plan_job(db, case_id)
+def stale_reasons(db, case, plan_job) -> list[str]:
+    """Why the case's plan no longer matches the case: the case file edited or images uploaded after it."""
+    if plan_job is None:
+        return []
+    reasons = []
+    edits = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.case_id == case.id,
+            AuditEvent.action == "update",
+            AuditEvent.object_type == "case",
+            AuditEvent.detail.contains("case_document"),
+            AuditEvent.at > plan_job.created_at,
+        )
+    ).all()
+    if edits:
+        last = edits[-1]
+        reasons.append(f"the case file was edited after the plan ({last.at:%Y-%m-%d %H:%M} by {last.username})")
+    for document in store.documents(db, case.id):
+        if document.purpose in ("ct", "labels") and _aware(document.uploaded_at) > _aware(plan_job.created_at):
+            what = "a CT" if document.purpose == "ct" else "a segmentation"
+            reasons.append(f"{what} was uploaded after the plan (“{document.original_name}”)")
+    return reasons
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC datetimes
+
+
+def plan_context(db, runner, case) -> dict:
+    """What the plan panel shows: the case's newest finished plan, its figures, its isotherm masks, and
+    whether it is out of date or disagrees with the typed values."""
+    plan_job = store.latest_plan_job(db, case.id)
     plan_dir = None if plan_job is None else runner.output_dir(plan_job.id)
     plan = reports.plan_summary(plan_dir)
     return dict(
@@ -162,6 +198,10 @@ def plan_context(db, runner, case_id: int) -> dict:
         plan_job=plan_job,
         figures=(plan or {}).get("outputs", {}).get("figures", []),
         isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
+        plan_status={
+            "stale": stale_reasons(db, case, plan_job) if plan else [],
+            "discrepancies": discrepancies(case.case_document, plan),
+        },
     )
 
 
@@ -170,7 +210,7 @@ def plan_panel(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     """The plan results alone, for the case page to swap in when a job finishes."""
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id)
-        context = plan_context(db, request.app.state.runner, case_id)
+        context = plan_context(db, request.app.state.runner, case)
     return render(request, "_plan_panel.html", actor, case=case, **context)
 
 
@@ -183,7 +223,7 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
         images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
         jobs = store.jobs(db, case_id)
         context = dict(
-            **plan_context(db, runner, case_id),
+            **plan_context(db, runner, case),
             case=case,
             document=case.case_document,
             assessment=case.assessment,
@@ -195,6 +235,7 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
             job_kinds=job_kinds(),
             uncertainty_samples=request.app.state.settings.uncertainty_samples,
             job_kind_labels=JOB_KIND_LABELS,
+            lab_warnings=lab_warnings(case.case_document),
             history=store.status_history(db, case_id),
             decisions=store.board_decisions(db, case_id),
             messages=store.messages(db, case_id),
@@ -202,28 +243,8 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
             steps=store.allowed_steps(case, actor.role),
             can_edit=actor.role in EDITORS,
             can_audit=actor.role != Role.viewer,
-            case_document_text=json.dumps(case.case_document, indent=2, ensure_ascii=False),
         )
     return render(request, "case.html", actor, **context)
-
-
-@router.post("/cases/{case_id}/edit")
-def edit_case(
-    request: Request,
-    case_id: Id,
-    actor: Editor,
-    version: Annotated[int, Form()],
-    label: Annotated[str, Form()],
-    case_document: Annotated[str, Form()],
-    board_date: Annotated[str, Form()] = "",
-) -> Response:
-    try:
-        date = dt.date.fromisoformat(board_date) if board_date else None
-    except ValueError:
-        raise InputError("board_date", "a date YYYY-MM-DD", board_date) from None
-    with transaction(request) as db:
-        store.update_case(db, actor, case_id, version, label, parse_json(case_document), date)
-    return back_to(case_id)
 
 
 @router.post("/cases/{case_id}/status")
