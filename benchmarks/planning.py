@@ -18,7 +18,7 @@ from common import copy_bandwidth_gb_s
 
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 from cryoplan.planning.pipeline import plan_case
-from cryoplan.planning.placement import PlanSettings
+from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.uncertainty import monte_carlo, sample_context
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     settings = PlanSettings()
     for label in ("cold", "warm"):
         started = time.perf_counter()
-        plan = plan_case(phantom, None, settings=settings)
+        plan = plan_case(phantom, settings=settings)
         elapsed = time.perf_counter() - started
         unit = plan.units[0]
         lesion = unit.coverage.lesions[0]

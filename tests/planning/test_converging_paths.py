@@ -19,19 +19,19 @@ from window_phantom import LABEL_MAP, in_bone, window_phantom
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import anatomy_from_labels
 from cryoplan.imaging.io import write_nifti
-from cryoplan.planning.pipeline import plan_case, planning_anatomy
-from cryoplan.planning.placement import (
-    PathMap,
-    PlanSettings,
+from cryoplan.planning.anatomy import planning_anatomy
+from cryoplan.planning.charts import isotherm_chart
+from cryoplan.planning.paths import PathMap, ranked_directions
+from cryoplan.planning.pipeline import plan_case
+from cryoplan.planning.search import (
     ProbePlan,
     build_target,
     converging_spacing_ok,
     estimate,
-    isotherm_chart,
-    ranked_directions,
     search_candidates,
     segment_distance_mm,
 )
+from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import TISSUES, Grid, get_probe, simulate
 
 COARSE = PlanSettings(
@@ -174,12 +174,12 @@ def phantom():
 
 @pytest.fixture(scope="module")
 def converging_plan(phantom):
-    return plan_case(phantom, None, settings=replace(COARSE, paths="converging"))
+    return plan_case(phantom, settings=replace(COARSE, paths="converging"))
 
 
 def test_parallel_paths_cannot_pass_the_window(phantom):
     with pytest.raises(InputError, match="lesions.L1: .*none feasible with parallel paths"):
-        plan_case(phantom, None, settings=COARSE)
+        plan_case(phantom, settings=COARSE)
 
 
 def feasible_pairs(phantom, settings):

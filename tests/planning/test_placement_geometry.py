@@ -8,18 +8,11 @@ import pytest
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import Anatomy
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.pipeline import plan_unit, planning_anatomy
-from cryoplan.planning.placement import (
-    PathMap,
-    PlanningAnatomy,
-    PlanSettings,
-    large_vessel_mask,
-    layout_offsets,
-    min_neighbour_distance,
-    probe_paths,
-    ranked_directions,
-    vessel_components,
-)
+from cryoplan.planning.anatomy import PlanningAnatomy, large_vessel_mask, planning_anatomy, vessel_components
+from cryoplan.planning.paths import PathMap, probe_paths, ranked_directions
+from cryoplan.planning.pipeline import plan_unit
+from cryoplan.planning.search import layout_offsets, min_neighbour_distance
+from cryoplan.planning.settings import PlanSettings
 
 SPACING = np.array([1.0, 1.0, 1.5])
 SHAPE = (120, 110, 80)

@@ -11,8 +11,10 @@ import pytest
 
 from cryoplan.imaging.io import read_volume
 from cryoplan.imaging.phantom import TumourSpec, demo_phantom, make_phantom
+from cryoplan.planning.charts import isotherm_chart
 from cryoplan.planning.pipeline import plan_case
-from cryoplan.planning.placement import PlanSettings, isotherm_chart
+from cryoplan.planning.settings import PlanSettings
+from cryoplan.report.plan_report import write_plan_outputs
 
 COARSE = PlanSettings(
     probe_types=("17g-rod",), freeze_minutes=(10.0, 15.0), grid_mm=2.0, chart_grid_mm=2.0, max_full_simulations=3
@@ -46,7 +48,7 @@ def small_and_large():
     plans = {}
     for diameter in (12.0, 30.0):
         phantom = make_phantom([TumourSpec(CENTRE, diameter)], spacing_mm=2.0, seed=1)
-        plans[diameter] = (phantom, plan_case(phantom, None, settings=COARSE))
+        plans[diameter] = (phantom, plan_case(phantom, settings=COARSE))
     return plans
 
 
@@ -74,7 +76,9 @@ def test_larger_tumours_get_more_probes(small_and_large):
 def demo_plan(tmp_path_factory):
     phantom = demo_phantom(spacing_mm=2.0)
     out = tmp_path_factory.mktemp("demo") / "plan"
-    return phantom, plan_case(phantom, out, settings=COARSE), out
+    plan = plan_case(phantom, settings=COARSE)
+    write_plan_outputs(plan, out)
+    return phantom, plan, out
 
 
 def test_tumour_beside_a_large_vessel_accounts_for_the_heat_sink(demo_plan):

@@ -76,7 +76,7 @@ def _settings(
     freezes,
     paths,
 ):
-    from cryoplan.planning.placement import PlanSettings
+    from cryoplan.planning.settings import PlanSettings
 
     return PlanSettings(
         lethal_isotherm_c=lethal_isotherm_c,
@@ -117,18 +117,20 @@ def _run_plan(
     seed: int = 0,
 ) -> None:
     from cryoplan.planning.pipeline import plan_case
+    from cryoplan.report.plan_report import write_plan_outputs
 
     with _progress() as progress:
-        plan_case(
+        bar = _Bar(progress)
+        plan = plan_case(
             source,
-            out_dir,
             uncertainty_samples=uncertainty,
             scheduler=scheduler,
-            progress=_Bar(progress),
+            progress=bar,
             settings=settings,
             case=case,
             seed=seed,
         )
+        write_plan_outputs(plan, out_dir, progress=bar)
     document = json.loads((out_dir / "plan.json").read_text(encoding="utf-8"))
     if output_format is Format.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -243,7 +245,7 @@ def demo_command(
     6 mm away, Child-Pugh A) and write the report into ./cryoplan-demo/."""
     from cryoplan.case import parse_case
     from cryoplan.imaging.phantom import demo_phantom
-    from cryoplan.planning.placement import PlanSettings
+    from cryoplan.planning.settings import PlanSettings
 
     _stderr.print("building the demo phantom (1 mm CT with its labels)")
     _run_plan(
@@ -324,18 +326,14 @@ def _case_vessels(case_file: Path, pre_image):
     """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case, on the pre-procedural
     image's grid."""
     from cryoplan.clinical import read_case_file
-    from cryoplan.imaging.anatomy import VESSELS
+    from cryoplan.planning.anatomy import vessel_lumen
     from cryoplan.planning.pipeline import load_source
 
     case, _ = read_case_file(case_file)
     ct, anatomy, _, _ = load_source(case)
     if not ct.same_grid(pre_image):
         raise InputError("--case", "the case whose image is the pre-procedural image (--pre-image)", str(case_file))
-    lumen = np.zeros(ct.shape, dtype=bool)
-    for name in VESSELS:
-        if name in anatomy.masks:
-            lumen |= anatomy.masks[name]
-    return pre_image.with_array(lumen.astype(np.uint8))
+    return pre_image.with_array(vessel_lumen(anatomy).astype(np.uint8))
 
 
 def _lethal_depth(
@@ -343,8 +341,8 @@ def _lethal_depth(
 ) -> tuple[float, str]:
     """Depth of the lethal isotherm behind the ice edge, for the erosion: given, or from the probe and
     protocol's isotherm chart."""
+    from cryoplan.planning.charts import isotherm_chart
     from cryoplan.planning.coverage import isotherm_depth_mm
-    from cryoplan.planning.placement import isotherm_chart
 
     if given_mm is not None:
         return given_mm, "given (--lethal-depth-mm)"

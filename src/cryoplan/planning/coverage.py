@@ -463,3 +463,15 @@ def isotherm_depth_mm(
         raise InputError("isotherm_c", f"an isotherm reached by the simulation (none ≤ {isotherm_c:g} °C)")
     depth = signed_distance_mm(min_temperature_c <= edge_c, spacing_mm)
     return float(np.median(depth[surface(inner)]))
+
+
+def coverage_curves(unit) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Coverage curves (`coverage_curve`) of each lesion's tumour and tumour + margin in a planning unit
+    (`cryoplan.planning.pipeline.UnitPlan`)."""
+    curves = {}
+    for lesion_id, mask in unit.lesion_masks.items():
+        curves[f"{lesion_id} tumour"] = coverage_curve(unit.result.min_temperature_c, mask)
+        curves[f"{lesion_id} tumour + margin"] = coverage_curve(
+            unit.result.min_temperature_c, unit.margin_masks[lesion_id]
+        )
+    return curves

@@ -2,7 +2,7 @@
 
 Assessment → imaging → planning units → placement (fast candidates, then full simulations with vessels)
 → coverage → optional uncertainty. Writing the outputs (plan.json, NIfTI, figures, report) is
-`cryoplan.report.plan_report.write_plan_outputs`; `plan_case` calls it when given a folder.
+`cryoplan.report.plan_report.write_plan_outputs`, called by the CLI and the service on the returned plan.
 """
 
 from __future__ import annotations
@@ -12,41 +12,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
+from cryoplan.case import Case
+from cryoplan.clinical import assess
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import (
-    VESSELS,
-    Anatomy,
-    anatomy_from_labels,
-    lesion_components,
-    load_anatomy,
-    measure_lesions,
-)
+from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy
+from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.coverage import Coverage, RiskLimits, coverage, coverage_curve, margin_shell
-from cryoplan.planning.placement import (
-    Candidate,
-    PathMap,
-    PlanningAnatomy,
-    PlanSettings,
-    build_target,
-    escalations,
-    ranked_directions,
-    search_candidates,
-    vessel_components,
-)
+from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy, planning_units
+from cryoplan.planning.coverage import Coverage, margin_shell
+from cryoplan.planning.paths import PathMap, ranked_directions
+from cryoplan.planning.search import Candidate, build_target, escalations, search_candidates
+from cryoplan.planning.settings import PlanSettings
+from cryoplan.planning.simulation import simulate_plan, unit_coverage
+from cryoplan.planning.uncertainty import run_uncertainty
 from cryoplan.progress import Progress
-from cryoplan.thermal import TISSUES, Grid, ThermalResult, Vessel, get_probe, simulate
-
-# Air and lung are below this on CT; the body is what is denser.
-BODY_HU = -400.0
-# A lesion with less than this share of its surroundings in the liver is not a liver lesion.
-MIN_LIVER_CONTACT = 0.25
-# Lesions whose tumour + margin regions come this close share one plan.
-SHARED_PLAN_GAP_MM = 15.0
-# The full simulation's grid reaches this far beyond the target and the probes' active zones.
-SIMULATION_REACH_MM = 25.0
+from cryoplan.thermal import ThermalResult, get_probe
 
 
 @dataclass
@@ -83,193 +64,6 @@ class CasePlan:
     timing_s: dict[str, float]
     source_dicom: Path | None = None
     notes: list[str] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------ inputs
-
-
-def body_mask(ct: Volume) -> np.ndarray:
-    """The patient's body on CT: the largest connected region denser than air, holes filled."""
-    dense = np.asarray(ct.array) > BODY_HU
-    labels, count = ndimage.label(dense)
-    if count == 0:
-        raise InputError("image", "a CT with the patient's body in it (voxels above −400 HU)")
-    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    return ndimage.binary_fill_holes(labels == largest)
-
-
-def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple[PlanningAnatomy, dict[str, dict]]:
-    """The planner's masks and the imaging measurements of each lesion.
-
-    Raises
-    ------
-    InputError
-        No liver, no tumour, or a tumour outside the liver.
-    """
-    masks = anatomy.masks
-    if "liver" not in masks or not masks["liver"].any():
-        raise InputError("imaging.labels.liver", "a liver segmentation")
-    components = lesion_components(anatomy, min_voxels)
-    if not components:
-        raise InputError("imaging.labels.tumour", "at least one tumour voxel")
-    measurements = {m.id: m for m in measure_lesions(anatomy, min_voxels)}
-    lesions = {f"L{n}": mask for n, mask in enumerate(components, start=1)}
-    liver = masks["liver"]
-    for lesion_id, mask in lesions.items():
-        shell = ndimage.binary_dilation(mask, iterations=2) & ~mask
-        contact = float(np.mean(liver[shell] | masks.get("tumour")[shell])) if shell.any() else 0.0
-        if contact < MIN_LIVER_CONTACT:
-            raise InputError(
-                f"lesions.{lesion_id}",
-                "a tumour inside the liver",
-                f"{100 * (1 - contact):.0f} % of its surroundings outside the liver",
-            )
-    vessels = np.zeros(ct.shape, dtype=bool)
-    for name in VESSELS:
-        if name in masks:
-            vessels |= masks[name]
-    heat_sink = {
-        m.id: f"{m.heat_sink_vessel.replace('_', ' ')} of {m.heat_sink_vessel_calibre_mm:.0f} mm within 10 mm"
-        for m in measurements.values()
-        if m.heat_sink and m.heat_sink_vessel
-    }
-    planning = PlanningAnatomy(
-        grid=ct,
-        liver=liver | masks["tumour"],
-        body=body_mask(ct),
-        lesions=lesions,
-        vessels=vessels,
-        bile_duct=masks.get("bile_duct"),
-        gallbladder=masks.get("gallbladder"),
-        bone=masks.get("bone"),
-        heat_sink=heat_sink,
-    )
-    return planning, {k: m.to_json() for k, m in measurements.items()}
-
-
-def planning_units(anatomy: PlanningAnatomy, margin_mm: float) -> list[list[str]]:
-    """Group lesions whose tumour + margin regions lie within `SHARED_PLAN_GAP_MM` of each other."""
-    ids = list(anatomy.lesions)
-    reach = (
-        {i: ndimage.distance_transform_edt(~anatomy.lesions[i], sampling=anatomy.grid.spacing_mm) for i in ids}
-        if len(ids) > 1
-        else {}
-    )
-    parent = {i: i for i in ids}
-
-    def root(i):
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for a in ids:
-        for b in ids:
-            if a < b and reach[a][anatomy.lesions[b]].min() <= 2 * margin_mm + SHARED_PLAN_GAP_MM:
-                parent[root(b)] = root(a)
-    groups: dict[str, list[str]] = {}
-    for i in ids:
-        groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
-
-
-# ------------------------------------------------------------------------------------------ simulation
-
-
-def resample_mask(mask: np.ndarray, source: Volume, grid: Grid) -> np.ndarray:
-    """A mask of `source`'s grid sampled (nearest voxel) at the centres of `grid`."""
-    index = source.lps_to_index(grid.centres_mm())
-    return ndimage.map_coordinates(
-        mask.astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant", cval=0
-    ).astype(bool)
-
-
-def simulation_grid(target_points: np.ndarray, candidate: Candidate, spacing_mm: float) -> Grid:
-    ends = []
-    for probe in candidate.probes:
-        placement = probe.placement()
-        ends += [placement.tip_mm, *placement.active_segment_mm()]
-    return Grid.around(np.vstack([target_points, np.array(ends)]), SIMULATION_REACH_MM, spacing_mm)
-
-
-def simulate_plan(
-    anatomy: PlanningAnatomy,
-    lesion_ids: list[str],
-    candidate: Candidate,
-    settings: PlanSettings,
-    *,
-    tissues=None,
-    probes=None,
-    progress=None,
-    grid_mm: float | None = None,
-):
-    """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
-
-    Returns
-    -------
-    (ThermalResult, lesion_masks, structures, history_points)
-    """
-    target = build_target(anatomy, lesion_ids, settings.margin_mm)
-    grid = simulation_grid(target.margin_points, candidate, grid_mm or settings.grid_mm)
-    lesion_masks = {i: resample_mask(anatomy.lesions[i], anatomy.grid, grid) for i in lesion_ids}
-    tumour = np.any(np.stack(list(lesion_masks.values())), axis=0)
-    large = resample_mask(anatomy.large_vessels(settings.min_vessel_calibre_mm), anatomy.grid, grid)
-    vessels = [Vessel(mask, calibre) for mask, calibre in vessel_components(large, [grid.spacing_mm] * 3)]
-    structures = {"liver": resample_mask(anatomy.liver, anatomy.grid, grid), "large_vessels": large}
-    for name in ("bile_duct", "gallbladder"):
-        mask = getattr(anatomy, name)
-        if mask is not None:
-            structures[name] = resample_mask(mask, anatomy.grid, grid)
-    # Temperature histories at the tumour edge facing the strongest heat sink (or farthest from the
-    # probes) and at the bile duct voxel nearest the tumour.
-    spacing = np.full(3, grid.spacing_mm)
-    surface = tumour & ~ndimage.binary_erosion(tumour)
-    surface_points = grid.origin_mm + np.argwhere(surface) * grid.spacing_mm
-    if large.any():
-        distance = ndimage.distance_transform_edt(~large, sampling=spacing)[surface]
-        edge = surface_points[int(np.argmin(distance))]
-    else:
-        tips = np.array([p.tip_lps_mm for p in candidate.probes])
-        edge = surface_points[
-            int(np.argmax(np.min(np.linalg.norm(surface_points[:, None] - tips[None], axis=-1), axis=1)))
-        ]
-    history_points = {"tumour edge": edge}
-    duct = structures.get("bile_duct")
-    if duct is not None and duct.any():
-        distance = ndimage.distance_transform_edt(~tumour, sampling=spacing)
-        nearest = np.unravel_index(int(np.argmin(np.where(duct, distance, np.inf))), duct.shape)
-        history_points["nearest bile duct"] = grid.origin_mm + np.array(nearest) * grid.spacing_mm
-    result = simulate(
-        grid,
-        probes if probes is not None else [p.placement() for p in candidate.probes],
-        settings.protocol(candidate.freeze_minutes),
-        tissue_labels=tumour.astype(np.int32),
-        tissues=tissues or {0: TISSUES["liver"], 1: TISSUES["tumour"]},
-        vessels=vessels,
-        record_points=history_points,
-        isotherms_c=sorted({0.0, -20.0, -40.0, settings.lethal_isotherm_c}, reverse=True),
-        progress=progress,
-    )
-    return result, lesion_masks, structures, {k: [float(x) for x in v] for k, v in history_points.items()}
-
-
-def unit_coverage(
-    result: ThermalResult, lesion_masks, structures, anatomy: PlanningAnatomy, settings: PlanSettings
-) -> Coverage:
-    return coverage(
-        result.min_temperature_c,
-        [result.grid.spacing_mm] * 3,
-        lesion_masks,
-        liver=structures["liver"],
-        bile_duct=structures.get("bile_duct"),
-        vessels=structures["large_vessels"],
-        gallbladder=structures.get("gallbladder"),
-        lethal_isotherm_c=settings.lethal_isotherm_c,
-        margin_mm=settings.margin_mm,
-        heat_sink_lesions={k: v for k, v in anatomy.heat_sink.items() if k in lesion_masks},
-        limits=RiskLimits(
-            critical_temperature_c=settings.critical_temperature_c, coverage_target_pct=settings.coverage_target_pct
-        ),
-    )
 
 
 def plan_unit(
@@ -366,8 +160,6 @@ def plan_unit(
 
 def load_source(source, case=None):
     """(ct, anatomy, case, source_dicom) from a Case with imaging, or from a phantom."""
-    from cryoplan.case import Case
-
     if isinstance(source, Case):
         imaging = source.imaging
         if imaging is None:
@@ -391,7 +183,6 @@ def load_source(source, case=None):
 
 def plan_case(
     source,
-    out_dir: str | Path | None = None,
     uncertainty_samples: int = 0,
     scheduler: str | None = None,
     progress: Progress | None = None,
@@ -402,13 +193,13 @@ def plan_case(
 ) -> CasePlan:
     """Plan a case: assessment, imaging, placement, full simulation, coverage and optional uncertainty.
 
+    Nothing is written: `cryoplan.report.plan_report.write_plan_outputs` writes the returned plan.
+
     Parameters
     ----------
     source : Case or Phantom
         A case whose imaging section names an image and its segmentation, or a phantom
         (`cryoplan.imaging.phantom`).
-    out_dir : path, optional
-        When given, every output is written there (`write_plan_outputs`).
     uncertainty_samples : int
         Monte Carlo samples of the uncertainty analysis (0: none).
     scheduler : str, optional
@@ -428,9 +219,8 @@ def plan_case(
     ct, anatomy, case, dicom = load_source(source, case)
     assessment = None
     if case is not None:
-        from cryoplan.clinical import assess
-
-        assessment = assess(case).to_dict()
+        measured, flags = case_with_measured_lesions(case, anatomy=anatomy)
+        assessment = assess(measured, imaging_flags=flags).to_dict()
     planning, measurements = planning_anatomy(ct, anatomy)
     timing["imaging_s"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -441,8 +231,6 @@ def plan_case(
     timing["planning_s"] = time.perf_counter() - started
     timing["final_simulation_s"] = float(sum(u.result.elapsed_s for u in units))
     if uncertainty_samples:
-        from cryoplan.planning.uncertainty import run_uncertainty
-
         started = time.perf_counter()
         for unit in units:
             unit.uncertainty = run_uncertainty(
@@ -451,25 +239,7 @@ def plan_case(
         timing["uncertainty_s"] = time.perf_counter() - started
     notes = [
         "Every voxel of the simulation grid outside the tumour is simulated as liver (surrounding organs "
-        "and fat included), and the tumour takes the liver baseline properties (physics.md gives no "
-        "tumour-specific values)."
+        "and fat included), and the tumour takes the liver baseline properties (the tissue library "
+        "has no tumour-specific values)."
     ]
-    plan = CasePlan(settings, assessment, ct, planning, measurements, units, timing, dicom, notes)
-    if out_dir is not None:
-        from cryoplan.report.plan_report import write_plan_outputs
-
-        started = time.perf_counter()
-        write_plan_outputs(plan, Path(out_dir), progress=progress)
-        timing["report_s"] = time.perf_counter() - started
-    return plan
-
-
-def coverage_curves(unit: UnitPlan) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Coverage curves of each lesion's tumour and tumour + margin in a unit."""
-    curves = {}
-    for lesion_id, mask in unit.lesion_masks.items():
-        curves[f"{lesion_id} tumour"] = coverage_curve(unit.result.min_temperature_c, mask)
-        curves[f"{lesion_id} tumour + margin"] = coverage_curve(
-            unit.result.min_temperature_c, unit.margin_masks[lesion_id]
-        )
-    return curves
+    return CasePlan(settings, assessment, ct, planning, measurements, units, timing, dicom, notes)

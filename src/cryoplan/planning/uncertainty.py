@@ -20,6 +20,10 @@ import numpy as np
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
+from cryoplan.planning.anatomy import vessel_components
+from cryoplan.planning.coverage import margin_shell
+from cryoplan.planning.search import build_target
+from cryoplan.planning.simulation import resample_mask, simulation_grid
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, simulate
 
 TIP_SIGMA_MM = 2.0
@@ -150,10 +154,6 @@ def sample_context(
     unit, settings, grid_mm: float | None, tip_sigma_mm: float, direction_sigma_deg: float, anatomy
 ) -> SampleContext:
     """The unit's final simulation set-up, on the uncertainty grid (the final grid unless given)."""
-    from cryoplan.planning.coverage import margin_shell
-    from cryoplan.planning.pipeline import resample_mask, simulation_grid
-    from cryoplan.planning.placement import build_target, vessel_components
-
     target = build_target(anatomy, unit.lesion_ids, settings.margin_mm)
     grid = simulation_grid(target.margin_points, unit.candidate, grid_mm or settings.grid_mm)
     tumour = np.zeros(grid.shape, dtype=bool)

@@ -14,7 +14,9 @@ from cryoplan import __version__
 from cryoplan.imaging.io import write_dicom_seg, write_nifti
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory, write_json, write_text
+from cryoplan.planning.coverage import coverage_curves
 from cryoplan.report import figures
+from cryoplan.thermal import Grid
 
 _environment = Environment(
     loader=PackageLoader("cryoplan.report", "templates"),
@@ -35,7 +37,7 @@ def protocol_document(protocol) -> list[dict]:
 
 
 def plan_document(plan) -> dict:
-    """The plan.json document (schema_version 1; contract of issue 5)."""
+    """The plan.json document (schema_version 1)."""
     settings = plan.settings
     lesions = []
     frozen_total = frozen_liver_total = 0.0
@@ -96,8 +98,6 @@ def plan_document(plan) -> dict:
 
 def combined_min_temperature(plan) -> Volume:
     """Minimum temperature of every unit's final simulation on one axis-aligned grid (37 °C elsewhere)."""
-    from cryoplan.thermal import Grid
-
     grids = [u.result.grid for u in plan.units]
     corners = np.vstack([np.vstack([g.origin_mm, g.extent_mm]) for g in grids])
     grid = Grid.around(corners, 0.0, min(g.spacing_mm for g in grids))
@@ -191,8 +191,6 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
             f"{unit.unit_id}: temperature–time curves at the tumour edge (the point facing the strongest heat "
             "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.",
         )
-        from cryoplan.planning.pipeline import coverage_curves
-
         curves.update(coverage_curves(unit))
         if unit.uncertainty is not None:
             lesion_id = unit.lesion_ids[0]
@@ -237,7 +235,7 @@ def render_plan_html(document: dict, figure_sections: dict, case_label: str) -> 
 
 def write_pdf(html: str, base: Path, path: Path) -> None:
     """Render the HTML report to PDF with WeasyPrint (Kozea), resolving figures against `base`."""
-    from weasyprint import HTML
+    from weasyprint import HTML  # optional heavy import (≈ 1 s): only when a PDF is written
 
     HTML(string=html, base_url=str(base)).write_pdf(path)
 

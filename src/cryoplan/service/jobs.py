@@ -9,12 +9,13 @@ resumes them (runs them again) while attempts remain, or marks them failed with 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from distributed import Client, LocalCluster, get_worker, rejoin, secede
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,8 +24,6 @@ from cryoplan.case import parse_case
 from cryoplan.clinical import assess
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_directory, write_json
-from cryoplan.planning import plan_case
-from cryoplan.planning.placement import PlanSettings
 from cryoplan.service import store
 from cryoplan.service.auth import Actor
 from cryoplan.service.deps import transaction
@@ -32,6 +31,16 @@ from cryoplan.service.models import PLAN_KINDS, Case, Job, JobStatus, utcnow
 from cryoplan.service.store import audit
 
 JOB_KINDS = ("assessment",) + PLAN_KINDS
+# An absolute path of two or more parts, as error messages of readers and writers quote them.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[^\s'\"/:,;()\[\]]+){2,}/?")
+logger = logging.getLogger("cryoplan.service.jobs")
+
+
+def public_error(error: BaseException) -> str:
+    """A job's error as its users see it: the type and message with every absolute path cut to its last
+    part, so that the server's folders and files are not disclosed (the full text goes to the log)."""
+    text = f"{type(error).__name__}: {error}"
+    return _ABSOLUTE_PATH.sub(lambda match: "…/" + PurePosixPath(match.group()).name, text)[:2000]
 
 
 def job_kinds() -> list[str]:
@@ -76,6 +85,14 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
     options : PlanOptions
         Planning choices of plan and uncertainty jobs.
     """
+    # Imported here, in the worker: the web server never plans, so its process does not carry the planning
+    # stack (Numba kernels, SimpleITK, figures), some 150 MB of memory, nor Dask's worker side.
+    from distributed import get_worker, rejoin, secede
+
+    from cryoplan.planning import plan_case
+    from cryoplan.planning.settings import PlanSettings
+    from cryoplan.report.plan_report import write_plan_outputs
+
     stage = {"label": "reading the case"}
 
     def progress(label: str | None, fraction: float) -> None:
@@ -94,7 +111,8 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
         elif kind in PLAN_KINDS:
             settings = PlanSettings(grid_mm=options.grid_mm)
             if kind == "plan":
-                plan_case(case, tmp, progress=progress, settings=settings, seed=options.seed)
+                plan = plan_case(case, progress=progress, settings=settings, seed=options.seed)
+                write_plan_outputs(plan, tmp, progress=progress)
             else:
                 # The Monte Carlo samples are tasks on this same cluster, submitted from here. Leaving the
                 # worker's thread pool while this driver runs lets them use its slot: on a cluster of one
@@ -102,9 +120,8 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                 scheduler = get_worker().scheduler.address
                 secede()
                 try:
-                    plan_case(
+                    plan = plan_case(
                         case,
-                        tmp,
                         uncertainty_samples=options.uncertainty_samples,
                         scheduler=scheduler,
                         progress=progress,
@@ -113,6 +130,7 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                     )
                 finally:
                     rejoin()
+                write_plan_outputs(plan, tmp, progress=progress)
         else:
             raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
     progress("done", 1.0)
@@ -163,6 +181,8 @@ class JobRunner:
     def _dask_client(self):
         with self._lock:
             if self._client is None:
+                from distributed import Client, LocalCluster  # with the first job: the server may never run one
+
                 if self._scheduler:
                     self._client = Client(self._scheduler)
                 else:
@@ -216,7 +236,9 @@ class JobRunner:
             if job is None or job.status != JobStatus.running.value:
                 return
             job.status = JobStatus.failed.value if error else JobStatus.done.value
-            job.error = f"{type(error).__name__}: {error}" if error else None
+            if error:
+                logger.warning("job %s failed: %s: %s", job_id, type(error).__name__, error)
+            job.error = public_error(error) if error else None
             job.progress_fraction = 0.0 if error else 1.0
             job.finished_at = utcnow()
             audit(db, None, "job_" + job.status, "job", job.id, job.case_id, detail=job.error or job.kind)

@@ -1,0 +1,192 @@
+"""The planner's anatomy: the masks it plans on, built from the imaging anatomy, and how lesions group into
+planning units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from cryoplan.errors import InputError
+from cryoplan.imaging.anatomy import (
+    VESSELS,
+    Anatomy,
+    lesion_components,
+    measure_lesions,
+)
+from cryoplan.imaging.volume import Volume
+
+# Air and lung are below this on CT; the body is what is denser.
+BODY_HU = -400.0
+# A lesion with less than this share of its surroundings in the liver is not a liver lesion.
+MIN_LIVER_CONTACT = 0.25
+# Lesions whose tumour + margin regions come this close share one plan.
+SHARED_PLAN_GAP_MM = 15.0
+
+
+@dataclass
+class PlanningAnatomy:
+    """The masks the planner needs, on the image's grid.
+
+    Attributes
+    ----------
+    grid : Volume
+        Geometry of every mask (its array is the CT in HU when one was given).
+    liver, body : numpy.ndarray of bool
+    lesions : dict
+        ``{lesion_id: tumour mask}``.
+    vessels : numpy.ndarray of bool
+        Lumen of every vessel (all vessel classes).
+    bile_duct, gallbladder, bone, bowel : numpy.ndarray of bool or None
+    heat_sink : dict
+        ``{lesion_id: description}`` of lesions with a vessel of ≥ 3 mm within 10 mm (from imaging).
+    """
+
+    grid: Volume
+    liver: np.ndarray
+    body: np.ndarray
+    lesions: dict[str, np.ndarray]
+    vessels: np.ndarray
+    bile_duct: np.ndarray | None = None
+    gallbladder: np.ndarray | None = None
+    bone: np.ndarray | None = None
+    bowel: np.ndarray | None = None
+    heat_sink: dict[str, str] = field(default_factory=dict)
+
+    def large_vessels(self, min_calibre_mm: float) -> np.ndarray:
+        """Vessel voxels belonging to a segment of at least `min_calibre_mm` (a morphological opening:
+        the union of the inscribed balls of that diameter)."""
+        return large_vessel_mask(self.vessels, self.grid.spacing_mm, min_calibre_mm)
+
+    def forbidden(self, min_calibre_mm: float) -> np.ndarray:
+        """Structures no probe path may cross: large vessels, bile ducts, gallbladder, bone, bowel."""
+        mask = self.large_vessels(min_calibre_mm)
+        for extra in (self.bile_duct, self.gallbladder, self.bone, self.bowel):
+            if extra is not None:
+                mask = mask | extra
+        return mask
+
+
+def vessel_lumen(anatomy: Anatomy) -> np.ndarray:
+    """Lumen of every vessel class the segmentation gives (`cryoplan.imaging.anatomy.VESSELS`), as one mask."""
+    lumen = np.zeros(anatomy.grid.shape, dtype=bool)
+    for name in VESSELS:
+        if name in anatomy.masks:
+            lumen |= anatomy.masks[name]
+    return lumen
+
+
+def large_vessel_mask(vessels: np.ndarray, spacing_mm, min_calibre_mm: float) -> np.ndarray:
+    """Voxels of `vessels` inside a ball of diameter `min_calibre_mm` that fits in the lumen.
+
+    The inscribed radius at a voxel is taken as its Euclidean distance (true spacing) to the nearest voxel
+    centre outside the lumen; a centre is accepted when that distance exceeds the radius less half the
+    finest voxel, so that a vessel whose calibre is within a voxel of the threshold counts as large
+    (the safe side for probe paths).
+    """
+    if not vessels.any():
+        return np.zeros_like(vessels, dtype=bool)
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    radius = 0.5 * min_calibre_mm
+    inscribed = ndimage.distance_transform_edt(vessels, sampling=spacing)
+    centres = inscribed > radius - 0.5 * spacing.min()
+    if not centres.any():
+        return np.zeros_like(vessels, dtype=bool)
+    return (ndimage.distance_transform_edt(~centres, sampling=spacing) <= radius) & vessels
+
+
+def vessel_components(lumen: np.ndarray, spacing_mm) -> list[tuple[np.ndarray, float]]:
+    """Connected vessel segments with their calibre: twice the largest distance from a lumen voxel to the
+    nearest voxel outside it (Euclidean distance transform with the true spacing)."""
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    labels, count = ndimage.label(lumen)
+    inscribed = ndimage.distance_transform_edt(lumen, sampling=spacing)
+    components = []
+    for number, box in enumerate(ndimage.find_objects(labels), start=1):
+        mask = np.zeros(lumen.shape, dtype=bool)
+        mask[box] = labels[box] == number
+        calibre = float(2 * inscribed[mask].max())
+        components.append((mask, calibre))
+    return components
+
+
+def body_mask(ct: Volume) -> np.ndarray:
+    """The patient's body on CT: the largest connected region denser than air, holes filled."""
+    dense = np.asarray(ct.array) > BODY_HU
+    labels, count = ndimage.label(dense)
+    if count == 0:
+        raise InputError("image", "a CT with the patient's body in it (voxels above −400 HU)")
+    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    return ndimage.binary_fill_holes(labels == largest)
+
+
+def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple[PlanningAnatomy, dict[str, dict]]:
+    """The planner's masks and the imaging measurements of each lesion.
+
+    Raises
+    ------
+    InputError
+        No liver, no tumour, or a tumour outside the liver.
+    """
+    masks = anatomy.masks
+    if "liver" not in masks or not masks["liver"].any():
+        raise InputError("imaging.labels.liver", "a liver segmentation")
+    components = lesion_components(anatomy, min_voxels)
+    if not components:
+        raise InputError("imaging.labels.tumour", "at least one tumour voxel")
+    measurements = {m.id: m for m in measure_lesions(anatomy, min_voxels)}
+    lesions = {f"L{n}": mask for n, mask in enumerate(components, start=1)}
+    liver = masks["liver"]
+    for lesion_id, mask in lesions.items():
+        shell = ndimage.binary_dilation(mask, iterations=2) & ~mask
+        contact = float(np.mean(liver[shell] | masks.get("tumour")[shell])) if shell.any() else 0.0
+        if contact < MIN_LIVER_CONTACT:
+            raise InputError(
+                f"lesions.{lesion_id}",
+                "a tumour inside the liver",
+                f"{100 * (1 - contact):.0f} % of its surroundings outside the liver",
+            )
+    vessels = vessel_lumen(anatomy)
+    heat_sink = {
+        m.id: f"{m.heat_sink_vessel.replace('_', ' ')} of {m.heat_sink_vessel_calibre_mm:.0f} mm within 10 mm"
+        for m in measurements.values()
+        if m.heat_sink and m.heat_sink_vessel
+    }
+    planning = PlanningAnatomy(
+        grid=ct,
+        liver=liver | masks["tumour"],
+        body=body_mask(ct),
+        lesions=lesions,
+        vessels=vessels,
+        bile_duct=masks.get("bile_duct"),
+        gallbladder=masks.get("gallbladder"),
+        bone=masks.get("bone"),
+        heat_sink=heat_sink,
+    )
+    return planning, {k: m.to_json() for k, m in measurements.items()}
+
+
+def planning_units(anatomy: PlanningAnatomy, margin_mm: float) -> list[list[str]]:
+    """Group lesions whose tumour + margin regions lie within `SHARED_PLAN_GAP_MM` of each other."""
+    ids = list(anatomy.lesions)
+    reach = (
+        {i: ndimage.distance_transform_edt(~anatomy.lesions[i], sampling=anatomy.grid.spacing_mm) for i in ids}
+        if len(ids) > 1
+        else {}
+    )
+    parent = {i: i for i in ids}
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a in ids:
+        for b in ids:
+            if a < b and reach[a][anatomy.lesions[b]].min() <= 2 * margin_mm + SHARED_PLAN_GAP_MM:
+                parent[root(b)] = root(a)
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())

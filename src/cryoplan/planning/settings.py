@@ -1,0 +1,117 @@
+"""Settings of the planner: what the optimiser may choose and what a plan must reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryoplan.errors import InputError
+from cryoplan.thermal import Protocol, get_probe, parse_protocol
+
+PATH_KINDS = ("parallel", "converging")
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Choices of the optimiser.
+
+    The default lethal isotherms (−20 °C after a double freeze, −40 °C after a single one) follow the
+    lethal temperatures of cryosurgery (Gage & Baust, Cryobiology 1998;37:171–186).
+
+    Attributes
+    ----------
+    lethal_isotherm_c : float
+        −20 °C for a double freeze (the default protocol), −40 °C for a single one.
+    margin_mm : float
+        Margin around the tumour that the lethal isotherm must cover (5–10 mm).
+    coverage_target_pct : float
+        Share of tumour + margin the lethal isotherm must cover.
+    max_probes : int
+    probe_types : tuple of str
+        Library probes the optimiser may use (default: the two 17G needles, the usual choice in the liver;
+        any library probe may be added).
+    freeze_minutes : tuple of float
+        Candidate durations of each freeze (10–15 min by default).
+    passive_thaw_minutes : float
+        Passive thaw between the two freezes.
+    freeze_count : int
+        1 (single freeze) or 2 (double freeze).
+    spacing_mm : tuple of float
+        Candidate distances between neighbouring probes (10–20 mm).
+    min_vessel_calibre_mm : float
+        Vessels of at least this calibre are avoided by the paths and simulated as heat sinks.
+    critical_temperature_c : float
+        Bile ducts, gallbladder and bowel should stay warmer than this.
+    entry_max_posterior, entry_max_craniocaudal : float
+        Skin entry window: the direction from the tumour to the skin entry may point at most this far
+        (as a direction cosine) posteriorly, and at most this far up or down.
+    max_path_mm : float
+        Longest allowed path from the skin to the tip.
+    paths : {"parallel", "converging"}
+        Parallel probes (one insertion direction), or converging ones: all skin entries within
+        `entry_radius_mm` of one skin point, the probes diverging towards their tips.
+    entry_radius_mm : float
+        Radius of the skin entry region of converging paths.
+    grid_mm : float
+        Spacing of the final full simulation.
+    chart_grid_mm : float
+        Spacing of the probes' isotherm charts (they only rank candidates; the final simulation decides).
+    max_full_simulations : int
+        Budget of full simulations per planning unit (escalations included).
+    """
+
+    lethal_isotherm_c: float = -20.0
+    margin_mm: float = 5.0
+    coverage_target_pct: float = 99.0
+    max_probes: int = 6
+    probe_types: tuple[str, ...] = ("17g-sphere", "17g-rod")
+    freeze_minutes: tuple[float, ...] = (10.0, 15.0)
+    passive_thaw_minutes: float = 5.0
+    freeze_count: int = 2
+    spacing_mm: tuple[float, ...] = (10.0, 12.5, 15.0, 17.5, 20.0)
+    min_vessel_calibre_mm: float = 3.0
+    critical_temperature_c: float = -20.0
+    entry_max_posterior: float = 0.5
+    entry_max_craniocaudal: float = 0.6
+    max_path_mm: float = 220.0
+    paths: str = "parallel"
+    entry_radius_mm: float = 15.0
+    grid_mm: float = 1.0
+    chart_grid_mm: float = 2.0
+    max_full_simulations: int = 3
+
+    def check(self) -> PlanSettings:
+        """Validate the settings; `InputError` names the first bad one."""
+        if not -60.0 <= self.lethal_isotherm_c <= -10.0:
+            raise InputError("lethal_isotherm_c", "a lethal isotherm between −60 and −10 °C", self.lethal_isotherm_c)
+        if not 0.0 <= self.margin_mm <= 10.0:
+            raise InputError("margin_mm", "a margin between 0 and 10 mm", self.margin_mm)
+        if not 50.0 <= self.coverage_target_pct <= 100.0:
+            raise InputError("coverage_target_pct", "a target between 50 and 100 %", self.coverage_target_pct)
+        if not 1 <= self.max_probes <= 8:
+            raise InputError("max_probes", "1 to 8 probes", self.max_probes)
+        if not self.freeze_minutes or any(not (0 < m <= 30) for m in self.freeze_minutes):
+            raise InputError("freeze_minutes", "freezes of more than 0 and at most 30 minutes", self.freeze_minutes)
+        if self.freeze_count not in (1, 2):
+            raise InputError("freeze_count", "1 or 2 freezes", self.freeze_count)
+        if not 0 < self.passive_thaw_minutes <= 30:
+            raise InputError(
+                "passive_thaw_minutes", "a thaw of more than 0 and at most 30 minutes", self.passive_thaw_minutes
+            )
+        if not self.spacing_mm or any(not (5 <= s <= 30) for s in self.spacing_mm):
+            raise InputError("spacing_mm", "probe spacings between 5 and 30 mm", self.spacing_mm)
+        for n, probe_id in enumerate(self.probe_types):
+            get_probe(probe_id, field=f"probe_types[{n}]")
+        if not self.probe_types:
+            raise InputError("probe_types", "at least one probe type")
+        if self.paths not in PATH_KINDS:
+            raise InputError("paths", " or ".join(PATH_KINDS), self.paths)
+        if not 2.0 <= self.entry_radius_mm <= 50.0:
+            raise InputError("entry_radius_mm", "an entry region radius between 2 and 50 mm", self.entry_radius_mm)
+        return self
+
+    def protocol(self, minutes: float) -> Protocol:
+        """The freeze–thaw protocol with freezes of `minutes`."""
+        phases = [f"freeze:{minutes:g}"]
+        if self.freeze_count == 2:
+            phases += [f"passive_thaw:{self.passive_thaw_minutes:g}", f"freeze:{minutes:g}"]
+        return parse_protocol(",".join(phases))
