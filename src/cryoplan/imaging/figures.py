@@ -1,10 +1,11 @@
 """Figures of `cryoplan inspect`: axial, coronal and sagittal slices through each lesion with every
 structure outlined (matplotlib Figure API, no pyplot).
 
-Slices are sampled in the patient frame through the lesion centroid, whatever the orientation of the
-image, and shown in the radiological convention: the patient's right on the viewer's left (axial and
-coronal), anterior at the top of axial views, superior at the top of coronal and sagittal views, anterior
-on the left of sagittal views. Axes are LPS millimetres and every panel carries its orientation letters.
+Slices are sampled in the patient frame through the lesion centroid (`cryoplan.imaging.plane.Plane`),
+whatever the orientation of the image, and shown in the radiological convention: the patient's right on
+the viewer's left (axial and coronal), anterior at the top of axial views, superior at the top of coronal
+and sagittal views, anterior on the left of sagittal views. Axes are LPS millimetres and every panel
+carries its orientation letters.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from scipy import ndimage
 
 from cryoplan.imaging.anatomy import STRUCTURES, Anatomy, LesionMeasurement
+from cryoplan.imaging.plane import PLANES, Plane
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
 
@@ -31,36 +32,6 @@ COLOURS = {
     "gallbladder": "#a6d96a",
     "bone": "#00e5ff",
 }
-# plane: (horizontal LPS axis, vertical LPS axis, fixed axis) and the letters at left, right, top, bottom.
-PLANES = {
-    "axial": ((0, 1, 2), ("R", "L", "A", "P")),
-    "coronal": ((0, 2, 1), ("R", "L", "S", "I")),
-    "sagittal": ((1, 2, 0), ("A", "P", "S", "I")),
-}
-AXIS_NAMES = ("x (mm, → patient left)", "y (mm, → posterior)", "z (mm, → superior)")
-
-
-def _plane_sample(
-    volume: Volume,
-    centre: np.ndarray,
-    axes: tuple[int, int, int],
-    half_mm: float,
-    step_mm: float,
-    order: int,
-    outside: float = 0.0,
-):
-    """Sample `volume` on a square of the patient frame through `centre`: values (vertical, horizontal) and
-    the offsets (mm) of the samples from the centre; `outside` beyond the image."""
-    h_axis, v_axis, _ = axes
-    offsets = np.arange(-half_mm, half_mm + step_mm / 2, step_mm)
-    points = np.zeros((len(offsets), len(offsets), 3)) + centre
-    points[..., h_axis] += offsets[None, :]
-    points[..., v_axis] += offsets[:, None]
-    index = volume.lps_to_index(points)
-    values = ndimage.map_coordinates(
-        volume.array, np.moveaxis(index, -1, 0), order=order, mode="constant", cval=outside
-    )
-    return values, offsets
 
 
 def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, half_mm: float = 50.0) -> Figure:
@@ -75,22 +46,13 @@ def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, ha
             labels[anatomy.masks[name]] = number
     label_volume = anatomy.grid.with_array(labels)
     window = (-160.0, 240.0) if image.modality == "CT" else tuple(np.percentile(image.array, [1, 99]))
-    for ax, (plane, (axes, letters)) in zip(axes_row, PLANES.items()):
-        grey, offsets = _plane_sample(
-            image.with_array(image.array.astype(np.float32)), centre, axes, half_mm, step, 1, np.nan
-        )
-        structure_slice, _ = _plane_sample(label_volume, centre, axes, half_mm, step, 0)
-        h = centre[axes[0]] + offsets
-        v = centre[axes[1]] + offsets
-        ax.imshow(
-            grey,
-            cmap="gray",
-            vmin=window[0],
-            vmax=window[1],
-            origin="lower",
-            extent=(h[0], h[-1], v[0], v[-1]),
-            interpolation="nearest",
-        )
+    grey_image = image.with_array(image.array.astype(np.float32))
+    for ax, plane_name in zip(axes_row, PLANES):
+        plane = Plane.orthogonal(plane_name, centre, half_mm, step)
+        grey = plane.sample(grey_image, order=1, outside=np.nan)
+        structure_slice = plane.sample(label_volume, order=0)
+        h, v = plane.coordinates()
+        ax.imshow(grey, cmap="gray", vmin=window[0], vmax=window[1], extent=plane.extent(), interpolation="nearest")
         for number, name in enumerate(STRUCTURES, start=1):
             if np.any(structure_slice == number):
                 ax.contour(
@@ -101,14 +63,10 @@ def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, ha
                     colors=COLOURS[name],
                     linewidths=1.6 if name == "tumour" else 1.0,
                 )
-        # Radiological convention: patient right (−x) on the viewer's left, anterior (−y) at the top of
-        # axial views, superior (+z) at the top; anterior on the left of sagittal views.
-        if plane == "axial":
-            ax.invert_yaxis()
-        ax.set_xlabel(AXIS_NAMES[axes[0]])
-        ax.set_ylabel(AXIS_NAMES[axes[1]])
-        ax.set_title(f"{lesion.id} {plane} ({AXIS_NAMES[axes[2]][0]} = {centre[axes[2]]:.1f} mm)")
-        for text, position in zip(letters, ((0.02, 0.5), (0.98, 0.5), (0.5, 0.97), (0.5, 0.03))):
+        ax.set_xlabel(plane.axis_names[0])
+        ax.set_ylabel(plane.axis_names[1])
+        ax.set_title(f"{lesion.id} {plane.name} ({'xyz'[plane.fixed_axis]} = {centre[plane.fixed_axis]:.1f} mm)")
+        for text, position in zip(plane.letters, ((0.02, 0.5), (0.98, 0.5), (0.5, 0.97), (0.5, 0.03))):
             ax.text(
                 *position,
                 text,

@@ -10,26 +10,20 @@ carries its orientation letters.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from scipy import ndimage
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from skimage.measure import marching_cubes
 
+from cryoplan.imaging.plane import PLANES, Plane
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
 
 ISOTHERM_COLOURS = {0.0: "#2c7fb8", -20.0: "#7b3294", -40.0: "#d7191c"}
-# (horizontal axis, vertical axis, fixed axis) in LPS, and the letters at left, right, top, bottom.
-PLANES = {
-    "axial": ((0, 1, 2), ("R", "L", "A", "P")),
-    "coronal": ((0, 2, 1), ("R", "L", "S", "I")),
-    "sagittal": ((1, 2, 0), ("A", "P", "S", "I")),
-}
 # Legends sit on a dark panel so that the white tumour outline shows in them as on the images.
 LEGEND = dict(frameon=True, facecolor="#3a3a3a", edgecolor="none", labelcolor="white", framealpha=1.0)
-AXIS_NAMES = ("x (mm, → patient left)", "y (mm, → posterior)", "z (mm, → superior)")
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 150) -> None:
@@ -38,78 +32,25 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 150) -> None
         figure.savefig(tmp, format="png", dpi=dpi)
 
 
-@dataclass
-class Plane:
-    """A square slice through `centre` in the patient frame, sampled every `step_mm`."""
-
-    name: str
-    centre_lps: np.ndarray
-    half_width_mm: float
-    step_mm: float = 0.5
-
-    @property
-    def axes(self):
-        return PLANES[self.name][0]
-
-    def coordinates(self):
-        """(horizontal, vertical) coordinate vectors in mm; vertical runs from the top row down."""
-        h_axis, v_axis, _ = self.axes
-        offsets = np.arange(-self.half_width_mm, self.half_width_mm + 1e-9, self.step_mm)
-        horizontal = self.centre_lps[h_axis] + offsets
-        # The top of the view is anterior (y small) in axial views and superior (z large) otherwise.
-        vertical = self.centre_lps[v_axis] + (offsets if v_axis == 1 else -offsets)
-        return horizontal, vertical
-
-    def points(self) -> np.ndarray:
-        horizontal, vertical = self.coordinates()
-        h_axis, v_axis, _ = self.axes
-        points = np.empty((vertical.size, horizontal.size, 3))
-        points[...] = self.centre_lps
-        points[..., h_axis] = horizontal[None, :]
-        points[..., v_axis] = vertical[:, None]
-        return points
-
-    def sample(self, volume: Volume, order: int = 1, outside: float = 0.0) -> np.ndarray:
-        """Values of `volume` on the plane (linear, or nearest for order 0); `outside` beyond its grid."""
-        index = volume.lps_to_index(self.points())
-        return ndimage.map_coordinates(
-            np.asarray(volume.array, dtype=np.float32),
-            np.moveaxis(index, -1, 0),
-            order=order,
-            mode="constant",
-            cval=outside,
-        )
-
-    def project(self, points_lps) -> np.ndarray:
-        """(horizontal, vertical) coordinates of LPS points projected on the plane."""
-        h_axis, v_axis, _ = self.axes
-        points = np.atleast_2d(points_lps)
-        return np.stack([points[:, h_axis], points[:, v_axis]], axis=1)
-
-    def extent(self):
-        horizontal, vertical = self.coordinates()
-        return (horizontal[0], horizontal[-1], vertical[-1], vertical[0])
-
-    def decorate(self, ax, title: str) -> None:
-        h_axis, v_axis, _ = self.axes
-        left, right, top, bottom = PLANES[self.name][1]
-        style = dict(
-            transform=ax.transAxes,
-            color="white",
-            fontsize=9,
-            fontweight="bold",
-            bbox=dict(facecolor="black", alpha=0.55, pad=1.5, edgecolor="none"),
-        )
-        ax.text(0.02, 0.5, left, ha="left", va="center", **style)
-        ax.text(0.98, 0.5, right, ha="right", va="center", **style)
-        ax.text(0.5, 0.98, top, ha="center", va="top", **style)
-        ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
-        fixed = self.axes[2]
-        ax.set_title(f"{title}\n{self.name} at {'xyz'[fixed]} = {self.centre_lps[fixed]:.1f} mm", fontsize=9)
-        ax.set_xlabel(AXIS_NAMES[h_axis], fontsize=8)
-        ax.set_ylabel(AXIS_NAMES[v_axis], fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_aspect("equal")
+def decorate(ax, plane: Plane, title: str) -> None:
+    """Orientation letters at the panel's edges, the plane's position in the title, axis labels in mm."""
+    left, right, top, bottom = plane.letters
+    style = dict(
+        transform=ax.transAxes,
+        color="white",
+        fontsize=9,
+        fontweight="bold",
+        bbox=dict(facecolor="black", alpha=0.55, pad=1.5, edgecolor="none"),
+    )
+    ax.text(0.02, 0.5, left, ha="left", va="center", **style)
+    ax.text(0.98, 0.5, right, ha="right", va="center", **style)
+    ax.text(0.5, 0.98, top, ha="center", va="top", **style)
+    ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
+    ax.set_title(f"{title}\n{plane.title()}", fontsize=9)
+    ax.set_xlabel(plane.axis_names[0], fontsize=8)
+    ax.set_ylabel(plane.axis_names[1], fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_aspect("equal")
 
 
 def _contour(
@@ -194,7 +135,7 @@ def lesion_slices_figure(
         handles.append(Line2D([], [], color=colour, lw=1, label=name.replace("_", " ")))
     handles.append(Line2D([], [], color="yellow", marker="o", lw=1.5, label="probe (tip ●)"))
     for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
-        plane = Plane(plane_name, centre, half_width_mm)
+        plane = Plane.orthogonal(plane_name, centre, half_width_mm)
         _background(ax, plane, ct)
         _contour(ax, plane, plane.sample(tumour, order=1), 0.5, "white", width=2.0)
         if margin is not None:
@@ -222,7 +163,7 @@ def lesion_slices_figure(
         horizontal, vertical = plane.coordinates()
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
-        plane.decorate(ax, title)
+        decorate(ax, plane, title)
     figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 8), fontsize=8, **LEGEND)
     return figure
 
@@ -241,8 +182,6 @@ def overview_3d_figure(
     Surfaces by marching cubes (Lorensen & Cline, SIGGRAPH 1987) on each volume's own grid, mapped to
     LPS millimetres through its affine.
     """
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-    from skimage.measure import marching_cubes
 
     figure = Figure(figsize=(7.5, 6.5), layout="constrained")
     ax = figure.add_subplot(projection="3d")
@@ -401,7 +340,7 @@ def probability_map_figure(
     axes = figure.subplots(1, 3)
     image = None
     for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
-        plane = Plane(plane_name, centre, half_width_mm)
+        plane = Plane.orthogonal(plane_name, centre, half_width_mm)
         _background(ax, plane, ct)
         values = plane.sample(probability, order=1)
         image = ax.imshow(
@@ -421,7 +360,7 @@ def probability_map_figure(
         horizontal, vertical = plane.coordinates()
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
-        plane.decorate(ax, f"{title} ({samples} samples)" if samples else title)
+        decorate(ax, plane, f"{title} ({samples} samples)" if samples else title)
     figure.colorbar(image, ax=axes, shrink=0.8, label="probability of reaching the lethal isotherm")
     figure.legend(
         handles=[
@@ -462,7 +401,8 @@ def margin_map_figure(
     scatter = None
     for ax, plane_name in zip(axes, ("axial", "coronal", "sagittal")):
         # Centre the slices on the thinnest margin so that it shows.
-        plane = Plane(plane_name, np.where(np.arange(3) == PLANES[plane_name][0][2], worst_lps, centre), half_width_mm)
+        fixed = PLANES[plane_name][0][2]
+        plane = Plane.orthogonal(plane_name, np.where(np.arange(3) == fixed, worst_lps, centre), half_width_mm)
         _background(ax, plane, intra_image)
         _contour(ax, plane, plane.sample(tumour_volume), 0.5, "white", width=2.0)
         _contour(
@@ -482,7 +422,6 @@ def margin_map_figure(
                 ISOTHERM_COLOURS[-20.0],
                 width=1.5,
             )
-        fixed = plane.axes[2]
         near = np.abs(margin_lps[:, fixed] - plane.centre_lps[fixed]) <= 0.6 * intra_image.spacing_mm.max()
         projected = plane.project(margin_lps[near])
         scatter = ax.scatter(
@@ -500,7 +439,7 @@ def margin_map_figure(
         horizontal, vertical = plane.coordinates()
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
-        plane.decorate(ax, title)
+        decorate(ax, plane, title)
     figure.colorbar(scatter, ax=axes, shrink=0.8, label="lethal margin at the tumour surface (mm)")
     figure.legend(
         handles=[
