@@ -248,7 +248,8 @@ def verify_margins(
         on the probe's isotherm chart): the lethal zone is the ice eroded by it when no probes are given
         or the re-fit fails.
     lethal_isotherm_c : float
-        Lethal isotherm (−20 °C after a double freeze, −40 °C after a single one; physics.md §4).
+        Lethal isotherm (−20 °C after a double freeze, −40 °C after a single one; Gage & Baust,
+        Cryobiology 1998;37:171–186).
     margin_mm : float
         Required minimal margin (default 5 mm).
     refit_grid_mm : float

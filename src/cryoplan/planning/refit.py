@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.placement import vessel_components
+from cryoplan.planning.anatomy import vessel_components
 from cryoplan.progress import Progress
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, ThermalResult, Vessel, simulate
 
@@ -35,7 +35,7 @@ LOWEST_FLOW_FRACTION = 0.02
 FIRST_LOWER_FLOW_FRACTION = 0.25
 """Tried as the bracket's lower end before `LOWEST_FLOW_FRACTION` (most ice balls need more flow)."""
 ICE_EDGE_C = 0.0
-"""The visible ice edge on CT is taken as the 0 °C isotherm (issue 5; frozen tissue is hypodense)."""
+"""The visible ice edge on CT is taken as the 0 °C isotherm (frozen tissue is hypodense on CT)."""
 RADIUS_TOLERANCE_MM = 0.1
 """The fit stops when the equivalent-sphere radii of simulated and observed ice agree to this (a tenth
 of a 1 mm CT voxel; the segmented ice edge is no more certain than that)."""
@@ -44,7 +44,7 @@ MAX_RADIUS_MISMATCH_MM = 1.0
 out of the simulation's reach: the fit fails."""
 MIN_ICE_DICE = 0.8
 """Below this Dice overlap of fitted and observed ice the fit is not used. A calibrated liver cryo model
-reaches Dice 0.87 against clinical ice balls (Li et al., BMC Gastroenterol 2025; physics.md §6); a much
+reaches Dice 0.87 against clinical ice balls (Li et al., BMC Gastroenterol 2025); a much
 lower overlap means the probes are not where they were said to be or the ice segmentation is wrong."""
 MAX_SIMULATIONS = 10
 GRID_REACH_MM = 20.0
@@ -181,7 +181,7 @@ def fit_flow_fraction(
 ) -> IceFit:
     """Find the common probe flow fraction whose simulated ice ball has the observed ice ball's volume.
 
-    The probes are simulated in liver (`cryoplan.thermal.simulate`, baseline properties of physics.md §2)
+    The probes are simulated in liver (`cryoplan.thermal.simulate`, baseline properties of the tissue library)
     with the vessels' lumens as heat sinks, over the protocol up to the end of its last freeze. The
     mismatch g(f) = r_sim(f) − r_obs of the equivalent-sphere radii of simulated (final 0 °C isotherm)
     and observed ice is increasing in the flow fraction f; its root is bracketed by
@@ -202,7 +202,7 @@ def fit_flow_fraction(
         The protocol delivered; phases after the last freeze are dropped (`scan_protocol`).
     vessels : Volume, optional
         Large-vessel lumens on the intraprocedural grid; each connected segment becomes a heat sink of
-        its measured calibre (`cryoplan.planning.placement.vessel_components`).
+        its measured calibre (`cryoplan.planning.anatomy.vessel_components`).
     lethal_isotherm_c : float
         Recorded by the simulation for the lethal zone.
     grid_mm : float
