@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from cryoplan.imaging import Volume, write_dicom_series, write_nifti
+from cryoplan.imaging import Volume, read_labels, read_volume, write_dicom_series, write_nifti
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 
 
@@ -144,3 +144,77 @@ def test_unknown_structure_name_is_refused(case_files, tmp_path):
     _assert_refused(result, "labels.appendix", tmp_path / "out")
     result = run(folder / "ct.nii.gz", "--mask", f"uterus={folder / 'labels.nii.gz'}", "-o", tmp_path / "out")
     _assert_refused(result, "masks.uterus", tmp_path / "out")
+
+
+def test_inspect_real_ct_cut_on_one_side_with_organ_labels_and_a_tumour_mask(shared_data, tmp_path):
+    folder = shared_data / "02_totalseg_ct_sm_vessels"
+    ct = read_volume(folder / "example_ct_sm.nii.gz")
+    labels = read_labels(folder / "example_seg.nii.gz", ct)
+    affine = ct.affine.copy()
+    affine[:3, 3] = ct.index_to_lps(np.array([30.0, 0.0, 0.0]))  # 90 mm off the patient's left
+    write_nifti(Volume(ct.array[30:].copy(), affine, "CT"), tmp_path / "ct.nii.gz")
+    write_nifti(Volume(labels.array[30:].copy(), affine), tmp_path / "seg.nii.gz")
+    liver = np.argwhere(labels.array[30:] == 5)
+    centre = liver[len(liver) // 2]
+    tumour = np.zeros(labels.array[30:].shape, dtype=np.uint8)
+    tumour[tuple(slice(c - 2, c + 3) for c in centre)] = 1
+    write_nifti(Volume(tumour, affine), tmp_path / "tumour.nii.gz")
+    result = run(
+        tmp_path / "ct.nii.gz",
+        "--labels",
+        tmp_path / "seg.nii.gz",
+        "--label-preset",
+        "totalsegmentator",
+        "--mask",
+        f"tumour={tmp_path / 'tumour.nii.gz'}",
+        "--format",
+        "json",
+        "-o",
+        tmp_path / "out",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "cryoplan: warning: body_cut: the field of view cuts the body on the left side" in result.stderr
+    document = json.loads(result.stdout)
+    assert document["body"] == {
+        "modality": "CT",
+        "cut_sides": ["left", "inferior", "superior"],
+        "unknown_structures": ["hepatic_vein", "bile_duct"],
+    }
+    codes = [w["code"] for w in document["image_warnings"]]
+    assert "body_cut" in codes and "thick_slices" not in codes
+    assert {"lung", "colon", "rib", "tumour", "liver"} <= set(document["structures"])
+    (lesion,) = document["lesions"]
+    assert lesion["voxel_count"] == 125 and lesion["resolution_mm"] == 3.0 and not lesion["below_min_size"]
+    assert (tmp_path / "out" / "L1.png").stat().st_size > 10_000
+
+
+def test_inspect_lits_one_voxel_lesions_listed_not_planned(shared_data):
+    folder = shared_data / "01_lits_resized_liver_tumour"
+    args = (folder / "resized_liver.nii", "--labels", folder / "resized_mask.nii", "--label-preset", "liver_tumour")
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("L")]
+    assert len(lines) == 13
+    assert sum("below 5 mm: not planned" in line for line in lines) == 10  # L4–L13, 1.5 mm and less
+    assert "(±5.0 mm, one voxel)" in lines[0] and "not planned" not in lines[0]
+    wide = run(*args, "--min-lesion-diameter", "20", "--format", "json")
+    flags = [lesion["below_min_size"] for lesion in json.loads(wide.stdout)["lesions"]]
+    assert flags == [False] + [True] * 12  # only L1 (40 mm) reaches 20 mm
+
+
+def test_bad_minimum_lesion_diameter_is_refused(case_files, tmp_path):
+    folder, _ = case_files
+    result = run(
+        folder / "ct.nii.gz",
+        "--labels",
+        folder / "labels.nii.gz",
+        "--label",
+        "liver=1",
+        "--label",
+        "tumour=2",
+        "--min-lesion-diameter",
+        "-1",
+        "-o",
+        tmp_path / "out",
+    )
+    _assert_refused(result, "min_lesion_diameter_mm", tmp_path / "out")

@@ -14,7 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cryoplan.cli.app import app
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import MIN_LESION_DIAMETER_MM, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import MIN_LESION_DIAMETER_MM, Anatomy, load_anatomy, measure_lesions
 from cryoplan.imaging.body import build_body_model, field_of_view_warnings
 from cryoplan.imaging.inspection import inspection_document
 from cryoplan.imaging.io import ImagingWarning
@@ -84,7 +84,7 @@ def inspect(
 ) -> None:
     """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels), and
     say what the image leaves out (body cut by the field of view, lesions near its edge, thick or few slices)."""
-    from cryoplan.imaging.figures import write_lesion_figures
+    from cryoplan.imaging.figures import COLOURS, write_lesion_figures  # matplotlib: only when figures are written
 
     label_map = _label_values(label) if label else None
     masks = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
@@ -113,7 +113,10 @@ def inspect(
         with atomic_directory(output) as folder:
             write_json(folder / "inspect.json", document)
             if anatomy is not None:
-                write_lesion_figures(volume, anatomy, lesions, folder)
+                # the lesion views outline the liver's own structures; the organs of a full label map would
+                # crowd a 10 cm view
+                shown = {name: mask for name, mask in anatomy.masks.items() if name in COLOURS}
+                write_lesion_figures(volume, Anatomy(anatomy.grid, shown, anatomy.couinaud), lesions, folder)
     if format is Format.json:
         typer.echo(json.dumps(document, indent=2))
     else:
@@ -149,3 +152,8 @@ def _print_text(document: dict) -> None:
         )
     if not document["lesions"]:
         console.print("no lesions")
+    body = document["body"]
+    console.print(
+        f"body ({body['modality']}): cut by the field of view on {', '.join(body['cut_sides']) or 'no side'}; "
+        f"not labelled: {', '.join(body['unknown_structures']) or 'none'}"
+    )
