@@ -1,0 +1,176 @@
+"""The plan as the case page shows it: probe, protocol, coverage, margin, structure and risk tables; a "not
+robust" alert when the probability of coverage is below its target; an "out of date" badge once the case
+file is edited or an image uploaded after the plan; an alert where typed and measured lesion values
+disagree."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from service_support import CASE_DOCUMENT, browser_login
+from starlette.testclient import TestClient
+
+from cryoplan.output import write_json
+from cryoplan.service.models import Job
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+PROBE = {
+    "type": "17g-rod",
+    "tip_lps_mm": [-18.37, -0.09, 37.65],
+    "direction": [0.9688, -0.2468, -0.0212],
+    "entry_lps_mm": [-89.58, 18.04, 39.21],
+    "path_length_mm": 73.5,
+}
+PATH = {
+    "length_mm": 71.25,
+    "angles_deg": {"cranio_caudal": 12.4, "lateral": 81.0},
+    "approach": "intercostal",
+    "crossed": ["skin", "intercostal_muscle", "liver"],
+    "nearest": {"portal_vein": {"distance_mm": 8.2}},
+}
+
+
+def plan_document(probability: float | None, measured_vessel_mm: float) -> dict:
+    """A plan.json in the layout cryoplan.report.plan_report writes, with the given outcome."""
+    uncertainty = None
+    if probability is not None:
+        uncertainty = {
+            "samples": 50,
+            "seed": 7,
+            "tip_sigma_mm": 2.0,
+            "direction_sigma_deg": 3.0,
+            "probability_coverage_target": probability,
+            "margin_covered_pct": {"median": 98.1, "p05": 93.0, "min": 90.2, "max": 99.9},
+        }
+    return {
+        "schema_version": 1,
+        "assessment": {"imaging_flags": []},
+        "settings": {"lethal_isotherm_c": -20.0, "margin_mm": 5.0, "coverage_target_pct": 99.0, "grid_mm": 1.0},
+        "lesions": [
+            {
+                "id": "L1",
+                "shared_with": [],
+                "imaging": {"max_diameter_mm": 24.6, "distance_to_major_vessel_mm": measured_vessel_mm},
+                "probes": [{**PROBE, "path": PATH}, PROBE],
+                "probe_spacing_mm": 10.0,
+                "protocol": [
+                    {"phase": "freeze", "minutes": 15.0},
+                    {"phase": "passive_thaw", "minutes": 5.0},
+                    {"phase": "freeze", "minutes": 15.0},
+                ],
+                "coverage": {
+                    "lethal_isotherm_c": -20.0,
+                    "tumour_covered_pct": 100.0,
+                    "margin_mm": 5.0,
+                    "margin_covered_pct": 99.62,
+                    "min_margin_mm": 3.86,
+                    "mean_margin_mm": 7.07,
+                    "ice_min_margin_mm": 5.16,
+                    "ice_mean_margin_mm": 13.3,
+                    "tumour_warmest_min_temperature_c": -42.2,
+                    "by_isotherm": [
+                        {"isotherm_c": 0.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 100.0},
+                        {"isotherm_c": -20.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 99.62},
+                        {"isotherm_c": -40.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 61.84},
+                    ],
+                },
+                "critical_structures": {"bile_duct_min_temperature_c": -20.4, "gallbladder_min_temperature_c": None},
+                "risks": [{"code": "biloma", "lesion_id": None, "detail": "bile duct reaches -20.4 °C (limit -20 °C)"}],
+                "uncertainty": uncertainty,
+            }
+        ],
+        "liver_volume_ml": 1523.4,
+        "frozen_volume_ml": 93.5,
+        "frozen_liver_ml": 67.9,
+        "frozen_liver_fraction": 0.0446,
+        "notes": [],
+        "outputs": {"figures": []},
+    }
+
+
+def case_with_plan(service, plan: dict) -> tuple[int, TestClient]:
+    case = service.create_case()
+    with service.client.app.state.sessions() as db:
+        job = Job(case_id=case["id"], kind="plan", status="done", attempts=1, case_version=1, created_by=1)
+        db.add(job)
+        db.commit()
+        job_id = job.id
+    write_json(service.client.app.state.runner.output_dir(job_id) / "plan.json", plan)
+    client = TestClient(service.client.app)
+    browser_login(client, "clinician")
+    return case["id"], client
+
+
+def section(page: str, css_class: str) -> str:
+    match = re.search(rf'<table class="{css_class}">.*?</table>', page, re.S)
+    assert match, css_class
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(0))).strip()
+
+
+def test_the_plan_reads_as_tables(service):
+    case_id, client = case_with_plan(service, plan_document(None, 7.0))
+    page = client.get(f"/cases/{case_id}").text
+    probes = section(page, "probes")
+    assert "P1 17g-rod -89.6, 18.0, 39.2 -18.4, -0.1, 37.6 71.2" in probes  # the path's own length
+    assert "cranio caudal 12°, lateral 81° Intercostal" in probes, probes
+    assert "skin, intercostal muscle, liver nearest: portal vein 8.2 mm" in probes
+    assert "P2 17g-rod" in probes and "73.5" in probes  # without a path description: the shaft length
+    assert section(page, "protocol") == "Protocol Phase Minutes Freeze 15.0 Passive thaw 5.0 Freeze 15.0 Total 35.0"
+    assert "-20 °C (lethal) 100.0 % 99.6 %" in section(page, "by-isotherm")
+    assert "-40 °C 100.0 % 61.8 %" in section(page, "by-isotherm")
+    assert "Smallest margin of the lethal zone 3.9 mm" in section(page, "margins")
+    assert section(page, "critical") == "Coldest temperature reached in structures to spare Bile duct -20.4 °C"
+    assert "Biloma bile duct reaches -20.4 °C" in section(page, "risks")
+    assert "Not robust" not in page and "Out of date" not in page and "disagree" not in page
+
+
+def test_a_plan_below_its_probability_target_is_marked_not_robust(service):
+    case_id, client = case_with_plan(service, plan_document(0.02, 7.0))
+    page = client.get(f"/cases/{case_id}").text
+    alert = re.search(r'<div class="alert not-robust" role="alert">(.*?)</div>', page, re.S)
+    assert alert, page
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", alert.group(1)))
+    assert "L1: the plan is not robust" in text and "is 0.02, below the target of 0.90" in text
+    assert "covers 99.6 %" in text
+    robust_case, robust_client = case_with_plan(service, plan_document(0.96, 7.0))
+    assert "Not robust" not in robust_client.get(f"/cases/{robust_case}").text
+
+
+def test_an_edit_after_the_plan_marks_it_out_of_date(service):
+    case_id, client = case_with_plan(service, plan_document(None, 7.0))
+    assert "Out of date" not in client.get(f"/cases/{case_id}").text
+    lesion = {**CASE_DOCUMENT["lesions"][0], "diameter_mm": 34}
+    edited = service.client.put(
+        f"/api/cases/{case_id}",
+        json={"version": 1, "case_document": {**CASE_DOCUMENT, "lesions": [lesion]}},
+        headers=service.headers("coordinator"),
+    )
+    assert edited.status_code == 200, edited.text
+    page = client.get(f"/cases/{case_id}").text
+    assert 'id="plan-stale"' in page and "the case file was edited after the plan" in page
+    assert "by coordinator" in page
+
+
+def test_a_status_change_alone_does_not_make_the_plan_out_of_date(service):
+    case_id, client = case_with_plan(service, plan_document(None, 7.0))
+    moved = service.client.post(
+        f"/api/cases/{case_id}/status",
+        json={"to_status": "records_complete", "reason": "all in", "version": 1},
+        headers=service.headers("coordinator"),
+    )
+    assert moved.status_code == 200
+    assert "Out of date" not in client.get(f"/cases/{case_id}").text
+
+
+def test_typed_and_measured_distances_that_disagree_are_flagged(service):
+    # Typed 6 mm to the nearest major vessel (the case file), measured 26.9 mm on the images.
+    case_id, client = case_with_plan(service, plan_document(None, 26.9))
+    page = client.get(f"/cases/{case_id}").text
+    alert = re.search(r'<div class="caution discrepancy" role="status">(.*?)</div>', page, re.S)
+    assert alert, page
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", alert.group(1)))
+    assert "L1: typed and measured distance to the nearest major vessel disagree" in text
+    assert "Typed 6 mm; the images measure 26.9 mm" in text and "use the measured value" in text
+    assert page.count('class="caution discrepancy"') == 1  # the diameters (24 typed, 24.6 measured) agree
