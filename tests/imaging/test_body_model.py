@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import Volume
 from cryoplan.imaging.anatomy import Anatomy, anatomy_from_labels
-from cryoplan.imaging.body import AIR_HU, FAT_HU, SOFT_TISSUE_HU, build_body_model, image_sides
+from cryoplan.imaging.body import AIR_HU, FAT_HU, SOFT_TISSUE_HU, build_body_model, check_entry_point, image_sides
 
 
 def _torso(shift_x_mm: float = 0.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
@@ -135,3 +136,19 @@ def test_bad_inputs_name_the_field():
         build_body_model(ct.with_array(np.full(ct.shape, -1000, dtype=np.int16)), None)
     with pytest.raises(InputError, match="modality"):
         build_body_model(ct, None, modality="PET")
+
+
+def test_entry_points_on_the_skin_or_outside_it_are_accepted_and_others_refused():
+    ct, truth = _torso()
+    body = build_body_model(ct, None)
+    skin = body.body & ~ndimage.binary_erosion(body.body, border_value=1)
+    on_skin = ct.index_to_lps(np.argwhere(skin)[0])
+    assert np.array_equal(check_entry_point(body, on_skin, "imaging.entries.L1"), on_skin)
+    assert check_entry_point(body, [0.0, -90.0, 0.0], "imaging.entries.L1")[1] == -90.0  # air, anterior
+    with pytest.raises(InputError) as raised:
+        check_entry_point(body, [0.0, 0.0, 0.0], "imaging.entries.L1")  # the torso's centre
+    assert raised.value.field == "imaging.entries.L1" and "on the skin" in raised.value.expected
+    with pytest.raises(InputError, match="field of view"):
+        check_entry_point(body, [0.0, 0.0, 500.0], "--entry L1")
+    with pytest.raises(InputError, match=r"\[x, y, z\]"):
+        check_entry_point(body, [0.0, np.nan, 0.0], "--entry L1")

@@ -1,4 +1,4 @@
-"""The body model and the field-of-view warnings on the real images of ../shared/data (MANIFEST.md there):
+"""The body model and the field-of-view warnings on the real test images (the `shared_data` fixture):
 set 02 with its TotalSegmentator labels (whole, cropped on one side, resampled to 5 mm slices, with a
 synthetic tumour), set 03 (40 mm craniocaudally), MR set 06, and set 01's one-voxel lesions."""
 

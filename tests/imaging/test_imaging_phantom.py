@@ -1,11 +1,14 @@
-"""The digital phantom: exact labels, known geometry, seeded noise, and the demo case of issue 5."""
+"""The digital phantom: exact labels, known geometry, seeded noise, the demo case, and its body model."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
 from cryoplan.imaging.anatomy import anatomy_from_labels, measure_lesions
+from cryoplan.imaging.body import build_body_model, field_of_view_warnings
 from cryoplan.imaging.phantom import (
     DEMO_BILE_DUCT_GAP_MM,
     DEMO_HEPATIC_VEIN_GAP_MM,
@@ -93,3 +96,24 @@ def test_couinaud_segments_follow_the_planes():
     assert set(np.unique(segments[right])) <= {5, 6, 7, 8}
     superior_left = liver & (points[..., 0] > 30) & (points[..., 2] > 10)
     assert set(np.unique(segments[superior_left])) == {2}
+
+
+def test_body_model_of_the_demo_is_its_torso(demo):
+    anatomy = anatomy_from_labels(demo.labels, mapping=demo.label_map)
+    model = build_body_model(demo.ct, anatomy)
+    points = centres_mm(demo.ct)
+    torso = (points[..., 0] / 92.0) ** 2 + (points[..., 1] / 78.0) ** 2 <= 1.0  # the phantom's semi-axes
+    assert np.array_equal(model.body, torso)  # the phantom's voxels are all-or-nothing: the outline is exact
+    assert model.cut_sides == ("inferior", "superior")  # the torso is a cylinder through the field
+    assert not model.internal_gas.any()
+    assert model.bone[demo.labels.array == LABELS["bone"]].all()
+    assert {"lung", "rib", "colon"} <= set(model.unknown) and "bile_duct" not in model.unknown
+    codes = {w.code: w.message for w in field_of_view_warnings(model)}
+    # the demo tumour's top lies about 9 mm below the field's top: its margin is not all in the image
+    (tumour,) = demo.tumours
+    top_face = demo.ct.index_to_lps(np.array([0, 0, demo.ct.shape[2] - 1]))[2] + demo.ct.spacing_mm[2] / 2
+    gap = top_face - (tumour.centre_mm[2] + tumour.diameter_mm / 2)
+    message = codes["lesion_near_edge"]
+    assert "superior edge" in message
+    measured = float(re.search(r"lies ([0-9.]+) mm", message)[1])
+    assert abs(measured - gap) <= demo.ct.spacing_mm[2]  # voxel faces against the exact sphere

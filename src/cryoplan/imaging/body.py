@@ -389,6 +389,45 @@ def cut_sides(image: Volume, body: np.ndarray) -> tuple[str, ...]:
     return tuple(sorted(cut, key=order.index))
 
 
+def check_entry_point(model: BodyModel, point_lps, field: str) -> np.ndarray:
+    """A user-given probe entry point, checked: inside the image, and on the skin or in the air outside it.
+
+    Parameters
+    ----------
+    model : BodyModel
+        The body model of the image.
+    point_lps : sequence of 3 floats
+        The entry point, LPS millimetres.
+    field : str
+        Where the point came from, for the error (``imaging.entries.L1``, ``--entry L1``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The point as a float array (3,).
+
+    Raises
+    ------
+    InputError
+        A point outside the image, or inside the body deeper than its skin voxels.
+    """
+    point = np.asarray(point_lps, dtype=np.float64)
+    if point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise InputError(field, "an entry point [x, y, z] in LPS mm", point_lps)
+    ijk = np.rint(model.image.lps_to_index(point)).astype(int)
+    shape = np.asarray(model.image.shape)
+    where = f"[{', '.join(f'{v:g}' for v in point)}] mm"
+    if np.any(ijk < 0) or np.any(ijk >= shape):
+        raise InputError(field, "an entry point inside the image's field of view", where)
+    if model.body[tuple(ijk)]:
+        # a skin voxel has a face neighbour outside the body (the image's edge does not count: a cut is no skin)
+        neighbours = [ijk + step for step in np.vstack([np.eye(3, dtype=int), -np.eye(3, dtype=int)])]
+        inside = [n for n in neighbours if np.all(n >= 0) and np.all(n < shape)]
+        if all(model.body[tuple(n)] for n in inside):
+            raise InputError(field, "an entry point on the skin or in the air outside it", f"{where}, inside the body")
+    return point
+
+
 # ------------------------------------------------------------------------------------------ field of view
 
 #: A tumour whose margin comes closer than this to the image edge is flagged, mm.
