@@ -184,10 +184,6 @@ def test_set01_one_voxel_lesions_are_listed_flagged_and_valid_case_lesions(share
     assert not lesions[0]["below_min_size"]  # L1, about 40 mm
     volume, anatomy = load_anatomy(folder / "resized_liver.nii", folder / "resized_mask.nii", "liver_tumour")
     for measured in measure_lesions(anatomy, min_diameter_mm=10.0):
-        lesion = Lesion(
-            id=measured.id,
-            diameter_mm=measured.max_diameter_mm,
-            resolution_mm=measured.resolution_mm,
-            below_min_size=measured.below_min_size,
-        )
+        lesion = Lesion(**measured.case_fields())  # a one-voxel lesion is a valid case lesion
         assert lesion.below_min_size == (measured.max_diameter_mm < 10.0)
+        assert lesion.resolution_mm == 5.0 and lesion.diameter_mm == measured.max_diameter_mm

@@ -265,6 +265,17 @@ class LesionMeasurement:
     resolution_mm: float = 0.0
     below_min_size: bool = False
 
+    def case_fields(self) -> dict:
+        """The fields of a case file's lesion (`cryoplan.case.Lesion`) this measurement gives."""
+        return {
+            "id": self.id,
+            "diameter_mm": self.max_diameter_mm,
+            "distance_to_bile_duct_mm": self.distance_to_bile_duct_mm,
+            "distance_to_major_vessel_mm": self.distance_to_major_vessel_mm,
+            "resolution_mm": self.resolution_mm or None,
+            "below_min_size": self.below_min_size,
+        }
+
     def to_json(self) -> dict:
         def mm(value: float | None) -> float | None:
             return None if value is None else round(float(value), 2)
