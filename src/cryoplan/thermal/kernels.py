@@ -68,6 +68,11 @@ N_LEDGER = 5
 # Probe modes during a phase.
 PROBE_OFF, PROBE_SURFACE_TEMPERATURE, PROBE_POWER = 0, 1, 2
 
+# Floating-point licence of the dense pass: sums may be reassociated (the ledger's row sums then vectorise) and
+# a multiply-add fused. Both change results by rounding only (float32 ulps per stage), far inside the
+# validations' tolerances; no licence that changes min/max, NaN or infinity semantics is given.
+REASSOCIATE = {"reassoc", "contract"}
+
 
 def stencil_table(props: np.ndarray) -> np.ndarray:
     """The float32 stencil table of a property table: T(H) and Φ(H) as sums of three clipped linear parts,
@@ -157,7 +162,7 @@ def _parts(h, st, lab):
 
 @njit(cache=True)
 def kirchhoff_potential(h, st, lab):
-    """Φ(H) (W/m), zero at the solidus; `Tissue.kirchhoff_w_m` of T(H), physics.md §5.2."""
+    """Φ(H) (W/m), zero at the solidus; `Tissue.kirchhoff_w_m` of T(H)."""
     return _parts(h, st, lab)[1]
 
 
@@ -171,74 +176,214 @@ def state_fields(H, label, st, temperature, potential):
                 temperature[i, j, k], potential[i, j, k] = _parts(H[i, j, k], st, label[i, j, k])
 
 
-@njit(cache=True, inline="always")
-def _stage_update(h, h_older, laplacian, frozen, st, lab, nu, mu_tau, inv_dx2):
-    """One voxel of `stage_pass`: (new enthalpy, its Φ, perfusion heat, metabolic heat). μ Y_{j−1} + ν Y_{j−2}
-    is written Y_{j−1} + ν (Y_{j−2} − Y_{j−1}) (μ + ν = 1), which rounds the small difference of two
-    stages rather than two large enthalpies, and leaves a fixed voxel's enthalpy exactly as it is."""
-    moving = st[lab, S_MOVING]
-    living = (np.float32(1.0) - np.float32(frozen)) * moving
-    perfusion = living * (st[lab, S_PERFUSION_AT_ZERO] - st[lab, S_PERFUSION_RATE] * h)
-    heat = living * st[lab, S_METABOLIC_Q]
-    h_new = h + nu * (h_older - h) + mu_tau * (moving * laplacian * inv_dx2 + perfusion + heat)
-    return h_new, kirchhoff_potential(h_new, st, lab), perfusion, heat
-
-
 @njit(cache=True)
-def row_labels(label):
-    """Per (i, j), the label of the whole row along k if it has one label, else −1: `stage_pass` then takes
-    that row's label once instead of reading it per voxel."""
+def label_runs(label):
+    """The runs of equal labels along k in every row (i, j), so that the passes read a run's properties once
+    and sweep it with a loop the compiler vectorises.
+
+    Row r = i n1 + j holds the runs ``run_ptr[r]`` … ``run_ptr[r + 1] − 1``; run n covers k in
+    ``[run_start[n], run_end[n])`` and has label ``run_label[n]``. Returns ``(run_ptr, run_start, run_end,
+    run_label)``, all int64.
+    """
     n0, n1, n2 = label.shape
-    rows = np.full((n0, n1), -1, dtype=np.int16)
+    count = 0
     for i in range(n0):
         for j in range(n1):
-            first = label[i, j, 0]
-            uniform = True
+            count += 1
             for k in range(1, n2):
-                if label[i, j, k] != first:
-                    uniform = False
-                    break
-            if uniform:
-                rows[i, j] = first
-    return rows
+                count += label[i, j, k] != label[i, j, k - 1]
+    run_ptr = np.empty(n0 * n1 + 1, dtype=np.int64)
+    run_start = np.empty(count, dtype=np.int64)
+    run_end = np.empty(count, dtype=np.int64)
+    run_label = np.empty(count, dtype=np.int64)
+    n = 0
+    for i in range(n0):
+        for j in range(n1):
+            run_ptr[i * n1 + j] = n
+            start = 0
+            for k in range(1, n2 + 1):
+                if k == n2 or label[i, j, k] != label[i, j, start]:
+                    run_start[n], run_end[n], run_label[n] = start, k, label[i, j, start]
+                    n += 1
+                    start = k
+    run_ptr[n0 * n1] = n
+    return run_ptr, run_start, run_end, run_label
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
-def stage_pass(src, phi_src, older, dst, phi_dst, label, rows, st, frozen, nu, mu_tau, inv_dx2, lo, hi, ledger_rows):
+@njit(cache=True, inline="always")
+def _potential(h, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen, k_frozen, mushy_curvature, k_unfrozen):
+    """Φ(h) from one label's stencil-table entries (`_parts` with the table read once per run)."""
+    frozen = min(h, np.float32(0.0)) * inv_c_frozen
+    x = min(max(h, np.float32(0.0)), h_liquidus) * mushy_slope
+    unfrozen = max(h - h_liquidus, np.float32(0.0)) * inv_c_unfrozen
+    return k_frozen * frozen + (k_frozen + mushy_curvature * x) * x + k_unfrozen * unfrozen
+
+
+@njit(cache=True, inline="always")
+def _temperature(h, t_solidus, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen):
+    """T(h) from one label's stencil-table entries (`_parts` with the table read once per run)."""
+    frozen = min(h, np.float32(0.0)) * inv_c_frozen
+    x = min(max(h, np.float32(0.0)), h_liquidus) * mushy_slope
+    unfrozen = max(h - h_liquidus, np.float32(0.0)) * inv_c_unfrozen
+    return t_solidus + frozen + x + unfrozen
+
+
+@njit(cache=True, inline="always")
+def _run_constants(st, lab):
+    """The stencil-table entries of label `lab` that `_stage_voxel` needs, read once per run into scalars
+    (loads from the table inside the loop could alias its stores and would stop it vectorising)."""
+    return (
+        st[lab, S_MOVING],
+        st[lab, S_PERFUSION_AT_ZERO],
+        st[lab, S_PERFUSION_RATE],
+        st[lab, S_METABOLIC_Q],
+        st[lab, S_INV_C_FROZEN],
+        st[lab, S_MUSHY_SLOPE],
+        st[lab, S_H_LIQUIDUS],
+        st[lab, S_INV_C_UNFROZEN],
+        st[lab, S_K_FROZEN],
+        st[lab, S_MUSHY_CURVATURE],
+        st[lab, S_K_UNFROZEN],
+    )
+
+
+@njit(cache=True, inline="always")
+def _stage_voxel(h, h_older, laplacian, frozen, c, nu, mu_tau, inv_dx2):
+    """One voxel of `stage_pass` with its label's `_run_constants` c: (new enthalpy, its Φ, perfusion heat,
+    metabolic heat). μ Y_{j−1} + ν Y_{j−2} is written Y_{j−1} + ν (Y_{j−2} − Y_{j−1}) (μ + ν = 1), which
+    rounds the small difference of two stages rather than two large enthalpies, and leaves a fixed voxel's
+    enthalpy exactly as it is. Perfusion and metabolism act only in moving tissue that has never frozen;
+    selects, not branches, so that a run of voxels vectorises."""
+    moving, perfusion_at_zero, perfusion_rate, metabolic_q = c[0], c[1], c[2], c[3]
+    living = (np.float32(1.0) - np.float32(frozen)) * moving
+    perfusion = living * (perfusion_at_zero - perfusion_rate * h)
+    heat = living * metabolic_q
+    h_new = h + nu * (h_older - h) + mu_tau * (moving * laplacian * inv_dx2 + perfusion + heat)
+    phi_new = _potential(h_new, c[4], c[5], c[6], c[7], c[8], c[9], c[10])
+    return h_new, phi_new, perfusion, heat
+
+
+@njit(cache=True, inline="always")
+def _edge_voxel(src, phi_src, older, dst, phi_dst, frozen, c, nu, mu_tau, inv_dx2, i, j, k, im, ip, jm, jp):
+    """`stage_pass` at a voxel on the grid's first or last k, where the face leaving the grid carries no
+    heat (the neighbour index clamped onto the voxel itself). Returns (perfusion heat, metabolic heat)."""
+    n2 = src.shape[2]
+    km = max(k - 1, 0)
+    kp = min(k + 1, n2 - 1)
+    laplacian = (
+        phi_src[im, j, k]
+        + phi_src[ip, j, k]
+        + phi_src[i, jm, k]
+        + phi_src[i, jp, k]
+        + phi_src[i, j, km]
+        + phi_src[i, j, kp]
+        - np.float32(6.0) * phi_src[i, j, k]
+    )
+    h_new, phi_new, perfusion, heat = _stage_voxel(
+        src[i, j, k], older[i, j, k], laplacian, frozen[i, j, k], c, nu, mu_tau, inv_dx2
+    )
+    dst[i, j, k] = h_new
+    phi_dst[i, j, k] = phi_new
+    return perfusion, heat
+
+
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=REASSOCIATE)
+def stage_pass(src, phi_src, older, dst, phi_dst, frozen, runs, st, nu, mu_tau, inv_dx2, lo, hi, ledger_rows):
     """The dense part of one RKL stage over the box [lo, hi): dst = μ src + ν older + μ̃τ L(src), with L's
     conduction the Laplacian of Φ (`phi_src`), and phi_dst = Φ(dst). Fixed voxels keep their enthalpy.
-    Faces leaving the grid carry no heat (the neighbour index is clamped onto the voxel itself). Perfusion
-    and metabolic heat are booked per row i in `ledger_rows` (W/m³). `rows` is `row_labels(label)`."""
+    Faces leaving the grid carry no heat. Per row i, `ledger_rows` books the perfusion and metabolic heat
+    (W/m³) and the heat the moving voxels receive through the box's faces by their Φ difference
+    (`interface_pass` corrects the faces between labels). `runs` is `label_runs(label)`.
+
+    Each run of one label in a row is swept by one loop over views that start at index 0 (no index
+    fix-ups, no clamps: the grid's first and last k are done apart), which the compiler vectorises.
+    """
+    run_ptr, run_start, run_end, run_label = runs
     n0, n1, n2 = src.shape
     for i in prange(lo[0], hi[0]):
         im = max(i - 1, 0)
         ip = min(i + 1, n0 - 1)
+        # Box faces with voxels beyond them in the grid: their Φ differences are heat from outside the box.
+        face_im = i == lo[0] and i > 0
+        face_ip = i == hi[0] - 1 and i < n0 - 1
         perfused = 0.0
         metabolic = 0.0
+        boundary = 0.0
         for j in range(lo[1], hi[1]):
             jm = max(j - 1, 0)
             jp = min(j + 1, n1 - 1)
-            centre, west, east = phi_src[i, j], phi_src[im, j], phi_src[ip, j]
-            south, north = phi_src[i, jm], phi_src[i, jp]
-            h_row, older_row, frozen_row = src[i, j], older[i, j], frozen[i, j]
-            out, phi_out = dst[i, j], phi_dst[i, j]
-            uniform = rows[i, j]
-            for k in range(lo[2], hi[2]):
-                km = k - 1 if k > 0 else 0
-                kp = k + 1 if k < n2 - 1 else n2 - 1
-                lab = uniform if uniform >= 0 else label[i, j, k]
-                laplacian = (
-                    west[k] + east[k] + south[k] + north[k] + centre[km] + centre[kp] - np.float32(6.0) * centre[k]
-                )
-                h_new, phi_new, perfusion, heat = _stage_update(
-                    h_row[k], older_row[k], laplacian, frozen_row[k], st, lab, nu, mu_tau, inv_dx2
-                )
-                out[k] = h_new
-                phi_out[k] = phi_new
-                perfused += perfusion
-                metabolic += heat
+            face_jm = j == lo[1] and j > 0
+            face_jp = j == hi[1] - 1 and j < n1 - 1
+            row = i * n1 + j
+            for r in range(run_ptr[row], run_ptr[row + 1]):
+                a = max(run_start[r], lo[2])
+                b = min(run_end[r], hi[2])
+                if a >= b:
+                    continue
+                lab = run_label[r]
+                c = _run_constants(st, lab)
+                if a == 0:
+                    perfusion, heat = _edge_voxel(
+                        src, phi_src, older, dst, phi_dst, frozen, c, nu, mu_tau, inv_dx2, i, j, 0, im, ip, jm, jp
+                    )
+                    perfused += perfusion
+                    metabolic += heat
+                if b == n2 and n2 > 1:
+                    perfusion, heat = _edge_voxel(
+                        src, phi_src, older, dst, phi_dst, frozen, c, nu, mu_tau, inv_dx2, i, j, n2 - 1, im, ip, jm, jp
+                    )
+                    perfused += perfusion
+                    metabolic += heat
+                s = max(a, 1)
+                e = min(b, n2 - 1)
+                if s < e:
+                    centre = phi_src[i, j, s:e]
+                    below, above = phi_src[i, j, s - 1 : e - 1], phi_src[i, j, s + 1 : e + 1]
+                    west, east = phi_src[im, j, s:e], phi_src[ip, j, s:e]
+                    south, north = phi_src[i, jm, s:e], phi_src[i, jp, s:e]
+                    h_run, older_run, frozen_run = src[i, j, s:e], older[i, j, s:e], frozen[i, j, s:e]
+                    out, phi_out = dst[i, j, s:e], phi_dst[i, j, s:e]
+                    for q in range(e - s):
+                        laplacian = (
+                            west[q] + east[q] + south[q] + north[q] + below[q] + above[q] - np.float32(6.0) * centre[q]
+                        )
+                        h_new, phi_new, perfusion, heat = _stage_voxel(
+                            h_run[q], older_run[q], laplacian, frozen_run[q], c, nu, mu_tau, inv_dx2
+                        )
+                        out[q] = h_new
+                        phi_out[q] = phi_new
+                        perfused += perfusion
+                        metabolic += heat
+                if c[0] != 0.0 and (face_im or face_ip or face_jm or face_jp or a == lo[2] or b == hi[2]):
+                    boundary += _box_face_flux(
+                        phi_src, i, j, a, b, im, ip, jm, jp, face_im, face_ip, face_jm, face_jp, lo, hi
+                    )
         ledger_rows[i, LEDGER_PERFUSION] += perfused
         ledger_rows[i, LEDGER_METABOLIC] += metabolic
+        ledger_rows[i, LEDGER_BOUNDARY] += boundary * inv_dx2
+
+
+@njit(cache=True, inline="always")
+def _box_face_flux(phi, i, j, a, b, im, ip, jm, jp, face_im, face_ip, face_jm, face_jp, lo, hi):
+    """Σ (Φ_outside − Φ_inside) (W/m) over the faces of the box that voxels (i, j, a … b−1) share with voxels
+    of the grid outside it."""
+    n2 = phi.shape[2]
+    total = 0.0
+    for k in range(a, b):
+        centre = float(phi[i, j, k])
+        if face_im:
+            total += float(phi[im, j, k]) - centre
+        if face_ip:
+            total += float(phi[ip, j, k]) - centre
+        if face_jm:
+            total += float(phi[i, jm, k]) - centre
+        if face_jp:
+            total += float(phi[i, jp, k]) - centre
+    if a == lo[2] and a > 0:
+        total += float(phi[i, j, a - 1]) - float(phi[i, j, a])
+    if b == hi[2] and b < n2:
+        total += float(phi[i, j, b]) - float(phi[i, j, b - 1])
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -265,70 +410,63 @@ def face_flux(hf, pf, lf, props, a, b, dx):
 
 
 @njit(cache=True)
-def interface_voxels(label, props):
-    """Flat indices of the moving voxels with at least one face neighbour of another label."""
+def interface_faces(label, props):
+    """The interface: moving voxels with at least one face neighbour of another label, and those faces.
+
+    Returns ``(voxels, ijk, face_ptr, face_other, face_side)``: interface voxel n is flat index ``voxels[n]``
+    at grid index ``ijk[n]``; its faces to other labels are ``face_ptr[n]`` … ``face_ptr[n + 1] − 1``, face m
+    leading to flat index ``face_other[m]`` across side ``face_side[m]`` (0–5: −i, +i, −j, +j, −k, +k).
+    Faces leaving the grid carry no heat and are not listed.
+    """
     n0, n1, n2 = label.shape
-    found = np.zeros(label.size, dtype=np.bool_)
+    strides = (n1 * n2, n2, 1)
+    voxels, ijk, face_ptr, face_other, face_side = [0], [(0, 0, 0)], [0], [0], [0]
+    voxels.pop(), ijk.pop(), face_other.pop(), face_side.pop()
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
                 lab = label[i, j, k]
                 if props[lab, FIXED] != 0.0:
                     continue
-                other = (
-                    (i > 0 and label[i - 1, j, k] != lab)
-                    or (i < n0 - 1 and label[i + 1, j, k] != lab)
-                    or (j > 0 and label[i, j - 1, k] != lab)
-                    or (j < n1 - 1 and label[i, j + 1, k] != lab)
-                    or (k > 0 and label[i, j, k - 1] != lab)
-                    or (k < n2 - 1 and label[i, j, k + 1] != lab)
-                )
-                found[(i * n1 + j) * n2 + k] = other
-    return np.flatnonzero(found)
+                a = (i * n1 + j) * n2 + k
+                index = (i, j, k)
+                count = 0
+                for side in range(6):
+                    axis = side // 2
+                    step = 1 if side % 2 else -1
+                    c = index[axis] + step
+                    if c < 0 or c >= label.shape[axis]:
+                        continue
+                    b = a + step * strides[axis]
+                    if label.reshape(-1)[b] != lab:
+                        face_other.append(b)
+                        face_side.append(side)
+                        count += 1
+                if count:
+                    voxels.append(a)
+                    ijk.append(index)
+                    face_ptr.append(face_ptr[-1] + count)
+    ijk_array = np.empty((len(ijk), 3), dtype=np.int64)
+    for n in range(len(ijk)):
+        ijk_array[n, 0], ijk_array[n, 1], ijk_array[n, 2] = ijk[n]
+    return (
+        np.asarray(voxels, dtype=np.int64),
+        ijk_array,
+        np.asarray(face_ptr, dtype=np.int64),
+        np.asarray(face_other, dtype=np.int64),
+        np.asarray(face_side, dtype=np.int64),
+    )
 
 
-@njit(cache=True)
-def _neighbour(a, face, shape):
-    """Flat index of the face neighbour `face` (0–5: −i, +i, −j, +j, −k, +k) of voxel a; a itself across
-    the grid's edge."""
-    n0, n1, n2 = shape
-    axis = face // 2
-    step = n1 * n2 if axis == 0 else (n2 if axis == 1 else 1)
-    index = (a // (n1 * n2)) if axis == 0 else ((a // n2) % n1 if axis == 1 else a % n2)
-    size = n0 if axis == 0 else (n1 if axis == 1 else n2)
-    if face % 2 == 0:
-        return a - step if index > 0 else a
-    return a + step if index < size - 1 else a
-
-
-@njit(cache=True)
-def _interface_correction(hf, pf, lf, shape, props, a, dx):
-    """At interface voxel a: the harmonic-mean flux minus the Φ difference summed over its faces to other
-    labels (times dx, W/m), and the flux it receives from fixed voxels and from vessel lumens."""
-    lab = lf[a]
-    correction = 0.0
-    from_fixed = 0.0
-    from_lumen = 0.0
-    for face in range(6):
-        b = _neighbour(a, face, shape)
-        lb = lf[b]
-        if lb != lab:
-            flux = face_flux(hf, pf, lf, props, a, b, dx)
-            correction += flux - (float(pf[b]) - float(pf[a]))
-            if props[lb, FIXED] != 0.0:
-                if props[lb, WALL_H] > 0.0:
-                    from_lumen += flux
-                else:
-                    from_fixed += flux
-    return correction, from_fixed, from_lumen
-
-
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def interface_pass(src, phi_src, dst, phi_dst, label, props, st, interface, mu_tau, dx, lo, hi):
     """The sparse part of one RKL stage: at each interface voxel inside the box, replace the Φ difference
     `stage_pass` used on faces to another label by the harmonic-mean flux (module docstring), in dst and
-    phi_dst. Returns the heat (W/m³ summed) the moving voxels received from fixed ones: (boundary, vessels)."""
-    n0, n1, n2 = src.shape
+    phi_dst. `interface` is `interface_faces(label, props)`.
+
+    Returns the heat (W/m³ summed) the moving voxels received (from fixed voxels, from vessel lumens, and
+    through the box's faces beyond what `stage_pass` booked there by the Φ difference)."""
+    voxels, ijk, face_ptr, face_other, face_side = interface
     sf = src.reshape(-1)
     psf = phi_src.reshape(-1)
     df = dst.reshape(-1)
@@ -337,40 +475,35 @@ def interface_pass(src, phi_src, dst, phi_dst, label, props, st, interface, mu_t
     inv_dx2 = 1.0 / (dx * dx)
     from_fixed = 0.0
     from_lumen = 0.0
-    for n in prange(interface.shape[0]):
-        a = interface[n]
-        i = a // (n1 * n2)
-        j = (a // n2) % n1
-        k = a % n2
-        if lo[0] <= i < hi[0] and lo[1] <= j < hi[1] and lo[2] <= k < hi[2]:
-            correction, fixed_here, lumen_here = _interface_correction(sf, psf, lf, src.shape, props, a, dx)
-            h_new = df[a] + np.float32(mu_tau * correction * inv_dx2)
-            df[a] = h_new
-            pdf[a] = kirchhoff_potential(h_new, st, lf[a])
-            from_fixed += fixed_here
-            from_lumen += lumen_here
-    return from_fixed * inv_dx2, from_lumen * inv_dx2
-
-
-@njit(cache=True)
-def box_boundary_flux(H, phi, label, props, lo, hi, dx):
-    """Heat flow (W/m³ summed over voxels) into the box [lo, hi) from the voxels just outside it."""
-    n0, n1, n2 = H.shape
-    hf, pf, lf = H.reshape(-1), phi.reshape(-1), label.reshape(-1)
-    strides = (n1 * n2, n2, 1)
-    total = 0.0
-    for axis in range(3):
-        u, v = (1, 2) if axis == 0 else ((0, 2) if axis == 1 else (0, 1))
-        for side in range(2):
-            inside = lo[axis] if side == 0 else hi[axis] - 1
-            outside = inside - 1 if side == 0 else inside + 1
-            if outside < 0 or outside >= H.shape[axis]:
-                continue
-            for p in range(lo[u], hi[u]):
-                for q in range(lo[v], hi[v]):
-                    a = inside * strides[axis] + p * strides[u] + q * strides[v]
-                    total += face_flux(hf, pf, lf, props, a, a + (outside - inside) * strides[axis], dx)
-    return total / (dx * dx)
+    across_box = 0.0
+    for n in prange(voxels.shape[0]):
+        i, j, k = ijk[n, 0], ijk[n, 1], ijk[n, 2]
+        if not (lo[0] <= i < hi[0] and lo[1] <= j < hi[1] and lo[2] <= k < hi[2]):
+            continue
+        a = voxels[n]
+        correction = 0.0
+        for m in range(face_ptr[n], face_ptr[n + 1]):
+            b = face_other[m]
+            lb = lf[b]
+            flux = face_flux(sf, psf, lf, props, a, b, dx)
+            difference = float(psf[b]) - float(psf[a])
+            correction += flux - difference
+            axis = face_side[m] // 2
+            beyond = ijk[n, axis] + (1 if face_side[m] % 2 else -1)
+            outside = beyond < lo[axis] or beyond >= hi[axis]
+            if props[lb, FIXED] != 0.0:
+                if props[lb, WALL_H] > 0.0:
+                    from_lumen += flux
+                else:
+                    from_fixed += flux
+                if outside:  # `stage_pass` booked the Φ difference of this face as heat through the box
+                    across_box += -difference
+            elif outside:
+                across_box += flux - difference
+        h_new = df[a] + np.float32(mu_tau * correction * inv_dx2)
+        df[a] = h_new
+        pdf[a] = kirchhoff_potential(h_new, st, lf[a])
+    return from_fixed * inv_dx2, from_lumen * inv_dx2, across_box * inv_dx2
 
 
 @njit(cache=True)
@@ -442,23 +575,41 @@ def probe_rates(
     return rates
 
 
-@njit(cache=True, parallel=True)
-def end_pass(H, label, st, frozen, lo, hi, sample, dt_sample, min_t, thresholds, time_below):
+@njit(cache=True, parallel=True, error_model="numpy")
+def end_pass(H, st, frozen, runs, lo, hi, sample, dt_sample, min_t, thresholds, time_below):
     """After a super step, over the box [lo, hi): mark tissue that has frozen, and on sampling steps update
-    the minimum temperature and add `dt_sample` to the time below each threshold."""
+    the minimum temperature and add `dt_sample` to the time below each threshold. Swept by runs of one label
+    (`label_runs`), as `stage_pass`."""
+    run_ptr, run_start, run_end, run_label = runs
+    n0, n1, n2 = H.shape
     for i in prange(lo[0], hi[0]):
+        t_run = np.empty(n2, dtype=np.float32)
         for j in range(lo[1], hi[1]):
-            for k in range(lo[2], hi[2]):
-                lab = label[i, j, k]
-                h = H[i, j, k]
-                frozen[i, j, k] |= h < st[lab, S_H_LIQUIDUS]
-                if sample:
-                    t = _parts(h, st, lab)[0]
-                    if t < min_t[i, j, k]:
-                        min_t[i, j, k] = t
-                    for m in range(thresholds.shape[0]):
-                        if t < thresholds[m]:
-                            time_below[m, i, j, k] += dt_sample
+            row = i * n1 + j
+            for r in range(run_ptr[row], run_ptr[row + 1]):
+                a = max(run_start[r], lo[2])
+                b = min(run_end[r], hi[2])
+                if a >= b:
+                    continue
+                lab = run_label[r]
+                h_liquidus = st[lab, S_H_LIQUIDUS]
+                h_run, frozen_run = H[i, j, a:b], frozen[i, j, a:b]
+                for q in range(b - a):
+                    frozen_run[q] |= h_run[q] < h_liquidus
+                if not sample:
+                    continue
+                t_solidus, inv_c_frozen = st[lab, S_T_SOLIDUS], st[lab, S_INV_C_FROZEN]
+                mushy_slope, inv_c_unfrozen = st[lab, S_MUSHY_SLOPE], st[lab, S_INV_C_UNFROZEN]
+                min_run = min_t[i, j, a:b]
+                for q in range(b - a):
+                    t = _temperature(h_run[q], t_solidus, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen)
+                    t_run[q] = t
+                    min_run[q] = min(min_run[q], t)
+                for m in range(thresholds.shape[0]):
+                    below_run = time_below[m, i, j, a:b]
+                    threshold = thresholds[m]
+                    for q in range(b - a):
+                        below_run[q] += dt_sample if t_run[q] < threshold else 0.0
 
 
 @njit(cache=True)
@@ -467,7 +618,7 @@ def advance(
     phis,
     current,
     label,
-    rows,
+    runs,
     props,
     st,
     frozen,
@@ -497,9 +648,10 @@ def advance(
 
     The enthalpy is ``Hs[current[0]]`` and its potential ``phis[current[1]]``; both indices are updated in
     place. The other buffers are the stages' scratch space; outside the box [lo, hi) every buffer holds the
-    same, unchanging values. The energy ledger is accumulated into `ledger` by the same recurrence as H.
-    Sampling (minimum temperature, time below thresholds) happens every `sample_every` super steps and after
-    the last. Returns the voxel updates done.
+    same, unchanging values. `runs` is `label_runs(label)`, `interface` is `interface_faces(label, props)`.
+    The energy ledger is accumulated into `ledger` by the same recurrence as H. Sampling (minimum
+    temperature, time below thresholds) happens every `sample_every` super steps and after the last. Returns
+    the voxel updates done.
     """
     updates = 0
     voxel_volume = dx * dx * dx
@@ -522,17 +674,15 @@ def advance(
             dst = 3 - prev - older if prev != older else (prev + 1) % 3
             p_dst = 1 - p_prev
             ledger_rows[:] = 0.0
-            stage[LEDGER_BOUNDARY] = box_boundary_flux(Hs[prev], phis[p_prev], label, props, lo, hi, dx)
             stage_pass(
                 Hs[prev],
                 phis[p_prev],
                 Hs[older],
                 Hs[dst],
                 phis[p_dst],
-                label,
-                rows,
-                st,
                 frozen,
+                runs,
+                st,
                 np.float32(nu),
                 np.float32(mu_tau),
                 inv_dx2,
@@ -540,7 +690,7 @@ def advance(
                 hi,
                 ledger_rows,
             )
-            from_fixed, from_lumen = interface_pass(
+            from_fixed, from_lumen, across_box = interface_pass(
                 Hs[prev], phis[p_prev], Hs[dst], phis[p_dst], label, props, st, interface, mu_tau, dx, lo, hi
             )
             stage[LEDGER_PROBES] = probe_pass(
@@ -561,7 +711,7 @@ def advance(
                 surface_t,
                 power,
             )
-            stage[LEDGER_BOUNDARY] += from_fixed
+            stage[LEDGER_BOUNDARY] = ledger_rows[:, LEDGER_BOUNDARY].sum() + across_box + from_fixed
             stage[LEDGER_VESSEL] = from_lumen
             stage[LEDGER_PERFUSION] = ledger_rows[:, LEDGER_PERFUSION].sum()
             stage[LEDGER_METABOLIC] = ledger_rows[:, LEDGER_METABOLIC].sum()
@@ -574,8 +724,46 @@ def advance(
         ledger += d_prev
         since_sample += 1
         sample = since_sample == sample_every or s == n_steps - 1
-        end_pass(Hs[prev], label, st, frozen, lo, hi, sample, tau * since_sample, min_t, thresholds, time_below)
+        end_pass(Hs[prev], st, frozen, runs, lo, hi, sample, tau * since_sample, min_t, thresholds, time_below)
         if sample:
             since_sample = 0
         current[0], current[1] = prev, p_prev
     return updates
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def changed_extent(H, reference, tolerance, lo, hi):
+    """The extent of the voxels in the box [lo, hi) whose enthalpy differs from `reference` by more than
+    `tolerance`: (first, one past the last) index per axis, or (hi, lo) where none differs. The active box
+    follows it without a full-grid temporary."""
+    n_i = hi[0] - lo[0]
+    first = np.empty((n_i, 3), dtype=np.int64)
+    last = np.empty((n_i, 3), dtype=np.int64)
+    for ii in prange(n_i):
+        i = lo[0] + ii
+        first[ii, 0], first[ii, 1], first[ii, 2] = hi[0], hi[1], hi[2]
+        last[ii, 0], last[ii, 1], last[ii, 2] = lo[0], lo[1], lo[2]
+        for j in range(lo[1], hi[1]):
+            h, r = H[i, j, lo[2] : hi[2]], reference[i, j, lo[2] : hi[2]]
+            n = h.shape[0]
+            q = 0
+            while q < n and abs(h[q] - r[q]) <= tolerance:
+                q += 1
+            if q == n:
+                continue
+            e = n - 1
+            while abs(h[e] - r[e]) <= tolerance:
+                e -= 1
+            first[ii, 0] = min(first[ii, 0], i)
+            last[ii, 0] = i + 1
+            first[ii, 1] = min(first[ii, 1], j)
+            last[ii, 1] = j + 1
+            first[ii, 2] = min(first[ii, 2], lo[2] + q)
+            last[ii, 2] = max(last[ii, 2], lo[2] + e + 1)
+    low = hi.copy()
+    high = lo.copy()
+    for ii in range(n_i):
+        for axis in range(3):
+            low[axis] = min(low[axis], first[ii, axis])
+            high[axis] = max(high[axis], last[ii, axis])
+    return low, high
