@@ -247,7 +247,7 @@ def test_round_trip_nifti_volume_dicom_seg_volume_is_exact(tmp_path):
     names = {"liver": 1, "tumour": 2, "bone": 3}
     masks = {name: label_volume.array == value for name, value in names.items()}
     write_dicom_seg(masks, tmp_path / "ct", tmp_path / "seg.dcm", "round trip")
-    assert segment_label_map(tmp_path / "seg.dcm") == names
+    assert segment_label_map(tmp_path / "seg.dcm") == names  # structure names: their codes give the same names
     back = read_labels(tmp_path / "seg.dcm", source)
     assert np.array_equal(back.array, labels)
     own_grid = read_labels(tmp_path / "seg.dcm")  # without a reference: the SEG's own frame geometry

@@ -147,7 +147,7 @@ def test_set_04_dicom_seg_frames_land_on_the_ct_in_order(shared_data):
     assert seg_counts == nrrd_counts == [int(np.count_nonzero(reference[:, :, k] == 1)) for k in range(3)]
     assert len(set(seg_counts)) == 3  # distinct per frame, so a wrong frame order would show
     assert np.array_equal(seg.array == 1, nrrd_labels.array == 1)
-    assert segment_label_map(folder / "liver.dcm") == {"Liver": 1}
+    assert segment_label_map(folder / "liver.dcm") == {"liver": 1}  # named by its SNOMED code (SRT T-62000, Liver)
     # the two-label NRRD: liver 1 and spine 2 on the same grid
     both = read_labels(folder / "liver_spine_seg.nrrd", ct)
     anatomy = anatomy_from_labels(both, mapping={"liver": 1, "bone": 2})

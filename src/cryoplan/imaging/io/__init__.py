@@ -21,10 +21,11 @@ from cryoplan.imaging.io.common import (
     orientation_code,
 )
 from cryoplan.imaging.io.dicom_pmap import write_temperature_map
-from cryoplan.imaging.io.dicom_seg import segment_label_map, write_dicom_seg
+from cryoplan.imaging.io.dicom_seg import write_dicom_seg
 from cryoplan.imaging.io.dicom_series import write_dicom_series
 from cryoplan.imaging.io.nifti import write_nifti
-from cryoplan.imaging.io.read import read_labels, read_volume
+from cryoplan.imaging.io.read import read_labels, read_volume, segment_label_map
+from cryoplan.imaging.io.slicer import write_nrrd, write_probe_markups, write_slicer_segmentation
 
 __all__ = [
     "CT_SOP_CLASS",
@@ -40,5 +41,8 @@ __all__ = [
     "write_dicom_seg",
     "write_dicom_series",
     "write_nifti",
+    "write_nrrd",
+    "write_probe_markups",
+    "write_slicer_segmentation",
     "write_temperature_map",
 ]

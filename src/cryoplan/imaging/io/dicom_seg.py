@@ -17,6 +17,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from highdicom.sr.coding import CodedConcept
+from pydicom.sr._snomed_dict import mapping as _snomed_mapping
 
 from cryoplan import __version__
 from cryoplan.errors import InputError
@@ -27,7 +28,6 @@ from cryoplan.imaging.io.common import (
     dcmread,
     derived_uid,
     functional_group,
-    is_dicom_file,
     is_unit_axis,
 )
 from cryoplan.imaging.io.dicom_series import Series, find_series, plain_stack, source_datasets
@@ -35,15 +35,27 @@ from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
 
 
-def segment_label_map(path: str | Path) -> dict[str, int]:
-    """SegmentLabel → SegmentNumber of a DICOM-SEG file (the names its author gave the segments)."""
-    path = Path(path)
-    if not path.is_file() or not is_dicom_file(path):
-        raise InputError(str(path), "a DICOM-SEG file")
-    dataset = dcmread(path)
+def dicom_segment_numbers(path: Path) -> dict[str, int]:
+    """Structure name → SegmentNumber of a DICOM-SEG file.
+
+    A segment whose SegmentedPropertyType is a SNOMED CT code of a known structure (10200004 Liver,
+    108369006 Neoplasm, ...) is named by that code, whatever its label says ("Leber", "Segment_1"); any
+    other segment by its SegmentLabel.
+    """
+    dataset = dcmread(path, stop_before_pixels=True)
     if "SegmentSequence" not in dataset:
         raise InputError(str(path), "a DICOM-SEG file (with a SegmentSequence)", str(dataset.get("Modality", "?")))
-    return {str(item.SegmentLabel): int(item.SegmentNumber) for item in dataset.SegmentSequence}
+    names = {}
+    for item in dataset.SegmentSequence:
+        code = item.get("SegmentedPropertyTypeCodeSequence")
+        coded = code[0] if code else None
+        scheme = str(coded.get("CodingSchemeDesignator", "")) if coded is not None else ""
+        value = str(coded.get("CodeValue", "")) if coded is not None else ""
+        if scheme == "SRT":  # SNOMED RT, which older SEGs use (T-62000 for the liver), translated to SNOMED CT
+            value, scheme = SNOMED_RT_TO_CT.get(value, value), "SCT"
+        name = _NAME_OF_CODE.get(value) if scheme == "SCT" else None
+        names[name or str(item.SegmentLabel)] = int(item.SegmentNumber)
+    return names
 
 
 def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volume:
@@ -124,7 +136,7 @@ def _place_frames(frames, positions, segments, frame_affine, target: Volume) -> 
     return target.with_array(labels, modality="SEG")
 
 
-_STRUCTURE_CODES = {
+STRUCTURE_CODES = {
     # SNOMED CT codes for the segmented property type (category "Anatomical structure" 91723000,
     # or "Morphologically abnormal structure" 49755003 for the tumour), DICOM PS3.16 CID 7150/7151.
     "liver": ("10200004", "Liver"),
@@ -138,12 +150,15 @@ _STRUCTURE_CODES = {
     "bone": ("272673000", "Bone"),
 }
 
+SNOMED_RT_TO_CT: dict[str, str] = _snomed_mapping["SRT"]  # pydicom's table of the two SNOMED editions
+_NAME_OF_CODE = {code: name for name, (code, _) in STRUCTURE_CODES.items()}
+
 #: Local codes for what SNOMED CT and DICOM have no concept of (PS3.3 8.2: a coding scheme designator
 #: starting with "99" is private; it is declared in the CodingSchemeIdentificationSequence).
 LOCAL_SCHEME = "99CRYOPLAN"
 _LOCAL_CODES = {
     "isotherm": ("ISOTHERM", "Region at or below a simulated isotherm"),
-    "margin": ("ABLATIVE_MARGIN", "Tumour with its ablative margin"),
+    "margin": ("ABLATIVE_MARGIN", "Tumour and its ablative margin"),
     "simulation": ("BIOHEAT_SIM", "Bioheat simulation"),
 }
 
@@ -170,35 +185,49 @@ def _isotherm_colour(temperature_c: float) -> tuple[int, int, int]:
     return (int(round(160 * (1 - t))), int(round(220 - 150 * t)), int(round(255 - 55 * t)))
 
 
-def _segment_description(number: int, name: str) -> hd.seg.SegmentDescription:
-    """The coded concepts, algorithm and colour of one segment, from its name."""
+def segment_concepts(name: str) -> tuple[CodedConcept, CodedConcept]:
+    """Segmented property category and type of a segment, from its name."""
+    if _ISOTHERM.match(name):
+        code, meaning = _LOCAL_CODES["isotherm"]
+        return CodedConcept("309825002", "SCT", "Spatial and Relational Concept"), CodedConcept(
+            code, LOCAL_SCHEME, meaning
+        )
+    if name == "margin":
+        code, meaning = _LOCAL_CODES["margin"]
+        return CodedConcept("309825002", "SCT", "Spatial and Relational Concept"), CodedConcept(
+            code, LOCAL_SCHEME, meaning
+        )
+    if name == "tumour":
+        return CodedConcept("49755003", "SCT", "Morphologically Abnormal Structure"), CodedConcept(
+            *STRUCTURE_CODES[name][:1], "SCT", STRUCTURE_CODES[name][1]
+        )
+    if name in STRUCTURE_CODES:
+        return CodedConcept("91723000", "SCT", "Anatomical Structure"), CodedConcept(
+            STRUCTURE_CODES[name][0], "SCT", STRUCTURE_CODES[name][1]
+        )
+    return CodedConcept("85756007", "SCT", "Tissue"), CodedConcept("85756007", "SCT", "Tissue")
+
+
+def segment_colour(name: str) -> tuple[int, int, int]:
+    """Recommended display colour (sRGB 0–255) of a segment, from its name."""
     isotherm = _ISOTHERM.match(name)
     if isotherm:
-        category = CodedConcept("309825002", "SCT", "Spatial and Relational Concept")
-        code, meaning = _LOCAL_CODES["isotherm"]
-        kind = CodedConcept(code, LOCAL_SCHEME, meaning)
-        family = CodedConcept(*_LOCAL_CODES["simulation"][:1], LOCAL_SCHEME, _LOCAL_CODES["simulation"][1])
+        return _isotherm_colour(float(isotherm.group(1)))
+    return _COLOURS.get(name, (128, 128, 128))
+
+
+def _segment_description(number: int, name: str) -> hd.seg.SegmentDescription:
+    """The coded concepts, algorithm and colour of one segment, from its name."""
+    category, kind = segment_concepts(name)
+    if _ISOTHERM.match(name):
+        code, meaning = _LOCAL_CODES["simulation"]
         algorithm = hd.AlgorithmIdentificationSequence(
-            name="cryoplan thermal simulation", version=__version__, family=family
+            name="cryoplan thermal simulation", version=__version__, family=CodedConcept(code, LOCAL_SCHEME, meaning)
         )
-        colour = _isotherm_colour(float(isotherm.group(1)))
     else:
-        if name == "margin":
-            category = CodedConcept("309825002", "SCT", "Spatial and Relational Concept")
-            kind = CodedConcept(_LOCAL_CODES["margin"][0], LOCAL_SCHEME, _LOCAL_CODES["margin"][1])
-        elif name == "tumour":
-            category = CodedConcept("49755003", "SCT", "Morphologically Abnormal Structure")
-            kind = CodedConcept(*_STRUCTURE_CODES[name][:1], "SCT", _STRUCTURE_CODES[name][1])
-        elif name in _STRUCTURE_CODES:
-            category = CodedConcept("91723000", "SCT", "Anatomical Structure")
-            kind = CodedConcept(_STRUCTURE_CODES[name][0], "SCT", _STRUCTURE_CODES[name][1])
-        else:
-            category = CodedConcept("85756007", "SCT", "Tissue")
-            kind = CodedConcept("85756007", "SCT", "Tissue")
         algorithm = hd.AlgorithmIdentificationSequence(
             name="cryoplan", version=__version__, family=CodedConcept("123104", "DCM", "Morphological Operations")
         )
-        colour = _COLOURS.get(name, (128, 128, 128))
     return hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=name[:64],
@@ -206,7 +235,7 @@ def _segment_description(number: int, name: str) -> hd.seg.SegmentDescription:
         segmented_property_type=kind,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
-        display_color=hd.color.CIELabColor.from_rgb(*colour),
+        display_color=hd.color.CIELabColor.from_rgb(*segment_colour(name)),
     )
 
 

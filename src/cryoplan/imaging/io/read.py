@@ -9,10 +9,11 @@ import numpy as np
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.io.common import ImagingWarning, is_dicom_file, is_unit_axis, label_array
-from cryoplan.imaging.io.dicom_seg import read_dicom_seg
+from cryoplan.imaging.io.dicom_seg import dicom_segment_numbers, read_dicom_seg
 from cryoplan.imaging.io.dicom_series import read_dicom_series
 from cryoplan.imaging.io.nifti import read_nifti
 from cryoplan.imaging.io.nrrd import read_nrrd
+from cryoplan.imaging.io.slicer import is_slicer_segmentation, read_slicer_segmentation, slicer_segment_numbers
 from cryoplan.imaging.volume import Volume
 
 
@@ -77,15 +78,31 @@ def read_labels(path: str | Path, reference: Volume | None = None, resample: boo
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(str(path), "an existing label file (NIfTI, NRRD or DICOM-SEG)", "not found")
+        raise InputError(str(path), "an existing label file (NIfTI, NRRD, Slicer .seg.nrrd or DICOM-SEG)", "not found")
     if is_dicom_file(path):
         labels = read_dicom_seg(path, reference, resample)
+    elif is_slicer_segmentation(path):
+        labels, _ = read_slicer_segmentation(path)
     else:
         image = _read_file(path)
         labels = image.with_array(label_array(image.array, str(path)), modality="SEG")
     if reference is not None:
         labels = _onto_reference(labels, reference, resample, str(path))
     return labels
+
+
+def segment_label_map(path: str | Path) -> dict[str, int]:
+    """Segment name → label value of a DICOM-SEG or Slicer ``.seg.nrrd`` file, as `read_labels` numbers them.
+
+    Segments coded with the SNOMED CT type of a known structure are named by their code (so "Leber" coded
+    10200004 is "liver"); others by the label or name their author gave them.
+    """
+    path = Path(path)
+    if path.is_file() and is_dicom_file(path):
+        return dicom_segment_numbers(path)
+    if path.is_file() and is_slicer_segmentation(path):
+        return slicer_segment_numbers(path)
+    raise InputError(str(path), "a DICOM-SEG or Slicer .seg.nrrd file")
 
 
 def _read_file(path: Path) -> Volume:
