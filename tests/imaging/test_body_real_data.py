@@ -4,6 +4,7 @@ synthetic tumour), set 03 (40 mm craniocaudally), MR set 06, and set 01's one-vo
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -12,9 +13,10 @@ from scipy import ndimage
 
 from cryoplan.case import Lesion
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, write_nifti
-from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import PRESETS, STRUCTURES, anatomy_from_labels, load_anatomy, measure_lesions
 from cryoplan.imaging.body import AIR_HU, build_body_model, field_of_view_warnings
 from cryoplan.imaging.inspection import inspect_image
+from cryoplan.imaging.totalsegmentator import TOTAL_CLASSES, TOTAL_MR_CLASSES, rib_number, structure_of
 
 SET02 = "02_totalseg_ct_sm_vessels"
 
@@ -187,3 +189,18 @@ def test_set01_one_voxel_lesions_are_listed_flagged_and_valid_case_lesions(share
         lesion = Lesion(**measured.case_fields())  # a one-voxel lesion is a valid case lesion
         assert lesion.below_min_size == (measured.max_diameter_mm < 10.0)
         assert lesion.resolution_mm == 5.0 and lesion.diameter_mm == measured.max_diameter_mm
+
+
+def test_totalsegmentator_tables_match_the_label_file_and_every_class_is_a_structure(shared_data):
+    table = json.loads((shared_data / "totalsegmentator_labels.json").read_text())
+    for task, classes in (("total", TOTAL_CLASSES), ("total_mr", TOTAL_MR_CLASSES)):
+        assert {int(k): v for k, v in table[task].items()} == classes
+        for name in classes.values():
+            assert structure_of(name) in STRUCTURES, name
+    preset = PRESETS["totalsegmentator"]
+    assert {v for values in preset.values() for v in values} == set(range(1, 118))  # every class has a structure
+    assert set(preset["rib"]) | set(preset["sternum"]) | set(preset["vertebra"]) < set(preset["bone"])
+    assert [structure_of(TOTAL_CLASSES[v]) for v in preset["costal_cartilage"]] == ["costal_cartilage"]
+    assert rib_number("rib_right_9") == 9 and rib_number("rib_left_12") == -12 and rib_number("sternum") is None
+    with pytest.raises(KeyError):
+        structure_of("appendix")
