@@ -26,7 +26,7 @@ from cryoplan.service.auth import (
 )
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
-from cryoplan.service.models import AuditEvent, CaseStatus, Role
+from cryoplan.service.models import AuditEvent, BoardDecision, Case, CaseStatus, Role, User
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 
@@ -214,16 +214,60 @@ def plan_panel(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     return render(request, "_plan_panel.html", actor, case=case, **context)
 
 
-@router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+def timeline(history, decisions, messages, documents, jobs) -> list[dict]:
+    """Everything that happened to a case, newest first: workflow steps, board decisions, messages,
+    documents and jobs."""
+    events = [
+        {"at": c.at, "kind": "Workflow", "who": name, "text": f"{c.from_status} → {c.to_status}: {c.reason}"}
+        for c, name in history
+    ]
+    events += [{"at": d.at, "kind": "Board", "who": "", "text": f"decision: {d.decision} {d.notes}"} for d in decisions]
+    events += [
+        {"at": m.at, "kind": "Message", "who": name, "text": f"{m.direction}: {m.body[:120]}"} for m, name in messages
+    ]
+    events += [
+        {"at": d.uploaded_at, "kind": "Document", "who": "", "text": f"{d.purpose}: {d.original_name}"}
+        for d in documents
+    ]
+    events += [
+        {
+            "at": j.finished_at or j.created_at,
+            "kind": "Job",
+            "who": "",
+            "text": f"{JOB_KIND_LABELS.get(j.kind, j.kind)}: {j.status}",
+        }
+        for j in jobs
+    ]
+    return sorted(events, key=lambda e: _aware(e["at"]), reverse=True)
+
+
+def steps_for(case, role, plan: dict | None, stale: list[str]) -> tuple[list, str | None]:
+    """The workflow steps the page offers, and why "planned" is withheld when it is: a case is planned only
+    with a finished plan that is still current."""
+    steps = store.allowed_steps(case, role)
+    if CaseStatus.planned in steps and (plan is None or stale):
+        reason = "“Planned” needs a finished plan" + (" that is up to date" if plan is not None else "")
+        return [s for s in steps if s != CaseStatus.planned], reason
+    return steps, None
+
+
+def case_page_response(
+    request: Request, case_id: int, actor: Actor, status_code: int = 200, form_errors=None, kept=None
+) -> HTMLResponse:
+    """The case page; after a refused form, with the problem beside that form and what was typed kept."""
     runner = request.app.state.runner
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id)
         documents = store.documents(db, case_id)
         images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
         jobs = store.jobs(db, case_id)
+        plan = plan_context(db, runner, case)
+        steps, planned_withheld = steps_for(case, actor.role, plan["plan"], plan["plan_status"]["stale"])
+        history = store.status_history(db, case_id)
+        decisions = store.board_decisions(db, case_id)
+        messages = store.messages(db, case_id)
         context = dict(
-            **plan_context(db, runner, case),
+            **plan,
             case=case,
             document=case.case_document,
             assessment=case.assessment,
@@ -236,15 +280,39 @@ def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
             uncertainty_samples=request.app.state.settings.uncertainty_samples,
             job_kind_labels=JOB_KIND_LABELS,
             lab_warnings=lab_warnings(case.case_document),
-            history=store.status_history(db, case_id),
-            decisions=store.board_decisions(db, case_id),
-            messages=store.messages(db, case_id),
+            history=history,
+            decisions=decisions,
+            messages=messages,
             tasks=store.tasks(db, case_id),
-            steps=store.allowed_steps(case, actor.role),
+            users=active_users(db),
+            timeline=timeline(history, decisions, messages, documents, jobs),
+            steps=steps,
+            planned_withheld=planned_withheld,
             can_edit=actor.role in EDITORS,
             can_audit=actor.role != Role.viewer,
+            form_errors=form_errors or {},
+            kept=kept or {},
         )
-    return render(request, "case.html", actor, **context)
+    return render(request, "case.html", actor, status_code=status_code, **context)
+
+
+def active_users(db) -> list[tuple[str, str]]:
+    """(user name, full name) of every active user, for the pickers."""
+    return [
+        (u.username, u.full_name) for u in db.scalars(select(User).where(User.active.is_(True)).order_by(User.username))
+    ]
+
+
+def refused_form(
+    request: Request, case_id: int, actor: Actor, form: str, problem: Exception, kept: dict
+) -> HTMLResponse:
+    status = 422 if isinstance(problem, InputError) else 409
+    return case_page_response(request, case_id, actor, status, {form: str(problem)}, {form: kept})
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+    return case_page_response(request, case_id, actor)
 
 
 @router.post("/cases/{case_id}/status")
@@ -256,8 +324,18 @@ def change_status(
     to_status: Annotated[str, Form()],
     reason: Annotated[str, Form()],
 ) -> Response:
-    with transaction(request) as db:
-        store.change_status(db, actor, case_id, to_status, reason, version)
+    kept = {"to_status": to_status, "reason": reason}
+    try:
+        with transaction(request) as db:
+            if to_status == CaseStatus.planned.value:
+                case = store.get_case(db, actor, case_id, action="status_check")
+                plan = plan_context(db, request.app.state.runner, case)
+                _, withheld = steps_for(case, actor.role, plan["plan"], plan["plan_status"]["stale"])
+                if withheld:
+                    raise store.NotAllowed(withheld + ": run a plan first")
+            store.change_status(db, actor, case_id, to_status, reason, version)
+    except (InputError, store.NotAllowed, store.VersionConflict) as problem:
+        return refused_form(request, case_id, actor, "workflow", problem, kept)
     return back_to(case_id)
 
 
@@ -269,8 +347,12 @@ def upload(
     file: Annotated[UploadFile, File()],
     purpose: Annotated[str, Form()] = "record",
 ) -> Response:
-    with transaction(request) as db:
-        store.add_document(db, actor, case_id, purpose, file.file, file.filename or "", request.app.state.settings)
+    try:
+        with transaction(request) as db:
+            settings = request.app.state.settings
+            store.add_document(db, actor, case_id, purpose, file.file, file.filename or "", settings)
+    except InputError as problem:
+        return refused_form(request, case_id, actor, "documents", problem, {"purpose": purpose})
     return back_to(case_id)
 
 
@@ -283,8 +365,12 @@ def add_message(
     body: Annotated[str, Form()],
     counterpart: Annotated[str, Form()] = "",
 ) -> Response:
-    with transaction(request) as db:
-        store.add_message(db, actor, case_id, direction, counterpart, body)
+    try:
+        with transaction(request) as db:
+            store.add_message(db, actor, case_id, direction, counterpart, body)
+    except InputError as problem:
+        kept = {"direction": direction, "body": body, "counterpart": counterpart}
+        return refused_form(request, case_id, actor, "messages", problem, kept)
     return back_to(case_id)
 
 
@@ -294,11 +380,19 @@ def add_task(
     case_id: Id,
     actor: Editor,
     title: Annotated[str, Form()],
-    due_date: Annotated[dt.date, Form()],
+    due_date: Annotated[str, Form()] = "",
     assignee: Annotated[str, Form()] = "",
 ) -> Response:
-    with transaction(request) as db:
-        store.add_task(db, actor, case_id, title, due_date, assignee or None)
+    kept = {"title": title, "due_date": due_date, "assignee": assignee}
+    try:
+        try:
+            due = dt.date.fromisoformat(due_date)
+        except ValueError:
+            raise InputError("due_date", "a date YYYY-MM-DD", due_date) from None
+        with transaction(request) as db:
+            store.add_task(db, actor, case_id, title, due, assignee or None)
+    except InputError as problem:
+        return refused_form(request, case_id, actor, "tasks", problem, kept)
     return back_to(case_id)
 
 
@@ -321,29 +415,81 @@ def board_decision(
     case_id: Id,
     actor: Clinician,
     version: Annotated[int, Form()],
-    decision: Annotated[str, Form()],
+    decision: Annotated[str, Form()] = "",
     notes: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    with transaction(request) as db:
-        store.record_board_decision(db, actor, case_id, decision, notes, version)
+    """Record a board decision: it takes an explicit choice (no default) and a ticked confirmation."""
+    kept = {"case_id": case_id, "decision": decision, "notes": notes}
+    try:
+        if not decision:
+            raise InputError("decision", "the board's decision, chosen from the list")
+        if confirm != "yes":
+            raise InputError("confirm", "the confirmation that this is the board's decision, ticked")
+        with transaction(request) as db:
+            store.record_board_decision(db, actor, case_id, decision, notes, version)
+    except (InputError, store.NotAllowed, store.VersionConflict) as problem:
+        return board_page(
+            request,
+            actor,
+            status_code=422 if isinstance(problem, InputError) else 409,
+            problem={"case_id": case_id, "message": str(problem)},
+            kept=kept,
+        )
     return RedirectResponse("/board", status_code=303)
 
 
-@router.get("/board")
-def board(request: Request, actor: Reader) -> HTMLResponse:
+def decided_cases(db, limit: int = 200) -> list[tuple[BoardDecision, Case, str]]:
+    """The board's decisions, newest first, with their case and who recorded them."""
+    rows = db.execute(
+        select(BoardDecision, Case, User.username)
+        .join(Case, Case.id == BoardDecision.case_id)
+        .join(User, User.id == BoardDecision.user_id)
+        .order_by(BoardDecision.id.desc())
+        .limit(limit)
+    )
+    return [tuple(row) for row in rows]
+
+
+def board_page(request: Request, actor: Actor, board_date: str = "", status_code: int = 200, problem=None, kept=None):
+    try:
+        date = dt.date.fromisoformat(board_date) if board_date else None
+    except ValueError:
+        date = None
     with transaction(request) as db:
-        cases = store.board_agenda(db, actor)
+        cases = store.board_agenda(db, actor, date)
+        dates = sorted({c.board_date for c in store.board_agenda(db, actor) if c.board_date})
+        history = decided_cases(db)
+        store.audit(db, actor, "list", "board_history", detail=f"n={len(history)}")
     return render(
-        request, "board.html", actor, cases=cases, decisions=store.BOARD_DECISIONS, can_decide=actor.role in CLINICAL
+        request,
+        "board.html",
+        actor,
+        status_code=status_code,
+        cases=cases,
+        board_date=date,
+        board_dates=dates,
+        history=history,
+        decisions=store.BOARD_DECISIONS,
+        can_decide=actor.role in CLINICAL,
+        problem=problem or {},
+        kept=kept or {},
     )
 
 
+@router.get("/board")
+def board(request: Request, actor: Reader, board_date: Annotated[str, Query(max_length=10)] = "") -> HTMLResponse:
+    return board_page(request, actor, board_date)
+
+
 @router.get("/tasks")
-def open_tasks(request: Request, actor: Reader) -> HTMLResponse:
+def open_tasks(request: Request, actor: Reader, mine: bool = False) -> HTMLResponse:
     with transaction(request) as db:
         rows = store.tasks(db, open_only=True)
-        store.audit(db, actor, "list", "task", detail=f"n={len(rows)}")
-    return render(request, "tasks.html", actor, tasks=rows, today=dt.date.today())
+        if mine:
+            rows = [(task, assignee) for task, assignee in rows if assignee == actor.username]
+        store.audit(db, actor, "list", "task", detail=f"mine={mine} n={len(rows)}")
+    return render(request, "tasks.html", actor, tasks=rows, today=dt.date.today(), mine=mine)
 
 
 @router.get("/cases/{case_id}/audit")

@@ -1,0 +1,129 @@
+"""Workflow and team on the pages: "planned" only with a current plan; a board decision takes an explicit
+choice and a confirmation, and decided cases stay in the board's history; a refused form keeps what was
+typed and says why beside it; tasks are assigned from a user picker and "my tasks" lists one's own; the
+case timeline gathers what happened."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from service_support import browser_login
+from starlette.testclient import TestClient
+from test_web_plan import case_with_plan, plan_document
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def page_client(service, role: str) -> tuple[TestClient, str]:
+    client = TestClient(service.client.app, follow_redirects=False)
+    return client, browser_login(client, role)
+
+
+def move(service, case_id: int, to_status: str, version: int) -> None:
+    response = service.client.post(
+        f"/api/cases/{case_id}/status",
+        json={"to_status": to_status, "reason": "next", "version": version},
+        headers=service.headers("admin"),
+    )
+    assert response.status_code == 200, response.text
+
+
+def status_options(page: str) -> list[str]:
+    select = re.search(r'<select name="to_status" id="to-status">(.*?)</select>', page, re.S)
+    return re.findall(r'<option value="(\w+)"', select.group(1)) if select else []
+
+
+def test_planned_needs_a_current_plan(service):
+    case = service.create_case()
+    move(service, case["id"], "records_complete", 1)
+    move(service, case["id"], "eligibility_reviewed", 2)
+    client, csrf = page_client(service, "clinician")
+    page = client.get(f"/cases/{case['id']}").text
+    assert status_options(page) == ["closed"] and "“Planned” needs a finished plan." in page
+    form = {"csrf_token": csrf, "version": "3", "to_status": "planned", "reason": "plan discussed"}
+    refused = client.post(f"/cases/{case['id']}/status", data=form)
+    assert refused.status_code == 409
+    assert re.search(
+        r'<p class="field-error" role="alert">“Planned” needs a finished plan: run a plan first', refused.text
+    )
+    assert 'value="plan discussed"' in refused.text  # the reason typed is kept
+    assert service.client.get(f"/api/cases/{case['id']}", headers=service.headers("admin")).json()["status"] == (
+        "eligibility_reviewed"
+    )
+
+
+def test_planned_is_offered_with_a_current_plan(service):
+    case_id, _ = case_with_plan(service, plan_document(None, 7.0))
+    move(service, case_id, "records_complete", 1)
+    move(service, case_id, "eligibility_reviewed", 2)
+    client, csrf = page_client(service, "clinician")
+    assert status_options(client.get(f"/cases/{case_id}").text) == ["planned", "closed"]
+    form = {"csrf_token": csrf, "version": "3", "to_status": "planned", "reason": "plan ready"}
+    assert client.post(f"/cases/{case_id}/status", data=form).status_code == 303
+
+
+def test_a_board_decision_needs_a_choice_and_a_confirmation(service):
+    case = service.create_case()
+    move(service, case["id"], "records_complete", 1)
+    move(service, case["id"], "eligibility_reviewed", 2)
+    client, csrf = page_client(service, "clinician")
+    board = client.get("/board").text
+    assert '<option value="">choose the board\'s decision…</option>' in board
+    assert not re.search(r'<option value="cryoablation"[^>]* selected', board)
+    base = {"csrf_token": csrf, "version": "3", "notes": "discussed at length"}
+    no_choice = client.post(f"/cases/{case['id']}/board-decision", data={**base, "confirm": "yes"})
+    assert no_choice.status_code == 422 and "the board&#39;s decision, chosen from the list" in no_choice.text
+    assert "discussed at length</textarea>" in no_choice.text
+    unconfirmed = client.post(f"/cases/{case['id']}/board-decision", data={**base, "decision": "cryoablation"})
+    assert unconfirmed.status_code == 422 and "confirmation" in unconfirmed.text
+    assert re.search(r'<option value="cryoablation" selected>', unconfirmed.text)
+    recorded = client.post(
+        f"/cases/{case['id']}/board-decision", data={**base, "decision": "cryoablation", "confirm": "yes"}
+    )
+    assert recorded.status_code == 303
+    board = client.get("/board").text
+    history = re.search(r'<table class="list" id="board-history">(.*?)</table>', board, re.S).group(1)
+    assert "Cryoablation" in history and "discussed at length" in history and "clinician" in history
+    agenda = re.search(r'<table class="list" id="agenda">(.*?)</table>', board, re.S).group(1)
+    assert "No case awaits the board" in agenda
+
+
+def test_a_refused_message_keeps_its_text(service):
+    case = service.create_case()
+    client, csrf = page_client(service, "coordinator")
+    body = "Asked for the MRI of 3 March."
+    form = {"csrf_token": csrf, "direction": "sent", "counterpart": "x" * 201, "body": body}
+    refused = client.post(f"/cases/{case['id']}/messages", data=form)
+    assert refused.status_code == 422 and "at most 200 characters" in refused.text
+    assert f">{body}</textarea>" in refused.text
+
+
+def test_tasks_are_assigned_from_a_picker_and_listed_as_mine(service):
+    case = service.create_case()
+    client, csrf = page_client(service, "coordinator")
+    page = client.get(f"/cases/{case['id']}").text
+    picker = re.search(r'<select name="assignee" id="task-assignee">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="(\w*)"', picker) == ["", "admin", "clinician", "coordinator", "viewer"]
+    for title, assignee in (("Get the MRI", "clinician"), ("Call the GP", "coordinator")):
+        form = {"csrf_token": csrf, "title": title, "due_date": "2027-01-05", "assignee": assignee}
+        assert client.post(f"/cases/{case['id']}/tasks", data=form).status_code == 303
+    bad = client.post(f"/cases/{case['id']}/tasks", data={"csrf_token": csrf, "title": "Later", "due_date": "soon"})
+    assert bad.status_code == 422 and "a date YYYY-MM-DD" in bad.text and 'value="Later"' in bad.text
+    clinician, _ = page_client(service, "clinician")
+    mine = clinician.get("/tasks", params={"mine": "true"}).text
+    assert "Get the MRI" in mine and "Call the GP" not in mine
+    everyone = clinician.get("/tasks").text
+    assert "Get the MRI" in everyone and "Call the GP" in everyone
+
+
+def test_the_timeline_gathers_the_case_history(service):
+    case = service.create_case()
+    move(service, case["id"], "records_complete", 1)
+    h = service.headers("coordinator")
+    service.client.post(f"/api/cases/{case['id']}/messages", json={"direction": "note", "body": "GP called"}, headers=h)
+    client, _ = page_client(service, "viewer")
+    page = client.get(f"/cases/{case['id']}").text
+    timeline = re.search(r'<section id="timeline".*?</section>', page, re.S).group(0)
+    rows = re.findall(r"<tr><td>[\d-]+ [\d:]+</td><td>(\w+)</td>", timeline)
+    assert rows == ["Message", "Workflow"]  # newest first
