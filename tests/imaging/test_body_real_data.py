@@ -14,7 +14,7 @@ from scipy import ndimage
 from cryoplan.case import Lesion
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, write_nifti
 from cryoplan.imaging.anatomy import PRESETS, STRUCTURES, anatomy_from_labels, load_anatomy, measure_lesions
-from cryoplan.imaging.body import AIR_HU, build_body_model, field_of_view_warnings
+from cryoplan.imaging.body import AIR_HU, build_body_model, field_of_view_warnings, intercostal_space
 from cryoplan.imaging.inspection import inspect_image
 from cryoplan.imaging.totalsegmentator import TOTAL_CLASSES, TOTAL_MR_CLASSES, rib_number, structure_of
 
@@ -204,3 +204,32 @@ def test_totalsegmentator_tables_match_the_label_file_and_every_class_is_a_struc
     assert rib_number("rib_right_9") == 9 and rib_number("rib_left_12") == -12 and rib_number("sternum") is None
     with pytest.raises(KeyError):
         structure_of("appendix")
+
+
+def test_set02_intercostal_spaces_are_named_between_consecutive_ribs(set02):
+    ct, labels = set02
+    model = build_body_model(ct, anatomy_from_labels(labels, "totalsegmentator"))
+    # 111–113 are right ribs 8–10, 99–100 left ribs 8–9 in the set's table
+    for upper, lower, expected in ((111, 112, ("right", 8)), (112, 113, ("right", 9)), (99, 100, ("left", 8))):
+        a = ct.index_to_lps(np.argwhere(labels.array == upper))
+        b = ct.index_to_lps(np.argwhere(labels.array == lower))
+        gaps = np.linalg.norm(a[:, None] - b[None], axis=-1)
+        i, j = np.unravel_index(np.argmin(gaps), gaps.shape)
+        assert intercostal_space(model, (a[i] + b[j]) / 2) == expected
+    liver = ct.index_to_lps(np.argwhere(labels.array == 5).mean(axis=0))
+    assert intercostal_space(model, liver) is None  # no ribs within 30 mm of the liver's centre
+
+
+def test_set02_names_along_a_lateral_path_from_the_liver_to_the_air(set02):
+    ct, labels = set02
+    model = build_body_model(ct, anatomy_from_labels(labels, "totalsegmentator"))
+    start = ct.index_to_lps(np.argwhere(labels.array == 5).mean(axis=0))
+    # towards the patient's right (−x) in 1 mm steps, to the edge of the image
+    steps = np.arange(0.0, 200.0, 1.0)
+    names = model.tissue_names(start + steps[:, None] * np.array([-1.0, 0.0, 0.0]))
+    names = [n for n in names if n != "outside_image"]
+    assert names[0] == "liver" and names[-1] == "air"
+    first_air = names.index("air")
+    assert set(names[first_air:]) == {"air"}  # the body ends once: no air inside it
+    assert "gas" not in names and "lung" not in names
+    assert set(names[:first_air]) <= {"liver", "fat", "soft_tissue", "muscle", "rib", "costal_cartilage", "bone"}

@@ -214,8 +214,8 @@ def build_body_model(
         A TotalSegmentator label map of the image (task ``total`` on CT, ``total_mr`` on MR) for the organs
         the anatomy lacks (for example an anatomy of liver and tumour masks); the anatomy's own masks win.
     modality : str, optional
-        ``"CT"`` or ``"MR"``; by default the image's modality, else CT when the image holds air at about
-        −1000 HU, else MR.
+        ``"CT"`` or ``"MR"``; by default the image's modality, else CT when the image holds values below
+        −200 (air, lung or fat in HU), else MR.
 
     Raises
     ------
@@ -279,7 +279,9 @@ def _modality(image: Volume, modality: str | None) -> str:
         return modality
     if modality:
         raise InputError("image.modality", "CT or MR", modality)
-    return "CT" if image.array.size and float(np.min(image.array)) < -900 else "MR"
+    # Hounsfield units go below −200 wherever air, lung or fat is in view; MR signal is not negative
+    # beyond its noise
+    return "CT" if image.array.size and float(np.min(image.array)) < -200 else "MR"
 
 
 def _with_label_map(image: Volume, anatomy: Anatomy | None, label_map: Volume | None, modality: str) -> Anatomy | None:
@@ -426,6 +428,46 @@ def check_entry_point(model: BodyModel, point_lps, field: str) -> np.ndarray:
         if all(model.body[tuple(n)] for n in inside):
             raise InputError(field, "an entry point on the skin or in the air outside it", f"{where}, inside the body")
     return point
+
+
+def intercostal_space(model: BodyModel, point_lps, reach_mm: float = 30.0) -> tuple[str, int] | None:
+    """The intercostal space a point lies in, where ribs are labelled one by one: (side, n) for the space
+    between ribs n and n + 1, or None when the ribs within `reach_mm` do not bracket the point.
+
+    The ribs near the point are those with a voxel within `reach_mm`; the rib above is the one whose
+    nearest voxel lies higher (superior) than the point, the rib below lower. Ribs are numbered from the
+    top, so the point is in space n when the nearest rib above is n and the nearest below n + 1.
+    """
+    if model.rib_numbers is None:
+        return None
+    image = model.image
+    point = np.asarray(point_lps, dtype=np.float64)
+    centre = image.lps_to_index(point)
+    half = np.ceil(reach_mm / image.spacing_mm).astype(int)
+    low = np.maximum(np.floor(centre).astype(int) - half, 0)
+    high = np.minimum(np.ceil(centre).astype(int) + half + 1, image.shape)
+    if np.any(high <= low):
+        return None
+    box = tuple(slice(a, b) for a, b in zip(low, high))
+    ribs = model.rib_numbers[box]
+    index = np.argwhere(ribs != 0)
+    if len(index) == 0:
+        return None
+    lps = image.index_to_lps(index + low)
+    distance = np.linalg.norm(lps - point, axis=1)
+    numbers = ribs[tuple(index.T)]
+    near = distance <= reach_mm
+    above, below = {}, {}
+    for number in np.unique(numbers[near]):
+        mine = near & (numbers == number)
+        nearest = int(np.argmin(np.where(mine, distance, np.inf)))
+        (above if lps[nearest, 2] > point[2] else below)[int(number)] = distance[nearest]
+    for side, sign in (("right", 1), ("left", -1)):
+        upper = [n * sign for n in above if n * sign > 0]
+        lower = [n * sign for n in below if n * sign > 0]
+        if upper and lower and min(lower) == max(upper) + 1:
+            return side, max(upper)
+    return None
 
 
 # ------------------------------------------------------------------------------------------ field of view
