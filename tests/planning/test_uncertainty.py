@@ -1,10 +1,20 @@
 """Monte Carlo uncertainty on a real Dask LocalCluster: seeded, independent of the number of workers."""
 
+import os
+
 import numpy as np
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.planning.uncertainty import SampleContext, monte_carlo, perturbed_probes, perturbed_tissues
+from cryoplan.planning.uncertainty import (
+    BATCHES_PER_WORKER,
+    SampleContext,
+    batches,
+    default_workers,
+    monte_carlo,
+    perturbed_probes,
+    perturbed_tissues,
+)
 from cryoplan.thermal import Grid, ProbePlacement
 
 
@@ -44,9 +54,26 @@ def context():
     )
 
 
+@pytest.mark.parametrize("samples, workers", [(1, 4), (4, 1), (5, 2), (50, 2), (64, 3), (7, 16)])
+def test_batches_cover_every_sample_once_in_order(samples, workers):
+    cut = batches(samples, workers)
+    assert [i for batch in cut for i in batch] == list(range(samples))
+    assert all(batch for batch in cut)
+    assert len(cut) <= workers * BATCHES_PER_WORKER
+    sizes = [len(batch) for batch in cut]
+    assert len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]  # equal batches, the last one no larger
+
+
+def test_the_default_cluster_has_a_worker_per_usable_core():
+    assert default_workers() == len(os.sched_getaffinity(0))
+
+
 def test_monte_carlo_on_a_local_cluster_is_seeded(context):
-    two = monte_carlo(context, 4, seed=7, workers=2)
-    one = monte_carlo(context, 4, seed=7, workers=1)
+    """The same seed gives the same samples whatever the workers and hence the batches (5 samples: batches
+    of 2 on one worker, of 1 on two)."""
+    reports = []
+    two = monte_carlo(context, 5, seed=7, workers=2, progress=lambda label, fraction: reports.append((label, fraction)))
+    one = monte_carlo(context, 5, seed=7, workers=1)
     assert two.workers == 2 and one.workers == 1
     np.testing.assert_array_equal(two.margin_covered_pct, one.margin_covered_pct)
     np.testing.assert_array_equal(two.probability.array, one.probability.array)
@@ -56,8 +83,11 @@ def test_monte_carlo_on_a_local_cluster_is_seeded(context):
     index = np.rint(context.grid.index_of(np.array([0, 0, -8.0]))).astype(int)
     assert probability[tuple(index)] == 1.0
     assert probability[0, 0, 0] == 0.0
-    assert 0.0 <= two.probability_coverage_target <= 1.0
-    assert two.to_dict()["samples"] == 4
+    assert two.to_dict()["samples"] == 5
+    # the progress: a label, then the fraction done after each batch, ending at 1
+    assert reports[0][0].startswith("uncertainty: 5 samples on 2 Dask workers") and reports[0][1] == 0.0
+    fractions = [f for label, f in reports[1:] if label is None]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == len(batches(5, 2))
 
 
 def test_an_unreachable_scheduler_is_an_input_error(context):
