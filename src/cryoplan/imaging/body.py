@@ -40,7 +40,8 @@ SOFT_TISSUE_HU = (-29.0, 150.0)
 
 #: Default clearance a probe path keeps from each structure, mm: 5 mm from lung and pleura, heart, bowel,
 #: stomach, pancreas, kidney, adrenal, spleen, gallbladder, oesophagus and spinal cord; 3 mm from vessels of
-#: at least 3 mm, ducts, bone and cartilage.
+#: at least 3 mm, ducts, bone and cartilage. Keys are structure names and the tissue names "bone" and "gas"
+#: of `BodyModel.tissue_names`.
 STRUCTURE_CLEARANCE_MM: dict[str, float] = {
     "lung": 5.0,
     "trachea": 5.0,
@@ -67,6 +68,7 @@ STRUCTURE_CLEARANCE_MM: dict[str, float] = {
     "sternum": 3.0,
     "vertebra": 3.0,
     "bone": 3.0,
+    "gas": 5.0,  # unlabelled gas inside the body: lung or bowel
 }
 
 #: Organs a probe path must know about; those no label gives are listed in `BodyModel.unknown`.
@@ -126,7 +128,7 @@ _CUT_FRACTION = 0.01
 _OPENING_MM = 4.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BodyModel:
     """The body and its organs, every mask boolean on the grid of `image` (LPS affine).
 
