@@ -26,6 +26,8 @@ LiverDisease = Literal["hbv", "hcv", "alcohol", "masld", "pbc", "psc", "other", 
 PriorTreatment = Literal[
     "tace", "tare", "rfa", "mwa", "cryoablation", "resection", "sbrt", "systemic", "transplant", "other"
 ]
+#: The label presets of `cryoplan.imaging.anatomy.PRESETS`.
+LabelPreset = Literal["liver_tumour", "totalsegmentator", "totalsegmentator_mr"]
 Millimetres = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 FilePath = Annotated[Path, Field(strict=False)]
 
@@ -185,7 +187,7 @@ class Imaging(_Model):
 
     image: FilePath
     labels: FilePath | None = None
-    label_preset: str | None = Field(default=None, min_length=1)
+    label_preset: LabelPreset | None = None
     labels_map: dict[str, int] | None = None
     masks: dict[str, FilePath] | None = None
     entries: dict[str, list[float]] | None = None

@@ -136,6 +136,7 @@ def test_imaging_paths_resolve_against_the_case_file(tmp_path):
         ({"image": "ct.nii.gz", "entries": {"L1": [1.0, float("inf"), 3.0]}}, "[x, y, z] in LPS mm"),
         ({"image": "ct.nii.gz", "entries": {"L1": [True, 2.0, 3.0]}}, "[x, y, z] in LPS mm"),
         ({"image": "ct.nii.gz", "min_lesion_diameter_mm": -1}, "greater than or equal to 0"),
+        ({"image": "ct.nii.gz", "labels": "s.nii.gz", "label_preset": "totalseg"}, "'totalsegmentator'"),
     ],
 )
 def test_contradictory_imaging_sections_are_refused(imaging, expected):

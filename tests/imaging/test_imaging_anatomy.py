@@ -3,12 +3,16 @@ and vessel calibres; label dictionaries, presets and their errors."""
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pytest
 
+from cryoplan.case import LabelPreset
 from cryoplan.errors import InputError
 from cryoplan.imaging import Volume
 from cryoplan.imaging.anatomy import (
+    PRESETS,
     Anatomy,
     anatomy_from_labels,
     anatomy_from_masks,
@@ -211,3 +215,7 @@ def test_writers_leave_nothing_behind_on_bad_paths(tmp_path):
     with pytest.raises(InputError, match="nii"):
         write_nifti(Volume(np.zeros((2, 2, 2)), np.eye(4)), tmp_path / "out.img")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_case_model_names_every_label_preset():
+    assert set(typing.get_args(LabelPreset)) == set(PRESETS)
