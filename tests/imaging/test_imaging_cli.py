@@ -218,3 +218,18 @@ def test_bad_minimum_lesion_diameter_is_refused(case_files, tmp_path):
         tmp_path / "out",
     )
     _assert_refused(result, "min_lesion_diameter_mm", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("folder", "image", "labels", "preset", "code"),
+    [
+        ("03_totalseg_dicom_ct_series", "dicom", "example_seg_dicom.nii.gz", "totalsegmentator", "few_slices"),
+        ("06_totalseg_mr_sm", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz", "totalsegmentator_mr", "mr_gas_bone"),
+    ],
+)
+def test_inspect_warns_of_what_the_image_leaves_out(shared_data, folder, image, labels, preset, code):
+    folder = shared_data / folder
+    result = run(folder / image, "--labels", folder / labels, "--label-preset", preset, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert f"cryoplan: warning: {code}: " in result.stderr
+    assert code in [w["code"] for w in json.loads(result.stdout)["image_warnings"]]
