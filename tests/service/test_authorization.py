@@ -35,6 +35,7 @@ API = {
     ("GET", "/api/cases/{case_id}"): (ALL, {}),
     ("PUT", "/api/cases/{case_id}"): (EDITORS, {"json": {"version": 1, "label": "renamed by {role}"}}),
     ("POST", "/api/cases/{case_id}/status"): (EDITORS, {"json": {"to_status": "closed", "reason": "x", "version": 99}}),
+    ("POST", "/api/cases/{case_id}/reopen"): (EDITORS, {"json": {"reason": "x", "version": 99}}),
     ("GET", "/api/board"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/board-decision"): (
         CLINICAL,
@@ -60,6 +61,7 @@ API = {
     ("GET", "/api/cases/{case_id}/report.html"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/report.pdf"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/referral.zip"): (EDITORS, {}),
+    ("DELETE", "/api/auth/token"): (ALL, {}),  # last: it ends the role's token
 }
 
 PAGES = {

@@ -20,11 +20,23 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Run the case review web service (settings from CRYOPLAN_* environment variables, see README)."""
+    # The service's modules load only for the service's commands, so that other commands start quickly.
     import uvicorn
 
     from cryoplan.service.app import create_app
+    from cryoplan.service.settings import ServiceSettings
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    settings = ServiceSettings()
+    # X-Forwarded-For/-Proto are believed only from the proxies named in the settings: by default none,
+    # so that no client can choose the address that login throttling and the audit trail see.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+    )
 
 
 @users.command("create")

@@ -1,13 +1,14 @@
 """The case review web application: `create_app(settings)` builds the FastAPI app that `cryoplan serve` runs.
 
 Pages (Jinja2, server-rendered) and the JSON API under ``/api/`` call the same functions in
-`cryoplan.service.store`; this module wires settings, the database, the job runner, error handling and the
-security headers.
+`cryoplan.service.store`; this module wires settings, the database, the job runner, the request limits at
+the edge (`cryoplan.service.edge`), error handling and the security headers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -20,12 +21,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from cryoplan import __version__
 from cryoplan.errors import InputError
 from cryoplan.service import db as database
-from cryoplan.service.auth import LoginLocked, NotLoggedIn
+from cryoplan.service.auth import LoginThrottled, NotLoggedIn
+from cryoplan.service.edge import RequestLimits
 from cryoplan.service.jobs import JobRunner, PlanOptions
-from cryoplan.service.routes import api, pages, status
+from cryoplan.service.routes import admin_users, api, case_entry, pages, session, status
 from cryoplan.service.settings import ServiceSettings
 from cryoplan.service.store import NotAllowed, NotFound, VersionConflict, run_document
-from cryoplan.service.uploads import UploadTooLarge
+from cryoplan.service.uploads import UploadTooLarge, sweep_partial_uploads
 
 PACKAGE = Path(str(resources.files("cryoplan.service")))
 NIIVUE_BUNDLE = PACKAGE / "viewer" / "node_modules" / "@niivue" / "niivue" / "dist" / "index.js"
@@ -42,7 +44,13 @@ CONTENT_SECURITY_POLICY = (
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the app: migrate the database to the latest schema, then mount pages, API and static files."""
     settings = settings or ServiceSettings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Everything the service writes is patient data, for its own user only: folders 0700, files 0600
+    # (Dask workers started from here inherit the mask).
+    os.umask(0o077)
+    for folder in (settings.data_dir, settings.data_dir / "documents", settings.data_dir / "jobs"):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    sweep_partial_uploads(settings.data_dir / "documents")
     engine = database.make_engine(settings.resolved_database_url())
     database.migrate(engine)
     sessions = database.session_factory(engine)
@@ -79,17 +87,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
     app.state.templates.env.globals["version"] = __version__
 
-    # Refuse a body larger than any upload may be before reading it (the upload itself is counted again
-    # as it is stored, for bodies sent without a length).
-    max_body_bytes = int(settings.max_upload_mb * 2**20) + 2**20
+    # Bodies are counted as they arrive, before any route or login runs: an upload may be its limit plus
+    # the multipart framing, any other request a small JSON or form body.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=int(settings.max_json_kb * 2**10),
+        max_upload_bytes=int(settings.max_upload_mb * 2**20) + 2**20,
+        max_json_depth=settings.max_json_depth,
+        respond=lambda scope, status, message: error(Request(scope), status, message),
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_body_bytes:
-            response = error(request, 413, f"request body larger than {max_body_bytes} bytes")
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
@@ -129,14 +139,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def _not_allowed(request: Request, exc: NotAllowed):
         return error(request, 409, str(exc))
 
-    @app.exception_handler(LoginLocked)
-    async def _locked(request: Request, _exc: LoginLocked):
-        minutes = settings.login_window_s / 60
-        return error(request, 429, f"too many failed logins; try again in {minutes:g} minutes")
+    @app.exception_handler(LoginThrottled)
+    async def _throttled(request: Request, exc: LoginThrottled):
+        wait_s = max(1, round(exc.retry_after_s))
+        response = error(request, 429, f"too many failed logins from your address; try again in {wait_s} s")
+        response.headers["Retry-After"] = str(wait_s)
+        return response
 
+    app.include_router(session.router)  # before pages: it answers POST /login and /logout
     app.include_router(api.router)
+    app.include_router(case_entry.router)  # before pages: /cases/new is not a case id
     app.include_router(pages.router)
     app.include_router(status.router)
+    app.include_router(admin_users.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.get("/vendor/niivue.js", include_in_schema=False)

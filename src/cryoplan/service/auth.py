@@ -1,5 +1,5 @@
 """Who is calling: Argon2 password hashes, session cookies with CSRF tokens for pages, bearer tokens for the
-API, rate-limited logins, and the role checks every route declares."""
+API, throttled logins, and the role checks every route declares (refusals are audited)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 from pwdlib import PasswordHash
@@ -15,6 +14,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from cryoplan.service.audit import Actor, audit
 from cryoplan.service.models import AuthToken, LoginFailure, Role, User, utcnow
 
 SESSION_COOKIE = "cryoplan_session"
@@ -27,20 +27,12 @@ password_hasher = PasswordHash((Argon2Hasher(),))
 _DUMMY_HASH = password_hasher.hash(secrets.token_urlsafe(16))
 
 
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated caller of one request."""
+class LoginThrottled(Exception):
+    """Too many failed logins from this address lately: it must wait `retry_after_s` before the next."""
 
-    user_id: int
-    username: str
-    role: Role
-    client_address: str
-    via: str  # "session" (cookie) or "api" (bearer token)
-    csrf_token: str | None
-
-
-class LoginLocked(Exception):
-    """Too many failed logins for this user name or address in the window."""
+    def __init__(self, retry_after_s: float):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"retry after {retry_after_s:.0f} s")
 
 
 def _sha256(token: str) -> str:
@@ -52,25 +44,68 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def login(db: Session, username: str, password: str, address: str, max_failures: int, window_s: float) -> User | None:
-    """Check a password; returns the user, or None after recording a failure.
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)  # SQLite returns naive datetimes
 
-    Raises `LoginLocked` without checking the password once `max_failures` failures of this user name, or
-    four times as many from this address, fall inside the last `window_s` seconds (OWASP Authentication
-    Cheat Sheet: throttle by account and by source).
+
+def login_delay(
+    db: Session,
+    username: str,
+    address: str,
+    max_failures: int,
+    window_s: float,
+    max_backoff_s: float,
+    max_delay_s: float,
+) -> float:
+    """How long to hold this login attempt before checking its password, in seconds.
+
+    Two brakes, neither of which locks the owner of an account out: an address with `max_failures` or more
+    failures in the last `window_s` seconds must wait 1, 2, 4, … seconds (at most `max_backoff_s`) after
+    its latest failure before it may try again (`LoginThrottled` is raised until then, the attempt not
+    checked); and a user name with `max_failures` or more recent failures, from any address, has each
+    attempt on it held 0.25, 0.5, 1, … seconds (at most `max_delay_s`), which slows guessing spread over
+    many addresses while the owner, from an address of their own, still gets in.
+
+    References
+    ----------
+    .. [1] OWASP Authentication Cheat Sheet, "Protect against automated attacks" (throttling by source and
+       by account, without lock-out that attackers can trigger).
+    .. [2] NIST SP 800-63B, §5.2.2 Rate Limiting (Throttling).
     """
-    since = utcnow() - dt.timedelta(seconds=window_s)
-    by_name = db.scalar(select(func.count()).where(LoginFailure.username == username, LoginFailure.at >= since))
-    by_address = db.scalar(select(func.count()).where(LoginFailure.client_address == address, LoginFailure.at >= since))
-    if by_name >= max_failures or by_address >= 4 * max_failures:
-        raise LoginLocked(username)
-    user = db.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    now = utcnow()
+    since = now - dt.timedelta(seconds=window_s)
+    from_address, latest = db.execute(
+        select(func.count(LoginFailure.id), func.max(LoginFailure.at)).where(
+            LoginFailure.client_address == address[:64], LoginFailure.at >= since
+        )
+    ).one()
+    if from_address >= max_failures:
+        wait_s = min(max_backoff_s, 2.0 ** (from_address - max_failures))
+        remaining_s = (_aware(latest) + dt.timedelta(seconds=wait_s) - now).total_seconds()
+        if remaining_s > 0:
+            raise LoginThrottled(remaining_s)
+    on_name = db.scalar(
+        select(func.count(LoginFailure.id)).where(LoginFailure.username == username[:64], LoginFailure.at >= since)
+    )
+    if on_name < max_failures:
+        return 0.0
+    return min(max_delay_s, 0.25 * 2.0 ** (on_name - max_failures))
+
+
+def login(db: Session, username: str, password: str, address: str) -> User | None:
+    """The active user of that name (compared in lower case) if the password is theirs, else None after
+    recording the failure (in its own committed transaction, so that it counts whatever follows)."""
+    username = username.strip().lower()
+    user = db.scalar(select(User).where(func.lower(User.username) == username, User.active.is_(True)))
     valid = password_hasher.verify(password, user.password_hash if user else _DUMMY_HASH)
     if not (user and valid):
-        db.add(LoginFailure(username=username[:64], client_address=address[:64]))
+        db.add(LoginFailure(username=username[:64], client_address=address[:64], at=utcnow()))
         db.commit()
         return None
-    db.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    # The owner got in from here: forget this address's failures on this name (not other addresses').
+    db.execute(
+        delete(LoginFailure).where(LoginFailure.username == username, LoginFailure.client_address == address[:64])
+    )
     return user
 
 
@@ -90,8 +125,9 @@ def issue_token(db: Session, user: User, kind: str, max_age_s: int) -> tuple[str
     return token, csrf
 
 
-def revoke_token(db: Session, token: str) -> None:
-    db.execute(delete(AuthToken).where(AuthToken.token_sha256 == _sha256(token)))
+def revoke_token(db: Session, actor: Actor) -> None:
+    """End the session or API token the caller's request came with."""
+    db.execute(delete(AuthToken).where(AuthToken.id == actor.token_id))
 
 
 def _find_actor(db: Session, request: Request) -> Actor | None:
@@ -110,12 +146,11 @@ def _find_actor(db: Session, request: Request) -> Actor | None:
     if row is None:
         return None
     auth_token, user = row
-    expires_at = auth_token.expires_at
-    if expires_at.tzinfo is None:  # SQLite returns naive datetimes
-        expires_at = expires_at.replace(tzinfo=dt.UTC)
-    if expires_at < utcnow():
+    if _aware(auth_token.expires_at) < utcnow():
         return None
-    return Actor(user.id, user.username, Role(user.role), client_address(request), kind, auth_token.csrf_token)
+    return Actor(
+        user.id, user.username, Role(user.role), client_address(request), kind, auth_token.csrf_token, auth_token.id
+    )
 
 
 async def _check_csrf(request: Request, actor: Actor) -> None:
@@ -147,9 +182,17 @@ def requires(*roles: Role, page: bool = False):
             if page:
                 raise NotLoggedIn()
             raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
-        await _check_csrf(request, actor)
-        if actor.role not in roles:
-            raise HTTPException(403, f"the {actor.role.value} role may not do this")
+        try:
+            await _check_csrf(request, actor)
+            if actor.role not in roles:
+                raise HTTPException(403, f"the {actor.role.value} role may not do this")
+        except HTTPException as refusal:
+            with request.app.state.sessions() as db:
+                audit(
+                    db, actor, "denied", "route", detail=f"{request.method} {request.url.path[:200]}: {refusal.detail}"
+                )
+                db.commit()
+            raise
         return actor
 
     return dependency

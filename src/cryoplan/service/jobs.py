@@ -284,6 +284,7 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
     runner = request.app.state.runner
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id, action="start_job")
+        store.require_open_case(db, case.id)
         if kind == "uncertainty" and store.latest_plan_job(db, case.id) is None:
             raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
         job = Job(

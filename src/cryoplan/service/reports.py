@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import markupsafe
 import pydicom
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
@@ -23,6 +26,14 @@ from cryoplan.service.store import latest_plan_job
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _environment = Environment(loader=PackageLoader("cryoplan.service", "templates"), autoescape=select_autoescape())
+# The report carries its stylesheet inside it, so that it is styled wherever it is opened (a browser, a saved
+# file, WeasyPrint) and names no path of the server; the policy admits that one stylesheet and nothing else.
+REPORT_CSS = (STATIC_DIR / "report.css").read_text(encoding="utf-8")
+REPORT_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(REPORT_CSS.encode()).digest()).decode()
+    + "'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 class RefusedURL(Exception):
@@ -54,7 +65,7 @@ def lethal_isotherm_mask(plan: dict | None, plan_dir: Path | None) -> str | None
 
 
 def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner) -> str:
-    """The case report as a standalone HTML document (its only stylesheet is the app's own report.css)."""
+    """The case report as a standalone HTML document, its stylesheet (the app's report.css) inlined."""
     case = store.get_case(db, actor, case_id, action="report")
     return _environment.get_template("report.html").render(
         case=case,
@@ -63,7 +74,7 @@ def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner)
         history=store.status_history(db, case.id),
         decisions=store.board_decisions(db, case.id),
         plan=plan_summary(latest_plan_dir(db, case.id, runner)),
-        stylesheet=(STATIC_DIR / "report.css").as_uri(),
+        stylesheet=markupsafe.Markup(REPORT_CSS),
         generated_at=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

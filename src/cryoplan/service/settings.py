@@ -36,8 +36,28 @@ class ServiceSettings(BaseSettings):
     max_upload_mb: float = Field(200.0, gt=0, description="Largest document accepted, in MiB.")
     max_unzipped_mb: float = Field(1024.0, gt=0, description="Largest total a DICOM zip may expand to, in MiB.")
     max_zip_ratio: float = Field(200.0, gt=1, description="Largest expansion ratio of one zip entry (zip-bomb guard).")
-    login_max_failures: int = Field(5, ge=1, description="Failed logins of one user name or address before lock-out.")
+    max_image_mb: float = Field(
+        1024.0, gt=0, description="Largest decoded image (header dimensions × voxel size) of a NIfTI or NRRD, MiB."
+    )
+    max_json_kb: float = Field(
+        1024.0, gt=0, description="Largest body of any request but a document upload (JSON or form), in KiB."
+    )
+    max_json_depth: int = Field(32, ge=2, le=1000, description="Deepest nesting of a JSON request body.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins from one address, or of one user name, before they are slowed down."
+    )
     login_window_s: float = Field(900.0, gt=0, description="Window in which failed logins are counted, in seconds.")
+    login_max_backoff_s: float = Field(
+        900.0, gt=0, description="Longest wait imposed on an address after repeated failed logins, in seconds."
+    )
+    login_max_delay_s: float = Field(
+        4.0, ge=0, description="Longest delay added to each login of a user name under attack, in seconds."
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Addresses of reverse proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips, "
+        "comma-separated); default none: the client address is the TCP peer.",
+    )
     session_max_age_s: int = Field(
         8 * 3600, gt=0, description="Lifetime of a session cookie and of an API token, in seconds."
     )

@@ -4,15 +4,21 @@ appends an audit event in the same transaction, so a change is never stored with
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import math
+import re
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, String, cast, delete, func, or_, select
+from sqlalchemy import ColumnElement, String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cryoplan.case import parse_case
 from cryoplan.clinical import assess
 from cryoplan.errors import InputError
+from cryoplan.service.audit import audit
 from cryoplan.service.auth import Actor, password_hasher
 from cryoplan.service.db import discard_on_rollback
 from cryoplan.service.models import (
@@ -79,46 +85,62 @@ class NotAllowed(Exception):
     """The workflow or the caller's role does not allow this step (the API answers 403 or 409)."""
 
 
-def audit(
-    db: Session,
-    actor: Actor | None,
-    action: str,
-    object_type: str,
-    object_id: object = None,
-    case_id: int | None = None,
-    detail: str = "",
-    address: str | None = None,
-) -> None:
-    """Append one audit event: who (`actor`), what (`action` on `object_type`/`object_id`), from where."""
-    db.add(
-        AuditEvent(
-            at=utcnow(),
-            user_id=actor.user_id if actor else None,
-            username=actor.username if actor else "system",
-            action=action,
-            object_type=object_type,
-            object_id=None if object_id is None else str(object_id),
-            case_id=case_id,
-            client_address=(actor.client_address if actor else address) or "server",
-            detail=detail,
-        )
-    )
-
-
 # --- users ---------------------------------------------------------------------------------------------
+
+
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MIN_PASSWORD_LENGTH = 12
+
+
+def normal_username(username: str) -> str:
+    """A user name as stored and compared: ASCII, lower case, so that no two names look alike
+    (``ADMIN1`` is ``admin1``, and ``admın1`` with a dotless ı is refused)."""
+    name = username.strip().lower()
+    if not USERNAME.fullmatch(name):
+        raise InputError(
+            "username", "1–64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit", username
+        )
+    return name
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The 20,000 most common passwords (lower case), shipped with the package."""
+    with resources.files("cryoplan.service").joinpath("data/common-passwords.txt.gz").open("rb") as handle:
+        return frozenset(gzip.decompress(handle.read()).decode("utf-8").split())
+
+
+def check_password_policy(password: str, username: str) -> None:
+    """Refuse a password shorter than `MIN_PASSWORD_LENGTH` characters once runs of spaces count as one,
+    one of the most common passwords, or one that is or contains the user name.
+
+    References
+    ----------
+    .. [1] OWASP Application Security Verification Standard 4.0.3, V2.1.1 (at least 12 characters, runs of
+       spaces counted once) and V2.1.7 (checked against a list of breached or common passwords).
+    .. [2] NIST SP 800-63B, Digital Identity Guidelines: Authentication and Lifecycle Management, §5.1.1.2
+       (compare against commonly used values and context-specific words such as the user name).
+    .. [3] R. Williams, 20,000 most common passwords (the list Django ships as common-passwords.txt.gz).
+    """
+    if len(re.sub(r"\s+", " ", password.strip())) < MIN_PASSWORD_LENGTH:
+        raise InputError("password", f"at least {MIN_PASSWORD_LENGTH} characters (runs of spaces count once)")
+    folded = password.lower()
+    if folded in common_passwords() or folded.strip() in common_passwords():
+        raise InputError("password", "a password that is not among the 20,000 most common ones")
+    if username.lower() in folded:
+        raise InputError("password", "a password that does not contain the user name")
 
 
 def create_user(
     db: Session, username: str, password: str, role: str, full_name: str = "", actor: Actor | None = None
 ) -> User:
-    """Create a user with an Argon2-hashed password."""
-    if not (1 <= len(username) <= 64) or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        raise InputError("username", "1–64 letters, digits, '.', '_' or '-'", username)
-    if len(password) < 10:
-        raise InputError("password", "at least 10 characters")
+    """Create a user with an Argon2-hashed password (`check_password_policy`); user names are ASCII and stored in
+    lower case (`normal_username`)."""
+    username = normal_username(username)
+    check_password_policy(password, username)
     if role not in {r.value for r in Role}:
         raise InputError("role", f"one of {[r.value for r in Role]}", role)
-    if db.scalar(select(User).where(User.username == username)):
+    if db.scalar(select(User).where(func.lower(User.username) == username)):
         raise InputError("username", "a name not already taken", username)
     user = User(
         username=username,
@@ -161,11 +183,38 @@ def deactivate_user(db: Session, actor: Actor, user_id: int) -> User:
 # --- cases ---------------------------------------------------------------------------------------------
 
 
+# Bounds of a stored case document: a real case file nests 4 levels and holds numbers far below 1e6.
+MAX_DOCUMENT_DEPTH = 16
+MAX_DOCUMENT_NUMBER = 1e6
+MAX_DOCUMENT_ITEMS = 20_000
+
+
+def _check_values(value: object, path: str, depth: int, count: list[int]) -> None:
+    """Walk a JSON value, refusing nesting deeper than `MAX_DOCUMENT_DEPTH`, more than `MAX_DOCUMENT_ITEMS`
+    values in all, and numbers that are not finite or exceed `MAX_DOCUMENT_NUMBER` in magnitude."""
+    count[0] += 1
+    if count[0] > MAX_DOCUMENT_ITEMS:
+        raise InputError("case_document", f"at most {MAX_DOCUMENT_ITEMS} values in all")
+    if depth > MAX_DOCUMENT_DEPTH:
+        raise InputError(path, f"nesting at most {MAX_DOCUMENT_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f"{path}.{key}"[:200], depth + 1, count)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f"{path}[{index}]"[:200], depth + 1, count)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (math.isfinite(value) and abs(value) <= MAX_DOCUMENT_NUMBER):
+            raise InputError(path, f"a finite number of magnitude at most {MAX_DOCUMENT_NUMBER:g}", value)
+
+
 def check_case_document(document: object) -> dict:
-    """A case document as the service stores it: a JSON object whose ``imaging`` section holds no file
-    paths (images are attached as documents; the service fills the paths in, see `run_document`)."""
+    """A case document as the service stores it: a JSON object, bounded in depth, size and magnitude of
+    its numbers, whose ``imaging`` section holds no file paths (images are attached as documents; the
+    service fills the paths in, see `run_document`)."""
     if not isinstance(document, dict):
         raise InputError("case_document", "a JSON object (the case file)", type(document).__name__)
+    _check_values(document, "case_document", 0, [0])
     imaging = document.get("imaging")
     if imaging is not None:
         if not isinstance(imaging, dict):
@@ -234,15 +283,15 @@ def create_case(db: Session, actor: Actor, label: str, document: dict) -> Case:
     return case
 
 
-def case_query(status: str | None = None, search: str | None = None) -> Select:
-    """The cases matching a status and a search text (in the label or the case number)."""
-    query = select(Case).order_by(Case.updated_at.desc(), Case.id.desc())
+def case_conditions(status: str | None = None, search: str | None = None) -> list[ColumnElement[bool]]:
+    """The conditions of the cases matching a status and a search text (in the label or the case number)."""
+    conditions = []
     if status:
-        query = query.where(Case.status == status)
+        conditions.append(Case.status == status)
     if search:
         pattern = f"%{search.strip()}%"
-        query = query.where(or_(Case.label.ilike(pattern), cast(Case.id, String).like(pattern)))
-    return query
+        conditions.append(or_(Case.label.ilike(pattern), cast(Case.id, String).like(pattern)))
+    return conditions
 
 
 MAX_PAGE_SIZE = 200
@@ -265,10 +314,12 @@ def list_cases(
         raise InputError("page", "a page number ≥ 1", page)
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise InputError("size", f"1 to {MAX_PAGE_SIZE} cases per page", size)
-    query = case_query(status, search)
+    conditions = case_conditions(status, search)
     if actor.role == Role.viewer:
-        query = query.where(Case.status != CaseStatus.closed.value)
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        conditions.append(Case.status != CaseStatus.closed.value)
+    # Counted by id alone: the count never reads the case documents.
+    total = db.scalar(select(func.count(Case.id)).where(*conditions))
+    query = select(Case).where(*conditions).order_by(Case.updated_at.desc(), Case.id.desc())
     cases = list(db.scalars(query.offset((page - 1) * size).limit(size)))
     audit(
         db,
@@ -309,9 +360,7 @@ def update_case(
     The check is made twice: here, against the version the caller read, and by the database UPDATE itself
     (SQLAlchemy's version counter), so two saves racing each other cannot both succeed.
     """
-    case = db.get(Case, case_id)
-    if case is None:
-        raise NotFound(f"case {case_id}")
+    case = require_open_case(db, case_id)
     if case.version != expected_version:
         raise VersionConflict(case, expected_version)
     changed = []
@@ -366,6 +415,41 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
         )
     )
     audit(db, actor, "status", "case", case.id, case.id, detail=f"{case.status} -> {to_status}")
+    case.status = to_status
+    case.updated_at = utcnow()
+    db.flush()
+    return case
+
+
+def reopen_case(db: Session, actor: Actor, case_id: int, reason: str, expected_version: int) -> Case:
+    """Reopen a closed case: it returns to the status it was closed from, and can be changed again."""
+    case = _require_case(db, case_id)
+    if case.version != expected_version:
+        raise VersionConflict(case, expected_version)
+    if case.status != CaseStatus.closed.value:
+        raise NotAllowed(f"case {case.id} is {case.status}, not closed")
+    if actor.role == Role.viewer:
+        raise NotAllowed("a viewer cannot reopen a case")
+    if not reason.strip():
+        raise InputError("reason", "a reason for reopening the case")
+    closing = db.scalar(
+        select(StatusChange)
+        .where(StatusChange.case_id == case.id, StatusChange.to_status == CaseStatus.closed.value)
+        .order_by(StatusChange.id.desc())
+        .limit(1)
+    )
+    to_status = closing.from_status if closing else CaseStatus.intake.value
+    db.add(
+        StatusChange(
+            case_id=case.id,
+            from_status=case.status,
+            to_status=to_status,
+            reason=reason.strip(),
+            user_id=actor.user_id,
+            at=utcnow(),
+        )
+    )
+    audit(db, actor, "reopen", "case", case.id, case.id, detail=f"closed -> {to_status}")
     case.status = to_status
     case.updated_at = utcnow()
     db.flush()
@@ -442,7 +526,7 @@ def add_message(db: Session, actor: Actor, case_id: int, direction: str, counter
         raise InputError("body", "the message text")
     if len(counterpart) > 200:
         raise InputError("counterpart", "at most 200 characters")
-    _require_case(db, case_id)
+    require_open_case(db, case_id)
     message = Message(
         case_id=case_id, direction=direction, counterpart=counterpart, body=body, user_id=actor.user_id, at=utcnow()
     )
@@ -468,10 +552,10 @@ def add_task(
     """Add a task with a due date, optionally assigned to a user by name."""
     if not 1 <= len(title.strip()) <= 300:
         raise InputError("title", "1–300 characters")
-    _require_case(db, case_id)
+    require_open_case(db, case_id)
     assignee_id = None
     if assignee:
-        user = db.scalar(select(User).where(User.username == assignee))
+        user = db.scalar(select(User).where(func.lower(User.username) == assignee.strip().lower()))
         if user is None:
             raise InputError("assignee", "the user name of an existing user", assignee)
         assignee_id = user.id
@@ -494,6 +578,7 @@ def complete_task(db: Session, actor: Actor, case_id: int, task_id: int) -> Task
     task = db.get(Task, task_id)
     if task is None or task.case_id != case_id:
         raise NotFound(f"task {task_id}")
+    require_open_case(db, case_id)
     task.done = True
     audit(db, actor, "complete", "task", task.id, case_id)
     db.flush()
@@ -501,11 +586,17 @@ def complete_task(db: Session, actor: Actor, case_id: int, task_id: int) -> Task
 
 
 def tasks(db: Session, case_id: int | None = None, open_only: bool = False) -> list[tuple[Task, str | None]]:
+    """The tasks of one case, or of all cases; `open_only` gives the work still to do: tasks not done, of
+    cases not closed (a closed case's tasks are nobody's work, and closed cases are hidden from viewers)."""
     query = select(Task, User.username).outerjoin(User, User.id == Task.assignee_id).order_by(Task.due_date, Task.id)
     if case_id is not None:
         query = query.where(Task.case_id == case_id)
     if open_only:
-        query = query.where(Task.done.is_(False))
+        query = (
+            query.join(Case, Case.id == Task.case_id)
+            .where(Task.done.is_(False))
+            .where(Case.status != CaseStatus.closed.value)
+        )
     return [(t, name) for t, name in db.execute(query)]
 
 
@@ -519,6 +610,14 @@ def _require_case(db: Session, case_id: int) -> Case:
     return case
 
 
+def require_open_case(db: Session, case_id: int) -> Case:
+    """The case, if it exists and is not closed: a closed case is read-only until it is reopened."""
+    case = _require_case(db, case_id)
+    if case.status == CaseStatus.closed.value:
+        raise NotAllowed(f"case {case.id} is closed and read-only; reopen it to change it")
+    return case
+
+
 def documents(db: Session, case_id: int) -> list[Document]:
     return list(db.scalars(select(Document).where(Document.case_id == case_id).order_by(Document.id)))
 
@@ -529,7 +628,7 @@ def add_document(
     """Receive an upload (checked by content, stored under a generated name with its SHA-256) for a case."""
     if purpose not in PURPOSES:
         raise InputError("purpose", f"one of {list(PURPOSES)}", purpose)
-    _require_case(db, case_id)
+    require_open_case(db, case_id)
     stored_name, file_type, size, sha256 = receive(
         source,
         filename,
@@ -537,6 +636,7 @@ def add_document(
         int(settings.max_upload_mb * 2**20),
         int(settings.max_unzipped_mb * 2**20),
         settings.max_zip_ratio,
+        int(settings.max_image_mb * 2**20),
     )
     # The file belongs to the row: if the row is not committed (this refusal, a failed insert or commit,
     # any later error in the request), the file is removed with it.
@@ -591,14 +691,50 @@ def latest_plan_job(db: Session, case_id: int) -> Job | None:
     return None
 
 
-def audit_events(db: Session, actor: Actor, case_id: int | None = None, limit: int = 500) -> list[AuditEvent]:
-    """The audit trail, newest first (of one case, or all); reading it is itself recorded."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+MAX_AUDIT_PAGE_SIZE = 1000
+
+
+def audit_page(
+    db: Session,
+    actor: Actor,
+    case_id: int | None = None,
+    *,
+    username: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    page: int = 1,
+    size: int = 500,
+) -> tuple[list[AuditEvent], int]:
+    """One page of the audit trail, newest first (of one case, or all), filtered by user name, action and
+    time (`since` inclusive, `until` exclusive), and how many events match in all; reading it is itself
+    recorded."""
+    if page < 1:
+        raise InputError("page", "a page number ≥ 1", page)
+    if not 1 <= size <= MAX_AUDIT_PAGE_SIZE:
+        raise InputError("size", f"1 to {MAX_AUDIT_PAGE_SIZE} events per page", size)
+    conditions = []
     if case_id is not None:
-        query = query.where(AuditEvent.case_id == case_id)
-    events = list(db.scalars(query))
-    audit(db, actor, "read", "audit_log", case_id=case_id)
-    return events
+        conditions.append(AuditEvent.case_id == case_id)
+    if username:
+        conditions.append(AuditEvent.username == username.strip().lower())
+    if action:
+        conditions.append(AuditEvent.action == action)
+    if since is not None:
+        conditions.append(AuditEvent.at >= since)
+    if until is not None:
+        conditions.append(AuditEvent.at < until)
+    total = db.scalar(select(func.count(AuditEvent.id)).where(*conditions))
+    query = select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
+    events = list(db.scalars(query.offset((page - 1) * size).limit(size)))
+    filters = f"user={username or ''} action={action or ''} page={page} size={size}"
+    audit(db, actor, "read", "audit_log", case_id=case_id, detail=filters)
+    return events, total
+
+
+def audit_events(db: Session, actor: Actor, case_id: int | None = None) -> list[AuditEvent]:
+    """The newest 500 events of the audit trail (of one case, or all): the first page of `audit_page`."""
+    return audit_page(db, actor, case_id)[0]
 
 
 def as_dict(row: Any, *fields: str) -> dict:

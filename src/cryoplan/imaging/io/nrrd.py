@@ -21,11 +21,17 @@ _NRRD_SPACES = {
 
 
 def read_nrrd(path: Path) -> Volume:
-    """A 3-D scalar NRRD image in LPS."""
+    """A 3-D scalar NRRD image in LPS, whose data is inside the file itself: a header naming a ``data file``
+    (a detached header) is refused, so that an image can never make the reader open another path."""
     try:
-        array, header = nrrd.read(str(path))
+        with open(path, "rb") as handle:
+            header = nrrd.read_header(handle)
+            detached = [key for key in header if key.replace(" ", "").lower() == "datafile"]
+            array = None if detached else nrrd.read_data(header, handle)  # no file name: nothing else is opened
     except Exception as error:  # pynrrd raises several types for malformed headers
         raise InputError(str(path), "a readable NRRD file", f"{type(error).__name__}: {error}") from None
+    if detached:
+        raise InputError(f"{path}.{detached[0]}", "an NRRD file holding its own data (no 'data file' field)")
     space = str(header.get("space", "")).lower()
     if space not in _NRRD_SPACES or "space directions" not in header:
         raise InputError(

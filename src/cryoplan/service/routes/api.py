@@ -12,7 +12,6 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from cryoplan.service import reports, store
-from cryoplan.service.auth import client_address, issue_token, login
 from cryoplan.service.deps import Admin, AuditReader, Clinician, Editor, Id, Reader, transaction
 from cryoplan.service.jobs import submit_job
 from cryoplan.service.models import CaseStatus, Job, Role
@@ -23,11 +22,6 @@ router = APIRouter(prefix="/api", tags=["api"])
 Text = Annotated[str, Field(max_length=20000, pattern=r"^[^\x00]*$")]
 ShortText = Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
-
-
-class TokenRequest(BaseModel):
-    username: ShortText
-    password: Annotated[str, Field(max_length=200)]
 
 
 class UserCreate(BaseModel):
@@ -51,6 +45,11 @@ class CaseUpdate(BaseModel):
 
 class StatusChangeRequest(BaseModel):
     to_status: CaseStatus
+    reason: Text
+    version: VersionNumber
+
+
+class ReopenRequest(BaseModel):
     reason: Text
     version: VersionNumber
 
@@ -100,26 +99,6 @@ def job_json(request: Request, job: Job) -> dict:
         ),
         "progress": request.app.state.runner.progress(job),
     }
-
-
-@router.post("/auth/token", summary="Exchange a user name and password for a bearer token")
-def create_token(request: Request, body: TokenRequest) -> dict:
-    settings = request.app.state.settings
-    with transaction(request) as db:
-        user = login(
-            db,
-            body.username,
-            body.password,
-            client_address(request),
-            settings.login_max_failures,
-            settings.login_window_s,
-        )
-        if user is None:
-            store.audit(db, None, "login_failed", "user", detail=body.username, address=client_address(request))
-            return Response('{"detail":"wrong user name or password"}', status_code=401, media_type="application/json")
-        token, _ = issue_token(db, user, "api", settings.session_max_age_s)
-        store.audit(db, None, "login", "user", user.id, detail="api token", address=client_address(request))
-    return {"access_token": token, "token_type": "bearer", "expires_in_s": settings.session_max_age_s}
 
 
 @router.get("/me")
@@ -198,6 +177,12 @@ def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) 
 def change_status(request: Request, case_id: Id, body: StatusChangeRequest, actor: Editor) -> dict:
     with transaction(request) as db:
         return case_json(store.change_status(db, actor, case_id, body.to_status.value, body.reason, body.version))
+
+
+@router.post("/cases/{case_id}/reopen", summary="Reopen a closed case (back to the status it was closed from)")
+def reopen_case(request: Request, case_id: Id, body: ReopenRequest, actor: Editor) -> dict:
+    with transaction(request) as db:
+        return case_json(store.reopen_case(db, actor, case_id, body.reason, body.version))
 
 
 @router.get("/board", summary="The tumour board agenda")
@@ -319,16 +304,36 @@ def job(request: Request, job_id: Id, actor: Reader) -> dict:
         return job_json(request, store.get_job(db, actor, job_id))
 
 
-@router.get("/cases/{case_id}/audit", summary="The audit trail of one case (read-only)")
-def case_audit(request: Request, case_id: Id, actor: AuditReader) -> list[dict]:
-    with transaction(request) as db:
-        return [audit_json(e) for e in store.audit_events(db, actor, case_id)]
+class AuditFilters(BaseModel):
+    """Which audit events to list, one page at a time (newest first; X-Total-Count: all that match)."""
+
+    username: Annotated[str | None, Field(max_length=64, pattern=r"^[^\x00]*$")] = None
+    action: Annotated[str | None, Field(max_length=40, pattern=r"^[^\x00]*$")] = None
+    since: dt.datetime | None = Field(None, description="Events at or after this time (ISO 8601).")
+    until: dt.datetime | None = Field(None, description="Events before this time (ISO 8601).")
+    page: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
+    size: Annotated[int, Field(ge=1, le=store.MAX_AUDIT_PAGE_SIZE)] = 500
 
 
-@router.get("/audit", summary="The whole audit log (read-only)")
-def audit_log(request: Request, actor: Admin) -> list[dict]:
+def audit_listing(request: Request, response: Response, actor, case_id: int | None, filters: AuditFilters) -> list:
     with transaction(request) as db:
-        return [audit_json(e) for e in store.audit_events(db, actor)]
+        events, total = store.audit_page(db, actor, case_id, **filters.model_dump())
+    response.headers["X-Total-Count"] = str(total)
+    return [audit_json(e) for e in events]
+
+
+@router.get("/cases/{case_id}/audit", summary="The audit trail of one case (read-only, paged, filtered)")
+def case_audit(
+    request: Request, response: Response, case_id: Id, actor: AuditReader, filters: Annotated[AuditFilters, Query()]
+) -> list[dict]:
+    return audit_listing(request, response, actor, case_id, filters)
+
+
+@router.get("/audit", summary="The whole audit log (read-only, paged, filtered)")
+def audit_log(
+    request: Request, response: Response, actor: Admin, filters: Annotated[AuditFilters, Query()]
+) -> list[dict]:
+    return audit_listing(request, response, actor, None, filters)
 
 
 def audit_json(event) -> dict:
@@ -340,7 +345,8 @@ def audit_json(event) -> dict:
 @router.get("/cases/{case_id}/report.html", response_class=HTMLResponse)
 def report_html(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     with transaction(request) as db:
-        return HTMLResponse(reports.case_report_html(db, actor, case_id, request.app.state.runner))
+        html = reports.case_report_html(db, actor, case_id, request.app.state.runner)
+    return HTMLResponse(html, headers={"Content-Security-Policy": reports.REPORT_CONTENT_SECURITY_POLICY})
 
 
 @router.get("/cases/{case_id}/report.pdf", response_class=Response)
