@@ -152,3 +152,15 @@ def test_entry_points_on_the_skin_or_outside_it_are_accepted_and_others_refused(
         check_entry_point(body, [0.0, 0.0, 500.0], "--entry L1")
     with pytest.raises(InputError, match=r"\[x, y, z\]"):
         check_entry_point(body, [0.0, np.nan, 0.0], "--entry L1")
+
+
+def test_tissue_index_is_tissue_names_as_codes():
+    ct, truth = _torso()
+    body = build_body_model(
+        ct, anatomy_from_labels(ct.with_array(truth["lung"].astype(np.uint8) * 14), "totalsegmentator")
+    )
+    points = ct.index_to_lps(np.random.default_rng(3).uniform(-5, 125, (4, 50, 3)))  # some beyond the image
+    codes, names = body.tissue_index(points)
+    assert codes.shape == (4, 50) and names[-1] == "outside_image"
+    assert [names[c] for c in codes.ravel()] == body.tissue_names(points.reshape(-1, 3))
+    assert {"lung", "air", "outside_image"} <= {names[c] for c in codes.ravel()}

@@ -183,6 +183,30 @@ class BodyModel:
             index[self.structures[name]] = names.index(name)
         return index, names
 
+    def tissue_index(self, points_lps: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+        """`tissue_names` as codes: an index per point into the returned tuple of names (fast for the
+        millions of voxel centres of a simulation grid).
+
+        Parameters
+        ----------
+        points_lps : numpy.ndarray
+            Points (..., 3) in LPS millimetres; each reads its nearest voxel.
+
+        Returns
+        -------
+        codes : numpy.ndarray
+            int16 array of the points' shape (without the last axis).
+        names : tuple of str
+            The names the codes index; the last is "outside_image".
+        """
+        points = np.asarray(points_lps, dtype=np.float64)
+        index, names = self._names
+        ijk = np.rint(self.image.lps_to_index(points.reshape(-1, 3))).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < np.asarray(self.image.shape)), axis=1)
+        codes = np.full(len(ijk), len(names), dtype=np.int16)
+        codes[inside] = index[tuple(ijk[inside].T)]
+        return codes.reshape(points.shape[:-1]), (*names, "outside_image")
+
     def tissue_names(self, points_lps: np.ndarray) -> list[str]:
         """What lies at each point: a structure name, else "air" (outside the body), "gas", "bone", "fat"
         or "soft_tissue"; "outside_image" beyond the field of view.
@@ -192,13 +216,8 @@ class BodyModel:
         points_lps : numpy.ndarray
             Points (n, 3) in LPS millimetres; each reads its nearest voxel.
         """
-        points = np.atleast_2d(np.asarray(points_lps, dtype=np.float64))
-        index, names = self._names
-        ijk = np.rint(self.image.lps_to_index(points)).astype(np.int64)
-        inside = np.all((ijk >= 0) & (ijk < np.asarray(self.image.shape)), axis=1)
-        found = np.full(len(points), -1)
-        found[inside] = index[tuple(ijk[inside].T)]
-        return [names[n] if n >= 0 else "outside_image" for n in found]
+        codes, names = self.tissue_index(np.atleast_2d(points_lps))
+        return [names[code] for code in codes.tolist()]
 
 
 def build_body_model(
