@@ -9,7 +9,16 @@ from scipy import ndimage
 from cryoplan.errors import InputError
 from cryoplan.imaging import Volume
 from cryoplan.imaging.anatomy import Anatomy, anatomy_from_labels
-from cryoplan.imaging.body import AIR_HU, FAT_HU, SOFT_TISSUE_HU, build_body_model, check_entry_point, image_sides
+from cryoplan.imaging.body import (
+    AIR_HU,
+    FAT_HU,
+    SOFT_TISSUE_HU,
+    build_body_model,
+    check_entry_point,
+    field_of_view_warnings,
+    image_sides,
+)
+from cryoplan.imaging.body_figures import body_figure, write_body_figure
 
 
 def _torso(shift_x_mm: float = 0.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
@@ -164,3 +173,19 @@ def test_tissue_index_is_tissue_names_as_codes():
     assert codes.shape == (4, 50) and names[-1] == "outside_image"
     assert [names[c] for c in codes.ravel()] == body.tissue_names(points.reshape(-1, 3))
     assert {"lung", "air", "outside_image"} <= {names[c] for c in codes.ravel()}
+
+
+def test_body_figure_renders_the_three_views(tmp_path):
+    ct, _ = _torso(shift_x_mm=40.0)
+    body = build_body_model(ct, None)
+    warnings = field_of_view_warnings(body)
+    figure = body_figure(body, warnings)
+    assert len(figure.axes) == 3 and [ax.get_title().split()[0] for ax in figure.axes] == [
+        "axial",
+        "coronal",
+        "sagittal",
+    ]
+    assert "cut by the field of view on right, inferior, superior" in figure.get_suptitle()
+    assert "body_cut" in figure.get_suptitle()
+    path = write_body_figure(body, tmp_path / "body.png", warnings)
+    assert path.stat().st_size > 10_000

@@ -186,6 +186,7 @@ def test_inspect_real_ct_cut_on_one_side_with_organ_labels_and_a_tumour_mask(sha
     (lesion,) = document["lesions"]
     assert lesion["voxel_count"] == 125 and lesion["resolution_mm"] == 3.0 and not lesion["below_min_size"]
     assert (tmp_path / "out" / "L1.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "body.png").stat().st_size > 10_000
 
 
 def test_inspect_lits_one_voxel_lesions_listed_not_planned(shared_data):

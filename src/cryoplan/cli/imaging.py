@@ -79,12 +79,14 @@ def inspect(
     ),
     format: Format = typer.Option(Format.text, "--format", help="json or text on stdout."),
     output: Path | None = typer.Option(
-        None, "-o", "--output", help="Folder for inspect.json and one figure per lesion."
+        None, "-o", "--output", help="Folder for inspect.json, the body figure and one figure per lesion."
     ),
 ) -> None:
     """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels), and
     say what the image leaves out (body cut by the field of view, lesions near its edge, thick or few slices)."""
-    from cryoplan.imaging.figures import COLOURS, write_lesion_figures  # matplotlib: only when figures are written
+    # matplotlib: imported only when figures are written
+    from cryoplan.imaging.body_figures import write_body_figure
+    from cryoplan.imaging.figures import COLOURS, write_lesion_figures
 
     label_map = _label_values(label) if label else None
     masks = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
@@ -112,6 +114,7 @@ def inspect(
     if output is not None:
         with atomic_directory(output) as folder:
             write_json(folder / "inspect.json", document)
+            write_body_figure(body, folder / "body.png", image_warnings)
             if anatomy is not None:
                 # the lesion views outline the liver's own structures; the organs of a full label map would
                 # crowd a 10 cm view
