@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 from cryoplan.cli.app import main
 from cryoplan.cli.assess import bundled_example_cases
 from cryoplan.schemas import SCHEMAS, json_schema
-from cryoplan.schemas.documents import AssessmentDocument
+from cryoplan.schemas.documents import AssessmentDocument, ProbesDocument
 
 
 def run(monkeypatch, capsys, *args):
@@ -49,3 +49,12 @@ def test_every_example_assessment_matches_the_published_schema(tmp_path, monkeyp
 def test_case_schema_is_the_case_model():
     schema = json_schema("case")
     assert {"schema_version", "diagnosis"} <= set(schema["required"]) and "labs" in schema["properties"]
+
+
+def test_probes_output_matches_the_published_schema(monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "probes", "--format", "json")
+    document = json.loads(out)
+    assert code == 0 and document["probes"]
+    ProbesDocument.model_validate(document)
+    item = json_schema("probes")["$defs"]["ProbeRow"]
+    assert all(set(row) == set(item["properties"]) for row in document["probes"])

@@ -13,13 +13,14 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from cryoplan.case import Case
-from cryoplan.schemas.documents import AssessmentDocument, BatchSummary
+from cryoplan.schemas.documents import AssessmentDocument, BatchSummary, ProbesDocument
 
 #: Document name → (what it is, the model or type describing it).
 SCHEMAS: dict[str, tuple[str, Any]] = {
     "case": ("a case file (YAML or JSON), input of assess, plan and batch", Case),
     "assessment": ("the output of `cryoplan assess --format json`: an array of assessments", list[AssessmentDocument]),
     "batch": ("summary.json of `cryoplan batch`: one row per case", BatchSummary),
+    "probes": ("the output of `cryoplan probes --format json`: the probe library", ProbesDocument),
 }
 
 

@@ -109,3 +109,31 @@ class BatchSummary(_Document):
     cases: list[BatchRow]
     ok_count: int = Field(ge=0)
     error_count: int = Field(ge=0)
+
+
+class ProbeCalibration(_Document):
+    data: str = Field(description="what the family's cooling was calibrated against")
+
+
+class ProbeRow(_Document):
+    """One cryoprobe type of the library: geometry and the family's calibrated cooling."""
+
+    id: str
+    family: str
+    diameter_mm: float = Field(gt=0)
+    active_length_mm: float = Field(gt=0)
+    tip_offset_mm: float = Field(ge=0)
+    working_length_mm: float = Field(gt=0)
+    description: str
+    source: str
+    cryogen_temperature_c: float
+    heat_transfer_w_m2k: float = Field(ge=0)
+    heat_transfer_sd_w_m2k: float = Field(ge=0)
+    calibration: ProbeCalibration
+
+
+class ProbesDocument(_Document):
+    """``cryoplan probes --format json``: the probe library."""
+
+    schema_version: Literal[1]
+    probes: list[ProbeRow]
