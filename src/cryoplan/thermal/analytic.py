@@ -1,4 +1,4 @@
-"""Exact solutions of freezing problems (physics.md §5), for any parameters.
+"""Exact solutions of freezing problems (Neumann, line sink, steady perfused cylinder and sphere), any parameters.
 
 Used by the validation tests and the benchmarks as references. Temperatures in °C, lengths in metres,
 times in seconds, properties in SI. Notation: s frozen, u unfrozen, C = ρc, α = k/C, L_v latent heat per
@@ -74,7 +74,7 @@ def perfused_cylinder_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp
     """Steady frozen radius R_l (liquidus isotherm) around a long probe at T_p in perfused tissue.
 
     Frozen zone unperfused, unfrozen zone Pennes. With k(T) and a mushy range the Kirchhoff transform
-    Φ(T) = ∫_{T_p}^T k dT keeps it exact (physics.md §5.2):
+    Φ(T) = ∫_{T_p}^T k dT keeps it exact:
     Φ(T_l)/(R ln(R/r_p)) = k_u m (T_∞ − T_l) K1(mR)/K0(mR), m = √(W/k_u).
 
     References
@@ -93,6 +93,41 @@ def perfused_cylinder_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp
         )
 
     return math.exp(brentq(residual, math.log(probe_radius_m * (1 + 1e-9)), math.log(1.0), xtol=1e-14))
+
+
+def robin_cylinder_radius_m(
+    tissue: Tissue, probe_radius_m: float, cryogen_temp_c: float, heat_transfer_w_m2k: float
+) -> tuple[float, float]:
+    """Steady frozen radius R_l and probe surface temperature T_s around a long probe cooled through a film:
+    the surface exchanges q' = 2π r_p h (T_s − T_c) per metre with a cryogen at T_c.
+
+    The steady flux per metre is the same through the film, the frozen zone and the perfused unfrozen zone:
+    q'/2π = r_p h (T_s − T_c) = [Φ(T_l) − Φ(T_s)] / ln(R/r_p) = R k_u m (T_∞ − T_l) K1(mR)/K0(mR). For each R
+    the last fixes q', the first T_s; R is the root of the middle equality.
+
+    Returns
+    -------
+    (radius_m, surface_temp_c)
+
+    References
+    ----------
+    J. C. Rewcastle, G. A. Sandison, et al., Med Phys 1998;25:974 (steady cryoprobe solutions).
+    """
+    k_u = tissue.conductivity_unfrozen_w_mk
+    m = math.sqrt(tissue.perfusion_w_m3k / k_u)
+    t_inf = tissue.steady_temperature_c
+
+    def surface_c(r):
+        flux = r * k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(m * r)  # q'/2π
+        return cryogen_temp_c + flux / (probe_radius_m * heat_transfer_w_m2k), flux
+
+    def residual(log_r):
+        r = math.exp(log_r)
+        t_s, flux = surface_c(r)
+        return float(tissue.kirchhoff_w_m(tissue.liquidus_c, t_s)) - flux * math.log(r / probe_radius_m)
+
+    radius = math.exp(brentq(residual, math.log(probe_radius_m * (1 + 1e-9)), math.log(1.0), xtol=1e-14))
+    return radius, surface_c(radius)[0]
 
 
 def perfused_cylinder_temperature_c(tissue: Tissue, probe_radius_m: float, probe_temp_c: float, r_m):
@@ -170,7 +205,7 @@ class LineSinkSolution:
 
 
 def spherical_steady_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp_c: float) -> float:
-    """Steady frozen radius around a spherical probe tip (single T_m, constant k per phase; physics.md §5.4):
+    """Steady frozen radius around a spherical probe tip (single T_m, constant k per phase):
     k_s (T_m − T_p)/(R² (1/r_p − 1/R)) = k_u (T_∞ − T_m)(m + 1/R)."""
     k_s, k_u = tissue.conductivity_frozen_w_mk, tissue.conductivity_unfrozen_w_mk
     m = math.sqrt(tissue.perfusion_w_m3k / k_u)
