@@ -134,7 +134,7 @@ def _print_text(document: dict) -> None:
         f"modality {image['modality'] or 'unknown'}"
     )
     for name, structure in document["structures"].items():
-        console.print(f"  {name:<13} {structure['volume_ml']:10.2f} ml")
+        console.print(f"  {name:<17} {structure['volume_ml']:10.2f} ml")
     for lesion in document["lesions"]:
 
         def mm(value: float | None) -> str:

@@ -538,8 +538,8 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
         found.append(
             ImageWarning(
                 "body_cut",
-                f"the field of view cuts the body on the {_listed(skin_sides)} side: the skin there is not in "
-                "the image, so no path can be checked to enter there unless its entry point is given",
+                f"the field of view cuts the body on the {_listed(skin_sides)} side{_plural(skin_sides)}: the skin "
+                "there is not in the image, so no path can be checked to enter there unless its entry point is given",
             )
         )
     if "liver" in model.structures:
@@ -548,7 +548,8 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
             found.append(
                 ImageWarning(
                     "liver_cut",
-                    f"the liver reaches the image's {_listed(liver_sides)} edge: the liver beyond it is not seen",
+                    f"the liver reaches the image's {_listed(liver_sides)} edge{_plural(liver_sides)}: the liver "
+                    "beyond is not seen",
                 )
             )
     if "tumour" in model.structures:
@@ -593,6 +594,10 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
             )
         )
     return found
+
+
+def _plural(names) -> str:
+    return "s" if len(names) > 1 else ""
 
 
 def _listed(names: list[str]) -> str:
