@@ -81,6 +81,16 @@ def axe_violations(page) -> list[dict]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
+# The innermost elements that reach past the right edge of the window (what makes a page scroll sideways).
+WIDE_ELEMENTS = """() => [...document.querySelectorAll("body *")].filter(e => {
+    if (e.getBoundingClientRect().right <= window.innerWidth + 1) return false;
+    for (let x = e.parentElement; x; x = x.parentElement) {
+        if (["auto", "hidden", "scroll"].includes(getComputedStyle(x).overflowX)) return false;  // scrolls itself
+    }
+    return true;
+}).slice(0, 8).map(e => e.tagName + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : ""))"""
+
+
 def check_page(page, name: str, out_dir: Path) -> None:
     """Screenshot the page at 1366×768 and 390×844 (full page) and assert it has no serious or critical
     accessibility violation and no horizontal scrolling on a phone."""
@@ -90,7 +100,8 @@ def check_page(page, name: str, out_dir: Path) -> None:
         page.screenshot(path=str(out_dir / f"{name}-{label}.png"), full_page=True)
         if label == "phone":
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 1, f"{name} scrolls sideways by {overflow} px at 390 px"
+            wide = page.evaluate(WIDE_ELEMENTS) if overflow > 1 else []
+            assert overflow <= 1, f"{name} scrolls sideways by {overflow} px at 390 px: {wide}"
     page.set_viewport_size(DESKTOP)
     violations = axe_violations(page)
     assert not violations, f"{name}: " + json.dumps(violations, indent=1)
