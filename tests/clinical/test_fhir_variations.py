@@ -2,12 +2,12 @@
 
 import pytest
 
-from cryoplan.clinical import assess, assess_record
+from cryoplan.clinical import assess, assess_record, read_case_record
 from cryoplan.clinical.fhir import case_from_bundle
 from cryoplan.errors import InputError
 
 from .cases import make_case
-from .test_fhir import BASELINE, ICD10, SNOMED, bundle, condition, observation
+from .test_fhir import BASELINE, EXAMPLES, ICD10, SNOMED, bundle, condition, observation
 
 HCC = condition("hcc", ICD10, "C22.0")
 SEVERITY = {"mild": "255604002", "moderate": "6736007", "severe": "24484000", "absent": "2667000"}
@@ -219,3 +219,8 @@ def test_a_bundle_without_a_patient_is_refused():
     with pytest.raises(InputError) as raised:
         case_from_bundle(document)
     assert raised.value.field == "bundle: Bundle.entry" and "exactly one Patient" in raised.value.expected
+
+
+def test_the_example_bundle_gives_child_pugh():
+    result = assess_record(read_case_record(EXAMPLES / "hcc_fhir_bundle.json"))
+    assert result.child_pugh.label == "A5" and not any(m.startswith("clinical.") for m in result.missing_inputs)
