@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import Volume
-from cryoplan.imaging.anatomy import Anatomy, anatomy_from_labels
+from cryoplan.imaging.anatomy import STRUCTURES, Anatomy, anatomy_from_labels
 from cryoplan.imaging.body import (
     AIR_HU,
     FAT_HU,
@@ -19,6 +19,7 @@ from cryoplan.imaging.body import (
     image_sides,
 )
 from cryoplan.imaging.body_figures import body_figure, write_body_figure
+from cryoplan.imaging.totalsegmentator import TOTAL_CLASSES, TOTAL_MR_CLASSES, rib_number, structure_of
 
 
 def _torso(shift_x_mm: float = 0.0, seed: int = 0) -> tuple[Volume, dict[str, np.ndarray]]:
@@ -189,3 +190,12 @@ def test_body_figure_renders_the_three_views(tmp_path):
     assert "body_cut" in figure.get_suptitle()
     path = write_body_figure(body, tmp_path / "body.png", warnings)
     assert path.stat().st_size > 10_000
+
+
+def test_every_totalsegmentator_class_is_a_structure_and_ribs_keep_their_number():
+    for classes in (TOTAL_CLASSES, TOTAL_MR_CLASSES):
+        assert all(structure_of(name) in STRUCTURES for name in classes.values())
+    ribs = {name: rib_number(name) for name in TOTAL_CLASSES.values() if name.startswith("rib_")}
+    assert sorted(ribs.values()) == [*range(-12, 0), *range(1, 13)]
+    assert structure_of("kidney_cyst_left") == "kidney" and structure_of("atrial_appendage_left") == "heart"
+    assert structure_of("costal_cartilages") == "costal_cartilage" and structure_of("iliac_vena_left") == "other_vessel"
