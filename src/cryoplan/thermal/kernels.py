@@ -410,6 +410,38 @@ def face_flux(hf, pf, lf, props, a, b, dx):
 
 
 @njit(cache=True)
+def _foreign_faces(label, props, i, j, k, other, side, start):
+    """The faces of moving voxel (i, j, k) to voxels of another label, written from `start` into `other` (flat
+    neighbour) and `side` (0–5: −i, +i, −j, +j, −k, +k) where those are long enough. Returns their count."""
+    n0, n1, n2 = label.shape
+    lab = label[i, j, k]
+    if props[lab, FIXED] != 0.0:
+        return 0
+    a = (i * n1 + j) * n2 + k
+    count = 0
+    for face in range(6):
+        ii, jj, kk, step = i, j, k, 0
+        if face == 0 and i > 0:
+            ii, step = i - 1, -n1 * n2
+        elif face == 1 and i < n0 - 1:
+            ii, step = i + 1, n1 * n2
+        elif face == 2 and j > 0:
+            jj, step = j - 1, -n2
+        elif face == 3 and j < n1 - 1:
+            jj, step = j + 1, n2
+        elif face == 4 and k > 0:
+            kk, step = k - 1, -1
+        elif face == 5 and k < n2 - 1:
+            kk, step = k + 1, 1
+        if step != 0 and label[ii, jj, kk] != lab:
+            if start + count < other.shape[0]:
+                other[start + count] = a + step
+                side[start + count] = face
+            count += 1
+    return count
+
+
+@njit(cache=True)
 def interface_faces(label, props):
     """The interface: moving voxels with at least one face neighbour of another label, and those faces.
 
@@ -419,43 +451,31 @@ def interface_faces(label, props):
     Faces leaving the grid carry no heat and are not listed.
     """
     n0, n1, n2 = label.shape
-    strides = (n1 * n2, n2, 1)
-    voxels, ijk, face_ptr, face_other, face_side = [0], [(0, 0, 0)], [0], [0], [0]
-    voxels.pop(), ijk.pop(), face_other.pop(), face_side.pop()
+    none = np.zeros(0, dtype=np.int64)
+    n_voxels = 0
+    n_faces = 0
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                lab = label[i, j, k]
-                if props[lab, FIXED] != 0.0:
-                    continue
-                a = (i * n1 + j) * n2 + k
-                index = (i, j, k)
-                count = 0
-                for side in range(6):
-                    axis = side // 2
-                    step = 1 if side % 2 else -1
-                    c = index[axis] + step
-                    if c < 0 or c >= label.shape[axis]:
-                        continue
-                    b = a + step * strides[axis]
-                    if label.reshape(-1)[b] != lab:
-                        face_other.append(b)
-                        face_side.append(side)
-                        count += 1
+                count = _foreign_faces(label, props, i, j, k, none, none, 0)
+                n_voxels += count > 0
+                n_faces += count
+    voxels = np.empty(n_voxels, dtype=np.int64)
+    ijk = np.empty((n_voxels, 3), dtype=np.int64)
+    face_ptr = np.zeros(n_voxels + 1, dtype=np.int64)
+    face_other = np.empty(n_faces, dtype=np.int64)
+    face_side = np.empty(n_faces, dtype=np.int64)
+    n = 0
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                count = _foreign_faces(label, props, i, j, k, face_other, face_side, face_ptr[n])
                 if count:
-                    voxels.append(a)
-                    ijk.append(index)
-                    face_ptr.append(face_ptr[-1] + count)
-    ijk_array = np.empty((len(ijk), 3), dtype=np.int64)
-    for n in range(len(ijk)):
-        ijk_array[n, 0], ijk_array[n, 1], ijk_array[n, 2] = ijk[n]
-    return (
-        np.asarray(voxels, dtype=np.int64),
-        ijk_array,
-        np.asarray(face_ptr, dtype=np.int64),
-        np.asarray(face_other, dtype=np.int64),
-        np.asarray(face_side, dtype=np.int64),
-    )
+                    voxels[n] = (i * n1 + j) * n2 + k
+                    ijk[n, 0], ijk[n, 1], ijk[n, 2] = i, j, k
+                    face_ptr[n + 1] = face_ptr[n] + count
+                    n += 1
+    return voxels, ijk, face_ptr, face_other, face_side
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -732,17 +752,16 @@ def advance(
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def changed_extent(H, reference, tolerance, lo, hi):
-    """The extent of the voxels in the box [lo, hi) whose enthalpy differs from `reference` by more than
-    `tolerance`: (first, one past the last) index per axis, or (hi, lo) where none differs. The active box
-    follows it without a full-grid temporary."""
-    n_i = hi[0] - lo[0]
-    first = np.empty((n_i, 3), dtype=np.int64)
-    last = np.empty((n_i, 3), dtype=np.int64)
+def _changed_in(H, reference, tolerance, lo, hi, first, last):
+    """Lower `first` and raise `last` (per axis, one past) to the voxels in [lo, hi) whose enthalpy differs from
+    `reference` by more than `tolerance`."""
+    n_i = max(hi[0] - lo[0], 0)
+    rows_first = np.empty((n_i, 3), dtype=np.int64)
+    rows_last = np.empty((n_i, 3), dtype=np.int64)
     for ii in prange(n_i):
         i = lo[0] + ii
-        first[ii, 0], first[ii, 1], first[ii, 2] = hi[0], hi[1], hi[2]
-        last[ii, 0], last[ii, 1], last[ii, 2] = lo[0], lo[1], lo[2]
+        rows_first[ii, 0], rows_first[ii, 1], rows_first[ii, 2] = first[0], first[1], first[2]
+        rows_last[ii, 0], rows_last[ii, 1], rows_last[ii, 2] = last[0], last[1], last[2]
         for j in range(lo[1], hi[1]):
             h, r = H[i, j, lo[2] : hi[2]], reference[i, j, lo[2] : hi[2]]
             n = h.shape[0]
@@ -754,16 +773,42 @@ def changed_extent(H, reference, tolerance, lo, hi):
             e = n - 1
             while abs(h[e] - r[e]) <= tolerance:
                 e -= 1
-            first[ii, 0] = min(first[ii, 0], i)
-            last[ii, 0] = i + 1
-            first[ii, 1] = min(first[ii, 1], j)
-            last[ii, 1] = j + 1
-            first[ii, 2] = min(first[ii, 2], lo[2] + q)
-            last[ii, 2] = max(last[ii, 2], lo[2] + e + 1)
-    low = hi.copy()
-    high = lo.copy()
+            rows_first[ii, 0] = min(rows_first[ii, 0], i)
+            rows_last[ii, 0] = max(rows_last[ii, 0], i + 1)
+            rows_first[ii, 1] = min(rows_first[ii, 1], j)
+            rows_last[ii, 1] = max(rows_last[ii, 1], j + 1)
+            rows_first[ii, 2] = min(rows_first[ii, 2], lo[2] + q)
+            rows_last[ii, 2] = max(rows_last[ii, 2], lo[2] + e + 1)
     for ii in range(n_i):
         for axis in range(3):
-            low[axis] = min(low[axis], first[ii, axis])
-            high[axis] = max(high[axis], last[ii, axis])
-    return low, high
+            first[axis] = min(first[axis], rows_first[ii, axis])
+            last[axis] = max(last[axis], rows_last[ii, axis])
+
+
+@njit(cache=True)
+def changed_extent(H, reference, tolerance, lo, hi, reach):
+    """Where the box [lo, hi) must grow: per axis, the first changed index (enthalpy differing from `reference`
+    by more than `tolerance`) if one lies within `reach` voxels of the box's low face, and one past the last
+    if one lies within `reach` of its high face; elsewhere sentinels that grow nothing.
+
+    A box grown to `reach` beyond the changed voxels changes only where a changed voxel lies within `reach`
+    of its faces, so only the six slabs of that thickness are scanned, not the whole box.
+    """
+    big = np.int64(1) << 40
+    first = np.full(3, big, dtype=np.int64)
+    last = np.full(3, -big, dtype=np.int64)
+    for axis in range(3):
+        for high in (False, True):
+            a, b = lo.copy(), hi.copy()
+            if high:
+                a[axis] = max(hi[axis] - reach, lo[axis])
+            else:
+                b[axis] = min(lo[axis] + reach, hi[axis])
+            slab_first = np.full(3, big, dtype=np.int64)
+            slab_last = np.full(3, -big, dtype=np.int64)
+            _changed_in(H, reference, tolerance, a, b, slab_first, slab_last)
+            if high:
+                last[axis] = max(last[axis], slab_last[axis])
+            else:
+                first[axis] = min(first[axis], slab_first[axis])
+    return first, last

@@ -532,17 +532,21 @@ class _ActiveBox:
     def voxels(self) -> int:
         return int(np.prod(self.hi - self.lo))
 
+    def reach(self, seconds: float) -> int:
+        """Voxels heat diffuses in `seconds` through tissue in its initial state (3 √(2 α t)), plus one."""
+        return int(math.ceil(3.0 * math.sqrt(2.0 * self.alpha_far * seconds) / self.dx)) + 1
+
     def include(self, first: np.ndarray, last: np.ndarray, seconds: float) -> None:
-        """Grow the box to hold the voxels [first, last) and the distance heat diffuses in `seconds`."""
-        if np.any(first >= last):
-            return
-        margin = int(math.ceil(3.0 * math.sqrt(2.0 * self.alpha_far * seconds) / self.dx)) + 1
-        self.lo = np.clip(np.minimum(self.lo, first - margin), self.limit_lo, self.limit_hi)
-        self.hi = np.clip(np.maximum(self.hi, last + margin), self.limit_lo, self.limit_hi)
+        """Grow the box to hold the voxels from `first` to before `last` on each axis, and `reach` beyond them;
+        where nothing was found, a sentinel far beyond the grid (first ≫ hi, last ≪ lo) grows nothing."""
+        reach = self.reach(seconds)
+        self.lo = np.clip(np.minimum(self.lo, first - reach), self.limit_lo, self.limit_hi)
+        self.hi = np.clip(np.maximum(self.hi, last + reach), self.limit_lo, self.limit_hi)
 
     def include_mask(self, mask: np.ndarray, seconds: float) -> None:
         """`include` the voxels of a mask."""
-        first, last = np.zeros(3, np.int64), np.zeros(3, np.int64)
+        big = np.int64(1) << 40
+        first, last = np.full(3, big), np.full(3, -big)
         for axis in range(3):
             present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != axis)))
             if present.size:
@@ -570,7 +574,10 @@ class _ActiveBox:
     def follow(self, H: np.ndarray, initial: np.ndarray, seconds: float) -> None:
         """Grow the box to the voxels that moved from their initial state, after `seconds` of steps."""
         if np.any(self.lo > self.limit_lo) or np.any(self.hi < self.limit_hi):
-            self.include(*kernels.changed_extent(H, initial, np.float32(self.tolerance_h), self.lo, self.hi), seconds)
+            extent = kernels.changed_extent(
+                H, initial, np.float32(self.tolerance_h), self.lo, self.hi, self.reach(seconds)
+            )
+            self.include(*extent, seconds)
 
 
 def _probe_drive(phase, probes: Sequence[ProbePlacement], sinks: ProbeSinks, line_power_w_m, probe_surface_temp_c):
