@@ -1,6 +1,10 @@
 """Labels to anatomy, and the measurements planning needs: lesions (connected components of the tumour
 label) with their size, position, Couinaud segment, distances to bile ducts and vessels and heat-sink flag.
 
+Every class of a TotalSegmentator label map becomes a named structure (`STRUCTURES`; the class table in
+`cryoplan.imaging.totalsegmentator`), ribs with their numbers; masks given with a label map replace its
+structures. Lesions below a minimum diameter are listed but flagged not to be planned.
+
 All lengths are millimetres in the patient frame, computed with the true voxel spacing: diameters from the
 convex hull of a lesion's voxels, surface distances from nearest-neighbour queries between boundary voxel
 centres (k-d tree), vessel calibres from Euclidean distance transforms sampled at the anisotropic spacing
