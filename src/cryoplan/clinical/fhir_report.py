@@ -120,7 +120,7 @@ def assessment_bundle(assessments: list[Assessment]) -> dict:
     Parameters
     ----------
     assessments : list of Assessment
-        One per case; the case id names each report (``identifier``) and seeds its resource ids.
+        One per case; the case id names each report (``identifier``) and its resource ids derive from it.
 
     Returns
     -------
