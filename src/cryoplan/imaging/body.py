@@ -268,7 +268,7 @@ def build_body_model(
         signal = np.asarray(image.array, dtype=np.float32)
         outline = _outline(signal > _background_threshold(signal), image, "an MR image with the patient's body in it")
     # labels lie inside the body (dark organs on MR); those outside the trunk (an arm's bones) stay outside
-    body = _largest(_fill_cavities(outline | labelled_any))
+    body = _within_box(outline | labelled_any, lambda mask: _largest(_fill_cavities(mask)))
     if modality == "CT":
         internal_gas = body & (hu <= AIR_HU)
         soft_labels = labelled_any & ~skeleton
@@ -338,6 +338,19 @@ def _outline(dense: np.ndarray, image: Volume, expected: str) -> np.ndarray:
     if not core.any():
         raise InputError("image", expected, "none")
     return dense & ndimage.maximum_filter(_largest(core).view(np.uint8), size=size, mode="constant").view(bool)
+
+
+def _within_box(mask: np.ndarray, operation) -> np.ndarray:
+    """`operation` applied to `mask` within its bounding box grown by one voxel (clipped to the array).
+
+    The grown layer holds no voxel of the mask, so background that reaches the box's side reaches the
+    array's border too: fills and components come out as on the whole array, on fewer voxels.
+    """
+    present = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    box = tuple(slice(max(p[0] - 1, 0), min(p[-1] + 2, n)) for p, n in zip(present, mask.shape))
+    result = np.zeros_like(mask)
+    result[box] = operation(mask[box])
+    return result
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
