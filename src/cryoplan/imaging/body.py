@@ -597,7 +597,15 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
         )
     if model.unknown:
         found.append(
-            ImageWarning("organs_unknown", f"no label gives {_listed(list(model.unknown))}: they are not avoided")
+            ImageWarning(
+                "organs_unknown",
+                f"no label gives {_listed(list(model.unknown))}: "
+                + (
+                    "only the gas and bone among them are found (by HU) and avoided"
+                    if model.modality == "CT"
+                    else "they are not avoided"
+                ),
+            )
         )
     if model.modality == "MR":
         found.append(
