@@ -3,13 +3,16 @@ repaired from the file meta, a corrupt file named, several series."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.imaging import ImagingWarning, Volume, read_volume, write_dicom_series
+from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, write_dicom_seg, write_dicom_series
 from cryoplan.imaging.io import derived_uid
 
 from .synthetic import centres_mm
@@ -79,3 +82,36 @@ def test_corrupt_file_in_a_series_is_named(tmp_path):
     with pytest.raises(InputError) as error:
         read_volume(folder)
     assert victim.name in error.value.field
+
+
+def _inspect(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_seg_referencing_another_series_is_refused_in_one_line(tmp_path):
+    volume = _ramp_volume()
+    write_dicom_series(volume, tmp_path / "a", seed=1)
+    write_dicom_series(volume, tmp_path / "b", seed=2)  # the same grid, another series
+    mask = np.zeros(volume.shape, bool)
+    mask[5:12, 4:10, 2:5] = True
+    write_dicom_seg({"tumour": mask, "liver": ~mask}, tmp_path / "a", tmp_path / "seg.dcm", "on a")
+    assert np.array_equal(read_labels(tmp_path / "seg.dcm", read_volume(tmp_path / "a")).array == 1, mask)
+    with pytest.raises(InputError, match="drawn on the image's series"):
+        read_labels(tmp_path / "seg.dcm", read_volume(tmp_path / "b"))
+    done = _inspect(tmp_path / "b", "--labels", tmp_path / "seg.dcm", "-o", tmp_path / "out")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "referencing series" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_file_in_a_series_is_one_line_exit_2_through_the_cli(tmp_path):
+    folder = tmp_path / "series"
+    write_dicom_series(_ramp_volume(), folder)
+    victim = sorted(folder.iterdir())[4]
+    victim.write_bytes(victim.read_bytes()[:700])
+    done = _inspect(folder, "-o", tmp_path / "out")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and victim.name in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -28,11 +28,15 @@ class Volume:
         4×4 matrix from voxel index (i, j, k, 1) to LPS millimetres.
     modality : str, optional
         DICOM modality ("CT", "MR", "SEG", ...) or "" when unknown.
+    series_uid : str, optional
+        SeriesInstanceUID of the DICOM series the volume was read from ("" otherwise); kept on the same grid,
+        dropped by resampling, so a segmentation can be checked against the series it references.
     """
 
     array: np.ndarray
     affine: np.ndarray
     modality: str = ""
+    series_uid: str = ""
 
     def __post_init__(self) -> None:
         affine = np.asarray(self.affine, dtype=np.float64)
@@ -82,7 +86,7 @@ class Volume:
         """A volume on the same grid with other data."""
         if array.shape != self.array.shape:
             raise InputError("volume", f"an array of shape {self.shape}", array.shape)
-        return Volume(array, self.affine, self.modality if modality is None else modality)
+        return Volume(array, self.affine, self.modality if modality is None else modality, self.series_uid)
 
     def resampled(self, shape, affine: np.ndarray, order: int = 0, cval: float = 0) -> Volume:
         """This volume sampled at the voxel centres of another grid (`shape` and voxel-to-LPS `affine`).

@@ -62,6 +62,13 @@ def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volu
     dataset = dcmread(path)
     if dataset.file_meta.get("MediaStorageSOPClassUID") != SEG_SOP_CLASS:
         raise InputError(str(path), "a DICOM Segmentation (SEG) file as labels", str(dataset.get("Modality", "?")))
+    referenced = [str(item.SeriesInstanceUID) for item in dataset.get("ReferencedSeriesSequence") or []]
+    if reference is not None and reference.series_uid and referenced and reference.series_uid not in referenced:
+        raise InputError(
+            str(path),
+            f"a DICOM-SEG drawn on the image's series {reference.series_uid}",
+            f"one referencing series {', '.join(referenced)}",
+        )
     try:
         frames = dataset.pixel_array
     except Exception as error:
@@ -148,6 +155,7 @@ STRUCTURE_CODES = {
     "bile_duct": ("28273000", "Bile duct"),
     "gallbladder": ("28231008", "Gallbladder"),
     "bone": ("272673000", "Bone"),
+    "vessels": ("59820001", "Blood vessel"),
 }
 
 SNOMED_RT_TO_CT: dict[str, str] = _snomed_mapping["SRT"]  # pydicom's table of the two SNOMED editions
@@ -175,6 +183,7 @@ _COLOURS = {
     "bile_duct": (111, 184, 210),
     "gallbladder": (139, 150, 98),
     "bone": (241, 214, 145),
+    "vessels": (0, 151, 206),
 }
 _ISOTHERM = re.compile(r"^isotherm (-?\d+(?:\.\d+)?) ?C$")
 

@@ -150,6 +150,14 @@ def find_series(folder: Path, series_uid: str | None) -> Series:
         if excluded:
             left_out[f"{excluded} images"] = left_out.get(f"{excluded} images", 0) + 1
             continue
+        required = (
+            ("PerFrameFunctionalGroupsSequence",)
+            if int(header.get("NumberOfFrames", 1) or 1) > 1
+            else ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
+        )
+        for keyword in required:  # checked in every image, whichever series is read: a truncated file shows here
+            if keyword not in header:
+                raise InputError(f"{file}.{keyword}", "present in every image of the series", "missing")
         repaired.update(repair_uids(header))
         groups.setdefault(str(header.SeriesInstanceUID), []).append((file, header))
     if not groups:
@@ -192,9 +200,6 @@ def find_series(folder: Path, series_uid: str | None) -> Series:
     for file, header in items:
         if int(header.get("NumberOfFrames", 1) or 1) > 1:
             raise InputError(str(file), "one multi-frame image or single-frame images, not both", "a multi-frame file")
-        for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
-            if keyword not in header:
-                raise InputError(f"{file}.{keyword}", "present in every image of the series", "missing")
     orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
     for file, header in items:
         if not np.allclose(np.asarray(header.ImageOrientationPatient, dtype=np.float64), orientation, atol=1e-4):
@@ -326,7 +331,7 @@ def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     if n == 1:
         thickness = float(headers[0].get("SpacingBetweenSlices", 0) or headers[0].get("SliceThickness", 0) or 1.0)
         affine[:3, 2] = normal * thickness
-        return Volume(array, affine, modality)
+        return Volume(array, affine, modality, str(headers[0].SeriesInstanceUID))
     array = _undo_gantry_tilt(array, series, folder)
     steps = np.diff(distances)
     if steps.max() - steps.min() > SPACING_REL_TOL * np.median(steps):
@@ -334,7 +339,7 @@ def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     else:
         step = (distances[-1] - distances[0]) / (n - 1)
     affine[:3, 2] = normal * step
-    return Volume(array, affine, modality)
+    return Volume(array, affine, modality, str(headers[0].SeriesInstanceUID))
 
 
 def _rescaled_dtype(header, slopes: list[float], intercepts: list[float]) -> type:
