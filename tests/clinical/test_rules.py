@@ -61,3 +61,12 @@ def test_bile_duct_rule_with_missing_distances(first_mm, second_mm, expected):
     row = next(c for c in assess(make_case(lesions=rows)).criteria if c.id == "bile_duct_distance")
     assert row.status == expected
     assert row.value == (min(d for d in (first_mm, second_mm) if d is not None) if expected != "unknown" else None)
+
+
+def test_lesions_below_the_minimum_size_are_left_out_and_named():
+    speck = {"id": "L9", "diameter_mm": 0.0, "resolution_mm": 1.5, "below_min_size": True}
+    result = assess(make_case(lesions=[*lesions(24), speck]))
+    assert result.to_dict()["criteria"] == assess(make_case(lesions=lesions(24))).to_dict()["criteria"]
+    assert result.input_notes == [
+        "lesion L9 (0 mm measured) is below the minimum lesion size: listed, not assessed or planned"
+    ]

@@ -90,3 +90,25 @@ def test_the_plan_assesses_the_measured_lesions_as_assess_does(phantom_files, tm
     assessment = dict(plan.assessment, case_id=expected["case_id"])  # the CLI names the case by its file
     assert assessment == expected
     assert expected["bclc"]["stage"] == "A" and expected["transplant"]["milan"] is True
+
+
+def test_a_one_voxel_lesion_is_listed_not_counted(phantom_files, tmp_path):
+    """A one-voxel "lesion" (segmentation noise) measures 0 mm: no crash, listed below the minimum size."""
+    import numpy as np
+
+    from cryoplan.imaging.volume import Volume
+
+    folder, phantom = phantom_files
+    labels = phantom.labels.array.copy()
+    liver = np.argwhere(labels == 1)
+    tumour = np.argwhere(labels == 2).mean(axis=0)
+    speck = liver[np.argmax(np.linalg.norm(liver - tumour, axis=1))]  # the liver voxel furthest from the tumour
+    labels[tuple(speck)] = 2
+    noisy = tmp_path / "images"
+    noisy.mkdir()
+    write_nifti(phantom.ct, noisy / "ct.nii.gz")
+    write_nifti(Volume(labels, phantom.labels.affine), noisy / "labels.nii.gz")
+    result = _assess(_case(noisy, "[]"), cwd=tmp_path)
+    count = next(c for c in result["criteria"] if c["id"] == "lesion_count")
+    assert count["value"] == 1  # the speck is not a second lesion
+    assert any("L2 (0 mm measured) is below the minimum lesion size" in n for n in result["input_notes"])

@@ -70,4 +70,5 @@ def assess_record(
         lab_bounds=record.lab_bounds,
         imaging_flags=imaging_flags,
     )
-    return replace(assessment, unused_fhir_observations=list(record.unused), input_notes=list(record.notes))
+    notes = [*record.notes, *assessment.input_notes]
+    return replace(assessment, unused_fhir_observations=list(record.unused), input_notes=notes)

@@ -694,9 +694,21 @@ def assess(
     -------
     Assessment
         Scores (``None`` when their inputs are missing, named in ``missing_inputs``), HCC-only staging and
-        transplant criteria (``None`` for metastases), the criteria, verdict and recommendations.
+        transplant criteria (``None`` for metastases), the criteria, verdict and recommendations. Lesions
+        measured below the minimum lesion size (``below_min_size``) are left out and named in
+        ``input_notes``.
     """
-    flags = {"imaging_flags": list(imaging_flags or [])}
+    small = [lesion for lesion in case.lesions if lesion.below_min_size]
+    flags = {
+        "imaging_flags": list(imaging_flags or []),
+        "input_notes": [
+            f"lesion {lesion.id} ({lesion.diameter_mm:g} mm measured) is below the minimum lesion size: listed, "
+            "not assessed or planned"
+            for lesion in small
+        ],
+    }
+    if small:
+        case = case.model_copy(update={"lesions": [lesion for lesion in case.lesions if not lesion.below_min_size]})
     if not lab_bounds:
         return replace(_assess_values(case, cryoshock_tumour_volume_ml), **flags)
     names = list(lab_bounds)

@@ -1,10 +1,17 @@
 """Lesions of a case filled from its images: a value typed in the case file is kept, a disagreement of more
-than 3 mm between the typed and the measured value is flagged."""
+than 3 mm between the typed and the measured value is flagged, and a lesion measured below the case's
+minimum lesion size is marked ``below_min_size`` (listed, not planned or counted)."""
 
 from __future__ import annotations
 
 from cryoplan.case import Case, Lesion
-from cryoplan.imaging.anatomy import Anatomy, LesionMeasurement, load_anatomy, measure_lesions
+from cryoplan.imaging.anatomy import (
+    MIN_LESION_DIAMETER_MM,
+    Anatomy,
+    LesionMeasurement,
+    load_anatomy,
+    measure_lesions,
+)
 
 #: Typed and measured lengths further apart than this are flagged (mm).
 DISAGREEMENT_MM = 3.0
@@ -58,7 +65,11 @@ def measure_case_lesions(
             label_map=imaging.labels_map,
             masks=imaging.masks,
         )
-    measured = {m.id: m for m in (measure_lesions(anatomy, min_voxels) if anatomy is not None else [])}
+    imaging = case.imaging
+    min_size = MIN_LESION_DIAMETER_MM
+    if imaging is not None and imaging.min_lesion_diameter_mm is not None:
+        min_size = imaging.min_lesion_diameter_mm
+    measured = {m.id: m for m in (measure_lesions(anatomy, min_voxels, min_size) if anatomy is not None else [])}
     found = ", ".join(measured) or "none"
     lesions, flags = [], []
     for number, lesion in enumerate(typed):
@@ -70,13 +81,7 @@ def measure_case_lesions(
             continue
         lesions.append(_merge(lesion, measurement, number, flags))
     for measurement in measured.values():
-        lesions.append(
-            {
-                "id": measurement.id,
-                "segment": None,
-                **{key: getattr(measurement, attr) for key, attr in _FIELDS.items()},
-            }
-        )
+        lesions.append({"segment": None, **measurement.case_fields()})
     return lesions, flags
 
 
