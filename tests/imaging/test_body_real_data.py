@@ -133,6 +133,10 @@ def test_a_tumour_near_the_top_slice_warns_and_a_central_one_does_not(set02, sha
     gap_mm = (ct.shape[2] - 1 - (k_top - 3 + 3)) * 3.0
     assert f"lies {gap_mm:.1f} mm from the image's superior edge" in messages["near"]["lesion_near_edge"]
     assert "lesion_near_edge" not in messages["central"]
+    # a lesion not to be planned is not checked against the edge
+    volume, anatomy = load_anatomy(image, seg, "totalsegmentator", masks={"tumour": tmp_path / "near.nii.gz"})
+    codes = [w.code for w in field_of_view_warnings(build_body_model(volume, anatomy), 5.0, lesion_ids=[])]
+    assert "lesion_near_edge" not in codes
 
 
 def test_set03_covers_40_mm_and_warns_of_few_slices(shared_data):

@@ -104,7 +104,8 @@ def inspect(
         lesions = measure_lesions(anatomy, min_voxels, min_lesion_diameter) if anatomy is not None else []
         progress.update(task, description="outlining the body")
         body = build_body_model(volume, anatomy)
-        image_warnings = field_of_view_warnings(body, margin)
+        planned = [lesion.id for lesion in lesions if not lesion.below_min_size]
+        image_warnings = field_of_view_warnings(body, margin, planned)
     notes = [str(w.message) for w in caught if issubclass(w.category, ImagingWarning)]
     for note in notes:
         print(f"cryoplan: warning: {note}", file=sys.stderr)

@@ -21,6 +21,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -526,7 +527,9 @@ class ImageWarning:
         return {"code": self.code, "message": self.message}
 
 
-def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[ImageWarning]:
+def field_of_view_warnings(
+    model: BodyModel, margin_mm: float = 5.0, lesion_ids: Collection[str] | None = None
+) -> list[ImageWarning]:
     """What the image leaves out, each as an `ImageWarning`.
 
     Codes: ``body_cut`` (the field of view cuts the body on a side other than above and below, so the skin
@@ -541,6 +544,8 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
         The body model of the image.
     margin_mm : float
         The ablative margin planned around each lesion.
+    lesion_ids : collection of str, optional
+        The lesions to check against the image's edge (those to be planned); by default all of them.
     """
     if not 0.0 <= margin_mm <= 20.0:
         raise InputError("margin_mm", "a margin from 0 to 20 mm", margin_mm)
@@ -567,7 +572,7 @@ def field_of_view_warnings(model: BodyModel, margin_mm: float = 5.0) -> list[Ima
             )
     if "tumour" in model.structures:
         for lesion_id, (gap, side) in _lesion_edge_gaps(model).items():
-            if gap - margin_mm < EDGE_CLEARANCE_MM:
+            if (lesion_ids is None or lesion_id in lesion_ids) and gap - margin_mm < EDGE_CLEARANCE_MM:
                 found.append(
                     ImageWarning(
                         "lesion_near_edge",

@@ -93,6 +93,6 @@ def inspect_image(
     lesions = measure_lesions(anatomy, min_voxels, min_lesion_diameter_mm) if anatomy is not None else []
     notes = [str(w.message) for w in caught if issubclass(w.category, ImagingWarning)]
     body = build_body_model(volume, anatomy)
-    return inspection_document(
-        volume, anatomy, lesions, notes, body, field_of_view_warnings(body, margin_mm), min_lesion_diameter_mm
-    )
+    planned = [lesion.id for lesion in lesions if not lesion.below_min_size]
+    image_warnings = field_of_view_warnings(body, margin_mm, planned)
+    return inspection_document(volume, anatomy, lesions, notes, body, image_warnings, min_lesion_diameter_mm)
