@@ -14,6 +14,7 @@ import hashlib
 import re
 import time
 import zipfile
+from pathlib import Path
 
 import nibabel
 import numpy as np
@@ -524,3 +525,40 @@ def test_data_folder_is_private_and_partial_uploads_are_swept(tmp_path, database
     assert any(p.parent.name == "documents" for p in written) and (data / "secret_key").exists()
     for path in written:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_live_server_trusts_no_proxy_by_default_and_writes_private_files(live_server):
+    import httpx
+    from test_reliability import start_with_users, wait_for_job
+
+    server = start_with_users(live_server)
+    headers = server.token("clinician")
+    spoofed = {**headers, "X-Forwarded-For": "203.0.113.9"}
+    case = httpx.post(f"{server.url}/api/cases", json={"label": "p", "case_document": CASE_DOCUMENT}, headers=spoofed)
+    job = httpx.post(f"{server.url}/api/cases/{case.json()['id']}/jobs", json={"kind": "assessment"}, headers=headers)
+    assert wait_for_job(server, headers, job.json()["id"])["status"] == "done"
+    admin = server.token("admin")
+    created = httpx.get(f"{server.url}/api/audit?action=create", headers=admin).json()
+    assert [e["client_address"] for e in created if e["object_type"] == "case"] == ["127.0.0.1"]
+
+    data = Path(server.env["CRYOPLAN_DATA_DIR"])
+    for path in [data, *data.rglob("*")]:
+        if path.is_dir():
+            assert path.stat().st_mode & 0o777 == 0o700, path
+        else:
+            assert path.stat().st_mode & 0o077 == 0, path
+    assert list((data / "jobs").rglob("assessment.json"))
+    database = Path(server.env["CRYOPLAN_DATABASE_URL"].removeprefix("sqlite:///"))
+    assert database.stat().st_mode & 0o077 == 0
+
+    server.stop()
+    server.start(CRYOPLAN_FORWARDED_ALLOW_IPS="127.0.0.1")  # now behind a proxy on this host
+    headers = server.token("clinician")
+    httpx.post(
+        f"{server.url}/api/cases",
+        json={"label": "q", "case_document": CASE_DOCUMENT},
+        headers={**headers, "X-Forwarded-For": "203.0.113.9"},
+    )
+    created = httpx.get(f"{server.url}/api/audit?action=create", headers=server.token("admin")).json()
+    assert [e["client_address"] for e in created if e["object_type"] == "case"] == ["203.0.113.9", "127.0.0.1"]

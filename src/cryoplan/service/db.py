@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -12,9 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine for `url`; SQLite files get WAL journaling, foreign keys and a busy timeout."""
+    """Create the engine for `url`; SQLite files get WAL journaling, foreign keys and a busy timeout, and
+    are readable by their owner only (SQLite gives its journal files the database file's permissions)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if engine.url.database and engine.url.database != ":memory:":
+            os.close(os.open(engine.url.database, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(engine.url.database, 0o600)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001

@@ -14,7 +14,6 @@ import markupsafe
 import pydicom
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
-from weasyprint import HTML, URLFetcher
 
 from cryoplan import __version__
 from cryoplan.imaging.deid import deidentify_dataset
@@ -83,6 +82,7 @@ def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner)
 def _app_files_fetcher():
     """A WeasyPrint URL fetcher that serves the app's own static files and refuses everything else (no
     network, no other local file), so a report can never be made to read or send data elsewhere."""
+    from weasyprint import URLFetcher  # see html_to_pdf
 
     class AppFilesOnly(URLFetcher):
         def fetch(self, url, headers=None):
@@ -97,6 +97,9 @@ def _app_files_fetcher():
 
 def html_to_pdf(html: str) -> bytes:
     """Render report HTML to PDF with WeasyPrint, fetching nothing outside the app's static files."""
+    # WeasyPrint (Pango, its fonts: some 20 MB) loads with the first PDF, not with every server process.
+    from weasyprint import HTML
+
     return HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
 
 
