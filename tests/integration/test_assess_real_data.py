@@ -1,0 +1,78 @@
+"""`cryoplan assess` on the real images: LiTS (set 01) with 13 tumour components, most of them specks, and
+the TotalSegmentator MR crop (set 06), which holds no tumour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+CLINICAL = {
+    "schema_version": 1,
+    "patient": {"age": 64, "sex": "male", "ecog": 0},
+    "diagnosis": {
+        "type": "hcc",
+        "cirrhosis": True,
+        "liver_disease": "hbv",
+        "vascular_invasion": False,
+        "extrahepatic_spread": False,
+    },
+    "labs": {
+        "bilirubin": {"value": 1.0, "unit": "mg/dL"},
+        "albumin": {"value": 4.0, "unit": "g/dL"},
+        "inr": 1.1,
+        "creatinine": {"value": 0.9, "unit": "mg/dL"},
+        "sodium": {"value": 139, "unit": "mmol/L"},
+        "platelets": {"value": 150, "unit": "10^9/L"},
+    },
+    "clinical": {"ascites": "none", "encephalopathy_grade": 0},
+}
+
+
+def _assess(tmp_path, **case) -> dict:
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump({**CLINICAL, **case}))
+    run = subprocess.run(
+        [sys.executable, "-m", "cryoplan", "assess", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    [document] = json.loads(run.stdout)
+    return document
+
+
+def test_lits_specks_are_listed_not_counted(shared_data, tmp_path):
+    """Set 01 as its header gives it (0.664 × 0.664 × 5.0 mm; the true in-plane spacing is about 5.3 mm, so
+    the sizes are only a test of label handling): 13 components, every one either counted or named."""
+    folder = shared_data / "01_lits_resized_liver_tumour"
+    imaging = {
+        "image": str(folder / "resized_liver.nii"),
+        "labels": str(folder / "resized_mask.nii"),
+        "labels_map": {"liver": 1, "tumour": 2},
+    }
+    result = _assess(tmp_path, imaging=imaging)
+    count = next(c for c in result["criteria"] if c["id"] == "lesion_count")["value"]
+    small = [n for n in result["input_notes"] if "below the minimum lesion size" in n]
+    assert count + len(small) == 13 and 1 <= count < 13
+    assert next(c for c in result["criteria"] if c["id"] == "max_diameter")["value"] >= 5.0
+    assert result["bclc"]["stage"] is not None  # measured lesions stage the tumour
+    # A smaller minimum counts more of them; none is lost either way.
+    result = _assess(tmp_path, imaging={**imaging, "min_lesion_diameter_mm": 0.5})
+    count_small = next(c for c in result["criteria"] if c["id"] == "lesion_count")["value"]
+    assert count_small > count and count_small + len(result["input_notes"]) == 13
+
+
+def test_mr_without_a_tumour_flags_the_typed_lesion(shared_data, tmp_path):
+    folder = shared_data / "06_totalseg_mr_sm"
+    imaging = {
+        "image": str(folder / "example_mr_sm.nii.gz"),
+        "labels": str(folder / "example_seg_mr.nii.gz"),
+        "label_preset": "totalsegmentator_mr",
+    }
+    result = _assess(tmp_path, imaging=imaging, lesions=[{"id": "L1", "diameter_mm": 22}])
+    assert next(c for c in result["criteria"] if c["id"] == "max_diameter")["value"] == 22
+    assert len(result["imaging_flags"]) == 1 and "not found in the images" in result["imaging_flags"][0]
