@@ -186,6 +186,7 @@ class Imaging(_Model):
     """
 
     image: FilePath
+    series_uid: str | None = None
     labels: FilePath | None = None
     label_preset: LabelPreset | None = None
     labels_map: dict[str, int] | None = None
