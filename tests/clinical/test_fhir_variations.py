@@ -224,3 +224,13 @@ def test_a_bundle_without_a_patient_is_refused():
 def test_the_example_bundle_gives_child_pugh():
     result = assess_record(read_case_record(EXAMPLES / "hcc_fhir_bundle.json"))
     assert result.child_pugh.label == "A5" and not any(m.startswith("clinical.") for m in result.missing_inputs)
+
+
+def test_a_bound_in_si_units_is_shown_in_the_criterion_unit():
+    below = observation("bili", "14631-6", 5, "umol/L")
+    below["resource"]["valueQuantity"]["comparator"] = "<"
+    record = read(*[e for e in BASELINE if e["resource"]["id"] != "bili"], below, *no_ascites_no_encephalopathy())
+    result = assess_record(record)
+    row = next(c for c in result.criteria if c.id == "bilirubin")
+    assert (row.value, row.unit, row.status) == ("<0.2924", "mg/dL", "preferred")  # 5 / 17.1 mg/dL
+    assert result.child_pugh.label == "A5" and "labs.bilirubin (a bound: <5 umol/L)" in result.missing_inputs

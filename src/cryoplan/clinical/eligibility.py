@@ -637,7 +637,7 @@ class LabBound:
     def text(self, canonical: bool = False) -> str:
         if canonical and self.unit is not None:
             value = units.convert(self.analyte, self.value, self.unit, units.canonical_unit(self.analyte))
-            return f"{self.comparator}{value:g} {units.canonical_unit(self.analyte)}"
+            return f"{self.comparator}{value:.4g} {units.canonical_unit(self.analyte)}"
         return f"{self.comparator}{self.value:g}" + (f" {self.unit}" if self.unit else "")
 
     def extremes(self) -> tuple[float, float]:
