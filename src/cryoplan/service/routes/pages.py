@@ -29,6 +29,7 @@ from cryoplan.service.jobs import job_kinds, submit_job
 from cryoplan.service.models import AuditEvent, BoardDecision, Case, CaseStatus, Role, User
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
+from cryoplan.service.routes.viewer_config import viewer_config
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Actor, Depends(requires(*ALL_ROLES, page=True))]
@@ -286,6 +287,9 @@ def case_page_response(
             tasks=store.tasks(db, case_id),
             users=active_users(db),
             timeline=timeline(history, decisions, messages, documents, jobs),
+            viewer=viewer_config(
+                case.case_document, plan["plan"], plan["plan_job"].id if plan["plan_job"] is not None else None
+            ),
             steps=steps,
             planned_withheld=planned_withheld,
             can_edit=actor.role in EDITORS,
