@@ -21,11 +21,12 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from cryoplan.errors import InputError
@@ -247,7 +248,7 @@ def build_body_model(
     modality = _modality(image, modality)
     anatomy = _with_label_map(image, anatomy, label_map, modality)
     masks = dict(anatomy.masks) if anatomy is not None else {}
-    labelled = anatomy.labelled if anatomy is not None else frozenset()
+    labelled = frozenset(anatomy.labelled or ()) if anatomy is not None else frozenset()
     skeleton = masks.get("bone", np.zeros(image.shape, dtype=bool))
     for part in (*SKELETON_PARTS, "costal_cartilage"):
         if part in masks:
@@ -321,7 +322,7 @@ def _with_label_map(image: Volume, anatomy: Anatomy | None, label_map: Volume | 
         anatomy.grid,
         {**organs.masks, **anatomy.masks},
         anatomy.couinaud,
-        organs.labelled | anatomy.labelled,
+        frozenset(organs.labelled or ()) | frozenset(anatomy.labelled or ()),
         anatomy.rib_numbers if anatomy.rib_numbers is not None else organs.rib_numbers,
     )
 
@@ -338,10 +339,12 @@ def _outline(dense: np.ndarray, image: Volume, expected: str) -> np.ndarray:
     core = ndimage.minimum_filter(dense.view(np.uint8), size=size, mode="nearest").view(bool)
     if not core.any():
         raise InputError("image", expected, "none")
-    return dense & ndimage.maximum_filter(_largest(core).view(np.uint8), size=size, mode="constant").view(bool)
+    grown = ndimage.maximum_filter(_largest(core).view(np.uint8), size=size, mode="constant")
+    body: np.ndarray = dense & np.asarray(grown, dtype=bool)
+    return body
 
 
-def _within_box(mask: np.ndarray, operation) -> np.ndarray:
+def _within_box(mask: np.ndarray, operation: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """`operation` applied to `mask` within its bounding box grown by one voxel (clipped to the array).
 
     The grown layer holds no voxel of the mask, so background that reaches the box's side reaches the
@@ -357,7 +360,7 @@ def _within_box(mask: np.ndarray, operation) -> np.ndarray:
 def _largest(mask: np.ndarray) -> np.ndarray:
     """The largest face-connected region of a non-empty mask."""
     labels, _ = ndimage.label(mask)
-    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    return np.asarray(labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:])))
 
 
 def _fill_cavities(body: np.ndarray) -> np.ndarray:
@@ -371,13 +374,13 @@ def _fill_cavities(body: np.ndarray) -> np.ndarray:
     for axis in range(3):
         for end in (0, -1):
             face = np.take(body, 0 if end == 0 else body.shape[axis] - 1, axis=axis)
-            index = [slice(1, -1)] * 3
+            index: list[slice | int] = [slice(1, -1)] * 3
             index[axis] = 0 if end == 0 else capped.shape[axis] - 1
             capped[tuple(index)] = _fill_holes(face, ndimage.generate_binary_structure(2, 1), (0, 1))
     filled = _fill_holes(capped, ndimage.generate_binary_structure(3, 1), (0, 1, 2))[1:-1, 1:-1, 1:-1]
     for axis in range(3):
         in_slice = np.zeros((3, 3, 3), dtype=bool)
-        centre = [slice(None)] * 3
+        centre: list[slice | int] = [slice(None)] * 3
         centre[axis] = 1
         in_slice[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
         filled |= _fill_holes(body, in_slice, tuple(a for a in range(3) if a != axis))
@@ -393,7 +396,7 @@ def _fill_holes(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, .
         for end in (0, mask.shape[axis] - 1):
             touching[np.unique(np.take(labels, end, axis=axis))] = True
     touching[0] = True  # label 0 is the mask itself
-    return ~touching[labels] | mask
+    return np.asarray(~touching[labels] | mask)
 
 
 def _background_threshold(signal: np.ndarray) -> float:
@@ -426,7 +429,7 @@ def cut_sides(image: Volume, body: np.ndarray) -> tuple[str, ...]:
     return tuple(sorted(cut, key=order.index))
 
 
-def check_entry_point(model: BodyModel, point_lps, field: str) -> np.ndarray:
+def check_entry_point(model: BodyModel, point_lps: ArrayLike, field: str) -> np.ndarray:
     """A user-given probe entry point, checked: inside the image, and on the skin or in the air outside it.
 
     Parameters
@@ -465,7 +468,7 @@ def check_entry_point(model: BodyModel, point_lps, field: str) -> np.ndarray:
     return point
 
 
-def intercostal_space(model: BodyModel, point_lps, reach_mm: float = 30.0) -> tuple[str, int] | None:
+def intercostal_space(model: BodyModel, point_lps: ArrayLike, reach_mm: float = 30.0) -> tuple[str, int] | None:
     """The intercostal space a point lies in, where ribs are labelled one by one: (side, n) for the space
     between ribs n and n + 1, or None when the ribs within `reach_mm` do not bracket the point.
 
@@ -492,7 +495,8 @@ def intercostal_space(model: BodyModel, point_lps, reach_mm: float = 30.0) -> tu
     distance = np.linalg.norm(lps - point, axis=1)
     numbers = ribs[tuple(index.T)]
     near = distance <= reach_mm
-    above, below = {}, {}
+    above: dict[int, float] = {}
+    below: dict[int, float] = {}
     for number in np.unique(numbers[near]):
         mine = near & (numbers == number)
         nearest = int(np.argmin(np.where(mine, distance, np.inf)))
@@ -523,7 +527,7 @@ class ImageWarning:
     code: str
     message: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
 
@@ -604,7 +608,7 @@ def field_of_view_warnings(
         found.append(
             ImageWarning(
                 "organs_unknown",
-                f"no label gives {_listed(list(model.unknown))}: "
+                f"no label gives {_listed(model.unknown)}: "
                 + (
                     "only the gas and bone among them are found (by HU) and avoided"
                     if model.modality == "CT"
@@ -622,11 +626,11 @@ def field_of_view_warnings(
     return found
 
 
-def _plural(names) -> str:
+def _plural(names: Sequence[str]) -> str:
     return "s" if len(names) > 1 else ""
 
 
-def _listed(names: list[str]) -> str:
+def _listed(names: Sequence[str]) -> str:
     names = [name.replace("_", " ") for name in names]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 

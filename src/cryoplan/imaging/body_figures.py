@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 
 from cryoplan.imaging.body import BodyModel, ImageWarning
 from cryoplan.imaging.plane import PLANES, Plane
+from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_path
 
 #: Outline colours and legend labels of the body figure.
@@ -37,10 +38,8 @@ def body_figure(model: BodyModel, image_warnings: list[ImageWarning] | None = No
     low, high = np.maximum(body_box[0], corners.min(axis=0)), np.minimum(body_box[1], corners.max(axis=0))
     middle, half = (low + high) / 2, (high - low) / 2 + 10.0
     step = float(max(image.spacing_mm.min(), half.max() / 300.0))
-    if model.modality == "CT":
-        window = (-160.0, 240.0)
-    else:
-        window = tuple(float(v) for v in np.percentile(image.array, [1, 99]))
+    low_high = (-160.0, 240.0) if model.modality == "CT" else np.percentile(image.array, [1, 99])
+    window = (float(low_high[0]), float(low_high[1]))
     grey_image = image.with_array(np.asarray(image.array, dtype=np.float32))
     outlines = {"body": model.body, "internal_gas": model.internal_gas, "bone": model.bone}
     if focus is not None:
@@ -81,7 +80,7 @@ def body_figure(model: BodyModel, image_warnings: list[ImageWarning] | None = No
     return figure
 
 
-def _box_lps(image, mask: np.ndarray) -> np.ndarray:
+def _box_lps(image: Volume, mask: np.ndarray) -> np.ndarray:
     """The LPS bounding box (2, 3) of a mask's voxel centres: lowest and highest x, y, z."""
     points = image.index_to_lps(np.argwhere(mask))
     return np.array([points.min(axis=0), points.max(axis=0)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from cryoplan.imaging.anatomy import (
     MIN_LESION_DIAMETER_MM,
@@ -30,7 +31,7 @@ def inspection_document(
     body: BodyModel | None = None,
     image_warnings: list[ImageWarning] | None = None,
     min_lesion_diameter_mm: float = MIN_LESION_DIAMETER_MM,
-) -> dict:
+) -> dict[str, Any]:
     """The JSON document of `cryoplan inspect`.
 
     ``warnings`` holds the readers' notes (resampling, header conflicts); ``image_warnings`` what the field
@@ -80,7 +81,7 @@ def inspect_image(
     min_voxels: int = 1,
     min_lesion_diameter_mm: float = MIN_LESION_DIAMETER_MM,
     margin_mm: float = 5.0,
-) -> dict:
+) -> dict[str, Any]:
     """Read, segment and measure: the JSON contract of `cryoplan inspect` (see `inspection_document`).
 
     Reader warnings (resampling, header conflicts) are collected into the document's ``warnings``.
