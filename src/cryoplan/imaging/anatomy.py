@@ -212,7 +212,8 @@ def _rib_numbers(array: np.ndarray, task: dict[int, str]) -> np.ndarray:
     table = np.zeros(max(int(array.max()), *task) + 1, dtype=np.int8)
     for value, name in task.items():
         table[value] = rib_number(name) or 0
-    return table[array]
+    numbers: np.ndarray = table[array]
+    return numbers
 
 
 def _label_mask(array: np.ndarray, numbers: tuple[int, ...]) -> np.ndarray:
@@ -269,7 +270,7 @@ class LesionMeasurement:
     resolution_mm: float = 0.0
     below_min_size: bool = False
 
-    def case_fields(self) -> dict:
+    def case_fields(self) -> dict[str, str | float | bool | None]:
         """The fields of a case file's lesion (`cryoplan.case.Lesion`) this measurement gives."""
         return {
             "id": self.id,
@@ -599,7 +600,7 @@ def load_anatomy(
             anatomy.grid,
             {**anatomy.masks, **from_masks.masks},
             anatomy.couinaud,
-            anatomy.labelled | from_masks.labelled,
+            frozenset(anatomy.labelled or ()) | frozenset(from_masks.labelled or ()),
             anatomy.rib_numbers,
         )
     return volume, anatomy
