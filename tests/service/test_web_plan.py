@@ -174,3 +174,25 @@ def test_typed_and_measured_distances_that_disagree_are_flagged(service):
     assert "L1: typed and measured distance to the nearest major vessel disagree" in text
     assert "Typed 6 mm; the images measure 26.9 mm" in text and "use the measured value" in text
     assert page.count('class="caution discrepancy"') == 1  # the diameters (24 typed, 24.6 measured) agree
+
+
+def test_two_plans_side_by_side(service):
+    case_id, client = case_with_plan(service, plan_document(None, 7.0))
+    with service.client.app.state.sessions() as db:
+        job = Job(case_id=case_id, kind="uncertainty", status="done", attempts=1, case_version=1, created_by=1)
+        db.add(job)
+        db.commit()
+        second = job.id
+    robust = plan_document(0.96, 7.0)
+    robust["lesions"][0]["coverage"]["margin_covered_pct"] = 99.91
+    write_json(service.client.app.state.runner.output_dir(second) / "plan.json", robust)
+    page = client.get(f"/cases/{case_id}/compare")
+    assert page.status_code == 200
+    table = re.sub(
+        r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'id="comparison">(.*?)</table>', page.text, re.S).group(1))
+    )
+    assert f"Job {second} (Uncertainty" in table and f"Job {second - 1} (Plan" in table  # the newest first
+    assert "Tumour and margin covered 99.9 % 99.6 %" in table
+    assert "P(coverage target) 0.96 not analysed" in table
+    assert "Probes 2 × 17g-rod 2 × 17g-rod" in table and "Risks Biloma Biloma" in table
+    assert client.get(f"/cases/{case_id}/compare", params={"a": 999}).status_code == 404

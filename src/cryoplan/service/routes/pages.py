@@ -26,7 +26,7 @@ from cryoplan.service.auth import (
 )
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
-from cryoplan.service.models import AuditEvent, BoardDecision, Case, CaseStatus, Role, User
+from cryoplan.service.models import PLAN_KINDS, AuditEvent, BoardDecision, Case, CaseStatus, JobStatus, Role, User
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 from cryoplan.service.routes.viewer_config import viewer_config
@@ -312,6 +312,34 @@ def refused_form(
 ) -> HTMLResponse:
     status = 422 if isinstance(problem, InputError) else 409
     return case_page_response(request, case_id, actor, status, {form: str(problem)}, {form: kept})
+
+
+def finished_plans(db, case_id: int) -> list:
+    """The case's finished plan and uncertainty jobs, newest first."""
+    return [j for j in store.jobs(db, case_id) if j.kind in PLAN_KINDS and j.status == JobStatus.done.value]
+
+
+@router.get("/cases/{case_id}/compare")
+def compare_plans(
+    request: Request,
+    case_id: Id,
+    actor: Reader,
+    a: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    b: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> HTMLResponse:
+    """Two plans of a case side by side (the newest two unless chosen): coverage, margins, probes, risks."""
+    runner = request.app.state.runner
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="compare_plans")
+        jobs = finished_plans(db, case_id)
+        by_id = {job.id: job for job in jobs}
+        chosen = [by_id.get(a) or (jobs[0] if jobs else None), by_id.get(b) or (jobs[1] if len(jobs) > 1 else None)]
+        if a is not None and a not in by_id or b is not None and b not in by_id:
+            raise store.NotFound(f"finished plan {a if a not in by_id else b} of case {case_id}")
+        columns = [
+            {"job": job, "plan": reports.plan_summary(runner.output_dir(job.id))} for job in chosen if job is not None
+        ]
+    return render(request, "compare.html", actor, case=case, jobs=jobs, columns=columns)
 
 
 @router.get("/cases/{case_id}")
