@@ -121,8 +121,15 @@ _PRIORITY = (
     "muscle",
     "fat",
 )
-_SIDES = {(0, -1): "right", (0, 1): "left", (1, -1): "anterior", (1, 1): "posterior", (2, -1): "inferior"}
-_SIDES[(2, 1)] = "superior"
+# (LPS axis, direction along it) → the patient's side that way
+_SIDES = {
+    (0, -1): "right",
+    (0, 1): "left",
+    (1, -1): "anterior",
+    (1, 1): "posterior",
+    (2, -1): "inferior",
+    (2, 1): "superior",
+}
 # A face of the image cut through the body when the body covers at least this share of it (a few voxels of
 # skin or couch grazing the edge do not count).
 _CUT_FRACTION = 0.01
