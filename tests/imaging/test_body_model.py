@@ -160,8 +160,9 @@ def test_entry_points_on_the_skin_or_outside_it_are_accepted_and_others_refused(
     assert raised.value.field == "imaging.entries.L1" and "on the skin" in raised.value.expected
     with pytest.raises(InputError, match="field of view"):
         check_entry_point(body, [0.0, 0.0, 500.0], "--entry L1")
-    with pytest.raises(InputError, match=r"\[x, y, z\]"):
-        check_entry_point(body, [0.0, np.nan, 0.0], "--entry L1")
+    for bad in ([0.0, np.nan, 0.0], ["a", "b", "c"], [1.0, 2.0]):
+        with pytest.raises(InputError, match=r"\[x, y, z\]"):
+            check_entry_point(body, bad, "--entry L1")
 
 
 def test_tissue_index_is_tissue_names_as_codes():

@@ -458,7 +458,10 @@ def check_entry_point(model: BodyModel, point_lps: ArrayLike, field: str) -> np.
     InputError
         A point outside the image, or inside the body deeper than its skin voxels.
     """
-    point = np.asarray(point_lps, dtype=np.float64)
+    try:
+        point = np.asarray(point_lps, dtype=np.float64)
+    except (TypeError, ValueError):
+        point = np.full(1, np.nan)
     if point.shape != (3,) or not np.all(np.isfinite(point)):
         raise InputError(field, "an entry point [x, y, z] in LPS mm", point_lps)
     ijk = np.rint(model.image.lps_to_index(point)).astype(int)
