@@ -626,8 +626,15 @@ def end_pass(H, st, frozen, runs, lo, hi, sample, dt_sample, min_t, thresholds, 
                     t_run[q] = t
                     min_run[q] = min(min_run[q], t)
                 for m in range(thresholds.shape[0]):
-                    below_run = time_below[m, i, j, a:b]
                     threshold = thresholds[m]
+                    # Most runs are warmer than every threshold: a scan of the run just computed (in cache)
+                    # spares them the read and write of the time below.
+                    q = 0
+                    while q < b - a and not t_run[q] < threshold:
+                        q += 1
+                    if q == b - a:
+                        continue
+                    below_run = time_below[m, i, j, a:b]
                     for q in range(b - a):
                         below_run[q] += dt_sample if t_run[q] < threshold else 0.0
 

@@ -33,7 +33,7 @@ from cryoplan.errors import InputError
 from cryoplan.thermal import kernels
 from cryoplan.thermal.grid import Grid
 from cryoplan.thermal.probes import ProbePlacement, get_probe
-from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, Protocol
+from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, Phase, Protocol
 from cryoplan.thermal.result import ThermalResult
 from cryoplan.thermal.tissue import TISSUES, Tissue
 from cryoplan.thermal.vessel import BLOOD_TEMPERATURE_C, Vessel
@@ -382,14 +382,21 @@ class _Medium:
     labels: np.ndarray
     table: np.ndarray
     stencil: np.ndarray
-    runs: tuple
-    interface: tuple
+    runs: tuple[np.ndarray, ...]
+    interface: tuple[np.ndarray, ...]
     fixed: np.ndarray
     initial_h: np.ndarray
     H: np.ndarray
 
 
-def _medium(grid: Grid, tissue_labels, tissues, vessels, initial_temp_c, fixed_temperature) -> _Medium:
+def _medium(
+    grid: Grid,
+    tissue_labels: np.ndarray | None,
+    tissues: Mapping[int, Tissue] | Tissue,
+    vessels: Sequence[Vessel],
+    initial_temp_c: float | None,
+    fixed_temperature: tuple[np.ndarray, float] | None,
+) -> _Medium:
     """The grid's materials; each tissue starts at its perfused steady state T_a + Q_m/W, or at
     `initial_temp_c`; lumens at blood temperature; `fixed_temperature` voxels get rows of their own."""
     labels, table, tissue_rows, lumen = _labels_and_table(grid, tissue_labels, tissues, list(vessels))
@@ -404,7 +411,7 @@ def _medium(grid: Grid, tissue_labels, tissues, vessels, initial_temp_c, fixed_t
     if fixed_temperature is not None:
         mask, temperature = fixed_temperature
         mask = np.asarray(mask, dtype=bool)
-        extra_rows = {}
+        extra_rows: dict[int, int] = {}
         for lab in np.unique(labels[mask]):
             row = table[lab].copy()
             row[kernels.FIXED] = 1.0
@@ -426,7 +433,9 @@ def _medium(grid: Grid, tissue_labels, tissues, vessels, initial_temp_c, fixed_t
     )
 
 
-def _probe_sinks(grid: Grid, probes: Sequence[ProbePlacement], medium: _Medium):
+def _probe_sinks(
+    grid: Grid, probes: Sequence[ProbePlacement], medium: _Medium
+) -> tuple[ProbeSinks, list[float], list[float]]:
     """(sinks, kernel radii, frozen conductivity at each probe's active zone) of the probes where they are."""
     frozen_k = []
     for placement in probes:
@@ -488,7 +497,8 @@ class _Fields:
 
     @property
     def H(self) -> np.ndarray:
-        return self.Hs[self.current[0]]
+        state: np.ndarray = self.Hs[self.current[0]]
+        return state
 
     def sample(self, medium: _Medium, thresholds: np.ndarray) -> None:
         """Mark frozen tissue and sample the minimum temperature over the whole grid."""
@@ -574,13 +584,23 @@ class _ActiveBox:
     def follow(self, H: np.ndarray, initial: np.ndarray, seconds: float) -> None:
         """Grow the box to the voxels that moved from their initial state, after `seconds` of steps."""
         if np.any(self.lo > self.limit_lo) or np.any(self.hi < self.limit_hi):
-            extent = kernels.changed_extent(
+            first, last = kernels.changed_extent(
                 H, initial, np.float32(self.tolerance_h), self.lo, self.hi, self.reach(seconds)
             )
-            self.include(*extent, seconds)
+            self.include(first, last, seconds)
 
 
-def _probe_drive(phase, probes: Sequence[ProbePlacement], sinks: ProbeSinks, line_power_w_m, probe_surface_temp_c):
+Drive = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Per probe piece: mode, line conductance, the temperature it pulls towards, power (`kernels.advance`)."""
+
+
+def _probe_drive(
+    phase: Phase,
+    probes: Sequence[ProbePlacement],
+    sinks: ProbeSinks,
+    line_power_w_m: Sequence[float] | None,
+    probe_surface_temp_c: float | None,
+) -> Drive:
     """Each probe piece's setting during a phase: (mode, line conductance, temperature it pulls towards, power);
     the pieces of a moved probe (a tract freeze) are those of the probe where it was."""
     n_probes = len(probes)
@@ -644,24 +664,50 @@ class _Recorder:
         return {name: (np.asarray(ts), np.asarray(vs)) for name, (ts, vs) in self.series.items()}
 
 
-def _advance(fields, medium, box, sinks, drive, thresholds, dx, tau, stages, count, sample_every) -> int:
+def _advance(
+    fields: _Fields,
+    medium: _Medium,
+    box: _ActiveBox,
+    sinks: ProbeSinks,
+    drive: Drive,
+    thresholds: np.ndarray,
+    dx: float,
+    tau: float,
+    stages: int,
+    count: int,
+    sample_every: int,
+) -> int:
     """`kernels.advance` over the active box, on one thread where the box is too small for a barrier per
     stage to pay (`SERIAL_BELOW_VOXELS`). Returns the voxel updates made."""
     threads = numba.get_num_threads()
     numba.set_num_threads(1 if box.voxels < SERIAL_BELOW_VOXELS else threads)
     mode, conductance, surface, power = drive
     try:
-        return kernels.advance(
+        updates = kernels.advance(
             fields.Hs, fields.phis, fields.current, medium.labels, medium.runs, medium.table, medium.stencil,
             fields.frozen, fields.min_t, thresholds, fields.time_below, box.lo, box.hi, medium.interface, dx, tau,
             stages, count, sample_every, fields.ledger, fields.ledger_rows, sinks.ptr, sinks.flat_index,
             sinks.weight, sinks.effective_length, mode, conductance, surface, power,
         )  # fmt: skip
+        return int(updates)
     finally:
         numba.set_num_threads(threads)
 
 
-def _run_stretch(seconds, target_s, dt_limit, fields, medium, box, sinks, drive, thresholds, clock, recorder, progress):
+def _run_stretch(
+    seconds: float,
+    target_s: float,
+    dt_limit: float,
+    fields: _Fields,
+    medium: _Medium,
+    box: _ActiveBox,
+    sinks: ProbeSinks,
+    drive: Drive,
+    thresholds: np.ndarray,
+    clock: _Clock,
+    recorder: _Recorder,
+    progress: Callable[[float], None] | None,
+) -> None:
     """Advance through a stretch of `seconds` with the same probe settings, by the steps of `step_schedule`,
     in chunks of about `CHUNK_S` after each of which the box follows the disturbance, the points are recorded
     and progress is reported."""
