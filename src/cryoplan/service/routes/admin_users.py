@@ -14,6 +14,7 @@ from cryoplan.service import store
 from cryoplan.service.auth import ADMIN, Actor, password_hasher, requires
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.models import AuthToken, Role, User
+from cryoplan.service.routes.inbox import unread_count
 
 router = APIRouter(include_in_schema=False)
 PageAdmin = Annotated[Actor, Depends(requires(*ADMIN, page=True))]
@@ -30,10 +31,17 @@ def users_page(request: Request, actor: Actor, status_code: int = 200, problem: 
     """The users page; after a refused action, with the reason beside that user's row."""
     with transaction(request) as db:
         users = store.list_users(db, actor)
+        count = unread_count(db, actor.user_id)
     return request.app.state.templates.TemplateResponse(
         request,
         "users.html",
-        {"actor": actor, "users": users, "roles": [r.value for r in Role], "problem": problem or {}},
+        {
+            "actor": actor,
+            "users": users,
+            "roles": [r.value for r in Role],
+            "problem": problem or {},
+            "inbox_count": count,
+        },
         status_code=status_code,
     )
 

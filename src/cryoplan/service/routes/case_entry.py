@@ -28,6 +28,7 @@ from cryoplan.imaging.anatomy import PRESETS
 from cryoplan.service import store
 from cryoplan.service.auth import ALL_ROLES, EDITORS, Actor, requires
 from cryoplan.service.deps import Id, transaction
+from cryoplan.service.routes.inbox import unread_count
 
 router = APIRouter(include_in_schema=False)
 PageEditor = Annotated[Actor, Depends(requires(*EDITORS, page=True))]
@@ -392,8 +393,9 @@ def render_form(
     submitted (kept as typed) with the errors beside their fields."""
     document = document or {"schema_version": 1, "diagnosis": {"type": "hcc"}}
     documents = []
-    if case is not None:
-        with transaction(request) as db:
+    with transaction(request) as db:
+        count = unread_count(db, actor.user_id)
+        if case is not None:
             documents = [d for d in store.documents(db, case.id) if d.purpose in ("ct", "labels")]
     return request.app.state.templates.TemplateResponse(
         request,
@@ -410,6 +412,7 @@ def render_form(
             "case_document": advanced_json or json.dumps(document, indent=2, ensure_ascii=False),
             "options": form_options(),
             "image_documents": documents,
+            "inbox_count": count,
             "error": "Not saved: see the marked fields." if errors else None,
         },
         status_code=status_code,

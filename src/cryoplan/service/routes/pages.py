@@ -27,6 +27,7 @@ from cryoplan.service.auth import (
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
 from cryoplan.service.models import PLAN_KINDS, AuditEvent, BoardDecision, Case, CaseStatus, JobStatus, Role, User
+from cryoplan.service.routes import inbox
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 from cryoplan.service.routes.viewer_config import viewer_config
@@ -40,6 +41,10 @@ AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Ro
 
 
 def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context) -> HTMLResponse:
+    """A page, with the caller's count of unread messages for the header."""
+    if actor is not None and "inbox_count" not in context:
+        with transaction(request) as db:
+            context["inbox_count"] = inbox.unread_count(db, actor.user_id)
     return request.app.state.templates.TemplateResponse(
         request, name, {"actor": actor, **context}, status_code=status_code
     )
@@ -403,6 +408,23 @@ def add_message(
     except InputError as problem:
         kept = {"direction": direction, "body": body, "counterpart": counterpart}
         return refused_form(request, case_id, actor, "messages", problem, kept)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/team-messages")
+def send_team_message(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    recipient: Annotated[str, Form(max_length=64)],
+    body: Annotated[str, Form(max_length=inbox.MAX_BODY + 100)],
+) -> Response:
+    """Address a message about this case to a user of the service (it lands in their inbox)."""
+    try:
+        with transaction(request) as db:
+            inbox.send(db, actor, recipient, body, case_id)
+    except InputError as problem:
+        return refused_form(request, case_id, actor, "team", problem, {"recipient": recipient, "body": body})
     return back_to(case_id)
 
 
