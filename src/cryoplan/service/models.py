@@ -201,3 +201,17 @@ class AuditEvent(Base):
     case_id: Mapped[int | None] = mapped_column(Integer, index=True)
     client_address: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class TeamMessage(Base):
+    """A message from one user of the service to another, optionally about a case; unread until the
+    recipient marks it read."""
+
+    __tablename__ = "team_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column()
