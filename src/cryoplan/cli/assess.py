@@ -33,28 +33,28 @@ class Format(str, enum.Enum):
 
 @dataclass(frozen=True)
 class AssessedCase:
-    """One case file's outcome: its assessment and case, or the one-line error that stopped it."""
+    """One case file's assessment and the case it was made from (lesions filled from the images)."""
 
     path: Path
-    assessment: Assessment | None = None
-    case: Case | None = None
-    error: str | None = None
+    assessment: Assessment
+    case: Case
 
 
 def assess_file(path: Path, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML) -> AssessedCase:
     """Read a case (file or FHIR bundle), fill its lesions from the images it names, and assess it.
 
     Lesion sizes and distances missing from a case file are measured on the images it names; typed values
-    are kept, and disagreements over 3 mm are flagged in the assessment. Bad input gives the error line
-    instead of an assessment.
+    are kept, and disagreements over 3 mm are flagged in the assessment.
+
+    Raises
+    ------
+    InputError
+        When the case cannot be read or its images do not load, naming the field.
     """
-    try:
-        record = read_case_record(path)
-        case, flags = case_with_measured_lesions(record.case)
-        record = replace(record, case=case)
-        assessment = assess_record(record, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags)
-    except InputError as error:
-        return AssessedCase(path, error=str(error))
+    record = read_case_record(path)
+    case, flags = case_with_measured_lesions(record.case)
+    record = replace(record, case=case)
+    assessment = assess_record(record, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags)
     return AssessedCase(path, assessment, case)
 
 
@@ -85,6 +85,7 @@ def _text(assessments: list[Assessment], console: Console) -> None:
                 a.bclc.stage or "undetermined",
                 f"{a.bclc.reason} (burden and ECOG alone: {a.bclc.burden_stage or '–'})",
             )
+        if a.transplant is not None:
             t = a.transplant
             scores.add_row("transplant", "", f"Milan {t.milan}, UCSF {t.ucsf}, up-to-seven {t.up_to_seven}")
         console.print(scores)
@@ -130,15 +131,16 @@ def assess_command(
     criteria with their status, the verdict, and recommendations with reasons and sources. A case that
     cannot be read is reported on one line and the others are assessed; the exit status is then 2.
     """
-    outcomes = [assess_file(path, cryoshock_tumour_volume_ml) for path in cases]
-    good = [o for o in outcomes if o.error is None]
-    for outcome in outcomes:
-        if outcome.error is not None:
-            typer.echo(f"cryoplan: error: {outcome.error}", err=True)
+    good, failed = [], 0
+    for path in cases:
+        try:
+            good.append(assess_file(path, cryoshock_tumour_volume_ml))
+        except InputError as error:  # reported on its line; the other cases go on
+            typer.echo(f"cryoplan: error: {error}", err=True)
+            failed += 1
     if good:
-        assessments = [o.assessment for o in good]
-        _emit(assessments, [o.case for o in good], output_format, output)
-    if len(good) < len(outcomes):
+        _emit([o.assessment for o in good], [o.case for o in good], output_format, output)
+    if failed:
         raise typer.Exit(2)
 
 
@@ -151,13 +153,12 @@ def _emit(assessments: list[Assessment], read_cases: list[Case], output_format: 
         text = render_assessment_html(assessments, read_cases)
     else:
         # Case text is printed as given: markup off, so "[#/volume]" in a FHIR display stays.
-        console = (
-            Console(file=io.StringIO(), width=120, color_system=None, markup=False) if output else Console(markup=False)
-        )
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=120, color_system=None, markup=False) if output else Console(markup=False)
         _text(assessments, console)
         if not output:
             return
-        text = console.file.getvalue()
+        text = buffer.getvalue()
     if output:
         write_text(output, text)
     else:

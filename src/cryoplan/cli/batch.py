@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from dask.distributed import Client, LocalCluster, as_completed, get_worker
@@ -47,10 +48,18 @@ def run_case(path: str, folder: str, plan: bool, settings: PlanSettings, seed: i
     failures become an error row, so one case never stops the batch.
     """
     started = time.perf_counter()
-    row = {"case": path, "case_id": None, "task": "assess", "status": "ok", "verdict": None, "outputs": []}
+    row: dict[str, Any] = {
+        "case": path,
+        "case_id": None,
+        "task": "assess",
+        "status": "ok",
+        "verdict": None,
+        "outputs": [],
+    }
+    error: str | None = None
     try:
-        error = _run_case(Path(path), Path(folder), plan, settings, seed, row)
-    except InputError as failure:  # bad input met while planning
+        _run_case(Path(path), Path(folder), plan, settings, seed, row)
+    except InputError as failure:  # bad input: the case file, its images, or what planning met
         error = str(failure)
     except Exception as failure:  # an internal failure of one case: reported in its row, the batch goes on
         error = f"internal error: {type(failure).__name__}: {failure}"
@@ -62,11 +71,9 @@ def run_case(path: str, folder: str, plan: bool, settings: PlanSettings, seed: i
     return row
 
 
-def _run_case(path: Path, out: Path, plan: bool, settings: PlanSettings, seed: int, row: dict) -> str | None:
-    """Fill `row` with the case's outcome and write its outputs; the error line of a bad case file."""
+def _run_case(path: Path, out: Path, plan: bool, settings: PlanSettings, seed: int, row: dict[str, Any]) -> None:
+    """Fill `row` with the case's outcome and write its outputs."""
     outcome = assess_file(path)
-    if outcome.error is not None:
-        return outcome.error
     row["case_id"], row["verdict"] = outcome.assessment.case_id, outcome.assessment.verdict
     document = outcome.assessment.to_dict()
     if plan and outcome.case.imaging is not None:
@@ -74,11 +81,10 @@ def _run_case(path: Path, out: Path, plan: bool, settings: PlanSettings, seed: i
         result = plan_case(outcome.case, settings=settings, seed=seed)
         write_plan_outputs(result, out / "plan")
         row["outputs"] = sorted(str(p.relative_to(out.parent)) for p in (out / "plan").rglob("*") if p.is_file())
-        document = dict(result.assessment, case_id=row["case_id"])
+        document = dict(result.assessment or {}, case_id=row["case_id"])
         row["verdict"] = document["verdict"]
     write_json(out / "assessment.json", [document])
     row["outputs"].insert(0, str((out / "assessment.json").relative_to(out.parent)))
-    return None
 
 
 def _cryoplan_version() -> str:
@@ -87,7 +93,7 @@ def _cryoplan_version() -> str:
 
 def check_worker_versions(client: Client) -> dict[str, str]:
     """Every worker's cryoplan version; raises `InputError` when one differs from this process's."""
-    versions = client.run(_cryoplan_version)
+    versions: dict[str, str] = client.run(_cryoplan_version)
     if not versions:
         raise InputError("--scheduler", "a scheduler with at least one worker", "no workers")
     wrong = {address: version for address, version in versions.items() if version != __version__}
@@ -99,7 +105,8 @@ def check_worker_versions(client: Client) -> dict[str, str]:
 
 def _folders(paths: list[Path]) -> list[str]:
     """One output folder name per case: the file's stem, numbered when two files share one."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for path in paths:
         stem = path.stem
         seen[stem] = seen.get(stem, 0) + 1
@@ -159,12 +166,12 @@ def run_batch(
             raise InputError("--scheduler", "a reachable Dask scheduler address", f"{scheduler} ({error})") from None
     try:
         check_worker_versions(client)
-        address = client.scheduler.address
+        address = str(client.scheduler_info()["address"])
         futures = {
             client.submit(run_case, str(path), str(out_dir / folder), plan, settings, seed, pure=False): index
             for index, (path, folder) in enumerate(zip(paths, folders, strict=True))
         }
-        rows: list[dict | None] = [None] * len(paths)
+        rows: list[dict[str, Any]] = [{} for _ in paths]
         if on_start is not None:
             on_start()
         for future in as_completed(futures):

@@ -160,10 +160,10 @@ def _condition_meaning(codings) -> tuple[str, Any] | None:
     return None
 
 
-def _code(codeable, system: str) -> str | None:
+def _code(codeable: Any, system: str) -> str | None:
     for coding in (codeable.coding if codeable else None) or []:
         if coding.system == system:
-            return coding.code
+            return str(coding.code) if coding.code is not None else None
     return None
 
 
@@ -244,9 +244,12 @@ def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
         raise InputError(f"{source}: Bundle.entry.resource.resourceType", "an R4 resource type", str(error)) from None
 
     read = _Read()
-    patients, observations, findings = [], {}, {}
+    # fhir.resources types its fields loosely: resources are handled as Any, checked by their type name.
+    patients: list[Any] = []
+    observations: dict[str, list[tuple[Any, int]]] = {}
+    findings: dict[str, list[tuple[Any, Any, int]]] = {}
     for index, entry in enumerate(parsed.entry or []):
-        resource = entry.resource
+        resource: Any = entry.resource
         kind = resource.get_resource_type()
         if kind == "Patient":
             patients.append(resource)
@@ -300,10 +303,8 @@ def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
         patient["sex"] = person.gender
     else:
         read.unused.append(f"Patient/{person.id or '?'}.gender ({person.gender}): MELD 3.0 needs male or female")
-    if parsed.timestamp is not None:
-        reference = _as_instant(parsed.timestamp).date()
-    else:
-        reference = max(instants).date() if instants else None
+    stamp = _as_instant(parsed.timestamp) or (max(instants) if instants else None)
+    reference = stamp.date() if stamp is not None else None
     if person.birthDate is not None and reference is not None:
         earliest, latest = _birth_range(person.birthDate)
         youngest, oldest = _age(latest, reference), _age(earliest, reference)
@@ -356,6 +357,7 @@ def _sort_observation(resource, index: int, observations: dict, findings: dict, 
     elif code in AFP_CODES:
         unused.append(f"{_describe(resource)}: alpha-fetoprotein; no criterion of the assessment uses it")
     elif finding in ("ascites", "encephalopathy"):
+        value: Any
         if resource.valueBoolean is False:
             value = ABSENT
         elif finding == "encephalopathy" and resource.valueInteger is not None:
@@ -391,7 +393,7 @@ def _read_lab(analyte: str, resource, where: str, labs: dict, read: _Read) -> No
 def _clinical(findings: dict, read: _Read) -> dict:
     """Ascites and encephalopathy from their findings: the latest that gives a grade or its absence."""
     clinical: dict[str, Any] = {}
-    grades = {"ascites": ASCITES_BY_SEVERITY, "encephalopathy": ENCEPHALOPATHY_BY_SEVERITY}
+    grades: dict[str, dict[str, Any]] = {"ascites": ASCITES_BY_SEVERITY, "encephalopathy": ENCEPHALOPATHY_BY_SEVERITY}
     fields = {"ascites": "ascites", "encephalopathy": "encephalopathy_grade"}
     for finding, by_code in grades.items():
         items = sorted(findings.get(finding, []), key=lambda item: (_recorded(item[1]), item[2]), reverse=True)

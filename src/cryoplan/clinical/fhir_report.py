@@ -101,8 +101,8 @@ def _score_observations(a: Assessment) -> list[dict]:
         ):
             observations.append(_observation(code, display, None if within is None else {"valueBoolean": within}))
     for row in a.criteria:
-        value = "" if row.value is None else f"{row.value:g}" if isinstance(row.value, float) else str(row.value)
-        text = f"{row.status}: {row.note}" + (f" (value {value} {row.unit or ''})".rstrip() if value else "")
+        shown = "" if row.value is None else f"{row.value:g}" if isinstance(row.value, float) else str(row.value)
+        text = f"{row.status}: {row.note}" + (f" (value {shown} {row.unit or ''})".rstrip() if shown else "")
         observations.append(
             _observation(
                 f"criterion_{row.id}",
