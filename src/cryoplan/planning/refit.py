@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
@@ -139,10 +138,7 @@ def _simulation_grid(ice: Volume, probes: Sequence[ProbePlacement], grid_mm: flo
 
 def _on_grid(mask: Volume, grid: Grid) -> np.ndarray:
     """A mask sampled (nearest voxel) at the simulation grid's voxel centres; False outside it."""
-    index = mask.lps_to_index(grid.centres_mm())
-    return ndimage.map_coordinates(
-        np.asarray(mask.array).astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant", cval=0
-    ).astype(bool)
+    return mask.with_array(np.asarray(mask.array) > 0).resampled(grid.shape, grid.affine).array
 
 
 def _heat_sinks(vessels: Volume, grid: Grid) -> list[Vessel]:
