@@ -684,8 +684,9 @@ def assess(
         Labs known only as bounds (a FHIR comparator), in place of the case's values. The case is assessed
         at every corner of the bounds (each lab at its bound and at the far end); a score, stage, criterion
         or recommendation stands when every corner gives the same, and is otherwise left undetermined, the
-        bound named in ``missing_inputs``. The scores are monotone in each lab, so agreeing corners mean
-        the result holds over the whole range: ``<0.2`` mg/dL bilirubin scores 1 Child-Pugh point.
+        bound named in ``missing_inputs``. Each score and band is monotone in each lab with the others
+        held fixed, so its extremes over the bounds lie at corners, and agreeing corners mean the result
+        holds over the whole range: ``<0.2`` mg/dL bilirubin scores 1 Child-Pugh point.
     imaging_flags : list of str, optional
         Disagreements between typed and measured lesions
         (`cryoplan.imaging.case_images.case_with_measured_lesions`), carried into the assessment.
