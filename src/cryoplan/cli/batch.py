@@ -155,8 +155,9 @@ def run_batch(
     paths = [Path(path).resolve() for path in paths]
     cluster = None
     if scheduler is None:
+        # The scheduler serves HTTP even without a dashboard; a free port, so a busy 8787 is no failure.
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR
+            n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
         )
         client = Client(cluster)
     else:
