@@ -106,7 +106,7 @@ def html_to_pdf(html: str) -> bytes:
 def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path, deid_key: str) -> bytes:
     """The referral zip: report.pdf, the de-identified DICOM of the case's DICOM-zip CTs (PS3.15 Basic
     Profile, through `cryoplan.imaging.deid`, UIDs replaced under `deid_key`), and plan.json with the
-    isotherm DICOM-SEG of the newest plan."""
+    DICOM objects of the newest plan (SEGs, temperature map), de-identified the same way."""
     report = html_to_pdf(case_report_html(db, actor, case_id, runner))
     buffer = io.BytesIO()
     contents = ["report.pdf"]
@@ -123,9 +123,18 @@ def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, 
         plan_dir = latest_plan_dir(db, case_id, runner)
         if plan_dir is not None:
             for path in sorted(plan_dir.iterdir()):
-                if path.name == "plan.json" or path.suffix == ".dcm":
-                    packet.write(path, f"plan/{path.name}")
-                    contents.append(f"plan/{path.name}")
+                if path.name == "plan.json":
+                    packet.write(path, "plan/plan.json")
+                elif path.suffix == ".dcm":
+                    # the plan's SEGs and temperature map copy the patient module of the CT: de-identified
+                    # with the same key, they still reference the de-identified series
+                    clean = deidentify_dataset(pydicom.dcmread(path), f"cryoplan-case-{case_id}", deid_key)
+                    out = io.BytesIO()
+                    clean.save_as(out, enforce_file_format=True)
+                    packet.writestr(f"plan/{path.name}", out.getvalue())
+                else:
+                    continue
+                contents.append(f"plan/{path.name}")
         packet.writestr(
             "manifest.json",
             json.dumps(
