@@ -81,6 +81,9 @@ def test_every_page_is_accessible_and_fits_a_phone(browser, live_server, databas
         "users": "/users",
         "audit": "/audit",
         "case-audit": f"/cases/{case['id']}/audit",
+        "case-summary": f"/cases/{case['id']}/summary",
+        "compare": f"/cases/{case['id']}/compare",
+        "inbox": "/inbox",
         "not-found": "/cases/9999",
     }
     for name, path in pages.items():

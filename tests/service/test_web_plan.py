@@ -196,3 +196,20 @@ def test_two_plans_side_by_side(service):
     assert "P(coverage target) 0.96 not analysed" in table
     assert "Probes 2 × 17g-rod 2 × 17g-rod" in table and "Risks Biloma Biloma" in table
     assert client.get(f"/cases/{case_id}/compare", params={"a": 999}).status_code == 404
+
+
+def test_the_one_page_board_summary(service):
+    case_id, client = case_with_plan(service, plan_document(0.02, 7.0))
+    page = client.get(f"/cases/{case_id}/summary")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
+    verdict = service.client.get(f"/api/cases/{case_id}", headers=service.headers("admin")).json()["assessment"]
+    words = {
+        "suitable": "Suitable",
+        "suitable_with_conditions": "Suitable with conditions",
+        "mdt_review": "Needs multidisciplinary review",
+        "not_recommended": "Not recommended",
+    }
+    assert f"Verdict: {words[verdict['verdict']]} " in text
+    assert "L1 2 × 17g-rod 15.0 / 5.0 / 15.0 min 99.6 % 3.9 mm 0.02 Biloma" in text, text
+    assert "@media print" in client.get("/static/app.css").text

@@ -347,6 +347,25 @@ def compare_plans(
     return render(request, "compare.html", actor, case=case, jobs=jobs, columns=columns)
 
 
+@router.get("/cases/{case_id}/summary")
+def case_summary(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
+    """A one-page summary of the case for the tumour board (prints on one A4 page)."""
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="summary")
+        plan = plan_context(db, request.app.state.runner, case)
+        decisions = store.board_decisions(db, case_id)
+    return render(
+        request,
+        "summary.html",
+        actor,
+        case=case,
+        document=case.case_document,
+        assessment=case.assessment,
+        decisions=decisions,
+        **plan,
+    )
+
+
 @router.get("/cases/{case_id}")
 def case_page(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     return case_page_response(request, case_id, actor)
