@@ -11,11 +11,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from scipy import ndimage
 
 from cryoplan import __version__
-from cryoplan.imaging.io import write_dicom_seg, write_nifti
+from cryoplan.imaging.io import write_nifti
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory, write_json, write_text
 from cryoplan.planning.coverage import coverage_curves
 from cryoplan.report import figures
+from cryoplan.report.exports import write_exports
 from cryoplan.thermal import Grid
 
 _environment = Environment(
@@ -241,7 +242,8 @@ def write_pdf(html: str, base: Path, path: Path) -> None:
 
 
 def write_plan_outputs(plan, out_dir: Path, progress=None) -> dict:
-    """Write plan.json, min_temperature.nii.gz, isotherm masks, figures, report.html and report.pdf.
+    """Write plan.json, min_temperature.nii.gz, isotherm masks, figures, report.html, report.pdf and the DICOM
+    and Slicer exports (`cryoplan.report.exports`).
 
     Everything is written into a temporary folder first and moved into `out_dir` on success.
     """
@@ -251,38 +253,20 @@ def write_plan_outputs(plan, out_dir: Path, progress=None) -> dict:
     with atomic_directory(out_dir) as tmp:
         temperature = combined_min_temperature(plan)
         write_nifti(temperature, tmp / "min_temperature.nii.gz")
-        masks = {f"isotherm {t:g} C": np.asarray(temperature.array) <= t for t in ISOTHERMS_C}
         outputs = {
             "plan": "plan.json",
             "min_temperature": "min_temperature.nii.gz",
             "report_html": "report.html",
             "report_pdf": "report.pdf",
+            "isotherms": [],
         }
-        if plan.source_dicom is not None:
-            # DICOM-SEG segments must lie on the source series' grid.
-            index = np.moveaxis(
-                temperature.lps_to_index(
-                    plan.ct.index_to_lps(
-                        np.stack(np.meshgrid(*[np.arange(n) for n in plan.ct.shape], indexing="ij"), axis=-1)
-                    )
-                ),
-                -1,
-                0,
-            )
-            on_ct = ndimage.map_coordinates(temperature.array, index, order=1, mode="constant", cval=37.0)
-            write_dicom_seg(
-                {name: on_ct <= t for (name, _), t in zip(masks.items(), ISOTHERMS_C)},
-                plan.source_dicom,
-                tmp / "isotherms_seg.dcm",
-                "cryoplan isotherms",
-            )
-            outputs["isotherms"] = ["isotherms_seg.dcm"]
-        else:
-            outputs["isotherms"] = []
-            for t in ISOTHERMS_C:
-                name = f"isotherm_{int(t)}c.nii.gz".replace("-", "minus")
-                write_nifti(temperature.with_array((np.asarray(temperature.array) <= t).astype(np.uint8)), tmp / name)
-                outputs["isotherms"].append(name)
+        for t in ISOTHERMS_C:
+            name = f"isotherm_{int(t)}c.nii.gz".replace("-", "minus")
+            write_nifti(temperature.with_array((np.asarray(temperature.array) <= t).astype(np.uint8)), tmp / name)
+            outputs["isotherms"].append(name)
+        # DICOM and Slicer exports after the NIfTI maps: one that fails is listed, never fatal
+        exports, outputs["failed_exports"] = write_exports(plan, temperature, tmp, ISOTHERMS_C)
+        outputs.update(exports)
         figure_sections = write_figures(plan, tmp / "figures")
         outputs["figures"] = [f["path"] for section in figure_sections.values() for f in section]
         document["outputs"] = outputs
