@@ -9,6 +9,10 @@ import typer
 
 from cryoplan.cli.app import app
 from cryoplan.errors import InputError
+from cryoplan.service import db as database
+from cryoplan.service import store
+from cryoplan.service.app import create_app
+from cryoplan.service.settings import ServiceSettings
 
 users = typer.Typer(help="Manage the users of the case review service.", no_args_is_help=True)
 app.add_typer(users, name="users")
@@ -20,11 +24,7 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Run the case review web service (settings from CRYOPLAN_* environment variables, see README)."""
-    # The service's modules load only for the service's commands, so that other commands start quickly.
-    import uvicorn
-
-    from cryoplan.service.app import create_app
-    from cryoplan.service.settings import ServiceSettings
+    import uvicorn  # the web server: only this command needs it
 
     settings = ServiceSettings()
     # X-Forwarded-For/-Proto are believed only from the proxies named in the settings: by default none,
@@ -46,10 +46,6 @@ def users_create(
     full_name: str = typer.Option("", help="Name shown in the audit trail."),
 ) -> None:
     """Create a user (the first admin, typically); the password is read from CRYOPLAN_NEW_PASSWORD or asked."""
-    from cryoplan.service import db as database
-    from cryoplan.service import store
-    from cryoplan.service.settings import ServiceSettings
-
     password = os.environ.get("CRYOPLAN_NEW_PASSWORD") or getpass.getpass("Password: ")
     if not password:
         raise InputError("password", "a password (CRYOPLAN_NEW_PASSWORD or typed)")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from distributed import Client, LocalCluster, get_worker, rejoin, secede
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,9 @@ from cryoplan.case import parse_case
 from cryoplan.clinical import assess
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_directory, write_json
+from cryoplan.planning import plan_case
+from cryoplan.planning.settings import PlanSettings
+from cryoplan.report.plan_report import write_plan_outputs
 from cryoplan.service import store
 from cryoplan.service.auth import Actor
 from cryoplan.service.deps import transaction
@@ -85,14 +89,6 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
     options : PlanOptions
         Planning choices of plan and uncertainty jobs.
     """
-    # Imported here, in the worker: the web server never plans, so its process does not carry the planning
-    # stack (Numba kernels, SimpleITK, figures), some 150 MB of memory, nor Dask's worker side.
-    from distributed import get_worker, rejoin, secede
-
-    from cryoplan.planning import plan_case
-    from cryoplan.planning.settings import PlanSettings
-    from cryoplan.report.plan_report import write_plan_outputs
-
     stage = {"label": "reading the case"}
 
     def progress(label: str | None, fraction: float) -> None:
@@ -181,8 +177,6 @@ class JobRunner:
     def _dask_client(self):
         with self._lock:
             if self._client is None:
-                from distributed import Client, LocalCluster  # with the first job: the server may never run one
-
                 if self._scheduler:
                     self._client = Client(self._scheduler)
                 else:

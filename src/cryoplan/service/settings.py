@@ -27,7 +27,8 @@ class ServiceSettings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file cryoplan.db in data_dir (WAL mode)."
     )
     secret_key: str | None = Field(
-        None, description="Signs session cookies; default: a random key kept in data_dir/secret_key."
+        None,
+        description="Keys the pseudonymous UIDs of referral packets; default: a random key in data_dir/secret_key.",
     )
     dask_scheduler: str | None = Field(
         None, description="Address of a Dask scheduler; default: a LocalCluster started on first use."
