@@ -25,10 +25,7 @@ SIMULATION_REACH_MM = 25.0
 
 def resample_mask(mask: np.ndarray, source: Volume, grid: Grid) -> np.ndarray:
     """A mask of `source`'s grid sampled (nearest voxel) at the centres of `grid`."""
-    index = source.lps_to_index(grid.centres_mm())
-    return ndimage.map_coordinates(
-        mask.astype(np.uint8), np.moveaxis(index, -1, 0), order=0, mode="constant", cval=0
-    ).astype(bool)
+    return source.with_array(np.asarray(mask, dtype=bool)).resampled(grid.shape, grid.affine).array
 
 
 def simulation_grid(target_points: np.ndarray, candidate: Candidate, spacing_mm: float) -> Grid:
