@@ -48,6 +48,8 @@ def test_no_server_error(live_app):
     """Every operation of /openapi.json, with generated valid and invalid input, as an admin."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", live_app)
     operations = [result.ok() for result in schema.get_all_operations()]
+    # Revoking the token would end the session the generated requests go on using (tested on its own).
+    operations = [operation for operation in operations if operation.label != "DELETE /api/auth/token"]
     assert len(operations) >= 25
     statuses = []
     for operation in operations:
