@@ -9,6 +9,7 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+import yaml
 
 
 def run_cli(*args, cwd=None):
@@ -167,3 +168,79 @@ def test_nan_in_label_volume_exits_2(label_spec):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "NaN" in done.stderr and "spec.labels" in done.stderr
     assert not (folder / "out").exists()
+
+
+def one_line_error(done, field):
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
+USER_PROBE = {
+    "id": "user-3mm",
+    "diameter_mm": 3.0,
+    "active_length_mm": 30.0,
+    "tip_offset_mm": 4.0,
+    "working_length_mm": 200.0,
+    "description": "a 3 mm probe",
+}
+
+
+def test_user_probe_file_is_simulated(tmp_path):
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump([USER_PROBE]))
+    done = run_cli("probes", "--probe-file", str(path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert "user-3mm" in {p["id"] for p in json.loads(done.stdout)["probes"]}
+    done = run_cli(
+        "isotherms", "--probe-file", str(path), "--probe", "user-3mm", "--protocol", "freeze:3", "--grid-mm", "2",
+        "--format", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["isotherms"][0]["width_mm"] > 0
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"diameter_mm": 50.0}, "probe_file[0].diameter_mm"),
+        ({"diameter_mm": -1.0}, "probe_file[0].diameter_mm"),
+        ({"active_length_mm": 0.0}, "probe_file[0].active_length_mm"),
+        ({"working_length_mm": 30.0}, "probe_file[0]"),  # shorter than the tip offset plus the active zone
+        ({"family": "nitrogen"}, "probe_file[0].family"),
+        ({"heat_transfer_w_m2k": 5000.0}, "probe_file[0].heat_transfer_w_m2k"),  # cooling is the family's
+        ({"id": "2.4mm"}, "probe_file[0].id"),  # already in the library, with another geometry
+    ],
+)
+def test_non_physical_user_probe_exits_2_with_one_line(tmp_path, change, field):
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump([{**USER_PROBE, **change}]))
+    one_line_error(run_cli("probes", "--probe-file", str(path)), field)
+
+
+@pytest.mark.parametrize("flow", ["1.5", "-0.2", "nan"])
+def test_flow_fraction_outside_0_1_exits_2(flow):
+    done = run_cli("isotherms", "--probe", "17g-rod", "--protocol", f"freeze:5@{flow}")
+    one_line_error(done, "--protocol[0].flow_fraction")
+
+
+@pytest.mark.parametrize("key", ["perfusion", "blood_perfusion"])
+def test_medium_without_perfusion_units_exits_2(tmp_path, key):
+    path = tmp_path / "medium.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", key: 0.001}))
+    done = run_cli("isotherms", "--probe", "17g-rod", "--medium", str(path))
+    one_line_error(done, f"medium (medium.yaml).{key}")
+    assert "perfusion_1_s" in done.stderr and "perfusion_ml_min_kg" in done.stderr
+
+
+def test_medium_perfusion_in_ml_min_kg_is_converted(tmp_path):
+    from cryoplan.thermal.tissue import load_medium
+
+    path = tmp_path / "medium.yaml"
+    path.write_text(yaml.safe_dump({"name": "mine", "perfusion_ml_min_kg": 860.0, "density_kg_m3": {"unfrozen": 1079}}))
+    assert load_medium(path).perfusion_1_s == pytest.approx(860.0 * 1079.0 * 1e-6 / 60.0)
+
+
+def test_validate_rejects_an_unknown_format():
+    one_line_error(run_cli("validate", "--format", "xml"), "--format")

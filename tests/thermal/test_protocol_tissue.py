@@ -48,12 +48,30 @@ def test_bad_protocols_name_the_phase(text, field):
 
 
 def test_baseline_liver_values_and_steady_temperature():
+    baseline = TISSUES["liver_baseline"]
+    assert (baseline.conductivity_unfrozen_w_mk, baseline.conductivity_frozen_w_mk) == (0.5, 2.0)
+    assert baseline.latent_heat_j_m3 == 250e6 and (baseline.solidus_c, baseline.liquidus_c) == (-8.0, -1.0)
+    assert baseline.steady_temperature_c == pytest.approx(37 + 4200 / 1800)  # ω_b = 5e-4 1/s: 39.3 °C
+    # In vivo liver: the baseline with the calibrated perfusion, which holds it near arterial temperature.
     liver = TISSUES["liver"]
-    assert (liver.conductivity_unfrozen_w_mk, liver.conductivity_frozen_w_mk) == (0.5, 2.0)
-    assert liver.latent_heat_j_m3 == 250e6 and (liver.solidus_c, liver.liquidus_c) == (-8.0, -1.0)
-    assert liver.steady_temperature_c == pytest.approx(37 + 4200 / 1800)  # physics.md §2: 39.3 °C
+    assert liver.replace(perfusion_1_s=baseline.perfusion_1_s) == baseline.replace(name="liver")
+    assert liver.perfusion_1_s > baseline.perfusion_1_s
+    assert liver.steady_temperature_c == pytest.approx(37 + 4200 / (liver.perfusion_1_s * 3.6e6))
     assert liver.replace(latent_heat_j_m3=150e6).latent_heat_j_m3 == 150e6
     assert liver.latent_heat_j_m3 == 250e6  # immutable
+
+
+def test_organ_library_has_perfusion_with_units_and_frozen_properties():
+    for name in ("fat", "muscle", "kidney", "lung", "bone", "vessel_wall"):
+        tissue = TISSUES[name]
+        assert tissue.perfusion_1_s > 0
+        # Ice conducts better and stores less heat than water: frozen tissue gains k and loses C.
+        assert tissue.conductivity_frozen_w_mk > tissue.conductivity_unfrozen_w_mk
+        assert tissue.heat_capacity_frozen_j_m3k < tissue.heat_capacity_unfrozen_j_m3k
+        assert 0 < tissue.latent_heat_j_m3 < 334e6
+    # Fat holds little water, so little latent heat; kidney is perfused far more than fat.
+    assert TISSUES["fat"].latent_heat_j_m3 < 0.3 * TISSUES["muscle"].latent_heat_j_m3
+    assert TISSUES["kidney"].perfusion_1_s > 10 * TISSUES["fat"].perfusion_1_s
 
 
 def test_enthalpy_and_kirchhoff_are_consistent():

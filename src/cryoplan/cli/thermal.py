@@ -1,4 +1,4 @@
-"""Commands of the thermal area: `cryoplan probes`, `cryoplan isotherms`, `cryoplan simulate`."""
+"""Commands of the thermal area: `cryoplan probes`, `cryoplan isotherms`, `cryoplan simulate`, `cryoplan validate`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from rich.table import Table
 
 from cryoplan.cli.app import app
 from cryoplan.errors import InputError
+from cryoplan.output import atomic_directory, write_json
 from cryoplan.thermal import PROBES, load_medium, parse_protocol
+from cryoplan.thermal.calibration import CALIBRATION_GRID_MM, validate
 from cryoplan.thermal.chart import isotherm_chart, probe_layout
+from cryoplan.thermal.figures import isotherm_profile_figure, validation_figure
 from cryoplan.thermal.probes import load_probe_file
 
 _stderr = Console(stderr=True)
@@ -185,3 +188,73 @@ def simulate_command(
     with progress_bar("simulating") as progress:
         summary = run_spec(loaded, out, progress=progress)
     typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command("validate")
+def validate_command(
+    format: str = typer.Option("text", "--format", help="json or text."),
+    out: Path = typer.Option(None, "-o", "--out", help="Folder for validation.json and the figures."),
+    grid_mm: float = typer.Option(CALIBRATION_GRID_MM, "--grid-mm", help="Grid spacing (mm) of the simulations."),
+) -> None:
+    """Simulate every published measurement the probe model is calibrated on: measured vs simulated, the
+    error per category, and the leave-one-source-out error."""
+    if format not in ("json", "text"):
+        raise InputError("--format", "one of json, text", format)
+    with Progress(
+        TextColumn("validating"),
+        TextColumn("{task.completed:.0f} simulations"),
+        TimeElapsedColumn(),
+        console=_stderr,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("validating", total=None)
+        document, profiles = validate(grid_mm, progress=lambda _: bar.advance(task))
+    if out is not None:
+        with atomic_directory(out) as folder:
+            write_json(folder / "validation.json", document)
+            validation_figure(document).savefig(folder / "simulated_vs_measured.png", dpi=120)
+            isotherm_profile_figure(profiles, document).savefig(folder / "isotherm_profiles.png", dpi=120)
+    if format == "json":
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    typer.echo(validation_text(document))
+
+
+def validation_text(document: dict) -> str:
+    """The validation document as a Markdown table and summary (what docs/validation.md shows)."""
+    lines = [
+        "| row | source | category | measured | isotherm (°C) | measured (mm) | simulated (mm) | residual (mm) "
+        "| source left out: simulated (mm) | residual (mm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in document["rows"]:
+        bound = "< " if row["bound"] == "upper" else ""
+        lines.append(
+            f"| {row['id']} | {row['source']} | {row['category']} | {row['quantity']} | {row['isotherm_c']:g} "
+            f"| {bound}{row['measured_mm']:g} ± {row['sd_mm']:g} | {row['simulated_mm']:.1f} "
+            f"| {row['residual_mm']:+.1f} "
+            f"| {row['loso_simulated_mm']:.1f} | {row['loso_residual_mm']:+.1f} |"
+        )
+    lines += [
+        "",
+        "| category | rows | fit: mean abs error (mm) | fit: max (mm) | left out: mean (mm) | left out: max (mm) |",
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for category, fit in document["fit_error"].items():
+        loso = document["leave_one_source_out_error"][category]
+        lines.append(
+            f"| {category} | {fit['rows']} | {fit['mean_abs_error_mm']:.1f} | {fit['max_abs_error_mm']:.1f} "
+            f"| {loso['mean_abs_error_mm']:.1f} | {loso['max_abs_error_mm']:.1f} |"
+        )
+    lines += ["", "| parameter | value | sd | unit | range |", "|---|---|---|---|---|"]
+    for name, entry in document["parameters"].items():
+        flag = " (at bound)" if entry["at_bound"] else ""
+        lines.append(
+            f"| {name} | {entry['value']:.4g}{flag} | {entry['sd']:.3g} | {entry['unit']} "
+            f"| {entry['range'][0]:g} … {entry['range'][1]:g} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{document['simulations']} simulations on a {document['grid_mm']:g} mm grid; χ² = {document['chi2']:.1f}."
+    )
+    return "\n".join(lines)

@@ -4,7 +4,7 @@
 phantom, animal and human ice-ball and isotherm sizes) and fits, all at once, the parameters they share:
 
 - ``heat_transfer_w_m2k``: the argon family's surface-to-cryogen heat-transfer coefficient h (probes.py);
-- ``agar_heat_load_w_m3k``: the heat load of the heat-loaded agar phantom, a sink-free term W (T_bath − T)
+- ``agar_heat_load_w_m3k``: the heat load of the heat-loaded agar phantom, a Pennes-like term W (T_bath − T)
   that holds the agar at its bath temperature as perfusion holds tissue at the arterial one;
 - ``liver_perfusion_1_s``, ``lung_perfusion_1_s``, ``kidney_perfusion_1_s``: in vivo perfusion ω_b.
 
@@ -17,10 +17,12 @@ it best (a profile over the unstated choice), and the report names it. The Leven
 forward-difference Jacobians of the simulations. Parameter uncertainty: the Gauss–Newton covariance
 (JᵀJ)⁻¹, scaled by the reduced χ² when that exceeds 1 (the model misfits more than the rows' spread).
 
-Grid: 2 mm (`CALIBRATION_GRID_MM`), 30 mm around the active zones: the sub-grid probe model makes the
-isotherms on it agree with 1 mm runs (one 2.4 mm probe, 15 min in 39 °C agar: 0 °C width 36.1 mm at 2 mm,
-36.2 mm at 1 mm). The fitted values, their uncertainty and the validation summary are written to
-``data/calibration.yaml``; `parameter_distribution` hands them to Monte Carlo analyses.
+Grid: 2 mm (`CALIBRATION_GRID_MM`), 30 mm around the active zones: with the sub-grid probe model the 0, −20
+and −40 °C widths of a 2.4 mm probe in liver agree within 1 mm with a 1 mm grid's
+(tests/validation/test_probe_physics.py), at an eighth of the voxels. A full calibration is about 800
+simulations (20 minutes on two shared cores). The fitted values, their uncertainty and the validation
+summary are written to ``data/calibration.yaml``; `parameter_distribution` hands them to Monte Carlo
+analyses.
 
 Validation (`validate`): every row at the fitted parameters, its residual, mean and maximum absolute error
 per category, and the leave-one-source-out error: the fit redone without a source's rows (one Gauss–Newton
@@ -183,7 +185,7 @@ def medium_for(name: str, baseline_c: float, params: Mapping[str, float]) -> Tis
 def _placements(setup: Mapping[str, Any], spacing_mm: float | None = None) -> list[ProbePlacement]:
     count = int(setup.get("count", 1))
     spacing = float(spacing_mm if spacing_mm is not None else setup.get("spacing_mm", 15.0))
-    layout = "triangle" if count == 3 else "line"
+    layout = {3: "triangle", 4: "square"}.get(count, "line")
     flow = float(setup.get("flow_fraction", 1.0))
     return [replace(p, flow_fraction=flow) for p in probe_layout(setup["probe"], count, spacing, layout)]
 
@@ -203,6 +205,19 @@ def _width(result: ThermalResult, placements, temperature: float) -> float:
         lo = min(m[axis] - _rays(result, temperature, m, -unit) for m in mids)
         spans.append(hi - lo)
     return float(np.mean(spans)) if len(placements) == 1 else float(max(spans))
+
+
+def _reach(result: ThermalResult, placements, temperature: float) -> float:
+    """How far the isotherm reaches beyond the outermost probe, mean of the four directions across the probes
+    (one probe: the isotherm's radius)."""
+    mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
+    reaches = []
+    for axis in (0, 1):
+        for sign in (1.0, -1.0):
+            unit = sign * np.eye(3)[axis]
+            outermost = mids[np.argmax(mids @ unit)]
+            reaches.append(_rays(result, temperature, outermost, unit))
+    return float(np.mean(reaches))
 
 
 def _length(result: ThermalResult, placements, temperature: float) -> float:
@@ -275,7 +290,7 @@ class Simulator:
         elif q == "length":
             value = _length(result, placements, t)
         elif q == "radius":
-            value = 0.5 * _width(result, placements, t)
+            value = _reach(result, placements, t)
         elif q == "gap":
             value = 0.5 * (_width(result, placements, 0.0) - _width(result, placements, t))
         elif q == "margin":
@@ -551,6 +566,58 @@ def parameter_distribution(n_samples: int = 0, seed: int | None = None) -> dict[
         logs = rng.multivariate_normal(np.log([mean[n] for n in names]), covariance, size=n_samples)
         out["samples"] = {name: np.exp(logs[:, k]) for k, name in enumerate(names)}
     return out
+
+
+def profiles(simulator: Simulator, rows: Sequence[Row], params: Mapping[str, float], choices) -> dict[str, Any]:
+    """Per experiment group, the minimum temperature along the line from the first probe's active-zone middle
+    outwards (perpendicular to the probes): what the isotherm figures are read from."""
+    out = {}
+    distances = np.arange(0.0, CALIBRATION_MARGIN_MM, 0.5)
+    for row in rows:
+        if row.group in out or row.quantity == "core_spacing":
+            continue
+        choice = max(choices[row.group], 0)
+        result, placements = simulator._simulate(row, row.setups[choice], params)
+        middle = np.mean(placements[0].active_segment_mm(), axis=0)
+        outward = np.array([1.0, 0.0, 0.0]) if len(placements) == 1 else np.array([0.0, 1.0, 0.0])
+        temperature = result.temperature_along_c(middle + distances[:, None] * outward, which="min")
+        out[row.group] = {
+            "rows": [r.id for r in rows if r.group == row.group],
+            "label": f"{', '.join(r.id for r in rows if r.group == row.group)} ({row.source}): {row.medium}, "
+            f"{row.protocol}, {row.setups[choice]}",
+            "distance_mm": distances,
+            "temperature_c": temperature,
+        }
+    return out
+
+
+def validate(
+    grid_mm: float = CALIBRATION_GRID_MM, progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Simulate every row at the calibrated parameters (data/calibration.yaml), with the leave-one-source-out
+    predictions; returns the `cryoplan validate` document and the isotherm profiles (`profiles`)."""
+    if not (math.isfinite(grid_mm) and 0.5 <= grid_mm <= 3.0):
+        raise InputError("--grid-mm", "a grid spacing between 0.5 and 3 mm", grid_mm)
+    rows = load_rows()
+    simulator = Simulator(grid_mm, progress)
+    params = current_parameters()
+    z = np.log([params[name] for name in NAMES])
+    r, choices, figures = evaluate(simulator, rows, params)
+    document = _calibration_document()
+    covariance = np.asarray(
+        document.get("log_covariance", {}).get("matrix", np.diag([p.prior_log_sd**2 for p in PARAMETERS]))
+    )
+    fitted = {
+        "z": z,
+        "residuals": r,
+        "jacobian": jacobian(simulator, rows, z, r, choices),
+        "choices": choices,
+        "figures": figures,
+        "covariance_log": covariance,
+        "chi2": float(np.sum(r**2)),
+    }
+    predicted = leave_one_source_out(simulator, rows, fitted)
+    return validation_document(simulator, rows, fitted, predicted), profiles(simulator, rows, params, choices)
 
 
 def calibrate(grid_mm: float = CALIBRATION_GRID_MM, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -49,3 +49,74 @@ def history_figure(result: ThermalResult, isotherms_c: Sequence[float]) -> Figur
     axes.set_title("Temperature at recorded points")
     axes.legend(fontsize=8)
     return figure
+
+
+_CATEGORY_COLOURS = {"phantom": "tab:blue", "animal": "tab:orange", "human": "tab:green"}
+
+
+def validation_figure(document: dict) -> Figure:
+    """Simulated against measured figure for every validation row: at the joint fit (filled) and predicted
+    with the row's source left out of the fit (open); the diagonal and a ±3 mm band."""
+    figure = Figure(figsize=(6.4, 6.0), layout="constrained")
+    axes = figure.add_subplot()
+    rows = document["rows"]
+    values = [v for row in rows for v in (row["measured_mm"], row["simulated_mm"], row["loso_simulated_mm"])]
+    lo, hi = min(0.0, min(values)) - 2.0, max(values) + 5.0
+    axes.fill_between([lo, hi], [lo - 3.0, hi - 3.0], [lo + 3.0, hi + 3.0], color="0.9", label="± 3 mm")
+    axes.plot([lo, hi], [lo, hi], color="0.4", linewidth=0.8)
+    for category, colour in _CATEGORY_COLOURS.items():
+        chosen = [row for row in rows if row["category"] == category]
+        if not chosen:
+            continue
+        measured = [row["measured_mm"] for row in chosen]
+        axes.errorbar(
+            measured,
+            [row["simulated_mm"] for row in chosen],
+            xerr=[row["sd_mm"] for row in chosen],
+            fmt="o",
+            color=colour,
+            label=f"{category}: joint fit",
+        )
+        axes.scatter(
+            measured,
+            [row["loso_simulated_mm"] for row in chosen],
+            facecolors="none",
+            edgecolors=colour,
+            label=f"{category}: source left out",
+        )
+        for row in chosen:
+            axes.annotate(
+                row["id"],
+                (row["measured_mm"], row["simulated_mm"]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    axes.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured (mm)", ylabel="simulated (mm)", aspect="equal")
+    axes.set_title(f"Validation rows, {document['grid_mm']:g} mm grid", fontsize=10)
+    axes.legend(fontsize=7, loc="upper left")
+    return figure
+
+
+def isotherm_profile_figure(profiles: dict, document: dict) -> Figure:
+    """Minimum temperature against distance from the probe, one panel per experiment, with the isotherms
+    its rows measure (dotted) and, for single-probe radii and widths, the measured distance (marker)."""
+    by_id = {row["id"]: row for row in document["rows"]}
+    panels = list(profiles.values())
+    columns = 3
+    rows_n = max(1, -(-len(panels) // columns))
+    figure = Figure(figsize=(11.0, 2.6 * rows_n), layout="constrained")
+    for n, panel in enumerate(panels):
+        axes = figure.add_subplot(rows_n, columns, n + 1)
+        axes.plot(panel["distance_mm"], panel["temperature_c"], color="k", linewidth=1.0)
+        for row_id in panel["rows"]:
+            row = by_id[row_id]
+            axes.axhline(row["isotherm_c"], color="0.6", linestyle=":", linewidth=0.8)
+            single = isinstance(row["setup"], dict) and int(row["setup"].get("count", 1)) == 1
+            radius = {"width": 0.5, "radius": 1.0}.get(row["quantity"])
+            if single and radius is not None:
+                axes.plot(radius * row["measured_mm"], row["isotherm_c"], "o", color="tab:red", markersize=4)
+        axes.set_title(panel["label"], fontsize=6)
+        axes.set(xlabel="distance (mm)", ylabel="min T (°C)")
+        axes.tick_params(labelsize=6)
+    return figure
