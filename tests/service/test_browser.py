@@ -159,20 +159,24 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     assert "No finished plan." not in plan_text
     row = page.locator("#plan table.coverage tbody tr").first.locator("td")
     assert row.nth(0).inner_text() == "L1" and int(row.nth(1).inner_text()) >= 1
-    coverage = dict(item.rsplit(" ", 1) for item in row.nth(2).inner_text().split("; "))
-    assert 0.0 <= float(coverage["margin_covered_pct"]) <= 100.0, coverage
-    assert "not analysed" in row.nth(3).inner_text()
+    margin_covered = page.locator("#plan table.coverage tbody tr").first.locator(".margin-covered").inner_text()
+    assert margin_covered.endswith(" %") and 0.0 <= float(margin_covered[:-2]) <= 100.0, margin_covered
+    assert "not analysed" in row.nth(4).inner_text()
+    assert page.locator("#plan table.probes tbody tr").count() == int(row.nth(1).inner_text())
     plan_json = page.locator('#plan a:has-text("plan.json")').get_attribute("href")
     imaging = page.request.get(server.url + plan_json).json()["lesions"][0]["imaging"]
     assert imaging["voxel_count"] == tumour_voxels  # the tumour planned is the synthetic sphere
     assert abs(imaging["max_diameter_mm"] - TUMOUR_DIAMETER_MM) <= 3.0  # within a voxel of 3 mm
     drawn = figures_drawn(page)
     assert len(drawn) >= 4 and all(width > 0 for width in drawn.values()), drawn
+    # The viewer is left as it is while jobs finish; opened again, it draws the new plan's isotherms.
+    assert "newer plan" in page.inner_text("#viewer-status")
+    page.reload()
     assert page.locator("canvas#viewer").get_attribute("data-isotherm-url").endswith("isotherm_minus20c.nii.gz")
 
     progress += run_job(page, "uncertainty", timeout_s=900)
     row = page.locator("#plan table.coverage tbody tr").first.locator("td")
-    assert f"{SAMPLES} Monte Carlo samples" in row.nth(3).inner_text()
+    assert f"{SAMPLES} Monte Carlo samples" in row.nth(4).inner_text()
     probability = float(page.locator("#plan .probability-coverage-target").first.inner_text())
     assert probability in {k / SAMPLES for k in range(SAMPLES + 1)}
     drawn = figures_drawn(page)

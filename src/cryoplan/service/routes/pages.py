@@ -31,6 +31,7 @@ from cryoplan.service.routes import inbox
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 from cryoplan.service.routes.viewer_config import viewer_config
+from cryoplan.thermal import PROBES
 
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Actor, Depends(requires(*ALL_ROLES, page=True))]
@@ -292,6 +293,7 @@ def case_page_response(
             tasks=store.tasks(db, case_id),
             users=active_users(db),
             timeline=timeline(history, decisions, messages, documents, jobs),
+            probe_types=sorted(PROBES),
             viewer=viewer_config(
                 case.case_document, plan["plan"], plan["plan_job"].id if plan["plan_job"] is not None else None
             ),

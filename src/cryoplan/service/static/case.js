@@ -164,6 +164,11 @@ async function showImages() {
     + "of the newest plan; patient right is on the screen's left (radiological convention).";
 }
 
+// A plan finishing while the page is open does not reset the viewer (the reader may be looking at a slice).
+document.addEventListener("cryoplan:plan-changed", () => {
+  if (status) status.textContent = "A newer plan has finished: reload the page to draw its isotherms and probes.";
+});
+
 if (canvas) {
   showImages().catch((error) => {
     canvas.dataset.loaded = "error";

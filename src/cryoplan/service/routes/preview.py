@@ -1,0 +1,132 @@
+"""Preview of an edited probe layout: the case page sends probe tips and entries, the engine's preview mode
+(`cryoplan.thermal.simulate(preview=True)`) freezes them on a coarse 2 mm grid in liver, and the page
+overlays the 0/−20/−40 °C isotherms and reads the tumour's coverage, within seconds.
+
+The preview is homogeneous liver without vessels: a quick look while moving probes, not a plan; "Run" on
+the job panel makes the full plan.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from typing import Annotated
+
+import nibabel as nib
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from cryoplan.errors import InputError
+from cryoplan.output import atomic_path
+from cryoplan.service import reports, store
+from cryoplan.service.deps import Editor, Id, Reader, transaction
+from cryoplan.service.routes.viewer_config import structures
+from cryoplan.thermal import DEFAULT_PROTOCOL, PROBES, TISSUES, ProbePlacement, parse_protocol, simulate
+from cryoplan.thermal.chart import chart_grid
+
+router = APIRouter(prefix="/api")
+PREVIEW_GRID_MM = 2.0
+ISOTHERMS_C = (0.0, -20.0, -40.0)
+# NIfTI stores RAS; the engine's grid is LPS.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+Point = Annotated[
+    list[Annotated[float, Field(allow_inf_nan=False, ge=-2000, le=2000)]], Field(min_length=3, max_length=3)
+]
+
+
+class PreviewProbe(BaseModel):
+    type: str = Field(max_length=40)
+    tip_lps_mm: Point
+    entry_lps_mm: Point
+
+
+class PreviewRequest(BaseModel):
+    probes: list[PreviewProbe] = Field(min_length=1, max_length=8)
+    protocol: str | None = Field(default=None, max_length=200, description="e.g. freeze:10,passive_thaw:5,freeze:10")
+
+
+def _placements(probes: list[PreviewProbe]) -> list[ProbePlacement]:
+    out = []
+    for index, probe in enumerate(probes):
+        if probe.type not in PROBES:
+            raise InputError(f"probes[{index}].type", f"one of {sorted(PROBES)}", probe.type)
+        direction = np.subtract(probe.tip_lps_mm, probe.entry_lps_mm)
+        if np.linalg.norm(direction) < 1.0:
+            raise InputError(f"probes[{index}].entry_lps_mm", "an entry at least 1 mm from the tip")
+        out.append(ProbePlacement(probe.type, np.asarray(probe.tip_lps_mm), direction))
+    return out
+
+
+def _tumour_points_lps(db, case, data_dir) -> np.ndarray | None:
+    """Centres (LPS mm) of the tumour voxels of the case's newest segmentation, if it names a tumour."""
+    values = next((s["values"] for s in structures(case.case_document) if s["name"] == "tumour"), None)
+    labels = [d for d in store.documents(db, case.id) if d.purpose == "labels" and d.file_type in store.IMAGE_TYPES]
+    if not values or not labels:
+        return None
+    image = nib.load(data_dir / "documents" / labels[-1].stored_name)
+    voxels = np.argwhere(np.isin(np.asarray(image.dataobj), values))
+    if not len(voxels):
+        return None
+    ras = nib.affines.apply_affine(image.affine, voxels)
+    return ras * np.array([-1.0, -1.0, 1.0])
+
+
+@router.post("/cases/{case_id}/preview", summary="Freeze an edited probe layout on a coarse grid (seconds)")
+def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) -> dict:
+    started = time.perf_counter()
+    data_dir = request.app.state.settings.data_dir
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="preview")
+        plan_job = store.latest_plan_job(db, case_id)
+        plan = reports.plan_summary(None if plan_job is None else request.app.state.runner.output_dir(plan_job.id))
+        tumour = _tumour_points_lps(db, case, data_dir)
+    lethal_c = float(((plan or {}).get("settings") or {}).get("lethal_isotherm_c", -20.0))
+    protocol = parse_protocol(body.protocol) if body.protocol else _plan_protocol(plan)
+    placements = _placements(body.probes)
+    liver = TISSUES["liver"]
+    grid = chart_grid(placements, liver, protocol, PREVIEW_GRID_MM)
+    result = simulate(grid, placements, protocol, tissues=liver, isotherms_c=ISOTHERMS_C, preview=True)
+    zones = np.zeros(grid.shape, dtype=np.uint8)
+    for level, celsius in enumerate(ISOTHERMS_C, start=1):
+        zones[result.isotherm_mask(celsius)] = level
+    folder = data_dir / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f"case-{case_id}.nii.gz") as tmp:
+        tmp.write_bytes(gzip.compress(nib.Nifti1Image(zones, LPS_TO_RAS @ grid.affine).to_bytes(), compresslevel=1))
+    covered = None
+    if tumour is not None:
+        covered = float((result.temperature_along_c(tumour, "min") <= lethal_c).mean() * 100)
+    with transaction(request) as db:
+        store.audit(db, actor, "preview", "case", case_id, case_id, detail=f"{len(placements)} probes")
+    return {
+        "schema_version": 1,
+        "grid_mm": PREVIEW_GRID_MM,
+        "protocol": [{"phase": p.kind, "minutes": p.minutes} for p in protocol.phases],
+        "lethal_isotherm_c": lethal_c,
+        "isotherm_volumes_ml": {f"{c:g}": round(result.isotherm_volume_ml(c), 1) for c in ISOTHERMS_C},
+        "tumour_covered_pct": None if covered is None else round(covered, 1),
+        "simulation_s": round(result.elapsed_s, 2),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "isotherms_url": f"/api/cases/{case_id}/preview.nii.gz?t={time.time_ns()}",
+    }
+
+
+def _plan_protocol(plan: dict | None):
+    """The protocol of the plan's first lesion, or the default protocol."""
+    for lesion in (plan or {}).get("lesions") or []:
+        if lesion.get("protocol"):
+            return parse_protocol(",".join(f"{p['phase']}:{p['minutes']:g}" for p in lesion["protocol"]))
+    return DEFAULT_PROTOCOL
+
+
+@router.get("/cases/{case_id}/preview.nii.gz", response_class=FileResponse, summary="The newest preview's isotherms")
+def preview_file(request: Request, case_id: Id, actor: Reader) -> FileResponse:
+    with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="read_preview")
+    path = request.app.state.settings.data_dir / "previews" / f"case-{case_id}.nii.gz"
+    if not path.is_file():
+        raise store.NotFound(f"preview of case {case_id}")
+    return FileResponse(path, media_type="application/gzip")
