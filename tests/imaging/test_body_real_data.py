@@ -237,3 +237,21 @@ def test_set02_names_along_a_lateral_path_from_the_liver_to_the_air(set02):
     assert set(names[first_air:]) == {"air"}  # the body ends once: no air inside it
     assert "gas" not in names and "lung" not in names
     assert set(names[:first_air]) <= {"liver", "fat", "soft_tissue", "muscle", "rib", "costal_cartilage", "bone"}
+
+
+def test_set02_cut_on_two_sides_without_labels_keeps_its_gas_inside(set02):
+    ct, labels = set02
+    # off the patient's left (i < 30) and front (j ≥ 80): colon gas and lung bases against two cuts and the
+    # top or bottom slice; the model sees the CT alone
+    array, seg = ct.array[30:, :80], labels.array[30:, :80]
+    affine = ct.affine.copy()
+    affine[:3, 3] = ct.index_to_lps(np.array([30.0, 0.0, 0.0]))
+    model = build_body_model(Volume(array.copy(), affine, "CT"), None)
+    assert model.cut_sides == ("left", "anterior", "inferior", "superior")
+    gas = np.isin(seg, [6, 10, 11, 12, 13, 14, 20]) & (array <= AIR_HU)  # stomach, lungs, colon
+    assert gas.sum() > 5000 and model.body[gas].all()
+    # air reaching the uncut right and back of the image is outside, all of it
+    air, _ = ndimage.label(array <= AIR_HU)
+    reaching = np.unique(np.concatenate([air[-1].ravel(), air[:, 0].ravel()]))
+    outside = np.isin(air, reaching[reaching > 0])
+    assert outside.sum() > 40000 and not (model.body & outside).any()

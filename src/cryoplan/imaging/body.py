@@ -371,27 +371,55 @@ def _largest(mask: np.ndarray) -> np.ndarray:
 
 
 def _fill_cavities(body: np.ndarray) -> np.ndarray:
-    """Fill every cavity of the body: in 3-D, and slice by slice along each axis.
+    """Fill every cavity of the body: whatever background reaches no outside air, in 3-D, and slice by slice
+    along each axis.
 
-    A cavity the field of view opens (a lung base cut by the top slice, colon gas against a cropped side)
-    is closed in the slices that cross it, so the slice-wise fills keep it inside. Before the 3-D fill each
-    face of the image is capped where the body is cut by it, for the same reason.
+    Outside air is the background connected to a face of the image the body does not touch, or to the part
+    of a face the body touches that lies outside the body's cross-section there. That cross-section is
+    filled in 2-D with the edges it shares with other faces the body touches taken as closed, so a cavity
+    the field of view opens on one or two sides (a lung base cut by the top slice and a cropped side, colon
+    gas against a cropped front) stays inside. The slice-wise fills close what the crossing slices enclose.
     """
-    capped = np.pad(body, 1)
-    for axis in range(3):
-        for end in (0, -1):
-            face = np.take(body, 0 if end == 0 else body.shape[axis] - 1, axis=axis)
-            index: list[slice | int] = [slice(1, -1)] * 3
-            index[axis] = 0 if end == 0 else capped.shape[axis] - 1
-            capped[tuple(index)] = _fill_holes(face, ndimage.generate_binary_structure(2, 1), (0, 1))
-    filled = _fill_holes(capped, ndimage.generate_binary_structure(3, 1), (0, 1, 2))[1:-1, 1:-1, 1:-1]
+    touched = {
+        (axis, end): bool(np.take(body, 0 if end < 0 else body.shape[axis] - 1, axis=axis).any())
+        for axis in range(3)
+        for end in (-1, 1)
+    }
+    labels, count = ndimage.label(~body)
+    outside = np.zeros(count + 1, dtype=bool)
+    for (axis, end), is_touched in touched.items():
+        face_labels = np.take(labels, 0 if end < 0 else body.shape[axis] - 1, axis=axis)
+        if is_touched:
+            face = np.take(body, 0 if end < 0 else body.shape[axis] - 1, axis=axis)
+            in_face = [a for a in range(3) if a != axis]
+            walls = [[touched[(a, -1)], touched[(a, 1)]] for a in in_face]
+            face_labels = face_labels[_face_outside(face, walls)]
+        outside[np.unique(face_labels)] = True
+    outside[0] = False  # label 0 is the body itself
+    filled = ~outside[labels]
     for axis in range(3):
         in_slice = np.zeros((3, 3, 3), dtype=bool)
         centre: list[slice | int] = [slice(None)] * 3
         centre[axis] = 1
         in_slice[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
         filled |= _fill_holes(body, in_slice, tuple(a for a in range(3) if a != axis))
-    return filled
+    return np.asarray(filled)
+
+
+def _face_outside(face: np.ndarray, walls: list[list[bool]]) -> np.ndarray:
+    """The background of a face of the image that reaches an open edge of the face within it; `walls[k]`
+    says which ends of the face's axis k are closed (they border another face the body touches)."""
+    padded = np.pad(face, 1)
+    for k, (low, high) in enumerate(walls):
+        rim: list[slice | int] = [slice(None), slice(None)]
+        for closed, position in ((low, 0), (high, -1)):
+            if closed:
+                rim[k] = position
+                padded[tuple(rim)] = True
+    labels, _ = ndimage.label(~padded)
+    rim_labels = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    reached = np.isin(labels, rim_labels[rim_labels > 0])
+    return np.asarray(reached[1:-1, 1:-1])
 
 
 def _fill_holes(mask: np.ndarray, structure: np.ndarray, open_axes: tuple[int, ...]) -> np.ndarray:
