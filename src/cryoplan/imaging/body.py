@@ -2,8 +2,8 @@
 it must avoid, gas and bone found even where no label names them, and what the field of view leaves out.
 
 The outline is the largest connected region denser than air with every internal cavity (lungs, bowel gas)
-filled in, in 3-D and slice by slice along each axis, so that a cavity the field of view opens on one side
-is still inside. On CT, unlabelled voxels are told apart by their Hounsfield units: air and gas below
+filled in, in 3-D and slice by slice along each axis, so that a cavity the field of view opens on a side
+or two is still inside. On CT, unlabelled voxels are told apart by their Hounsfield units: air and gas below
 −500 HU, fat from −190 to −30 HU, soft tissue from −29 to +150 HU, and bone (or iodinated contrast) above.
 On MR, where air and bone are both dark, the outline comes from the signal and the labels, and gas and
 bone only from the labels.
