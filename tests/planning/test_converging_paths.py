@@ -41,6 +41,8 @@ COARSE = PlanSettings(
     chart_grid_mm=2.0,
     max_probes=3,
     max_full_simulations=3,
+    # The window phantom's geometry is drawn for paths 2 mm from its bone (the default keeps 3 mm).
+    clearances_mm={"bone": 2.0},
 )
 ROD = get_probe("17g-rod")
 
@@ -185,7 +187,7 @@ def test_parallel_paths_cannot_pass_the_window(phantom):
 def feasible_pairs(phantom, settings):
     """Every two-probe layout whose paths are feasible, whatever its estimated coverage."""
     anatomy, _ = planning_anatomy(phantom.ct, anatomy_from_labels(phantom.labels, None, phantom.label_map))
-    path_map = PathMap.build(anatomy, settings.min_vessel_calibre_mm)
+    path_map = PathMap.build(anatomy, settings)
     target = build_target(anatomy, ["L1"], settings.margin_mm)
     directions = ranked_directions(
         path_map, target.centre, settings, ROD.radius_mm, ROD.active_length_mm / 2 + ROD.tip_offset_mm

@@ -83,7 +83,7 @@ def anatomy_with(forbidden_tube=True, enclosed=False):
 def test_paths_avoid_a_large_vessel_in_front_of_the_tumour():
     anatomy = anatomy_with()
     settings = PlanSettings()
-    path_map = PathMap.build(anatomy, settings.min_vessel_calibre_mm)
+    path_map = PathMap.build(anatomy, settings)
     centre = np.array([-10.0, 0.0, 0.0])
     directions = ranked_directions(path_map, centre, settings, probe_radius_mm=0.735)
     assert directions
@@ -104,16 +104,18 @@ def test_paths_avoid_a_large_vessel_in_front_of_the_tumour():
 def test_no_path_through_bone():
     anatomy = anatomy_with(forbidden_tube=False, enclosed=True)
     settings = PlanSettings()
-    path_map = PathMap.build(anatomy, settings.min_vessel_calibre_mm)
+    path_map = PathMap.build(anatomy, settings)
     assert ranked_directions(path_map, np.array([-10.0, 0.0, 0.0]), settings, 0.735) == []
-    with pytest.raises(InputError, match="lesions.L1: expected a straight probe path"):
+    with pytest.raises(
+        InputError, match="lesions.L1: no path avoids the bone within 3 mm with the patient supine; no other position"
+    ):
         plan_unit(anatomy, path_map, ["L1"], settings, "U1")
 
 
 def test_a_path_leaving_the_field_of_view_inside_the_body_has_no_entry():
     anatomy = anatomy_with(forbidden_tube=False)
     anatomy.body[:] = True  # the body fills the image: no skin in view
-    path_map = PathMap.build(anatomy, 3.0)
+    path_map = PathMap.build(anatomy, PlanSettings())
     assert path_map.skin_entry(np.array([-10.0, 0, 0]), np.array([0, -1.0, 0]), 200.0) is None
 
 

@@ -16,8 +16,14 @@ from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.plan_report import write_plan_outputs
 
+# The phantom's intercostal spaces are drawn for paths 2 mm from its ribs (the default keeps 3 mm).
 COARSE = PlanSettings(
-    probe_types=("17g-rod",), freeze_minutes=(10.0, 15.0), grid_mm=2.0, chart_grid_mm=2.0, max_full_simulations=3
+    probe_types=("17g-rod",),
+    freeze_minutes=(10.0, 15.0),
+    grid_mm=2.0,
+    chart_grid_mm=2.0,
+    max_full_simulations=3,
+    clearances_mm={"bone": 2.0},
 )
 # Segment 8, the point of the phantom's right lobe farthest from its vessels and ducts (23 mm).
 CENTRE = (-35.0, -10.0, 35.0)

@@ -22,6 +22,12 @@ class Format(str, enum.Enum):
     text = "text"
 
 
+class Position(str, enum.Enum):
+    supine = "supine"
+    prone = "prone"
+    left_decubitus = "left_decubitus"
+
+
 class Paths(str, enum.Enum):
     parallel = "parallel"
     converging = "converging"
@@ -75,6 +81,9 @@ def _settings(
     critical_temperature_c,
     freezes,
     paths,
+    clearances=(),
+    entries=(),
+    position="supine",
 ):
     from cryoplan.planning.settings import PlanSettings
 
@@ -89,7 +98,22 @@ def _settings(
         critical_temperature_c=critical_temperature_c,
         freeze_count=freezes,
         paths=paths.value,
+        clearances_mm={name: value for name, value in (_pair(c, "--clearance", 1) for c in clearances)},
+        entries_lps_mm={name: value for name, value in (_pair(e, "--entry", 3) for e in entries)},
+        position=position.value if hasattr(position, "value") else position,
     ).check()
+
+
+def _pair(text: str, option: str, count: int):
+    """``NAME=v`` (count 1) or ``NAME=x,y,z`` (count 3) from an option's value."""
+    name, sep, values = text.partition("=")
+    expected = "NAME=mm (e.g. lung=8)" if count == 1 else "LESION=x,y,z in LPS mm (e.g. L1=-80,-150,120)"
+    if not sep or not name.strip():
+        raise InputError(option, expected, text)
+    numbers = _numbers(values, option)
+    if len(numbers) != count:
+        raise InputError(option, expected, text)
+    return name.strip(), numbers[0] if count == 1 else numbers
 
 
 def _summary(document: dict, out_dir: Path) -> None:
@@ -187,6 +211,13 @@ def plan_command(
         "--paths",
         help="parallel probes, or converging ones: skin entries within 15 mm of one point, diverging to the tips.",
     ),
+    clearance: list[str] = typer.Option(
+        [], "--clearance", help="Clearance a path keeps from a structure, NAME=mm (repeatable), e.g. lung=8."
+    ),
+    entry: list[str] = typer.Option(
+        [], "--entry", help="Skin entry point of a lesion's probes, LESION=x,y,z in LPS mm (repeatable)."
+    ),
+    position: Position = typer.Option(Position.supine, "--position", help="The patient's position on the table."),
 ) -> None:
     """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
     from cryoplan.clinical import read_case_file
@@ -202,6 +233,9 @@ def plan_command(
         critical_temperature_c,
         freezes,
         paths,
+        clearance,
+        entry,
+        position,
     )
     case, _ = read_case_file(case_file)
     _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)

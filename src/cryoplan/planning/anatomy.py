@@ -15,10 +15,10 @@ from cryoplan.imaging.anatomy import (
     lesion_components,
     measure_lesions,
 )
+from cryoplan.imaging.body import BodyModel, build_body_model
 from cryoplan.imaging.volume import Volume
+from cryoplan.planning.settings import DEFAULT_CLEARANCES_MM
 
-# Air and lung are below this on CT; the body is what is denser.
-BODY_HU = -400.0
 # A lesion with less than this share of its surroundings in the liver is not a liver lesion.
 MIN_LIVER_CONTACT = 0.25
 # Lesions whose tumour + margin regions come this close share one plan.
@@ -41,6 +41,8 @@ class PlanningAnatomy:
     bile_duct, gallbladder, bone, bowel : numpy.ndarray of bool or None
     heat_sink : dict
         ``{lesion_id: description}`` of lesions with a vessel of ≥ 3 mm within 10 mm (from imaging).
+    body_model : BodyModel or None
+        The body and its organs (`cryoplan.imaging.body`), when built from an image.
     """
 
     grid: Volume
@@ -53,19 +55,49 @@ class PlanningAnatomy:
     bone: np.ndarray | None = None
     bowel: np.ndarray | None = None
     heat_sink: dict[str, str] = field(default_factory=dict)
+    body_model: BodyModel | None = None
 
     def large_vessels(self, min_calibre_mm: float) -> np.ndarray:
         """Vessel voxels belonging to a segment of at least `min_calibre_mm` (a morphological opening:
         the union of the inscribed balls of that diameter)."""
         return large_vessel_mask(self.vessels, self.grid.spacing_mm, min_calibre_mm)
 
-    def forbidden(self, min_calibre_mm: float) -> np.ndarray:
-        """Structures no probe path may cross: large vessels, bile ducts, gallbladder, bone, bowel."""
-        mask = self.large_vessels(min_calibre_mm)
-        for extra in (self.bile_duct, self.gallbladder, self.bone, self.bowel):
-            if extra is not None:
-                mask = mask | extra
-        return mask
+    def obstacles(self, min_calibre_mm: float) -> dict[str, np.ndarray]:
+        """What a probe path keeps its clearance from, by structure name (`DEFAULT_CLEARANCES_MM`).
+
+        With a body model: every labelled organ of the clearance table (vessels only where their calibre
+        is at least `min_calibre_mm`), bone and cartilage by label or HU, and gas inside the body that no
+        label names. Without one: large vessels, bile ducts, gallbladder, bone and bowel.
+        """
+        if self.body_model is None:
+            found = {"other_vessel": self.large_vessels(min_calibre_mm)}
+            for name, mask in (("bile_duct", self.bile_duct), ("gallbladder", self.gallbladder)):
+                if mask is not None:
+                    found[name] = mask
+            if self.bone is not None:
+                found["bone"] = self.bone
+            if self.bowel is not None:
+                found["small_bowel"] = self.bowel
+            return found
+        model = self.body_model
+        spacing = self.grid.spacing_mm
+        found = {}
+        named = np.zeros(self.grid.shape, dtype=bool)
+        for name in DEFAULT_CLEARANCES_MM:
+            mask = model.structures.get(name)
+            if mask is None or name == "bone":
+                continue
+            if name in (*VESSELS, "other_vessel"):
+                mask = large_vessel_mask(mask, spacing, min_calibre_mm)
+            found[name] = mask
+            named |= model.structures[name]
+        bone = model.bone & ~named
+        if bone.any():
+            found["bone"] = bone
+        gas = model.internal_gas & ~named
+        if gas.any():
+            found["gas"] = gas
+        return found
 
 
 def vessel_lumen(anatomy: Anatomy) -> np.ndarray:
@@ -111,18 +143,9 @@ def vessel_components(lumen: np.ndarray, spacing_mm) -> list[tuple[np.ndarray, f
     return components
 
 
-def body_mask(ct: Volume) -> np.ndarray:
-    """The patient's body on CT: the largest connected region denser than air, holes filled."""
-    dense = np.asarray(ct.array) > BODY_HU
-    labels, count = ndimage.label(dense)
-    if count == 0:
-        raise InputError("image", "a CT with the patient's body in it (voxels above −400 HU)")
-    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    return ndimage.binary_fill_holes(labels == largest)
-
-
 def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple[PlanningAnatomy, dict[str, dict]]:
-    """The planner's masks and the imaging measurements of each lesion.
+    """The planner's masks, the body model (`cryoplan.imaging.body.build_body_model`) and the imaging
+    measurements of each lesion.
 
     Raises
     ------
@@ -153,16 +176,23 @@ def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple
         for m in measurements.values()
         if m.heat_sink and m.heat_sink_vessel
     }
+    model = build_body_model(ct, anatomy)
+    bowel = np.zeros(ct.shape, dtype=bool)
+    for name in ("stomach", "duodenum", "small_bowel", "colon"):
+        if name in masks:
+            bowel |= masks[name]
     planning = PlanningAnatomy(
         grid=ct,
         liver=liver | masks["tumour"],
-        body=body_mask(ct),
+        body=model.body,
         lesions=lesions,
         vessels=vessels,
         bile_duct=masks.get("bile_duct"),
         gallbladder=masks.get("gallbladder"),
-        bone=masks.get("bone"),
+        bone=model.bone,
+        bowel=bowel if bowel.any() else None,
         heat_sink=heat_sink,
+        body_model=model,
     )
     return planning, {k: m.to_json() for k, m in measurements.items()}
 

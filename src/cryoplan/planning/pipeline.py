@@ -17,14 +17,23 @@ from cryoplan.case import Case
 from cryoplan.clinical import assess
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy
+from cryoplan.imaging.body import field_of_view_warnings
 from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy, planning_units
 from cryoplan.planning.coverage import Coverage, margin_shell
-from cryoplan.planning.paths import PathMap, ranked_directions
+from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
+from cryoplan.planning.paths import (
+    NoSafePath,
+    PathMap,
+    describe_path,
+    max_path_mm,
+    ranked_directions,
+    why_no_path,
+)
 from cryoplan.planning.search import Candidate, build_target, escalations, search_candidates
 from cryoplan.planning.settings import PlanSettings
-from cryoplan.planning.simulation import simulate_plan, unit_coverage
+from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
 from cryoplan.planning.uncertainty import run_uncertainty
 from cryoplan.progress import Progress
 from cryoplan.thermal import ThermalResult, get_probe
@@ -45,6 +54,8 @@ class UnitPlan:
     history_points: dict[str, list[float]]
     simulations: list[dict] = field(default_factory=list)
     uncertainty: object | None = None
+    exposure: OrganExposure | None = None  # what the ice reaches besides liver and tumour
+    paths: list[dict] = field(default_factory=list)  # per probe, `describe_path`
 
     @property
     def grid_volume(self) -> Volume:
@@ -64,6 +75,34 @@ class CasePlan:
     timing_s: dict[str, float]
     source_dicom: Path | None = None
     notes: list[str] = field(default_factory=list)
+    image_warnings: list[dict] = field(default_factory=list)  # `cryoplan.imaging.body.field_of_view_warnings`
+
+
+def checked_entry(path_map: PathMap, lesion_id: str, point, centre: np.ndarray, reach_mm: float) -> np.ndarray:
+    """A user-given entry point: inside the image, in the air outside the body, within the probes' reach.
+
+    Raises
+    ------
+    InputError
+        An entry outside the image or inside the body, or farther from the lesion than any probe reaches.
+    """
+    entry = np.asarray(point, dtype=np.float64)
+    field = f"entries.{lesion_id}"
+    where = path_map.in_body(entry[None])[0]
+    if where < 0:
+        raise InputError(field, "an entry point inside the image (LPS mm)", [round(float(v), 1) for v in entry])
+    if where == 1:
+        raise InputError(
+            field, "an entry point at the skin, in the air outside the body", [round(float(v), 1) for v in entry]
+        )
+    distance = float(np.linalg.norm(centre - entry))
+    if distance > reach_mm:
+        raise InputError(
+            field,
+            f"an entry within the probes' working length ({reach_mm:g} mm) of the lesion's centre",
+            f"{distance:.0f} mm",
+        )
+    return entry
 
 
 def plan_unit(
@@ -78,24 +117,38 @@ def plan_unit(
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
     deepest = max(get_probe(p).active_length_mm / 2 + get_probe(p).tip_offset_mm for p in settings.probe_types)
-    directions = ranked_directions(path_map, target.centre, settings, thickest, deepest)
+    reach = max(max_path_mm(settings, get_probe(p)) for p in settings.probe_types)
     where = f"lesions.{','.join(lesion_ids)}"
+    given = [i for i in lesion_ids if i in settings.entries_lps_mm]
+    entry = None
+    if given:
+        entry = checked_entry(path_map, given[0], settings.entries_lps_mm[given[0]], target.centre, reach)
+    directions = ranked_directions(path_map, target.centre, settings, thickest, deepest, reach_mm=reach, entry=entry)
+    if entry is not None:
+        skin = path_map.skin_entry(target.centre, -directions[0], reach)
+        if skin is None or path_map.path_clearance_mm(target.centre, skin, need=thickest) < thickest:
+            blocking = path_map.blocking(target.centre, skin) if skin is not None else None
+            raise NoSafePath(
+                where,
+                f"the path from the given entry passes within {path_map.clearances_mm.get(blocking, 0):g} mm of the "
+                f"{blocking.replace('_', ' ')}"
+                if blocking
+                else "the path from the given entry has no skin crossing inside the image",
+            )
     if not directions:
-        raise InputError(
-            where,
-            "a straight probe path from the skin entry window that avoids vessels of "
-            f"≥ {settings.min_vessel_calibre_mm:g} mm, bile ducts, gallbladder and bone",
-            "none found",
-        )
+        raise NoSafePath(where, why_no_path(path_map, target.centre, settings, thickest, reach))
     if progress:
         progress(f"{unit_id}: searching layouts", 0.0)
     candidates = search_candidates(target, path_map, settings, directions)
     if not candidates:
         # Nothing meets the target even on estimates: take the best-covering feasible layout of the
-        # most probes and let the full simulation report (and flag) the shortfall.
-        candidates = search_candidates(
-            target, path_map, replace(settings, coverage_target_pct=0.0), directions, min_probes=settings.max_probes
-        )
+        # most probes whose paths are safe, and let the full simulation report (and flag) the shortfall.
+        for count in range(settings.max_probes, 0, -1):
+            candidates = search_candidates(
+                target, path_map, replace(settings, coverage_target_pct=0.0, max_probes=count), directions, count
+            )
+            if candidates:
+                break
         candidates.sort(key=lambda c: -c.estimated_margin_covered_pct)
     if not candidates:
         raise InputError(
@@ -118,7 +171,7 @@ def plan_unit(
         simulated = simulate_plan(
             anatomy, lesion_ids, candidate, settings, progress=(lambda f: progress(None, f)) if progress else None
         )
-        result, lesion_masks, structures, history_points = simulated
+        result, lesion_masks, structures, history_points, _ = simulated
         covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
         worst = min(lesion.margin_covered_pct for lesion in covered.lesions)
         simulations.append(
@@ -136,7 +189,22 @@ def plan_unit(
             break
         if not queue:
             queue = escalations(candidate, target, path_map, settings, directions)
-    _, candidate, (result, lesion_masks, structures, history_points), covered = best
+    _, candidate, (result, lesion_masks, structures, history_points, tissues), covered = best
+    exposure = None
+    if tissues.names is not None:
+        exposure = organ_exposure(
+            result.min_temperature_c,
+            tissues.names,
+            result.grid.spacing_mm,
+            settings.lethal_isotherm_c,
+            SIMULATION_REACH_MM,
+            tissues.beyond_image_pct,
+        )
+        covered.risks.extend(organ_risks(exposure))
+    paths = [
+        describe_path(path_map, anatomy, p.tip_lps_mm, p.entry_lps_mm, get_probe(p.probe_id).radius_mm)
+        for p in candidate.probes
+    ]
     margin_masks = {
         i: margin_shell(m, settings.margin_mm, [result.grid.spacing_mm] * 3, structures["liver"])
         for i, m in lesion_masks.items()
@@ -152,6 +220,8 @@ def plan_unit(
         structures,
         history_points,
         simulations,
+        exposure=exposure,
+        paths=paths,
     )
 
 
@@ -217,6 +287,10 @@ def plan_case(
     timing: dict[str, float] = {}
     started = time.perf_counter()
     ct, anatomy, case, dicom = load_source(source, case)
+    if isinstance(source, Case) and source.imaging.entries:
+        # Entries given on the command line win over the case file's.
+        given = {k: tuple(v) for k, v in source.imaging.entries.items()}
+        settings = replace(settings, entries_lps_mm={**given, **settings.entries_lps_mm}).check()
     assessment = None
     if case is not None:
         measured, flags = case_with_measured_lesions(case, anatomy=anatomy)
@@ -224,7 +298,11 @@ def plan_case(
     planning, measurements = planning_anatomy(ct, anatomy)
     timing["imaging_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    path_map = PathMap.build(planning, settings.min_vessel_calibre_mm)
+    path_map = PathMap.build(planning, settings)
+    timing["path_map_s"] = time.perf_counter() - started
+    unknown = sorted(set(settings.entries_lps_mm) - set(planning.lesions))
+    if unknown:
+        raise InputError(f"entries.{unknown[0]}", f"a lesion id, one of {', '.join(planning.lesions)}", unknown[0])
     units = []
     for number, lesion_ids in enumerate(planning_units(planning, settings.margin_mm), start=1):
         units.append(plan_unit(planning, path_map, lesion_ids, settings, f"U{number}", progress))
@@ -238,8 +316,19 @@ def plan_case(
             )
         timing["uncertainty_s"] = time.perf_counter() - started
     notes = [
-        "Every voxel of the simulation grid outside the tumour is simulated as liver (surrounding organs "
-        "and fat included), and the tumour takes the liver baseline properties (the tissue library "
-        "has no tumour-specific values)."
+        "Liver, fat, muscle, kidney, lung, bone and blood are simulated with their own properties from the "
+        "tissue library; other organs and unlabelled soft tissue take muscle's, gas inside the body lung's and "
+        "air outside it fat's. The tumour takes the liver baseline properties (the tissue library has no "
+        "tumour-specific values)."
     ]
-    return CasePlan(settings, assessment, ct, planning, measurements, units, timing, dicom, notes)
+    for unit in units:
+        beyond = unit.exposure.beyond_image_pct if unit.exposure is not None else 0.0
+        if beyond > 0:
+            notes.append(
+                f"{unit.unit_id}: {beyond:.0f} % of the simulation grid lies beyond the image; the tissue at the "
+                "image's edge is continued there (not known to be liver)."
+            )
+    warnings = field_of_view_warnings(planning.body_model, settings.margin_mm) if planning.body_model else []
+    return CasePlan(
+        settings, assessment, ct, planning, measurements, units, timing, dicom, notes, [w.to_json() for w in warnings]
+    )

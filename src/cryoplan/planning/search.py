@@ -34,7 +34,7 @@ from scipy import ndimage
 from cryoplan.planning.anatomy import PlanningAnatomy
 from cryoplan.planning.charts import IsothermChart, isotherm_chart
 from cryoplan.planning.coverage import margin_shell
-from cryoplan.planning.paths import PathMap, probe_paths
+from cryoplan.planning.paths import PathMap, max_path_mm, probe_paths
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import ProbePlacement, get_probe
 
@@ -259,7 +259,7 @@ def converging_layout(
     angle: float,
     probe_id: str,
     entry_scale: float,
-    max_path_mm: float,
+    reach_mm: float,
 ):
     """Tips and insertion directions of a converging layout, and its skin entry point (the hub).
 
@@ -270,7 +270,7 @@ def converging_layout(
     """
     probe = get_probe(probe_id)
     middle = layout_middle(target, direction)
-    hub = path_map.skin_entry(middle, -direction, max_path_mm)
+    hub = path_map.skin_entry(middle, -direction, reach_mm)
     if hub is None:
         return None
     in_plane = layout_in_plane(direction, offsets, angle)
@@ -294,13 +294,14 @@ def candidate_layouts(
     """The probe axes a layout may take under `settings.paths`: ``(tips, directions, hub)`` with one
     direction and no hub for parallel probes, or one direction per probe and the skin entry point for
     converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout)."""
+    reach = max_path_mm(settings, get_probe(probe_id))
     if settings.paths == "parallel" or len(offsets) == 1:
         yield candidate_tips(target, direction, offsets, angle, probe_id), direction, None
         return
     for entry_spacing in CONVERGING_ENTRY_SPACING_MM:
         if entry_spacing < spacing_mm:
             layout = converging_layout(
-                target, path_map, direction, offsets, angle, probe_id, entry_spacing / spacing_mm, settings.max_path_mm
+                target, path_map, direction, offsets, angle, probe_id, entry_spacing / spacing_mm, reach
             )
             if layout is not None:
                 yield layout
@@ -333,7 +334,7 @@ def search_candidates(
                     # A tip that would reach a forbidden structure is pulled back along its path.
                     for pull_back in PULL_BACK_MM:
                         tips = centred - pull_back * axes
-                        entries = probe_paths(path_map, tips, axes, probe.radius_mm, settings.max_path_mm)
+                        entries = probe_paths(path_map, tips, axes, probe.radius_mm, max_path_mm(settings, probe))
                         if entries is not None:
                             break
                     if entries is None:

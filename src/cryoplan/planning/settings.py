@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from cryoplan.errors import InputError
+from cryoplan.imaging.body import STRUCTURE_CLEARANCE_MM
 from cryoplan.thermal import Protocol, get_probe, parse_protocol
 
 PATH_KINDS = ("parallel", "converging")
+#: Patient positions on the CT table, and the side each one leaves reachable.
+POSITIONS = ("supine", "prone", "left_decubitus")
+#: Structures a path keeps a clearance from (`cryoplan.imaging.body.STRUCTURE_CLEARANCE_MM`), plus gas inside
+#: the body that no label names (lung or bowel by its HU), kept as far as the lung.
+DEFAULT_CLEARANCES_MM: dict[str, float] = {**STRUCTURE_CLEARANCE_MM, "gas": STRUCTURE_CLEARANCE_MM["lung"]}
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,20 @@ class PlanSettings:
         Bile ducts, gallbladder and bowel should stay warmer than this.
     entry_max_posterior, entry_max_craniocaudal : float
         Skin entry window: the direction from the tumour to the skin entry may point at most this far
-        (as a direction cosine) posteriorly, and at most this far up or down.
+        (as a direction cosine) towards the table (posteriorly when supine, anteriorly when prone, to the
+        patient's left in left decubitus), and at most this far up or down: a craniocaudal angle of at
+        most asin(0.6) ≈ 37° out of the axial plane (a double-oblique path that CT guidance still follows in
+        reformatted planes; a planning choice, settable).
     max_path_mm : float
-        Longest allowed path from the skin to the tip.
+        Longest allowed path from the skin to the tip (each probe type is also limited by its working length).
+    position : {"supine", "prone", "left_decubitus"}
+        The patient's position on the table.
+    clearances_mm : dict
+        Clearance a path keeps from each structure, mm (tissue between the probe's surface and the
+        structure), overriding `DEFAULT_CLEARANCES_MM` by name.
+    entries_lps_mm : dict
+        Skin entry point per lesion id (LPS mm), given by the user: the lesion's probes are inserted
+        along the line from it to the lesion's centre.
     paths : {"parallel", "converging"}
         Parallel probes (one insertion direction), or converging ones: all skin entries within
         `entry_radius_mm` of one skin point, the probes diverging towards their tips.
@@ -73,6 +91,9 @@ class PlanSettings:
     entry_max_posterior: float = 0.5
     entry_max_craniocaudal: float = 0.6
     max_path_mm: float = 220.0
+    position: str = "supine"
+    clearances_mm: dict[str, float] = field(default_factory=dict)
+    entries_lps_mm: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     paths: str = "parallel"
     entry_radius_mm: float = 15.0
     grid_mm: float = 1.0
@@ -107,7 +128,24 @@ class PlanSettings:
             raise InputError("paths", " or ".join(PATH_KINDS), self.paths)
         if not 2.0 <= self.entry_radius_mm <= 50.0:
             raise InputError("entry_radius_mm", "an entry region radius between 2 and 50 mm", self.entry_radius_mm)
+        if self.position not in POSITIONS:
+            raise InputError("position", " or ".join(POSITIONS), self.position)
+        for name, value in self.clearances_mm.items():
+            if name not in DEFAULT_CLEARANCES_MM:
+                raise InputError(
+                    f"clearances_mm.{name}", f"a structure, one of {', '.join(DEFAULT_CLEARANCES_MM)}", name
+                )
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 <= value <= 30.0):
+                raise InputError(f"clearances_mm.{name}", "a clearance from 0 to 30 mm", value)
+        for lesion_id, point in self.entries_lps_mm.items():
+            if len(point) != 3 or not all(math.isfinite(float(v)) for v in point):
+                raise InputError(f"entries.{lesion_id}", "an entry point x,y,z in LPS mm", point)
         return self
+
+    @property
+    def clearances(self) -> dict[str, float]:
+        """Clearance per structure, mm: the defaults with the settings' own values over them."""
+        return {**DEFAULT_CLEARANCES_MM, **self.clearances_mm}
 
     def protocol(self, minutes: float) -> Protocol:
         """The freeze–thaw protocol with freezes of `minutes`."""

@@ -3,12 +3,15 @@ shared by the planner, the uncertainty analysis and the re-fit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, vessel_components
 from cryoplan.planning.coverage import Coverage, RiskLimits, coverage
+from cryoplan.planning.organs import tissue_map, tissue_names_on
 from cryoplan.planning.search import Candidate, build_target
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import (
@@ -21,6 +24,15 @@ from cryoplan.thermal import (
 
 # The full simulation's grid reaches this far beyond the target and the probes' active zones.
 SIMULATION_REACH_MM = 25.0
+
+
+@dataclass
+class SimulatedTissues:
+    """The body model's tissue name per voxel of the simulation grid (None without a body model), and the
+    share of the grid beyond the image (%), where the tissue at the image's edge is continued."""
+
+    names: np.ndarray | None
+    beyond_image_pct: float
 
 
 def resample_mask(mask: np.ndarray, source: Volume, grid: Grid) -> np.ndarray:
@@ -49,9 +61,12 @@ def simulate_plan(
 ):
     """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
 
+    With a body model, every voxel takes its own tissue (`cryoplan.planning.organs.tissue_map`); without
+    one, everything but the tumour is liver. `tissues` overrides the tissue of each label.
+
     Returns
     -------
-    (ThermalResult, lesion_masks, structures, history_points)
+    (ThermalResult, lesion_masks, structures, history_points, SimulatedTissues)
     """
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     grid = simulation_grid(target.margin_points, candidate, grid_mm or settings.grid_mm)
@@ -83,18 +98,25 @@ def simulate_plan(
         distance = ndimage.distance_transform_edt(~tumour, sampling=spacing)
         nearest = np.unravel_index(int(np.argmin(np.where(duct, distance, np.inf))), duct.shape)
         history_points["nearest bile duct"] = grid.origin_mm + np.array(nearest) * grid.spacing_mm
+    names, beyond_pct = None, 0.0
+    labels = tumour.astype(np.int32)
+    if anatomy.body_model is not None:
+        names, beyond_pct = tissue_names_on(anatomy.body_model, grid)
+        if tissues is None:
+            labels, tissues = tissue_map(names, lesion_masks, structures["liver"])
     result = simulate(
         grid,
         probes if probes is not None else [p.placement() for p in candidate.probes],
         settings.protocol(candidate.freeze_minutes),
-        tissue_labels=tumour.astype(np.int32),
+        tissue_labels=labels,
         tissues=tissues or {0: TISSUES["liver"], 1: TISSUES["tumour"]},
         vessels=vessels,
         record_points=history_points,
         isotherms_c=sorted({0.0, -20.0, -40.0, settings.lethal_isotherm_c}, reverse=True),
         progress=progress,
     )
-    return result, lesion_masks, structures, {k: [float(x) for x in v] for k, v in history_points.items()}
+    histories = {k: [float(x) for x in v] for k, v in history_points.items()}
+    return result, lesion_masks, structures, histories, SimulatedTissues(names, beyond_pct)
 
 
 def unit_coverage(

@@ -56,7 +56,7 @@ def decorate(ax, plane: Plane, title: str) -> None:
 def _contour(
     ax, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid", width: float = 1.4
 ) -> None:
-    if np.nanmin(values) < level < np.nanmax(values):
+    if np.isfinite(values).any() and np.nanmin(values) < level < np.nanmax(values):
         horizontal, vertical = plane.coordinates()
         ax.contour(
             horizontal,
@@ -453,4 +453,94 @@ def margin_map_figure(
         fontsize=8,
         **LEGEND,
     )
+    return figure
+
+
+PATH_STRUCTURE_COLOURS = {
+    "skin": "#e0e0e0",
+    "liver": "#fdae61",
+    "lung": "#1b9e77",
+    "bone": "#00e5ff",
+    "bowel": "#fb9a99",
+    "vessels": "#e7298a",
+}
+
+
+def path_figure(
+    ct: Volume,
+    structures: dict[str, Volume],
+    tumour: Volume,
+    temperature: Volume,
+    probes: list[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    isotherms_c=(0.0, -20.0, -40.0),
+    lethal_isotherm_c: float = -20.0,
+    title: str = "",
+) -> Figure:
+    """The probe paths from the skin to the tips: for each probe an oblique slice containing its whole path
+    (`Plane.along_path`), and axial, coronal and sagittal slices through the first probe's path wide enough
+    to show its skin entry, with the skin, liver, lung, bone, bowel and vessels outlined, the tumour, the
+    probes and the isotherms of the final simulation.
+
+    Parameters
+    ----------
+    ct : Volume
+        The image.
+    structures : dict
+        Masks outlined, by the names of `PATH_STRUCTURE_COLOURS` (any present).
+    tumour, temperature : Volume
+        Tumour mask and minimum temperature reached (°C; NaN beyond the simulation grid).
+    probes : list of (label, tip_lps, entry_lps)
+    """
+    count = len(probes)
+    columns = max(count, 3)
+    figure = Figure(figsize=(4.2 * columns, 8.6), layout="constrained")
+    axes = figure.subplots(2, columns, squeeze=False)
+    first_tip, first_entry = probes[0][1], probes[0][2]
+    half = float(np.linalg.norm(first_tip - first_entry)) / 2 + 25.0
+    planes = [Plane.along_path(entry, tip, beyond_mm=20.0, half_height_mm=35.0) for _, tip, entry in probes]
+    middle = (first_tip + first_entry) / 2
+    planes += [Plane.orthogonal(name, middle, half, step_mm=1.0) for name in ("axial", "coronal", "sagittal")]
+    panels = [axes[0, n] for n in range(count)] + [axes[1, n] for n in range(3)]
+    for ax in axes.ravel():
+        if not any(ax is panel for panel in panels):
+            ax.set_axis_off()
+    for index, (ax, plane) in enumerate(zip(panels, planes)):
+        _background(ax, plane, ct)
+        for name, mask in structures.items():
+            _contour(ax, plane, plane.sample(mask, order=1), 0.5, PATH_STRUCTURE_COLOURS.get(name, "white"), width=1.0)
+        _contour(ax, plane, plane.sample(tumour, order=1), 0.5, "white", width=2.0)
+        temperatures = plane.sample(temperature, outside=np.nan)
+        for isotherm in isotherms_c:
+            _contour(ax, plane, temperatures, isotherm, ISOTHERM_COLOURS.get(float(isotherm), "cyan"))
+        for label, tip, entry in probes:
+            # An oblique panel shows its own probe in full; others only where they come within 3 mm of it.
+            if plane.fixed_axis is None and plane.distance_mm(np.stack([tip, entry])).max() > 3.0:
+                continue
+            (th, tv), (eh, ev) = plane.project(np.stack([tip, entry]))
+            ax.plot([eh, th], [ev, tv], color="yellow", lw=1.5)
+            ax.plot([th], [tv], "o", color="yellow", ms=4)
+            ax.plot([eh], [ev], "s", color="yellow", ms=4)
+            ax.annotate(label, (th, tv), xytext=(4, 4), textcoords="offset points", color="yellow", fontsize=7)
+        horizontal, vertical = plane.coordinates()
+        ax.set_xlim(horizontal[0], horizontal[-1])
+        ax.set_ylim(vertical[-1], vertical[0])
+        name = probes[index][0] if index < count else probes[0][0]
+        decorate(ax, plane, f"{title} {name}".strip())
+    handles = [Line2D([], [], color="white", lw=2, label="tumour")]
+    handles += [
+        Line2D([], [], color=PATH_STRUCTURE_COLOURS.get(name, "white"), lw=1, label=name) for name in structures
+    ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=ISOTHERM_COLOURS.get(float(t), "cyan"),
+            lw=1.6,
+            label=f"{t:g} °C" + (" (lethal)" if t == lethal_isotherm_c else ""),
+        )
+        for t in isotherms_c
+    ]
+    handles.append(Line2D([], [], color="yellow", marker="o", lw=1.5, label="probe (skin ■, tip ●)"))
+    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 9), fontsize=8, **LEGEND)
     return figure

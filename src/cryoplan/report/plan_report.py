@@ -54,7 +54,11 @@ def plan_document(plan) -> dict:
                 "planning_unit": unit.unit_id,
                 "shared_with": [i for i in unit.lesion_ids if i != lesion.lesion_id],
                 "imaging": plan.lesion_measurements.get(lesion.lesion_id),
-                "probes": [p.to_dict() for p in unit.candidate.probes],
+                "probes": [
+                    {**p.to_dict(), "path": unit.paths[n] if n < len(unit.paths) else None}
+                    for n, p in enumerate(unit.candidate.probes)
+                ],
+                "organs": unit.exposure.to_dict() if unit.exposure is not None else None,
                 "probe_spacing_mm": unit.candidate.spacing_mm,
                 "protocol": protocol,
                 "coverage": lesion.to_dict(),
@@ -85,7 +89,12 @@ def plan_document(plan) -> dict:
             "paths": settings.paths,
             "entry_radius_mm": settings.entry_radius_mm,
             "grid_mm": settings.grid_mm,
+            "position": settings.position,
+            "clearances_mm": settings.clearances,
+            "entries_lps_mm": {k: list(v) for k, v in settings.entries_lps_mm.items()},
         },
+        "image_warnings": plan.image_warnings,
+        "unknown_structures": list(plan.anatomy.body_model.unknown) if plan.anatomy.body_model else [],
         "lesions": lesions,
         "liver_volume_ml": round(liver_ml, 1),
         "frozen_volume_ml": round(frozen_total, 1),
@@ -117,6 +126,25 @@ def _probes_for_figure(unit) -> list:
     return [(f"P{n}", p.tip_lps_mm, p.entry_lps_mm) for n, p in enumerate(unit.candidate.probes, start=1)]
 
 
+def _path_structures(plan) -> dict[str, Volume]:
+    """The outlines of the path figure, on the image grid: skin, liver, lung (and gas), bone, bowel, vessels."""
+    anatomy = plan.anatomy
+    model = anatomy.body_model
+    masks = {"liver": anatomy.liver, "vessels": anatomy.vessels}
+    if model is not None:
+        masks["skin"] = model.body
+        lung = model.internal_gas.copy()
+        if "lung" in model.structures:
+            lung |= model.structures["lung"]
+        masks["lung"] = lung
+        masks["bone"] = model.bone
+    elif anatomy.bone is not None:
+        masks["bone"] = anatomy.bone
+    if anatomy.bowel is not None:
+        masks["bowel"] = anatomy.bowel
+    return {name: plan.ct.with_array(mask.astype(np.uint8)) for name, mask in masks.items() if mask.any()}
+
+
 def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
     """Every figure of the report, as PNG files under `folder`; returns captions by section."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,6 +157,7 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
         written[section].append({"path": f"figures/{name}", "caption": caption})
 
     curves = {}
+    path_structures = _path_structures(plan)
     for unit in plan.units:
         temperature = unit.grid_volume
         affine = unit.result.grid.affine
@@ -160,6 +189,24 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
                 f"{settings.margin_mm:g} mm (dashed), probes (yellow) and the 0, −20 and −40 °C isotherms "
                 "of the full simulation.",
             )
+        figure = figures.path_figure(
+            ct,
+            path_structures,
+            ct.with_array(np.any([plan.anatomy.lesions[i] for i in unit.lesion_ids], axis=0).astype(np.uint8)),
+            temperature,
+            probes,
+            isotherms_c=ISOTHERMS_C,
+            lethal_isotherm_c=settings.lethal_isotherm_c,
+            title=f"{unit.unit_id}:",
+        )
+        save(
+            figure,
+            f"{unit.lesion_ids[0]}_paths.png",
+            "lesions",
+            f"{', '.join(unit.lesion_ids)}: each probe's path from the skin (■) to its tip (●) in an oblique slice "
+            "containing it, and axial, coronal and sagittal slices through the first path, with the skin, liver, "
+            "lung, bone, bowel and vessels outlined, the tumour (white) and the 0, −20 and −40 °C isotherms.",
+        )
         figure = figures.overview_3d_figure(
             temperature,
             {i: Volume(m.astype(np.float32), affine) for i, m in unit.lesion_masks.items()},
