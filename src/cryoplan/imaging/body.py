@@ -378,7 +378,9 @@ def _fill_cavities(body: np.ndarray) -> np.ndarray:
     of a face the body touches that lies outside the body's cross-section there. That cross-section is
     filled in 2-D with the edges it shares with other faces the body touches taken as closed, so a cavity
     the field of view opens on one or two sides (a lung base cut by the top slice and a cropped side, colon
-    gas against a cropped front) stays inside. The slice-wise fills close what the crossing slices enclose.
+    gas against a cropped front) stays inside. Air outside the skin in a corner between two such faces has
+    the same shape and is taken as inside too: the safe error (no entry there), where the other would let a
+    path enter through gas. The slice-wise fills close what the crossing slices enclose.
     """
     touched = {
         (axis, end): bool(np.take(body, 0 if end < 0 else body.shape[axis] - 1, axis=axis).any())
