@@ -255,3 +255,13 @@ def test_set02_cut_on_two_sides_without_labels_keeps_its_gas_inside(set02):
     reaching = np.unique(np.concatenate([air[-1].ravel(), air[:, 0].ravel()]))
     outside = np.isin(air, reaching[reaching > 0])
     assert outside.sum() > 40000 and not (model.body & outside).any()
+
+
+def test_set02_cut_on_every_side_keeps_its_gas_inside_and_says_so(set02):
+    ct, labels = set02
+    array, seg = ct.array[8:114, 8:92], labels.array[8:114, 8:92]
+    model = build_body_model(Volume(array.copy(), ct.affine, "CT"), None)
+    assert model.cut_sides == ("right", "left", "anterior", "posterior", "inferior", "superior")
+    gas = np.isin(seg, [6, 10, 11, 12, 13, 14, 20]) & (array <= AIR_HU)
+    assert gas.sum() > 10000 and model.body[gas].all()
+    assert "right, left, anterior and posterior sides" in _codes(model)["body_cut"]
