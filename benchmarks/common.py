@@ -1,10 +1,18 @@
 """Measurements every benchmark script reports beside its own figures.
 
 - `copy_bandwidth_gb_s`: the machine's memory bandwidth as one large `numpy.copyto` achieves it, counting
-  bytes read plus bytes written (physics.md §6): the ceiling a memory-bound solver is judged against.
+  bytes read plus bytes written (the STREAM convention, McCalpin 1995): the ceiling a memory-bound solver
+  is judged against.
 - `reset_peak_memory` / `peak_memory_bytes`: the process's peak resident memory (Linux VmHWM), resettable
   so that one script can measure several problems one after another.
-- `markdown_table`: the printed table, ready to paste into the README.
+- `peer_stencil_s`: the wall time of a minimal parallel Numba stencil, the yardstick the engine's times are
+  divided by, so that figures measured on a busy or a different machine compare.
+- `markdown_table`: the printed table, ready to paste into the docs.
+
+References
+----------
+J. D. McCalpin, Memory bandwidth and machine balance in current high performance computers, IEEE TCCA
+Newsletter, December 1995 (STREAM; its copy kernel counts bytes read plus bytes written).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit, prange
 
 _PROC_STATUS = Path("/proc/self/status")
 _PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -62,3 +71,38 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@njit(parallel=True, cache=True)
+def _peer_sweep(src, dst, c):
+    """One sweep of the peer stencil: dst = src + c ∇²src over the interior (float32, 7 points)."""
+    n0, n1, n2 = src.shape
+    for i in prange(1, n0 - 1):
+        for j in range(1, n1 - 1):
+            for k in range(1, n2 - 1):
+                dst[i, j, k] = src[i, j, k] + c * (
+                    src[i - 1, j, k]
+                    + src[i + 1, j, k]
+                    + src[i, j - 1, k]
+                    + src[i, j + 1, k]
+                    + src[i, j, k - 1]
+                    + src[i, j, k + 1]
+                    - np.float32(6.0) * src[i, j, k]
+                )
+
+
+def peer_stencil_s(updates: float = 1e9, edge: int = 120) -> float:
+    """Wall time of a minimal parallel Numba 7-point float32 stencil doing `updates` voxel updates on an
+    `edge`³ grid (compiled before timing). The engine's times divided by it are ratios that hold across
+    machines and loads, since both run in the same process on the same cores."""
+    a = np.random.default_rng(0).random((edge,) * 3, dtype=np.float32)
+    b = a.copy()
+    _peer_sweep(a, b, np.float32(0.1))
+    sweeps = max(1, round(updates / (edge - 2) ** 3))
+    start = time.perf_counter()
+    for _ in range(sweeps // 2):
+        _peer_sweep(a, b, np.float32(0.1))
+        _peer_sweep(b, a, np.float32(0.1))
+    if sweeps % 2:
+        _peer_sweep(a, b, np.float32(0.1))
+    return time.perf_counter() - start

@@ -1,14 +1,14 @@
 """A peer solver for the thermal benchmark: the physics of `cryoplan.thermal.simulate`, written with FiPy.
 
 It answers "how fast is the engine against a general-purpose finite-volume code solving the same problem on
-the same grid to the same accuracy" (issue 3, item 8c). `tests/benchmarks/test_fipy_peer.py` checks it
+the same grid to the same accuracy". `tests/benchmarks/test_fipy_peer.py` checks it
 against the exact Neumann solution and against the engine on a small 3-D freeze. It is written from
-physics.md §1–§2 and takes the engine's problem description (grid, probe placements, protocol, tissues,
+the model equations below and takes the engine's problem description (grid, probe placements, protocol, tissues,
 vessels); from the engine's code it reuses only the probes' sub-grid sinks (`engine_probe_kernels`: which
 voxels each probe draws heat from, their weights and the coupling conductance), so that both solve the same
 discrete problem.
 
-Physics (Pennes with phase change in enthalpy form, physics.md §1):
+Physics (Pennes with phase change in enthalpy form):
 
     ∂H/∂t = ∇·(k(T) ∇T) + W (T_a − T) + Q_m − Σ_probes q w/V
 
@@ -103,7 +103,7 @@ class PeerResult:
 
 
 class _Medium:
-    """Per-voxel property arrays (FiPy cell order) and the enthalpy relation of physics.md §1.
+    """Per-voxel property arrays (FiPy cell order) and the enthalpy relation of the engine's tissues.
 
     H is 0 at the solidus; H = C_f (T − T_s) below it, H = H_l + C_u (T − T_l) above the liquidus, and across
     the mushy range linear from 0 to H_l = L + ½ (C_f + C_u)(T_l − T_s). k is k_f below the solidus, k_u

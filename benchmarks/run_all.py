@@ -1,15 +1,21 @@
 """Run every benchmark script in this folder, one after another, each in its own Python process.
 
 A script is a file here with a ``if __name__ == "__main__":`` guard; helper modules (common.py, the FiPy
-peer) have none and are skipped. Each script prints its own table; this runner adds nothing but a heading
-and exits non-zero if any script failed. `make bench` calls it.
+peer) have none and are skipped. Each script prints its own table; this runner prints first what a table in
+docs/benchmarks.md records beside it (the date, the cores and the CPU model, the Numba threads), a heading per
+script, and exits non-zero if any script failed. `make bench` calls it.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import numba
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,7 +29,21 @@ def benchmark_scripts() -> list[Path]:
     ]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def main() -> int:
+    print(f"date: {datetime.date.today().isoformat()}")
+    print(f"machine: {len(os.sched_getaffinity(0))} cores (nproc), {cpu_model()}")
+    print(f"numba threads: {numba.get_num_threads()}, Python {platform.python_version()}, numba {numba.__version__}")
     failed = []
     for script in benchmark_scripts():
         print(f"\n## {script.name}\n", flush=True)

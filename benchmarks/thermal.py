@@ -1,4 +1,4 @@
-"""Thermal engine benchmark (issue 3, item 8): prints a table of measured figures.
+"""Thermal engine benchmark: prints a table of measured figures.
 
 (a) One 17G spherical-type probe, 10-min freeze in gel at 37 °C, on 1 mm and 0.5 mm grids.
 (b) Three 1.7 mm probes at the corners of a 20 mm equilateral triangle, freeze 10 – passive thaw 5 –
@@ -10,8 +10,16 @@
 (d) Voxel updates per second of the engine's kernel and its effective bandwidth against the machine's copy
     bandwidth measured in the same run.
 (e) Peak resident memory of the engine on problem (b).
+(f) `cryoplan isotherms` of three 1.7 mm probes in a 20 mm triangle, liver, 10–5–10 min, 1 mm grid.
+(g) The 2 mm preview (`simulate(preview=True)`) of the same three probes and 25-min protocol, with its
+    isotherm volumes against the same run at the default steps.
 
-Usage: ``python benchmarks/thermal.py [--spacings-mm 1.0,0.5] [--reduced-edge-mm 60] [--peer-steps 2]``.
+Every wall time is also given as a ratio to a minimal parallel Numba 7-point float32 stencil doing 1e9 voxel
+updates on a 120³ grid (`common.peer_stencil_s`), timed in the same process before and after the engine's
+runs (the faster of the two): the ratios compare across machines and loads where the seconds do not.
+
+Usage: ``python benchmarks/thermal.py [--spacings-mm 1.0,0.5] [--reduced-edge-mm 60] [--peer-steps 2]
+[--skip-fipy]``.
 All runs happen in this one process, one after another; nothing here is a test (tests never assert times).
 """
 
@@ -22,20 +30,20 @@ import sys
 
 import fipy_peer  # limits its own BLAS threads
 import numpy as np
-from common import copy_bandwidth_gb_s, markdown_table, peak_memory_bytes, reset_peak_memory
+from common import copy_bandwidth_gb_s, markdown_table, peak_memory_bytes, peer_stencil_s, reset_peak_memory
 
-from cryoplan.thermal import TISSUES, Grid, Vessel, parse_protocol, simulate
+from cryoplan.thermal import TISSUES, Grid, Vessel, parse_protocol, simulate, solver
 from cryoplan.thermal.chart import chart_grid, probe_layout
 
 LETHAL_ISOTHERMS_C = (-20.0, -40.0)
-#: Bytes each voxel update must move at least: its state read and written once (physics.md §6). The state
-#: is the enthalpy (float32, read + written), the frozen-once flag (uint8, read + written) and the tissue
-#: label (uint8, read).
+#: Bytes each voxel update must move at least: its state read and written once (bytes counted as STREAM
+#: does, McCalpin 1995). The state is the enthalpy (float32, read + written), the frozen-once flag (uint8,
+#: read + written) and the tissue label (uint8, read).
 STATE_BYTES_PER_UPDATE = 4 + 4 + 1 + 1 + 1
 #: Bytes the engine's stencil pass moves per voxel update: it reads the stage's enthalpy, the one before it
-#: and its Kirchhoff potential (float32; neighbours from cache), the label and the flag, and writes the new
-#: enthalpy and potential (float32).
-KERNEL_BYTES_PER_UPDATE = 4 + 4 + 4 + 1 + 1 + 4 + 4
+#: and its Kirchhoff potential (float32; neighbours from cache) and the flag (the label once per run of equal
+#: labels), and writes the new enthalpy and potential (float32).
+KERNEL_BYTES_PER_UPDATE = 4 + 4 + 4 + 1 + 4 + 4
 #: Time-step ladder (s) for the peer, coarsest first; each is checked against its half.
 PEER_TIME_STEPS_S = (60.0, 30.0, 15.0, 7.5, 3.75)
 #: "Converged": the −20 and −40 °C volumes change by no more than this fraction when the step is halved.
@@ -71,6 +79,16 @@ def problem_b(edge_mm: float = 120.0, initial_temp_c: float | None = None):
         vessels=[vessel],
         initial_temp_c=initial_temp_c,
     )
+
+
+def triangle_isotherms(spacing_mm: float, preview: bool = False):
+    """Three 1.7 mm probes at the corners of a 20 mm triangle, liver, 10–5–10 min, on the grid `cryoplan
+    isotherms` makes for them: the engine's result."""
+    liver = TISSUES["liver"]
+    protocol = parse_protocol("freeze:10,passive_thaw:5,freeze:10")
+    probes = probe_layout("1.7mm", count=3, spacing_mm=20.0, layout="triangle")
+    grid = chart_grid(probes, liver, protocol, spacing_mm)
+    return simulate(grid, probes, protocol, tissues=liver, preview=preview)
 
 
 def volumes_ml(result) -> dict[float, float]:
@@ -121,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="time steps the peer is timed for on the full problem (b), to extrapolate from",
     )
+    parser.add_argument("--skip-fipy", action="store_true", help="leave out (c), the FiPy peer (the slow part)")
     args = parser.parse_args(argv)
     rows: list[list[str]] = []
 
@@ -132,18 +151,51 @@ def main(argv: list[str] | None = None) -> int:
     row("copy bandwidth (numpy.copyto, bytes read + written, 1 thread)", f"{bandwidth:.1f} GB/s")
     # Compile the kernels before timing (Numba caches them on disk after the first run).
     simulate(**{**problem_b(60.0), "protocol": parse_protocol("freeze:0.05")})
+    peer_before = peer_stencil_s()
 
     b = problem_b()
     reset_peak_memory()
     engine = simulate(**b)
     peak = peak_memory_bytes()
     engine_volumes = volumes_ml(engine)
+    isotherms = triangle_isotherms(1.0)
+    preview = triangle_isotherms(2.0, preview=True)
+    default_2mm = triangle_isotherms(2.0)
+    # The serial/parallel threshold (`solver.SERIAL_BELOW_VOXELS`) tuned by the preview run both ways.
+    threshold = solver.SERIAL_BELOW_VOXELS
+    forced = {}
+    for name, value in (("serial", 1 << 62), ("parallel", 0)):
+        solver.SERIAL_BELOW_VOXELS = value
+        forced[name] = triangle_isotherms(2.0, preview=True).elapsed_s
+    solver.SERIAL_BELOW_VOXELS = threshold
+    peer_s = min(peer_before, peer_stencil_s())
+    row("peer stencil: minimal parallel Numba 7-point float32 stencil, 1e9 voxel updates, 120³ grid", f"{peer_s:.2f} s")
     row(
         "(b) 3 probes (1.7mm), 20 mm triangle, 10–5–10 min, liver, 8 mm vessel, 120 mm cube, 1 mm grid",
-        f"{engine.elapsed_s:.1f} s; −20 °C {engine_volumes[-20.0]:.2f} ml, −40 °C {engine_volumes[-40.0]:.2f} ml; "
+        f"{engine.elapsed_s:.1f} s = {engine.elapsed_s / peer_s:.1f} × peer stencil; −20 °C "
+        f"{engine_volumes[-20.0]:.2f} ml, −40 °C {engine_volumes[-40.0]:.2f} ml; "
         f"{engine.voxel_updates / 1e9:.2f}e9 voxel updates ({engine.voxel_updates / engine.elapsed_s / 1e6:.0f} M/s)",
     )
     row("(e) peak resident memory of the process during (b)", f"{peak / 1e9:.2f} GB")
+    row(
+        "(f) cryoplan isotherms: 3 × 1.7mm, 20 mm triangle, liver, 10–5–10 min, 1 mm grid "
+        f"{'×'.join(map(str, isotherms.grid.shape))}",
+        f"{isotherms.elapsed_s:.1f} s = {isotherms.elapsed_s / peer_s:.1f} × peer stencil; "
+        f"{isotherms.voxel_updates / 1e9:.2f}e9 voxel updates",
+    )
+    deviation = " / ".join(
+        f"{100 * (preview.isotherm_volume_ml(t) / default_2mm.isotherm_volume_ml(t) - 1):+.1f}"
+        for t in (0.0, -20.0, -40.0)
+    )
+    row(
+        "(g) 2 mm preview (super steps ≤ 20 s) of (f)",
+        f"{preview.elapsed_s:.2f} s = {preview.elapsed_s / peer_s:.2f} × peer stencil (default steps: "
+        f"{default_2mm.elapsed_s:.2f} s); 0 / −20 / −40 °C volumes {deviation} % against default steps",
+    )
+    row(
+        f"(g) the same preview on one thread / on every thread (serial below {threshold} voxels in the box)",
+        f"{forced['serial']:.2f} s / {forced['parallel']:.2f} s",
+    )
 
     # (d) Tissue started below its perfused steady state changes everywhere from the first step, so the engine
     # updates the whole interior every step (its active box cannot skip the far field): the kernel's rate.
@@ -161,7 +213,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{rate:.1f} GB/s = {rate / bandwidth:.0%} of copy bandwidth",
         )
 
-    # (c) The peer's time step from the reduced problem; its cost per sweep from the full one.
+    if not args.skip_fipy:
+        fipy_comparison(args, b, engine, row)
+    for spacing in [float(s) for s in args.spacings_mm.split(",") if s.strip()]:
+        grid, result = problem_a(spacing)
+        volumes = ", ".join(f"{t:g} °C {result.isotherm_volume_ml(t):.2f} ml" for t in (0.0, -20.0, -40.0))
+        row(
+            f"(a) 1 probe (17g-sphere), gel, 10-min freeze, {spacing:g} mm grid {'×'.join(map(str, grid.shape))}",
+            f"{result.elapsed_s:.1f} s = {result.elapsed_s / peer_s:.1f} × peer stencil; {volumes}",
+        )
+
+    print(markdown_table(["quantity", "measured"], sorted(rows, key=lambda r: r[0][:3])))  # (a)…(g), then the rest
+    return 0
+
+
+def fipy_comparison(args, b: dict, engine, row) -> None:
+    """(c), as rows: the FiPy peer's time step from the reduced problem; its cost per sweep from the full one."""
     step, runs = peer_time_step(args.reduced_edge_mm)
     chosen = next(r for r in runs if r["time_step_s"] == step)
     reduced_volumes = volumes_ml(simulate(**problem_b(args.reduced_edge_mm)))
@@ -174,23 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     timed = fipy_peer.solve(**b, time_step_s=step, max_steps=args.peer_steps)
     per_sweep_s = (timed.elapsed_s - timed.setup_s) / timed.sweeps
-    peer_s = timed.setup_s + chosen["sweeps"] * per_sweep_s
+    fipy_s = timed.setup_s + chosen["sweeps"] * per_sweep_s
     row(
         f"(c) peer on problem (b): setup + {chosen['sweeps']} sweeps × cost per sweep measured over "
         f"its first {timed.steps} steps ({timed.sweeps} sweeps)",
-        f"{peer_s:.0f} s (extrapolated; {timed.setup_s:.1f} s + {per_sweep_s:.1f} s per sweep)",
+        f"{fipy_s:.0f} s (extrapolated; {timed.setup_s:.1f} s + {per_sweep_s:.1f} s per sweep)",
     )
-    row("(c) time ratio, peer / engine, problem (b)", f"{peer_s / engine.elapsed_s:.0f}×")
-    for spacing in [float(s) for s in args.spacings_mm.split(",") if s.strip()]:
-        grid, result = problem_a(spacing)
-        volumes = ", ".join(f"{t:g} °C {result.isotherm_volume_ml(t):.2f} ml" for t in (0.0, -20.0, -40.0))
-        row(
-            f"(a) 1 probe (17g-sphere), gel, 10-min freeze, {spacing:g} mm grid {'×'.join(map(str, grid.shape))}",
-            f"{result.elapsed_s:.1f} s; {volumes}",
-        )
-
-    print(markdown_table(["quantity", "measured"], sorted(rows, key=lambda r: r[0][:3])))  # (a)…(e), then copy
-    return 0
+    row("(c) time ratio, FiPy peer / engine, problem (b)", f"{fipy_s / engine.elapsed_s:.0f}×")
 
 
 if __name__ == "__main__":
