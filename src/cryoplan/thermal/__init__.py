@@ -1,6 +1,7 @@
 """cryoplan.thermal: Pennes bioheat with phase change, cryoprobes, protocols and exact solutions.
 
-Does not import `cryoplan.imaging` or `cryoplan.clinical` (DESIGN.md: these areas do not know each other).
+Does not import `cryoplan.imaging` or `cryoplan.clinical`: these areas do not know each other (the import
+contracts enforce it).
 """
 
 from cryoplan.thermal import analytic

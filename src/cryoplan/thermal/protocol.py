@@ -13,10 +13,12 @@ PhaseKind = Literal["freeze", "passive_thaw", "active_thaw", "tract_freeze"]
 PHASE_KINDS: tuple[str, ...] = ("freeze", "passive_thaw", "active_thaw", "tract_freeze")
 
 FREEZE_SURFACE_C = -140.0
-"""Probe surface temperature during a full-flow argon freeze (physics.md §1, Go-Smart cryo template)."""
+"""Probe surface temperature during a full-flow argon freeze (the cryoablation template of Go-Smart, the open
+simulation environment for minimally invasive cancer treatment of an EU FP7 project, go-smart.eu)."""
 
 ACTIVE_THAW_SURFACE_C = 30.0
-"""Probe surface temperature during an active thaw (physics.md §1: about +20 … +40 °C, uncertain)."""
+"""Probe surface temperature during an active thaw: the middle of the +20 … +40 °C that helium or electrical
+thaw systems hold, an uncertain value."""
 
 
 class Phase(BaseModel):
@@ -26,7 +28,7 @@ class Phase(BaseModel):
     fraction); ``passive_thaw`` leaves the probe insulated; ``active_thaw`` warms it to
     `ACTIVE_THAW_SURFACE_C`; ``tract_freeze``, the last phase only, freezes while every probe is withdrawn
     along its shaft at a steady pace by `withdrawal_mm` over the phase, freezing the tract against
-    tumour seeding (clinical.md, complications).
+    tumour seeding.
     """
 
     model_config = ConfigDict(frozen=True)
