@@ -10,7 +10,7 @@ import httpx
 import nibabel as nib
 import numpy as np
 import pytest
-from browser_support import artefacts_dir, launch_browser, log_in
+from browser_support import artefacts_dir, axe_violations, launch_browser, log_in
 from service_support import CASE_DOCUMENT, PASSWORD
 from test_browser import LABELS_MAP, TUMOUR_LABEL, labels_with_tumour
 from test_browser_pages import add_finished_plan
@@ -99,6 +99,8 @@ def test_the_viewer_shows_structures_isotherms_and_the_lesion(
     )
     assert abs(int(hu.split(": ")[1].split(",")[0]) - ct_value) <= 150  # the CT's HU near the tumour centre
 
+    page.click("#probe-edit summary")  # the probe editor open too
+    assert axe_violations(page) == []
     page.select_option("#window-preset", "1800,400")
     assert page.evaluate(
         "() => [window.cryoplanViewer.volumes[0].cal_min, window.cryoplanViewer.volumes[0].cal_max]"
