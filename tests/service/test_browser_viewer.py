@@ -119,3 +119,15 @@ def test_the_viewer_shows_structures_isotherms_and_the_lesion(
     after = canvas_pixels(page)
     changed = (np.abs(after - before).max(axis=-1) > 0.05).mean()
     assert changed > 0.002, f"hiding the tumour and the isotherms changed {changed:.2%} of the pixels"
+
+    # Edit a probe's tip and preview the freeze: the zones are drawn over the CT, the numbers shown.
+    tip_x = page.locator("#probe-1-tip-0")
+    tip_x.fill(f"{float(tip_x.input_value()) + 2.0:.1f}")
+    page.click('#preview-form button[type="submit"]')
+    page.wait_for_function(
+        "() => document.getElementById('preview-form').dataset.previewed === 'true'"
+        " && window.cryoplanViewer.volumes.some(v => v.name === 'preview.nii.gz')",
+        timeout=120_000,
+    )
+    result = page.inner_text("#preview-result")
+    assert result.startswith("Preview (2 mm grid, ") and "tumour covered" in result and "−20 °C" in result, result
