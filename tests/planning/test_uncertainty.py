@@ -10,12 +10,14 @@ from cryoplan.planning.uncertainty import (
     BATCHES_PER_WORKER,
     SampleContext,
     batches,
+    calibrated_perfusion_log_sd,
     default_workers,
     monte_carlo,
     perturbed_probes,
     perturbed_tissues,
 )
-from cryoplan.thermal import Grid, ProbePlacement
+from cryoplan.thermal import TISSUES, Grid, ProbePlacement
+from cryoplan.thermal.calibration import parameter_distribution
 
 
 def test_perturbations_have_the_stated_spread():
@@ -27,12 +29,19 @@ def test_perturbations_have_the_stated_spread():
     angles = np.degrees(np.arccos(np.clip([m.direction[2] for m in moved], -1, 1)))
     # |N(0, 2°)| has mean 2·√(2/π) ≈ 1.60°
     assert np.mean(angles) == pytest.approx(2.0 * np.sqrt(2 / np.pi), rel=0.06)
-    factors = [perturbed_tissues(rng)[1] for _ in range(2000)]
+    factors = [perturbed_tissues(rng, 0.5)[1] for _ in range(4000)]
     latent = np.array([f["latent_heat"] for f in factors])
     perfusion = np.array([f["perfusion"] for f in factors])
     assert 0.6 <= latent.min() and latent.max() <= 1.4
-    assert 10**-0.5 <= perfusion.min() and perfusion.max() <= 10**0.5
-    assert np.median(perfusion) == pytest.approx(1.0, abs=0.1)
+    assert np.std(np.log(perfusion)) == pytest.approx(0.5, rel=0.05)
+    assert np.median(perfusion) == pytest.approx(1.0, abs=0.05)
+
+
+def test_perfusion_spread_is_the_calibrated_one():
+    distribution = parameter_distribution(4000, seed=2)
+    drawn = np.log(distribution["samples"]["liver_perfusion_1_s"])
+    assert calibrated_perfusion_log_sd() == pytest.approx(np.std(drawn), rel=0.05)
+    assert TISSUES["liver"].perfusion_1_s == pytest.approx(distribution["mean"]["liver_perfusion_1_s"], rel=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +60,7 @@ def context():
         lethal_isotherm_c=-20.0,
         tip_sigma_mm=2.0,
         direction_sigma_deg=2.0,
+        perfusion_log_sd=calibrated_perfusion_log_sd(),
     )
 
 

@@ -2,8 +2,9 @@
 
 Each sample moves every probe tip by a normal error (σ = 2 mm along each axis by default), tilts its
 direction by a normal angle (σ = 2°) about a random perpendicular axis, and scales the tissue properties
-within their uncertainty (latent heat ±40 %, perfusion log-uniform over one order of magnitude around the
-baseline, conductivities ±10 %), then runs the full simulation. The result is the probability that each
+within their uncertainty (latent heat ±40 %, conductivities ±10 %, perfusion log-normal with the spread the
+joint calibration of the probe model found for in vivo liver, `cryoplan.thermal.calibration`), then runs
+the full simulation. The result is the probability that each
 voxel reaches the lethal isotherm and the probability that the tumour + margin coverage reaches its target.
 
 The samples run on dask.distributed: a LocalCluster of one single-threaded worker per core by default, or
@@ -16,8 +17,9 @@ number of workers nor on the batches or their order.
 References
 ----------
 Latent heat: 147–167 MJ/m³ measured in bovine liver (Sci Rep 2021) against the 250 MJ/m³ baseline of
-cryoablation models, hence ±40 %. Perfusion: between the 5 × 10⁻⁴ 1/s of cryoablation models and the
-physiological ≈ 1.7 × 10⁻² 1/s of liver, hence an order of magnitude.
+cryoablation models, hence ±40 %. Perfusion: the calibrated liver perfusion and the standard deviation of
+its logarithm (`cryoplan.thermal.calibration.parameter_distribution`), fitted to in vivo ice-ball
+measurements.
 """
 
 from __future__ import annotations
@@ -37,15 +39,22 @@ from cryoplan.planning.coverage import margin_shell
 from cryoplan.planning.search import build_target
 from cryoplan.planning.simulation import resample_mask, simulation_grid
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Vessel, parse_protocol, simulate
+from cryoplan.thermal.calibration import parameter_distribution
 
 TIP_SIGMA_MM = 2.0
 DIRECTION_SIGMA_DEG = 2.0
 LATENT_HEAT_RANGE = (0.6, 1.4)  # ±40 % (module References)
-PERFUSION_DECADE = 1.0  # log-uniform over one order of magnitude around the baseline
 CONDUCTIVITY_RANGE = (0.9, 1.1)
 BATCHES_PER_WORKER = 3
 """Batches each worker gets: few enough that a task's overhead is shared by several samples, enough that the
 workers finish together and the progress bar moves."""
+
+
+def calibrated_perfusion_log_sd() -> float:
+    """Standard deviation of the natural log of liver perfusion in the calibrated parameter distribution."""
+    distribution = parameter_distribution()
+    k = distribution["names"].index("liver_perfusion_1_s")
+    return float(np.sqrt(distribution["log_covariance"][k, k]))
 
 
 def default_workers() -> int:
@@ -66,6 +75,7 @@ class SampleContext:
     lethal_isotherm_c: float
     tip_sigma_mm: float
     direction_sigma_deg: float
+    perfusion_log_sd: float
 
 
 def perturbed_probes(
@@ -85,11 +95,12 @@ def perturbed_probes(
     return moved
 
 
-def perturbed_tissues(rng: np.random.Generator) -> tuple[dict[int, object], dict[str, float]]:
-    """Liver and tumour with latent heat, perfusion and conductivities drawn within their ranges."""
+def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tuple[dict[int, object], dict[str, float]]:
+    """Liver and tumour with latent heat and conductivities drawn within their ranges, and perfusion scaled by a
+    log-normal factor (median 1, the calibrated liver perfusion being the library's) of the given log sd."""
     factors = {
         "latent_heat": float(rng.uniform(*LATENT_HEAT_RANGE)),
-        "perfusion": float(10 ** rng.uniform(-PERFUSION_DECADE / 2, PERFUSION_DECADE / 2)),
+        "perfusion": float(np.exp(rng.normal(0.0, perfusion_log_sd))),
         "conductivity": float(rng.uniform(*CONDUCTIVITY_RANGE)),
     }
 
@@ -110,7 +121,7 @@ def run_sample(
     """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, factors)."""
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
-    tissues, factors = perturbed_tissues(rng)
+    tissues, factors = perturbed_tissues(rng, context.perfusion_log_sd)
     result = simulate(
         context.grid,
         probes,
@@ -202,6 +213,7 @@ def sample_context(
         lethal_isotherm_c=settings.lethal_isotherm_c,
         tip_sigma_mm=tip_sigma_mm,
         direction_sigma_deg=direction_sigma_deg,
+        perfusion_log_sd=calibrated_perfusion_log_sd(),
     )
 
 
