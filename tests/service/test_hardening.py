@@ -99,7 +99,9 @@ def test_image_header_declaring_more_than_the_limit_is_refused(service, compress
 # --- bodies and JSON at the edge -----------------------------------------------------------------------
 
 
-def post_in_chunks(app, path: str, content_type: str, total: int, head: bytes = b"") -> tuple[int, int]:
+def post_in_chunks(
+    app, path: str, content_type: str, total: int, head: bytes = b"", headers: dict | None = None
+) -> tuple[int, int]:
     """POST `head` and then `total` bytes to the ASGI app in 64 KiB chunks with no Content-Length, as a
     client streaming a body would; returns the response status and how many bytes the app pulled."""
     pulled, status = 0, []
@@ -127,7 +129,8 @@ def post_in_chunks(app, path: str, content_type: str, total: int, head: bytes = 
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode())],
+        "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode())]
+        + [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
         "state": {},
@@ -141,8 +144,11 @@ def test_chunked_body_is_counted_before_login(service):
     status, pulled = post_in_chunks(app, "/api/auth/token", "application/json", 300 * 2**20)
     assert status == 413 and pulled <= 2 * 2**20  # the limit (1 MiB) and a chunk, not 300 MiB
     part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n%PDF-'
-    status, pulled = post_in_chunks(app, "/api/cases/1/documents", "multipart/form-data; boundary=x", 300 * 2**20, part)
+    upload = ("/api/cases/1/documents", "multipart/form-data; boundary=x", 300 * 2**20, part)
+    status, pulled = post_in_chunks(app, *upload, headers=service.headers("coordinator"))
     assert status == 413 and pulled <= 4 * 2**20  # the upload limit (2 MiB here) and the framing allowance
+    status, pulled = post_in_chunks(app, *upload)  # no credentials at all: not a byte is read
+    assert status == 401 and pulled == 0
     status, pulled = post_in_chunks(app, "/login", "application/x-www-form-urlencoded", 300 * 2**20)
     assert status == 413 and pulled <= 2 * 2**20
 

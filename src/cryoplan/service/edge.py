@@ -1,9 +1,10 @@
 """The service's edge: checks made on every request before any route, authentication or body parsing runs.
 
 `RequestLimits` is a pure ASGI middleware. It refuses cross-site writes (a browser's Origin or
-Sec-Fetch-Site naming another site), counts every body's bytes as they arrive, with or without a
-Content-Length, against the limit of its route (document uploads may be large, everything else is small),
-and refuses JSON nested deeper than a bound before any parser recurses into it.
+Sec-Fetch-Site naming another site), refuses an upload that carries no credentials at all before reading
+it, counts every body's bytes as they arrive, with or without a Content-Length, against the limit of its
+route (document uploads may be large, everything else is small), and refuses JSON nested deeper than a
+bound before any parser recurses into it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cryoplan.service.auth import SESSION_COOKIE
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # The only routes that take a large body: a document upload to a case, on the API or from the case page.
@@ -41,6 +45,12 @@ def json_depth(body: bytes) -> int:
         return 0
     step = np.isin(codes, (ord("["), ord("{"))).astype(np.int32) - np.isin(codes, (ord("]"), ord("}")))
     return int(np.cumsum(step).max(initial=0))
+
+
+def has_credentials(headers: Headers) -> bool:
+    """Whether a request carries a bearer token or a session cookie (checked later, by the route)."""
+    cookies = headers.get("cookie", "")
+    return headers.get("authorization", "").lower().startswith("bearer ") or f"{SESSION_COOKIE}=" in cookies
 
 
 def same_site(headers: Headers) -> bool:
@@ -100,6 +110,15 @@ class RequestLimits:
             await self.respond(scope, 403, "cross-site request refused")(scope, receive, send)
             return
         upload = UPLOAD_PATH.fullmatch(scope["path"]) is not None
+        if upload and not has_credentials(headers):  # nobody may make the server store a large body anonymously
+            if scope["path"].startswith("/api/"):
+                refusal = JSONResponse(
+                    {"detail": "not authenticated"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+            else:
+                refusal = RedirectResponse("/login", status_code=303)
+            await refusal(scope, receive, send)
+            return
         limit = self.max_upload_bytes if upload else self.max_body_bytes
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
