@@ -20,7 +20,8 @@ class ThermalResult:
     grid : Grid
     min_temperature_c : float32 array
         Lowest temperature each voxel reached, sampled after every super step (at most `SUPER_STEP_S`
-        simulated seconds apart, about once a second where steps are shorter).
+        simulated seconds apart, `PREVIEW_SUPER_STEP_S` in a preview; about once a second where steps are
+        shorter).
     final_temperature_c : float32 array
         Temperature at the end of the protocol.
     time_below_s : dict[float, float32 array]
