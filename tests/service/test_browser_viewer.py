@@ -120,14 +120,19 @@ def test_the_viewer_shows_structures_isotherms_and_the_lesion(
     changed = (np.abs(after - before).max(axis=-1) > 0.05).mean()
     assert changed > 0.002, f"hiding the tumour and the isotherms changed {changed:.2%} of the pixels"
 
-    # Edit a probe's tip and preview the freeze: the zones are drawn over the CT, the numbers shown.
-    tip_x = page.locator("#probe-1-tip-0")
-    tip_x.fill(f"{float(tip_x.input_value()) + 2.0:.1f}")
-    page.click('#preview-form button[type="submit"]')
+    # Move a probe's tip to the crosshair (on the tumour) and preview the freeze: the tip's fields follow the
+    # crosshair, the zones are drawn over the CT and the numbers shown.
+    page.click("#centre-lesion")
+    page.click("#probe-1-tip-here")
     page.wait_for_function(
         "() => document.getElementById('preview-form').dataset.previewed === 'true'"
         " && window.cryoplanViewer.volumes.some(v => v.name === 'preview.nii.gz')",
         timeout=120_000,
     )
+    tip = [float(page.input_value(f"#probe-1-tip-{axis}")) for axis in range(3)]
+    centre_lps = plan["lesions"][0]["imaging"]["centroid_lps_mm"]
+    assert np.abs(np.subtract(tip, centre_lps)).max() <= max(spacing) + 0.05, (tip, centre_lps)
     result = page.inner_text("#preview-result")
     assert result.startswith("Preview (2 mm grid, ") and "tumour covered" in result and "−20 °C" in result, result
+    covered = float(result.split("tumour covered ")[1].split(" %")[0])
+    assert covered > 0.0  # a probe's tip at the tumour's centre freezes some of it below the lethal isotherm

@@ -23,7 +23,20 @@ async function showPreview(url) {
   nv.updateGLVolume();
 }
 
+// A tip moved to the crosshair (NiiVue's RAS mm, LPS here); the entry stays, so the path pivots on it.
+function tipToCrosshair(row) {
+  const nv = window.cryoplanViewer;
+  if (!nv) return;
+  const ras = nv.frac2mm(nv.scene.crosshairPos);
+  const lps = [-ras[0], -ras[1], ras[2]];
+  for (const input of row.querySelectorAll("input.probe-tip")) input.value = lps[Number(input.dataset.axis)].toFixed(1);
+  form.requestSubmit();
+}
+
 if (form) {
+  for (const button of form.querySelectorAll("button.tip-here")) {
+    button.addEventListener("click", () => tipToCrosshair(button.closest("tr")));
+  }
   const result = document.getElementById("preview-result");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
