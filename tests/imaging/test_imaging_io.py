@@ -8,6 +8,7 @@ import nrrd
 import numpy as np
 import pydicom
 import pytest
+from scipy.spatial.transform import Rotation
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import (
@@ -365,8 +366,6 @@ def _brute_force_nearest(volume: Volume, shape, affine, cval=0) -> np.ndarray:
 
 def _oblique_around(source: Volume, shape, spacing, angles_deg, source_index) -> np.ndarray:
     """Affine of a rotated, anisotropic grid whose centre lies at `source_index` of `source`."""
-    from scipy.spatial.transform import Rotation
-
     affine = np.eye(4)
     affine[:3, :3] = Rotation.from_euler("xyz", angles_deg, degrees=True).as_matrix() * np.asarray(spacing)
     affine[:3, 3] = source.index_to_lps(source_index) - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)

@@ -50,7 +50,9 @@ def label_array(array: np.ndarray, field: str) -> np.ndarray:
     if array.dtype.kind == "b":
         return array.astype(np.uint8)
     if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.array_equal(array, np.round(array)):
+        if not np.all(np.isfinite(array)):
+            raise InputError(field, "a label map of whole numbers", "NaN or infinity")
+        if not np.array_equal(array, np.round(array)):
             raise InputError(field, "a label map of whole numbers", "non-integer values")
     if array.size and array.min() < 0:
         raise InputError(field, "non-negative label values", int(array.min()))
