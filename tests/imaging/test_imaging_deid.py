@@ -12,6 +12,7 @@ import pytest
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume, write_dicom_seg, write_dicom_series
 from cryoplan.imaging.deid import deidentify_files
+from cryoplan.imaging.io import write_temperature_map
 from cryoplan.imaging.io.dicom_series import repair_uids
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 
@@ -86,11 +87,15 @@ def test_deidentified_real_series_and_its_seg_stay_valid(shared_data, tmp_path, 
     liver_like = np.zeros(ct.shape, dtype=bool)
     liver_like[150:350, 150:350, :] = True
     write_dicom_seg({"liver": liver_like, "isotherm -40 C": liver_like}, source, tmp_path / "seg" / "seg.dcm", "plan")
-    (seg_file,) = deidentify_files([tmp_path / "seg"], tmp_path / "out_seg", pseudonym="CRYO-7", key="k")
-    seg = pydicom.dcmread(seg_file)
-    # Type 1 in the SEG's modules, so replaced by dummies rather than removed
-    assert seg.DeviceSerialNumber and seg.ContentDate and seg.ContentTime
-    assert dciodvfy_errors(seg_file) == []
+    write_temperature_map(np.where(liver_like, -60.0, 37.0), source, tmp_path / "seg" / "pm.dcm")
+    written = deidentify_files([tmp_path / "seg"], tmp_path / "out_seg", pseudonym="CRYO-7", key="k")
+    assert len(written) == 2
+    for file in written:  # the SEG and the Parametric Map
+        derived = pydicom.dcmread(file)
+        # Type 1 in their multi-frame modules, so replaced by dummies rather than removed
+        assert derived.DeviceSerialNumber and derived.ContentDate and derived.ContentTime
+        assert str(derived.PatientName) == "CRYO-7"
+        assert dciodvfy_errors(file) == []
     # De-identification adds no error to the CT's own (both sets lack Laterality, Type 2C); the baseline is
     # the source with its UIDs repaired, as set 03 without SOPClassUID cannot be validated at all.
     first = sorted(source.iterdir())[0]
