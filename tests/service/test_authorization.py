@@ -61,6 +61,10 @@ API = {
     ("GET", "/api/cases/{case_id}/report.html"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/report.pdf"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/referral.zip"): (EDITORS, {}),
+    ("GET", "/api/cases/{case_id}/job-status"): (ALL, {}),
+    ("POST", "/api/cases/{case_id}/preview"): (EDITORS, {"json": {}}),
+    ("GET", "/api/cases/{case_id}/preview.nii.gz"): (ALL, {}),
+    ("GET", "/api/lab-plausibility"): (ALL, {"params": {"analyte": "bilirubin", "value": "1.1", "unit": "mg/dL"}}),
     ("DELETE", "/api/auth/token"): (ALL, {}),  # last: it ends the role's token
 }
 
@@ -71,8 +75,20 @@ PAGES = {
     ("GET", "/"): (ALL, {}),
     ("GET", "/cases/new"): (EDITORS, {}),
     ("POST", "/cases/new"): (EDITORS, {"data": {"label": "page case", "case_document": '{"schema_version": 1}'}}),
+    ("POST", "/cases/new/import"): (
+        EDITORS,
+        {"files": {"case_file": ("case.json", b'{"schema_version": 1}', "application/json")}},
+    ),
     ("GET", "/cases/{case_id}"): (ALL, {}),
+    ("GET", "/cases/{case_id}/plan-panel"): (ALL, {}),
+    ("GET", "/cases/{case_id}/compare"): (ALL, {}),
+    ("GET", "/cases/{case_id}/summary"): (ALL, {}),
+    ("GET", "/cases/{case_id}/edit"): (EDITORS, {}),
     ("POST", "/cases/{case_id}/edit"): (EDITORS, {"data": {"version": "99", "label": "x", "case_document": "{}"}}),
+    ("POST", "/cases/{case_id}/team-messages"): (EDITORS, {"data": {"recipient": "admin", "body": "by {role}"}}),
+    ("GET", "/inbox"): (ALL, {}),
+    ("POST", "/inbox/send"): (EDITORS, {"data": {"recipient": "admin", "body": "by {role}"}}),
+    ("POST", "/inbox/{message_id}/read"): (ALL, {}),
     ("POST", "/cases/{case_id}/status"): (EDITORS, {"data": {"version": "99", "to_status": "closed", "reason": "x"}}),
     ("POST", "/cases/{case_id}/documents"): (
         EDITORS,
@@ -92,7 +108,10 @@ PAGES = {
     ("GET", "/audit"): (ADMIN, {}),
     ("GET", "/users"): (ADMIN, {}),
     ("POST", "/users"): (ADMIN, {"data": {"username": "page_{role}", "password": "long-enough-pw", "role": "viewer"}}),
+    ("POST", "/users/{user_id}/role"): (ADMIN, {"data": {"role": "viewer"}}),
+    ("POST", "/users/{user_id}/password"): (ADMIN, {"data": {"password": "another-fine-password-{role}"}}),
     ("POST", "/users/{user_id}/deactivate"): (ADMIN, {}),
+    ("POST", "/users/{user_id}/reactivate"): (ADMIN, {}),
     ("POST", "/logout"): (ALL, {}),  # last: it ends the session
 }
 
@@ -165,6 +184,7 @@ def ids(service):
         "job_id": job_id,
         "name": "plan.json",
         "user_id": user.json()["id"],
+        "message_id": 1,
     }
 
 
