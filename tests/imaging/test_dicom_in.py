@@ -14,6 +14,7 @@ import pytest
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, write_dicom_seg, write_dicom_series
 from cryoplan.imaging.io import derived_uid
+from cryoplan.imaging.io.dicom_seg import copied_names_allowed
 
 from .synthetic import centres_mm
 
@@ -115,3 +116,20 @@ def test_corrupt_file_in_a_series_is_one_line_exit_2_through_the_cli(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and victim.name in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_set_04_as_enhanced_multiframe_reads_like_its_single_frame_slices(shared_data, tmp_path):
+    source = shared_data / "04_dcmqi_ct3slice_dicomseg" / "ct-3slice"
+    single = read_volume(source)
+    datasets = [pydicom.dcmread(p) for p in sorted(source.iterdir())]
+    for dataset in datasets:
+        del dataset.SpecificCharacterSet  # empty in this set; the converter needs a defined term or none
+    with copied_names_allowed():  # the set's single-component PatientName, copied as it is
+        enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+            datasets[::-1], derived_uid("set-04-enhanced"), 3, derived_uid("set-04-enhanced-instance"), 1
+        )
+    (tmp_path / "enhanced").mkdir()
+    enhanced.save_as(tmp_path / "enhanced" / "ct.dcm")
+    read = read_volume(tmp_path / "enhanced")
+    assert np.allclose(read.affine, single.affine, atol=1e-4)
+    assert np.array_equal(read.array, single.array)
