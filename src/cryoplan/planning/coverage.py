@@ -97,6 +97,41 @@ def zone_margin(tumour: np.ndarray, zone: np.ndarray, spacing_mm) -> ZoneMargin:
     )
 
 
+def margin_tolerance_mm(spacing_mm) -> float:
+    """Grid tolerance of a measured minimal margin: half the largest voxel spacing.
+
+    The zone's edge is placed halfway between voxel centres (`signed_distance_mm`), so a margin measured on
+    a grid is known to within half a voxel step along the coarsest axis.
+    """
+    return 0.5 * float(np.max(np.asarray(spacing_mm, dtype=np.float64)))
+
+
+def margin_met(min_margin_mm: float, margin_mm: float, spacing_mm) -> bool:
+    """The success criterion of a lesion, shared by the planner and `verify`: the lethal zone reaches the
+    required margin everywhere around the tumour, i.e. the minimal margin is at least `margin_mm` less the
+    grid tolerance (`margin_tolerance_mm`).
+
+    The minimal ablative margin, not a share of the tumour + margin volume, predicts local tumour
+    progression after ablation (Kaye et al., Radiology 2019;293:664–671; Laimer et al., Eur Radiol
+    2020;30:2463–2472).
+
+    Parameters
+    ----------
+    min_margin_mm : float
+        Minimal signed margin of the lethal zone around the tumour (``inf`` when the zone fills the grid).
+    margin_mm : float
+        Required margin.
+    spacing_mm : sequence of 3 float
+        Voxel spacing of the grid the margin was measured on.
+
+    Examples
+    --------
+    >>> margin_met(4.6, 5.0, (1.0, 1.0, 1.0)), margin_met(4.4, 5.0, (1.0, 1.0, 1.0))
+    (True, False)
+    """
+    return bool(min_margin_mm >= margin_mm - margin_tolerance_mm(spacing_mm))
+
+
 @dataclass
 class LesionCoverage:
     """Coverage of one lesion by the isotherms of a temperature field.
@@ -116,6 +151,11 @@ class LesionCoverage:
         Signed margin of the ice ball (0 °C) around the tumour.
     tumour_min_temperature_c : float
         Warmest minimum temperature inside the tumour (the worst-treated voxel).
+    margin_met : bool
+        The success criterion (`margin_met`): the lethal zone reaches the margin everywhere, within
+        `margin_tolerance_mm`.
+    margin_tolerance_mm : float
+        The grid tolerance of that criterion.
     """
 
     lesion_id: str
@@ -129,10 +169,14 @@ class LesionCoverage:
     ice_min_margin_mm: float
     ice_mean_margin_mm: float
     tumour_min_temperature_c: float
+    margin_met: bool = False
+    margin_tolerance_mm: float = 0.0
 
     def to_dict(self) -> dict:
         return {
             "lethal_isotherm_c": self.lethal_isotherm_c,
+            "margin_met": self.margin_met,
+            "margin_tolerance_mm": round(self.margin_tolerance_mm, 2),
             "tumour_covered_pct": round(self.tumour_covered_pct, 2),
             "margin_mm": self.margin_mm,
             "margin_covered_pct": round(self.margin_covered_pct, 2),
@@ -217,6 +261,8 @@ def lesion_coverage(
         ice_min_margin_mm=ice.min_margin_mm,
         ice_mean_margin_mm=ice.mean_margin_mm,
         tumour_min_temperature_c=float(temperatures[tumour].max()),
+        margin_met=margin_met(lethal.min_margin_mm, margin_mm, spacing_mm),
+        margin_tolerance_mm=margin_tolerance_mm(spacing_mm),
     )
 
 
@@ -323,7 +369,7 @@ def risk_flags(
     heat_sink_lesions: dict[str, str] | None = None,
     limits: RiskLimits = RiskLimits(),
 ) -> list[Risk]:
-    """Risk flags of a plan: coverage shortfall, heat sink, biloma, gallbladder/bowel injury, cryoshock.
+    """Risk flags of a plan: margin shortfall (`margin_met`), heat sink, biloma, gallbladder/bowel injury, cryoshock.
 
     Parameters
     ----------
@@ -332,12 +378,13 @@ def risk_flags(
     """
     risks: list[Risk] = []
     for lesion in lesions:
-        if lesion.margin_covered_pct < limits.coverage_target_pct:
+        if not lesion.margin_met:
             risks.append(
                 Risk(
                     "coverage_shortfall",
-                    f"tumour + {lesion.margin_mm:g} mm covered {lesion.margin_covered_pct:.1f} % by the "
-                    f"{lesion.lethal_isotherm_c:g} °C isotherm (target {limits.coverage_target_pct:g} %)",
+                    f"minimal margin of the {lesion.lethal_isotherm_c:g} °C isotherm {lesion.min_margin_mm:.1f} mm, "
+                    f"required {lesion.margin_mm:g} mm everywhere (grid tolerance "
+                    f"{lesion.margin_tolerance_mm:.1f} mm); tumour + margin covered {lesion.margin_covered_pct:.1f} %",
                     lesion.lesion_id,
                 )
             )

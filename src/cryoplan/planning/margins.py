@@ -22,7 +22,7 @@ from skimage.filters import threshold_otsu
 from cryoplan.errors import InputError
 from cryoplan.imaging.registration import Registration, register, resample_mask
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.coverage import margin_shell, signed_distance_mm, surface
+from cryoplan.planning.coverage import margin_met, margin_shell, margin_tolerance_mm, signed_distance_mm, surface
 from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
 from cryoplan.progress import Progress
 from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, Protocol
@@ -126,8 +126,12 @@ class MarginReport:
     margin_covered_pct : float
         Percentage of tumour + margin inside the predicted lethal zone.
     verdict : str
-        ``adequate`` (lethal margin ≥ the required margin everywhere), ``insufficient``, or ``unverified``
+        ``adequate`` (lethal margin ≥ the required margin everywhere, within the grid tolerance: the planner's
+        criterion, `cryoplan.planning.coverage.margin_met`), ``insufficient``, or ``unverified``
         when the registration did not converge, no ice ball was found or the re-fit failed.
+    margin_tolerance_mm : float
+        Grid tolerance of the verdict (`cryoplan.planning.coverage.margin_tolerance_mm` of the
+        intraprocedural grid).
     where : list of dict
         For an insufficient margin: the tumour-surface points with the smallest margins (LPS mm, side).
     """
@@ -147,6 +151,7 @@ class MarginReport:
     fit: IceFit | None = None
     reasons: list[str] = field(default_factory=list)
     where: list[dict] = field(default_factory=list)
+    margin_tolerance_mm: float = 0.0
     # Arrays on the intraprocedural grid, for the margin map.
     tumour: np.ndarray | None = None
     ice: np.ndarray | None = None
@@ -161,6 +166,7 @@ class MarginReport:
             "schema_version": 1,
             "registration": None if self.registration is None else self.registration.to_dict(),
             "margin_mm": self.margin_mm,
+            "margin_tolerance_mm": rounded(self.margin_tolerance_mm),
             "lethal_isotherm_c": self.lethal_isotherm_c,
             "lethal_zone_method": self.lethal_zone_method,
             "fit": None if self.fit is None else self.fit.to_dict(),
@@ -320,6 +326,7 @@ def verify_margins(
         margin_covered_pct=None,
         verdict="unverified",
         reasons=reasons,
+        margin_tolerance_mm=margin_tolerance_mm(spacing),
         tumour=tumour_intra,
         ice=ice_mask,
     )
@@ -367,7 +374,7 @@ def verify_margins(
         report.verdict = "insufficient"
         reasons.append(f"the lethal isotherm ({lethal_isotherm_c:g} °C) is not reached inside the observed ice")
         return report
-    if report.lethal_min_margin_mm >= margin_mm:
+    if margin_met(report.lethal_min_margin_mm, margin_mm, spacing):
         report.verdict = "adequate"
     else:
         report.verdict = "insufficient"
