@@ -105,7 +105,9 @@ def run_job(page, kind: str, timeout_s: float = 240) -> list[str]:
 
 
 def figures_drawn(page) -> dict[str, int]:
-    """The plan figures on the page with the width the browser decoded for each (0: not drawn)."""
+    """The plan figures on the page with the width the browser decoded for each (0: not drawn), once each has
+    finished loading (a plan panel swapped in when a job finishes loads its figures afterwards)."""
+    page.wait_for_function("() => [...document.querySelectorAll('#plan img.figure')].every(i => i.complete)")
     return page.eval_on_selector_all(
         "#plan img.figure",
         "images => Object.fromEntries(images.map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]))",

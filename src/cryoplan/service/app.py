@@ -24,7 +24,7 @@ from cryoplan.service import db as database
 from cryoplan.service.auth import LoginThrottled, NotLoggedIn
 from cryoplan.service.edge import RequestLimits
 from cryoplan.service.jobs import JobRunner, PlanOptions
-from cryoplan.service.routes import admin_users, api, case_entry, pages, session, status
+from cryoplan.service.routes import admin_users, api, case_entry, inbox, pages, preview, session, status
 from cryoplan.service.settings import ServiceSettings
 from cryoplan.service.store import NotAllowed, NotFound, VersionConflict, run_document
 from cryoplan.service.uploads import UploadTooLarge, sweep_partial_uploads
@@ -152,6 +152,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(status.router)
     app.include_router(admin_users.router)
+    app.include_router(inbox.router)
+    app.include_router(preview.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.get("/vendor/niivue.js", include_in_schema=False)
