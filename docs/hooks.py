@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from cryoplan.case import Case
-from cryoplan.cli import app
+from cryoplan.cli import app, load_commands
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -89,6 +89,7 @@ def case_file_reference() -> str:
 
 
 def cli_reference() -> str:
+    load_commands()
     root = typer.main.get_command(app)
     runner = CliRunner()
     lines = ["# Command-line reference", "", "Generated from `cryoplan --help` at every documentation build.", ""]

@@ -1,6 +1,6 @@
-"""Command-line interface. Each module registers its commands on `cryoplan.cli.app.app`."""
+"""Command-line interface. Each module registers its commands on `cryoplan.cli.app.app`; `main` loads only
+the module of the command asked for, `load_commands()` every one."""
 
-from cryoplan.cli import assess, batch, imaging, planning, schema, service, thermal  # noqa: F401  (registers commands)
-from cryoplan.cli.app import app, main
+from cryoplan.cli.app import COMMANDS, app, load_commands, main
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "load_commands", "main"]
