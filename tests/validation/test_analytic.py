@@ -1,4 +1,4 @@
-"""The exact solutions of `cryoplan.thermal.analytic` (physics.md §5) checked against properties they must
+"""The exact solutions of `cryoplan.thermal.analytic` checked against properties they must
 have and that their code does not use: the differential equation and the Stefan condition by finite
 differences, the energy balance by quadrature, limit cases with classical closed forms, and the steady
 radii against a numerical shooting solution of the boundary-value problem (scipy `solve_ivp` + `brentq`).
@@ -126,8 +126,8 @@ def test_neumann_without_latent_heat_or_property_jump_is_the_erf_solution(rng):
         np.testing.assert_allclose(exact.temperature_c(x, seconds), classical, atol=1e-6)
 
 
-def test_physics_md_check_value_of_lambda():
-    """physics.md §5.1: λ ≈ 0.5054 for baseline liver, T_m −1, T_p −140, T_i 37 °C. That figure takes the
+def test_published_check_value_of_lambda():
+    """The planar Neumann check value λ ≈ 0.5054 for baseline liver, T_m −1, T_p −140, T_i 37 °C. That figure takes the
     frozen density as 1000 kg/m³ (C_s = 1.8 MJ/m³·K); the baseline's 998 kg/m³ gives λ = 0.50498."""
     liver = TISSUES["liver"].replace(density_frozen_kg_m3=1000.0)
     lam = analytic.neumann_lambda(

@@ -1,4 +1,4 @@
-"""Cross-section problems around a long probe (physics.md §5.2, §5.3) through the 3-D kernel on a grid one
+"""Cross-section problems around a long probe (steady perfused cylinder, cylindrical line sink) through the 3-D kernel on a grid one
 voxel thick along L (the kernel's outer axis, so the inner loop stays long), where a probe along L is an
 infinite line."""
 
@@ -34,7 +34,7 @@ def mean_isotherm_radius_mm(result, temperature_c: float) -> float:
 @pytest.mark.parametrize("mushy", [False, True])
 def test_steady_perfused_cylinder(rng, mushy):
     # Pseudo-time: the steady state does not depend on the latent heat, so a small one (5 MJ/m³) reaches
-    # it sooner; perfusion is drawn high (physiological liver ≈ 1.7e-2 1/s, physics.md §2).
+    # it sooner; perfusion is drawn high (physiological liver blood flow ≈ 1.7e-2 1/s).
     tissue = random_frozen_tissue(rng, single_temperature=not mushy, perfusion_1_s=float(rng.uniform(1.5e-2, 2.5e-2)))
     tissue = tissue.replace(latent_heat_j_m3=5e6)
     t_p = float(rng.uniform(-140.0, -100.0))

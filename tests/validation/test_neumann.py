@@ -1,4 +1,4 @@
-"""Two-phase Neumann problem (physics.md §5.1) through the 3-D kernel on a one-voxel-wide column along S
+"""Two-phase Neumann problem (Carslaw & Jaeger 1959, §11.2) through the 3-D kernel on a one-voxel-wide column along S
 (the kernel's inner axis, so the loop stays long)."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """cryoplan.imaging: images and segmentations in (DICOM, NIfTI, NRRD, DICOM-SEG), anatomy and lesion
 measurements out, in millimetres of the DICOM patient frame (LPS).
 
-Does not import `cryoplan.clinical` or `cryoplan.thermal` (DESIGN.md: imaging, clinical and thermal do not
-know about each other).
+Does not import `cryoplan.clinical` or `cryoplan.thermal`: imaging, clinical and thermal do not know about each
+other (the import contract in pyproject.toml).
 """
 
 from cryoplan.imaging.io import (
