@@ -8,7 +8,8 @@ from cryoplan.thermal import Tissue
 
 
 def random_frozen_tissue(rng: np.random.Generator, *, single_temperature: bool, perfusion_1_s: float = 0.0) -> Tissue:
-    """Tissue properties drawn uniformly within physical ranges for liver (baseline liver of Micromachines 2025;16:1321 and the ranges around it)."""
+    """Tissue properties drawn uniformly within physical ranges around the baseline liver (Micromachines
+    2025;16:1321)."""
     t_l = float(rng.uniform(-2.0, 0.0))
     return Tissue(
         name="drawn",
