@@ -1,6 +1,6 @@
 """Cross-section problems around a long probe (steady perfused cylinder, cylindrical line sink) through the
-3-D kernel on a grid one voxel thick along L (the kernel's outer axis, so the inner loop stays long), where a probe along L is an
-infinite line."""
+3-D kernel on a grid one voxel thick along L (the kernel's outer axis, so the inner loop stays long), where a
+probe along L is an infinite line."""
 
 from __future__ import annotations
 
