@@ -64,6 +64,7 @@ def measure_case_lesions(
             label_preset=imaging.label_preset,
             label_map=imaging.labels_map,
             masks=imaging.masks,
+            series_uid=imaging.series_uid,
         )
     imaging = case.imaging
     min_size = MIN_LESION_DIAMETER_MM
