@@ -1,9 +1,11 @@
 """Staged sessions: units split by lesion count, frozen volume and frozen share of the liver, with flags."""
 
+import numpy as np
 import pytest
 
 from cryoplan.errors import InputError
-from cryoplan.planning.sessions import SessionLimits, UnitLoad, staged_sessions
+from cryoplan.planning.search import Candidate, ProbePlan
+from cryoplan.planning.sessions import SessionLimits, UnitLoad, shared_ice_is_better, staged_sessions
 
 
 def loads(*frozen_ml, liver_share=0.8):
@@ -53,3 +55,18 @@ def test_bad_limits():
         staged_sessions(loads(1.0), 100.0, SessionLimits(max_lesions=0))
     with pytest.raises(InputError, match="max_frozen_liver_fraction"):
         staged_sessions(loads(1.0), 100.0, SessionLimits(max_frozen_liver_fraction=1.5))
+
+
+def candidate(probes, frozen_ml, critical_ok=True):
+    plan = ProbePlan("17g-rod", np.zeros(3), np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.0, -100.0]))
+    return Candidate([plan] * probes, 10.0, None, 100.0, frozen_ml, critical_ok)
+
+
+def test_one_ice_ball_only_when_cheaper_and_safer():
+    separate = [candidate(1, 20.0), candidate(1, 25.0)]
+    assert shared_ice_is_better(candidate(2, 40.0), separate)
+    assert not shared_ice_is_better(candidate(3, 30.0), separate)  # more probes
+    assert not shared_ice_is_better(candidate(2, 50.0), separate)  # more healthy liver frozen
+    assert not shared_ice_is_better(candidate(2, 40.0, critical_ok=False), separate)  # reaches a duct
+    assert not shared_ice_is_better(None, separate)
+    assert shared_ice_is_better(candidate(4, 90.0), [candidate(1, 20.0), None])  # alone one has no plan
