@@ -16,7 +16,8 @@ TUMOUR_RADIUS_MM = 5.0
 
 
 def segmentation() -> bytes:
-    """A 1 mm label image (RAS affine) with a 10 mm tumour (label 2) at LPS (0, 0, -20) inside liver (1)."""
+    """A 1 mm label image (RAS affine) with a 10 mm tumour (label 2) at LPS (0, 0, -20) inside liver (1) and a
+    portal vein (3) below it."""
     shape = (60, 60, 60)
     affine = np.diag([1.0, 1.0, 1.0, 1.0])
     affine[:3, 3] = [-30.0, -30.0, -50.0]
@@ -24,6 +25,8 @@ def segmentation() -> bytes:
     centre_ras = np.array([0.0, 0.0, -20.0])
     labels = np.ones(shape, dtype=np.uint8)
     labels.reshape(-1)[np.linalg.norm(ras - centre_ras, axis=1) <= TUMOUR_RADIUS_MM] = 2
+    # A 4 mm vessel running left-right at LPS y = 20 mm (RAS y = -20), z = -40 mm: below the tumour.
+    labels.reshape(-1)[np.linalg.norm((ras - [0.0, -20.0, -40.0])[:, 1:], axis=1) <= 2.0] = 3
     return gzip.compress(nib.Nifti1Image(labels, affine).to_bytes())
 
 
@@ -33,7 +36,7 @@ def probe(x: float, y: float, kind: str = "1.7mm") -> dict:
 
 
 def test_the_preview_freezes_the_layout_and_reads_the_tumour(service):
-    document = {**CASE_DOCUMENT, "imaging": {"labels_map": {"liver": 1, "tumour": 2}}}
+    document = {**CASE_DOCUMENT, "imaging": {"labels_map": {"liver": 1, "tumour": 2, "portal_vein": 3}}}
     case = service.create_case(document=document, role="clinician")
     h = service.headers("clinician")
     uploaded = service.client.post(
@@ -62,6 +65,14 @@ def test_the_preview_freezes_the_layout_and_reads_the_tumour(service):
     # ... a probe 40 mm away none of it.
     far = service.client.post(f"/api/cases/{case['id']}/preview", json={"probes": [probe(40.0, 0.0)]}, headers=h)
     assert far.json()["tumour_covered_pct"] == 0.0
+    # The paths are re-checked on the segmentation: the three probes, within 6 mm of y = 0, pass the vessel by ...
+    assert [p["crossed"] for p in answer["paths"]] == [[], [], []]
+    assert answer["paths"][0]["length_mm"] == 80.0
+    # ... a probe inserted along S at y = 20 mm goes through it.
+    crossing = service.client.post(
+        f"/api/cases/{case['id']}/preview", json={"probes": [probe(0.0, 20.0)]}, headers=h
+    ).json()
+    assert crossing["paths"][0]["crossed"] == ["portal vein"]
 
     refused = service.client.post(
         f"/api/cases/{case['id']}/preview", json={"probes": [probe(0, 0, kind="laser")]}, headers=h

@@ -60,18 +60,42 @@ def _placements(probes: list[PreviewProbe]) -> list[ProbePlacement]:
     return out
 
 
-def _tumour_points_lps(db, case, data_dir) -> np.ndarray | None:
-    """Centres (LPS mm) of the tumour voxels of the case's newest segmentation, if it names a tumour."""
-    values = next((s["values"] for s in structures(case.case_document) if s["name"] == "tumour"), None)
+def _segmentation(db, case, data_dir) -> tuple[np.ndarray, np.ndarray, list[dict]] | None:
+    """The case's newest segmentation (labels, RAS affine) and its named structures, if it has both."""
+    named = structures(case.case_document)
     labels = [d for d in store.documents(db, case.id) if d.purpose == "labels" and d.file_type in store.IMAGE_TYPES]
-    if not values or not labels:
+    if not named or not labels:
         return None
     image = nib.load(data_dir / "documents" / labels[-1].stored_name)
-    voxels = np.argwhere(np.isin(np.asarray(image.dataobj), values))
+    return np.asarray(image.dataobj), image.affine, named
+
+
+def _tumour_points_lps(segmentation) -> np.ndarray | None:
+    """Centres (LPS mm) of the tumour voxels of the segmentation, if it names a tumour."""
+    labels, affine, named = segmentation
+    values = next((s["values"] for s in named if s["name"] == "tumour"), None)
+    voxels = np.argwhere(np.isin(labels, values)) if values else np.empty((0, 3))
     if not len(voxels):
         return None
-    ras = nib.affines.apply_affine(image.affine, voxels)
-    return ras * np.array([-1.0, -1.0, 1.0])
+    return nib.affines.apply_affine(affine, voxels) * np.array([-1.0, -1.0, 1.0])
+
+
+def crossed_structures(segmentation, entry_lps, tip_lps, step_mm: float = 0.5) -> list[str]:
+    """The segmented structures (other than liver and tumour) that the straight path from entry to tip
+    passes through, in the order met: the path re-checked on the case's own segmentation."""
+    labels, affine, named = segmentation
+    by_value = {v: s["label"] for s in named if s["name"] not in ("liver", "tumour") for v in s["values"]}
+    entry, tip = np.asarray(entry_lps, float), np.asarray(tip_lps, float)
+    steps = max(2, int(np.linalg.norm(tip - entry) / step_mm) + 1)
+    points_ras = (entry + np.linspace(0.0, 1.0, steps)[:, None] * (tip - entry)) * np.array([-1.0, -1.0, 1.0])
+    voxels = np.rint(nib.affines.apply_affine(np.linalg.inv(affine), points_ras)).astype(int)
+    inside = np.all((voxels >= 0) & (voxels < labels.shape[:3]), axis=1)
+    met = []
+    for value in labels[tuple(voxels[inside].T)]:
+        name = by_value.get(int(value))
+        if name and name not in met:
+            met.append(name)
+    return met
 
 
 @router.post("/cases/{case_id}/preview", summary="Freeze an edited probe layout on a coarse grid (seconds)")
@@ -82,7 +106,7 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
         case = store.get_case(db, actor, case_id, action="preview")
         plan_job = store.latest_plan_job(db, case_id)
         plan = reports.plan_summary(None if plan_job is None else request.app.state.runner.output_dir(plan_job.id))
-        tumour = _tumour_points_lps(db, case, data_dir)
+        segmentation = _segmentation(db, case, data_dir)
     lethal_c = float(((plan or {}).get("settings") or {}).get("lethal_isotherm_c", -20.0))
     protocol = parse_protocol(body.protocol) if body.protocol else _plan_protocol(plan)
     placements = _placements(body.probes)
@@ -96,6 +120,7 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"case-{case_id}.nii.gz") as tmp:
         tmp.write_bytes(gzip.compress(nib.Nifti1Image(zones, LPS_TO_RAS @ grid.affine).to_bytes(), compresslevel=1))
+    tumour = None if segmentation is None else _tumour_points_lps(segmentation)
     covered = None
     if tumour is not None:
         covered = float((result.temperature_along_c(tumour, "min") <= lethal_c).mean() * 100)
@@ -108,6 +133,16 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
         "lethal_isotherm_c": lethal_c,
         "isotherm_volumes_ml": {f"{c:g}": round(result.isotherm_volume_ml(c), 1) for c in ISOTHERMS_C},
         "tumour_covered_pct": None if covered is None else round(covered, 1),
+        "paths": [
+            {
+                "probe": f"P{n}",
+                "length_mm": round(float(np.linalg.norm(np.subtract(p.tip_lps_mm, p.entry_lps_mm))), 1),
+                "crossed": None
+                if segmentation is None
+                else crossed_structures(segmentation, p.entry_lps_mm, p.tip_lps_mm),
+            }
+            for n, p in enumerate(body.probes, start=1)
+        ],
         "simulation_s": round(result.elapsed_s, 2),
         "wall_s": round(time.perf_counter() - started, 2),
         "isotherms_url": f"/api/cases/{case_id}/preview.nii.gz?t={time.time_ns()}",

@@ -57,8 +57,14 @@ if (form) {
       }
       const volumes = answer.isotherm_volumes_ml;
       const covered = answer.tumour_covered_pct === null ? "no tumour segmented" : `tumour covered ${answer.tumour_covered_pct} % by the ${answer.lethal_isotherm_c} °C isotherm`;
+      const crossing = answer.paths
+        .filter((path) => path.crossed && path.crossed.length)
+        .map((path) => `${path.probe} passes through ${path.crossed.join(", ")}`);
       result.textContent = `Preview (${answer.grid_mm} mm grid, ${answer.wall_s} s): ${covered}; `
-        + `ice ${volumes["0"]} ml, −20 °C ${volumes["-20"]} ml, −40 °C ${volumes["-40"]} ml. Run a plan for the full simulation.`;
+        + `ice ${volumes["0"]} ml, −20 °C ${volumes["-20"]} ml, −40 °C ${volumes["-40"]} ml. `
+        + (crossing.length ? `Check the paths: ${crossing.join("; ")}. ` : "")
+        + "Run a plan for the full simulation.";
+      result.className = crossing.length ? "caution" : "muted";
       form.dataset.previewed = "true";
       await showPreview(answer.isotherms_url);
     } catch (error) {
