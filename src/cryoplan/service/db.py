@@ -17,9 +17,14 @@ def make_engine(url: str) -> Engine:
     are readable by their owner only (SQLite gives its journal files the database file's permissions)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        if engine.url.database and engine.url.database != ":memory:":
-            os.close(os.open(engine.url.database, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(engine.url.database, 0o600)
+        database = engine.url.database
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(_dialect, _record, _args, _params):  # noqa: ANN001
+            # Before SQLite opens (and so creates) the file: create it for the owner alone.
+            if database and database != ":memory:" and Path(database).parent.is_dir():
+                os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.chmod(database, 0o600)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
