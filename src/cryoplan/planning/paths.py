@@ -66,8 +66,8 @@ class PathMap:
     body : numpy.ndarray of bool
         The patient's outline, internal cavities filled.
     groups : list of (float, numpy.ndarray, numpy.ndarray)
-        Per distinct clearance value: the value, the obstacle mask of that clearance, and the flat index of
-        its nearest voxel to every voxel centre (the feature transform).
+        Per distinct clearance value: the value, the obstacle mask of that clearance, and the flat indices
+        of its boundary voxels.
     slack_mm : numpy.ndarray of float32
         Per voxel centre, the smallest over the groups of (distance − clearance).
     label : numpy.ndarray of int16
@@ -107,11 +107,10 @@ class PathMap:
             for name in names:
                 if clearances[name] == value:
                     group |= obstacles[name]
-            distance, nearest = ndimage.distance_transform_edt(
-                ~group, sampling=anatomy.grid.spacing_mm, return_indices=True
-            )
+            distance = ndimage.distance_transform_edt(~group, sampling=anatomy.grid.spacing_mm)
             np.minimum(slack, distance - value, out=slack)
-            groups.append((value, group, np.ravel_multi_index(tuple(nearest), group.shape).astype(np.int32).ravel()))
+            boundary = np.flatnonzero(group & ~ndimage.binary_erosion(group))
+            groups.append((value, group, boundary))
         return cls(
             anatomy.grid, anatomy.body, groups, slack, label, names, {n: clearances[n] for n in names}, obstacles
         )
@@ -132,57 +131,37 @@ class PathMap:
         slack(q) − |point − q| (the triangle inequality)."""
         index = self.grid.lps_to_index(points)
         base = np.floor(index).astype(np.int64)
-        bound = np.full(len(points), -np.inf)
-        for corner in _CORNERS:
-            q = base + corner
-            inside = self._inside(q)
-            if inside.any():
-                values = np.full(len(points), -np.inf)
-                gap = np.linalg.norm(self.grid.index_to_lps(q[inside]) - points[inside], axis=1)
-                values[inside] = self.slack_mm[tuple(q[inside].T)] - gap
-                bound = np.maximum(bound, values)
-        return bound
+        # Any voxel centre bounds the slack through the triangle inequality: corners beyond the image are
+        # clipped to its edge (a looser bound there, still a bound).
+        q = np.clip(base[:, None, :] + _CORNERS[None], 0, np.asarray(self.grid.shape) - 1)  # (n, 8, 3)
+        gap = np.linalg.norm((q - index[:, None, :]) @ self.grid.affine[:3, :3].T, axis=-1)
+        return (self.slack_mm[q[..., 0], q[..., 1], q[..., 2]] - gap).max(axis=1)
 
-    def exact_slack(self, points: np.ndarray) -> np.ndarray:
+    def exact_slack(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The slack at each point from the distance to the nearest voxel centre of each obstacle group (a
-        k-d tree of its boundary voxels; a point whose own voxel is an obstacle is that voxel's distance away)."""
-        slack = np.full(len(points), np.inf)
-        index = np.rint(self.grid.lps_to_index(points)).astype(np.int64)
-        inside = self._inside(index)
-        for value, group, _ in self.groups:
-            tree = self._trees.get(value)
-            if tree is None:
-                boundary = group & ~ndimage.binary_erosion(group)
-                tree = self._trees[value] = cKDTree(self.grid.index_to_lps(np.argwhere(boundary)))
-            distance = tree.query(points)[0]
-            hit = np.zeros(len(points), dtype=bool)
-            hit[inside] = group[tuple(index[inside].T)]
-            # Inside the obstacle, the nearest voxel centre is the point's own voxel (maybe not on its boundary).
-            distance[hit] = np.linalg.norm(points[hit] - self.grid.index_to_lps(index[hit]), axis=1)
-            slack = np.minimum(slack, distance - value)
-        return slack
-
-    def slack(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """An upper bound of the slack (distance to each obstacle − its clearance, the smallest over the
-        obstacles) at each point, and the flat index of the obstacle voxel that sets it (−1 without
-        obstacles): the distance to the nearest of the obstacle voxels nearest to the 8 voxel centres
-        around the point (the feature transform; −inf beyond the image)."""
-        index = self.grid.lps_to_index(points)
-        base = np.floor(index).astype(np.int64)
+        k-d tree of its boundary voxels; a point whose own voxel is an obstacle is that voxel's distance
+        away), and the flat index of the obstacle voxel that sets it (−1 without obstacles)."""
         slack = np.full(len(points), np.inf)
         which = np.full(len(points), -1, dtype=np.int64)
-        beyond = np.any((index < -0.5) | (index > np.asarray(self.grid.shape) - 0.5), axis=1)
-        for corner in _CORNERS:
-            q = np.clip(base + corner, 0, np.asarray(self.grid.shape) - 1)
-            flat = np.ravel_multi_index(tuple(q.T), self.grid.shape)
-            for value, _, nearest in self.groups:
-                feature = nearest[flat]
-                where = self.grid.index_to_lps(np.stack(np.unravel_index(feature, self.grid.shape), axis=1))
-                candidate = np.linalg.norm(where - points, axis=1) - value
-                better = candidate < slack
-                slack[better] = candidate[better]
-                which[better] = feature[better]
-        slack[beyond] = -np.inf
+        index = np.rint(self.grid.lps_to_index(points)).astype(np.int64)
+        inside = self._inside(index)
+        own = np.full(len(points), -1, dtype=np.int64)
+        own[inside] = np.ravel_multi_index(tuple(index[inside].T), self.grid.shape)
+        for value, group, boundary in self.groups:
+            tree = self._trees.get(value)
+            if tree is None:
+                centres = self.grid.index_to_lps(np.stack(np.unravel_index(boundary, group.shape), axis=1))
+                tree = self._trees[value] = cKDTree(centres)
+            distance, nearest = tree.query(points)
+            feature = boundary[nearest]
+            hit = np.zeros(len(points), dtype=bool)
+            hit[inside] = group.ravel()[own[inside]]
+            # Inside the obstacle, the nearest voxel centre is the point's own voxel (maybe not on its boundary).
+            distance[hit] = np.linalg.norm(points[hit] - self.grid.index_to_lps(index[hit]), axis=1)
+            feature[hit] = own[hit]
+            better = distance - value < slack
+            slack[better] = distance[better] - value
+            which[better] = feature[better]
         return slack, which
 
     def trace(self, tip: np.ndarray, outward: np.ndarray, max_path_mm: float, step_mm: float = PATH_STEP_MM):
@@ -222,24 +201,23 @@ class PathMap:
     ) -> float:
         """How far the straight path (tip to skin entry) stays beyond every obstacle's clearance (the
         probe's radius must fit in it): the smallest exact slack over samples `step_mm` apart, less half a
-        step for the path between them. With `need`, a bound that already decides ``≥ need`` is returned
-        instead of the exact value."""
+        step for the path between them. With `need`, samples whose lower bound already clears it are not
+        measured exactly, so the value returned decides ``≥ need`` but may exceed the exact one above it."""
         points = self.path_points(tip, entry, step_mm)
         half = float(np.linalg.norm(entry - tip)) / max(len(points) - 1, 1) / 2
+        if not self.groups:
+            return math.inf
         lower = self.lower_slack(points)
-        if need is not None and lower.min() - half >= need:
-            return float(lower.min()) - half
-        upper = float(self.slack(points)[0].min())
-        if need is not None and upper - half < need:
-            return upper - half
-        open_ = lower < upper
+        open_ = lower - half < need if need is not None else np.ones(len(points), dtype=bool)
         if not open_.any():
-            return upper - half
-        return min(upper, float(self.exact_slack(points[open_]).min())) - half
+            return float(lower.min()) - half
+        exact = float(self.exact_slack(points[open_])[0].min())
+        rest = float(lower[~open_].min()) if (~open_).any() else math.inf
+        return min(exact, rest) - half
 
     def blocking(self, tip: np.ndarray, entry: np.ndarray) -> str | None:
         """The obstacle whose clearance the path comes closest to breaking (None without obstacles)."""
-        slack, which = self.slack(self.path_points(tip, entry))
+        slack, which = self.exact_slack(self.path_points(tip, entry))
         feature = int(which[int(np.argmin(slack))])
         if feature < 0:
             return None

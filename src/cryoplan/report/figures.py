@@ -456,6 +456,7 @@ def margin_map_figure(
     return figure
 
 
+PATH_STRUCTURE_LABELS = {"lung": "lung and gas"}
 PATH_STRUCTURE_COLOURS = {
     "skin": "#e0e0e0",
     "liver": "#fdae61",
@@ -529,7 +530,10 @@ def path_figure(
         decorate(ax, plane, f"{title} {name}".strip())
     handles = [Line2D([], [], color="white", lw=2, label="tumour")]
     handles += [
-        Line2D([], [], color=PATH_STRUCTURE_COLOURS.get(name, "white"), lw=1, label=name) for name in structures
+        Line2D(
+            [], [], color=PATH_STRUCTURE_COLOURS.get(name, "white"), lw=1, label=PATH_STRUCTURE_LABELS.get(name, name)
+        )
+        for name in structures
     ]
     handles += [
         Line2D(
