@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,9 @@ def _run_plan(
         _summary(document, out_dir)
 
 
+#: Most uncertainty samples the sequential test of `--confidence` draws per candidate plan.
+ROBUST_SAMPLES = 60
+
 _PLAN_OPTIONS = dict(
     margin_mm=typer.Option(
         5.0, "--margin-mm", help="Margin around the tumour the lethal isotherm must cover (0–10 mm)."
@@ -218,6 +222,12 @@ def plan_command(
         [], "--entry", help="Skin entry point of a lesion's probes, LESION=x,y,z in LPS mm (repeatable)."
     ),
     position: Position = typer.Option(Position.supine, "--position", help="The patient's position on the table."),
+    confidence: float | None = typer.Option(
+        None,
+        "--confidence",
+        help="Plan robustly: accept a plan only when its probability that every margin is met under placement, "
+        f"tissue and probe error reaches this (e.g. 0.9; a sequential test of up to {ROBUST_SAMPLES} samples).",
+    ),
 ) -> None:
     """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
     from cryoplan.clinical import read_case_file
@@ -237,6 +247,8 @@ def plan_command(
         entry,
         position,
     )
+    if confidence is not None:
+        settings = replace(settings, confidence=confidence, robust_samples=ROBUST_SAMPLES).check()
     case, _ = read_case_file(case_file)
     _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)
 

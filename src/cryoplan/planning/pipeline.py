@@ -20,8 +20,8 @@ from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy
 from cryoplan.imaging.body import field_of_view_warnings
 from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy, planning_units
-from cryoplan.planning.coverage import Coverage, margin_shell
+from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
+from cryoplan.planning.coverage import Coverage, Risk, margin_shell
 from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
 from cryoplan.planning.paths import (
     NoSafePath,
@@ -31,7 +31,9 @@ from cryoplan.planning.paths import (
     ranked_directions,
     why_no_path,
 )
+from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProbability, success_probability
 from cryoplan.planning.search import Candidate, build_target, escalations, search_candidates
+from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
 from cryoplan.planning.uncertainty import run_uncertainty
@@ -54,6 +56,7 @@ class UnitPlan:
     history_points: dict[str, list[float]]
     simulations: list[dict] = field(default_factory=list)
     uncertainty: object | None = None
+    success: SuccessProbability | None = None  # the sequential test of robust planning
     exposure: OrganExposure | None = None  # what the ice reaches besides liver and tumour
     paths: list[dict] = field(default_factory=list)  # per probe, `describe_path`
 
@@ -76,6 +79,7 @@ class CasePlan:
     source_dicom: Path | None = None
     notes: list[str] = field(default_factory=list)
     image_warnings: list[dict] = field(default_factory=list)  # `cryoplan.imaging.body.field_of_view_warnings`
+    sessions: list[Session] = field(default_factory=list)  # staged sessions (`cryoplan.planning.sessions`)
 
 
 def checked_entry(path_map: PathMap, lesion_id: str, point, centre: np.ndarray, reach_mm: float) -> np.ndarray:
@@ -112,8 +116,15 @@ def plan_unit(
     settings: PlanSettings,
     unit_id: str,
     progress: Progress | None = None,
+    seed: int = 0,
 ) -> UnitPlan:
-    """Choose, simulate and (when it falls short) escalate the plan of one planning unit."""
+    """Choose, simulate and (when it falls short) escalate the plan of one planning unit.
+
+    A plan is accepted when its full simulation meets every lesion's margin (`margin_met`) and, with
+    ``settings.robust_samples``, when the sequential test finds its probability of success under the
+    uncertainty model at least ``settings.confidence`` (`cryoplan.planning.robust`); otherwise the best plan
+    simulated is kept and flagged.
+    """
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
     deepest = max(get_probe(p).active_length_mm / 2 + get_probe(p).tip_offset_mm for p in settings.probe_types)
@@ -173,23 +184,50 @@ def plan_unit(
         )
         result, lesion_masks, structures, history_points, _ = simulated
         covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
-        worst = min(lesion.margin_covered_pct for lesion in covered.lesions)
+        # One criterion with `verify`: every lesion's margin met (`margin_met`); the worst margin ranks the rest.
+        met = all(lesion.margin_met for lesion in covered.lesions)
+        worst = min(lesion.min_margin_mm for lesion in covered.lesions)
         simulations.append(
             {
                 "probes": len(candidate.probes),
                 "freeze_minutes": candidate.freeze_minutes,
                 "probe_type": candidate.probes[0].probe_id,
-                "margin_covered_pct": round(worst, 2),
+                "margin_covered_pct": round(min(lesion.margin_covered_pct for lesion in covered.lesions), 2),
+                "min_margin_mm": round(worst, 2) if np.isfinite(worst) else None,
+                "margin_met": met,
                 "elapsed_s": round(time.perf_counter() - started, 2),
             }
         )
-        if best is None or worst > best[0]:
-            best = (worst, candidate, simulated, covered)
-        if worst >= settings.coverage_target_pct:
+        robust = None
+        if met and settings.robust_samples:
+            # Robust planning: the nominal plan meets the margins; does it under placement and tissue error?
+            robust = success_probability(
+                anatomy,
+                PlanUnderTest(lesion_ids, candidate),
+                settings,
+                test=SequentialTest(target=settings.confidence, max_samples=settings.robust_samples),
+                seed=seed,
+                grid_mm=settings.chart_grid_mm,
+            )
+            simulations[-1]["probability_of_success"] = robust.to_dict()
+        rank = (robust is None or robust.robust, met, robust.probability if robust else 0.0, worst)
+        if best is None or rank > best[0]:
+            best = (rank, candidate, simulated, covered, robust)
+        if met and (robust is None or robust.robust):
             break
         if not queue:
             queue = escalations(candidate, target, path_map, settings, directions)
-    _, candidate, (result, lesion_masks, structures, history_points, tissues), covered = best
+    _, candidate, (result, lesion_masks, structures, history_points, tissues), covered, robust = best
+    if robust is not None and not robust.robust:
+        low, high = robust.interval
+        covered.risks.append(
+            Risk(
+                "not_robust",
+                f"probability that every margin is met {robust.probability:.2f} (95 % interval {low:.2f}–{high:.2f}, "
+                f"{robust.samples} samples), below the confidence asked for ({settings.confidence:g}); "
+                "the best plan found within the probe and time limits",
+            )
+        )
     exposure = None
     if tissues.names is not None:
         exposure = organ_exposure(
@@ -222,7 +260,21 @@ def plan_unit(
         simulations,
         exposure=exposure,
         paths=paths,
+        success=robust,
     )
+
+
+def case_sessions(anatomy: PlanningAnatomy, units: list[UnitPlan]) -> list[Session]:
+    """The units split into staged sessions (`staged_sessions`); each session's flags are added to the risks
+    of its units, where the report shows them."""
+    healthy = anatomy.liver & ~np.any(np.stack(list(anatomy.lesions.values())), axis=0)
+    loads = [UnitLoad(u.unit_id, u.lesion_ids, u.coverage.frozen_volume_ml, u.coverage.frozen_liver_ml) for u in units]
+    sessions = staged_sessions(loads, float(healthy.sum()) * anatomy.grid.voxel_volume_ml or None)
+    by_id = {u.unit_id: u for u in units}
+    for session in sessions:
+        for unit_id in session.unit_ids:
+            by_id[unit_id].coverage.risks.extend(session.risks)
+    return sessions
 
 
 # ------------------------------------------------------------------------------------------ the case
@@ -304,8 +356,9 @@ def plan_case(
     if unknown:
         raise InputError(f"entries.{unknown[0]}", f"a lesion id, one of {', '.join(planning.lesions)}", unknown[0])
     units = []
-    for number, lesion_ids in enumerate(planning_units(planning, settings.margin_mm), start=1):
-        units.append(plan_unit(planning, path_map, lesion_ids, settings, f"U{number}", progress))
+    for number, lesion_ids in enumerate(planning_groups(planning, path_map, settings), start=1):
+        units.append(plan_unit(planning, path_map, lesion_ids, settings, f"U{number}", progress, seed))
+    sessions = case_sessions(planning, units)
     timing["planning_s"] = time.perf_counter() - started
     timing["final_simulation_s"] = float(sum(u.result.elapsed_s for u in units))
     if uncertainty_samples:
@@ -330,5 +383,15 @@ def plan_case(
             )
     warnings = field_of_view_warnings(planning.body_model, settings.margin_mm) if planning.body_model else []
     return CasePlan(
-        settings, assessment, ct, planning, measurements, units, timing, dicom, notes, [w.to_json() for w in warnings]
+        settings,
+        assessment,
+        ct,
+        planning,
+        measurements,
+        units,
+        timing,
+        dicom,
+        notes,
+        [w.to_json() for w in warnings],
+        sessions=sessions,
     )

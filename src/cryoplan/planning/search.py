@@ -17,9 +17,12 @@ The optimiser works per planning unit (one lesion, or several lesions close enou
    (fewest probes, then shortest freeze, then least frozen healthy liver) whose estimate covers tumour +
    margin and spares the critical structures is chosen.
 3. **Full simulation.** The chosen plan is simulated on the patient's anatomy with its large vessels as
-   heat sinks; when that simulation misses the coverage target, the plan escalates (longer freeze, then
-   one more probe) and is simulated again, up to a budget. Every number reported comes from the last
-   full simulation; a shortfall that remains is flagged, never hidden.
+   heat sinks. It succeeds when every lesion's margin is met everywhere (`cryoplan.planning.coverage.
+   margin_met`, the rule `verify` applies) and, in robust planning, when its probability of success
+   under the uncertainty model reaches the confidence asked for (`cryoplan.planning.robust`); otherwise
+   the plan escalates (longer freeze, then one more probe) and is simulated again, up to a budget. The
+   numbers reported come from the full simulation of the plan kept: the first that succeeds, or the best
+   one simulated, whose shortfall is flagged, never hidden.
 """
 
 from __future__ import annotations

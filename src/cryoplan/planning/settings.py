@@ -75,6 +75,11 @@ class PlanSettings:
         Spacing of the probes' isotherm charts (they only rank candidates; the final simulation decides).
     max_full_simulations : int
         Budget of full simulations per planning unit (escalations included).
+    confidence : float
+        Probability of success (every lesion's margin met under placement, tissue and probe error) a robust
+        plan reaches (`cryoplan.planning.robust`).
+    robust_samples : int
+        Most uncertainty samples the sequential test draws per candidate plan (0: no robust planning).
     """
 
     lethal_isotherm_c: float = -20.0
@@ -99,6 +104,8 @@ class PlanSettings:
     grid_mm: float = 1.0
     chart_grid_mm: float = 2.0
     max_full_simulations: int = 3
+    confidence: float = 0.9
+    robust_samples: int = 0
 
     def check(self) -> PlanSettings:
         """Validate the settings; `InputError` names the first bad one."""
@@ -108,6 +115,10 @@ class PlanSettings:
             raise InputError("margin_mm", "a margin between 0 and 10 mm", self.margin_mm)
         if not 50.0 <= self.coverage_target_pct <= 100.0:
             raise InputError("coverage_target_pct", "a target between 50 and 100 %", self.coverage_target_pct)
+        if not 0.5 <= self.confidence < 1.0:
+            raise InputError("confidence", "a probability of success from 0.5 to below 1", self.confidence)
+        if not 0 <= self.robust_samples <= 1000:
+            raise InputError("robust_samples", "0 to 1000 samples per candidate", self.robust_samples)
         if not 1 <= self.max_probes <= 8:
             raise InputError("max_probes", "1 to 8 probes", self.max_probes)
         if not self.freeze_minutes or any(not (0 < m <= 30) for m in self.freeze_minutes):

@@ -1,0 +1,216 @@
+"""Probability that a plan succeeds under real-world error, estimated with a sequential test.
+
+A sample of the uncertainty model (`cryoplan.planning.uncertainty`: probe placement error, tissue and probe
+properties) *succeeds* when every lesion of the unit meets its margin on the sample's lethal zone
+(`cryoplan.planning.coverage.margin_met`, the criterion `verify` applies). The samples of a plan are
+Bernoulli trials with an unknown probability of success p; a plan is robust when p reaches the confidence
+asked for (0.9 by default).
+
+Samples are drawn until Wald's sequential probability ratio test decides between p ≥ target + δ (robust)
+and p ≤ target − δ (not robust), δ being the indifference half-width, with error rates α and β; a test
+that reaches its budget of samples undecided is reported as such, with the estimate and its Wilson score
+interval. Sample i of a seed draws from its own generator (seed, i), so a test that stops early and one
+that runs longer agree on the samples they share.
+
+References
+----------
+.. [1] Wald A. Sequential tests of statistical hypotheses. Ann Math Stat 1945;16:117–186.
+.. [2] Wilson EB. Probable inference, the law of succession, and statistical inference. J Am Stat Assoc
+   1927;22:209–212.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from cryoplan.errors import InputError
+from cryoplan.planning.coverage import margin_met, zone_margin
+from cryoplan.planning.simulation import resample_mask
+from cryoplan.planning.uncertainty import (
+    DIRECTION_SIGMA_DEG,
+    TIP_SIGMA_MM,
+    SampleContext,
+    run_sample,
+    sample_context,
+)
+from cryoplan.thermal import parse_protocol
+
+DEFAULT_CONFIDENCE = 0.9
+
+
+@dataclass(frozen=True)
+class SequentialTest:
+    """Wald's SPRT for a Bernoulli probability against `target` [1].
+
+    Attributes
+    ----------
+    target : float
+        Probability of success a robust plan reaches.
+    indifference : float
+        δ: the test tells p ≥ target + δ from p ≤ target − δ (clamped inside (0, 1)).
+    alpha, beta : float
+        Probability of calling a plan robust whose p ≤ target − δ, and of rejecting one whose p ≥ target + δ.
+    max_samples : int
+        Budget: the test stops undecided after this many samples.
+    """
+
+    target: float = DEFAULT_CONFIDENCE
+    indifference: float = 0.05
+    alpha: float = 0.05
+    beta: float = 0.1
+    max_samples: int = 60
+
+    def check(self) -> SequentialTest:
+        if not 0.5 <= self.target < 1.0:
+            raise InputError("confidence", "a probability of success from 0.5 to below 1", self.target)
+        if not 0 < self.indifference < min(self.target, 1 - self.target) + 1e-12:
+            raise InputError("indifference", f"a half-width above 0 and below {1 - self.target:g}", self.indifference)
+        if not (0 < self.alpha < 0.5 and 0 < self.beta < 0.5):
+            raise InputError("alpha", "error rates above 0 and below 0.5", (self.alpha, self.beta))
+        if self.max_samples < 1:
+            raise InputError("max_samples", "at least one sample", self.max_samples)
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(p0, p1): the probabilities of the two hypotheses."""
+        return self.target - self.indifference, min(self.target + self.indifference, 1 - 1e-9)
+
+    def log_likelihood_ratio(self, successes: int, samples: int) -> float:
+        p0, p1 = self.bounds
+        failures = samples - successes
+        return successes * math.log(p1 / p0) + failures * math.log((1 - p1) / (1 - p0))
+
+    def decision(self, successes: int, samples: int) -> str | None:
+        """``robust``, ``not_robust``, or None while undecided."""
+        ratio = self.log_likelihood_ratio(successes, samples)
+        if ratio >= math.log((1 - self.beta) / self.alpha):
+            return "robust"
+        if ratio <= math.log(self.beta / (1 - self.alpha)):
+            return "not_robust"
+        return None
+
+
+def wilson_interval(successes: int, samples: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion [2] (two-sided, `level`)."""
+    if samples == 0:
+        return 0.0, 1.0
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    p = successes / samples
+    centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
+    half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class SuccessProbability:
+    """The estimated probability that a plan meets every lesion's margin under the uncertainty model."""
+
+    successes: int
+    samples: int
+    decision: str | None
+    target: float
+    seed: int
+    elapsed_s: float
+
+    @property
+    def probability(self) -> float:
+        return self.successes / self.samples if self.samples else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.samples)
+
+    @property
+    def robust(self) -> bool:
+        return self.decision == "robust"
+
+    def to_dict(self) -> dict:
+        low, high = self.interval
+        return {
+            "probability_of_success": round(self.probability, 4),
+            "probability_interval_95": [round(low, 4), round(high, 4)],
+            "successes": self.successes,
+            "samples": self.samples,
+            "confidence": self.target,
+            "decision": self.decision or "undecided",
+            "method": "sequential probability ratio test (Wald 1945)",
+            "seed": self.seed,
+            "elapsed_s": round(self.elapsed_s, 2),
+        }
+
+
+def sample_succeeds(context: SampleContext, lesion_masks: list[np.ndarray], packed: np.ndarray, margin_mm: float):
+    """Whether every lesion meets its margin on one sample's lethal zone (packed bits on the context grid)."""
+    lethal = np.unpackbits(packed, count=int(np.prod(context.grid.shape))).reshape(context.grid.shape).astype(bool)
+    spacing = [context.grid.spacing_mm] * 3
+    return all(margin_met(zone_margin(m, lethal, spacing).min_margin_mm, margin_mm, spacing) for m in lesion_masks)
+
+
+def success_probability(
+    anatomy,
+    unit,
+    settings,
+    *,
+    test: SequentialTest | None = None,
+    seed: int = 0,
+    grid_mm: float | None = None,
+    tip_sigma_mm: float = TIP_SIGMA_MM,
+    direction_sigma_deg: float = DIRECTION_SIGMA_DEG,
+    samples: int | None = None,
+    progress=None,
+) -> SuccessProbability:
+    """Sample the uncertainty model on a unit's plan until the sequential test decides (module docstring).
+
+    Parameters
+    ----------
+    anatomy : PlanningAnatomy
+    unit : object
+        A planning unit with ``lesion_ids`` and ``candidate`` (`cryoplan.planning.pipeline.UnitPlan`).
+    settings : PlanSettings
+        Margin, lethal isotherm and grid.
+    test : SequentialTest, optional
+        The test (default: target 0.9, δ 0.05, α 0.05, β 0.1, 60 samples at most).
+    seed : int
+        Seed of the samples.
+    grid_mm : float, optional
+        Grid of the sampled simulations (the plan's grid when None).
+    samples : int, optional
+        Draw exactly this many samples instead of stopping when the test decides (the decision is still
+        the test's on all of them).
+    progress : callable, optional
+        ``progress(None, fraction)`` after each sample (fraction of the budget).
+
+    Returns
+    -------
+    SuccessProbability
+    """
+    test = (test or SequentialTest(target=getattr(settings, "confidence", DEFAULT_CONFIDENCE))).check()
+    started = time.perf_counter()
+    context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
+    lesion_masks = [resample_mask(anatomy.lesions[i], anatomy.grid, context.grid) for i in unit.lesion_ids]
+    protocol = parse_protocol(context.protocol_text)
+    budget = samples or test.max_samples
+    successes = drawn = 0
+    decision = None
+    while drawn < budget and (samples or decision is None):
+        _, packed, _, _ = run_sample(context, protocol, drawn, seed)
+        successes += sample_succeeds(context, lesion_masks, packed, settings.margin_mm)
+        drawn += 1
+        decision = test.decision(successes, drawn)
+        if progress:
+            progress(None, drawn / budget)
+    return SuccessProbability(successes, drawn, decision, test.target, seed, time.perf_counter() - started)
+
+
+@dataclass
+class PlanUnderTest:
+    """A candidate plan of a planning unit, as `success_probability` (and the uncertainty sampling) takes it."""
+
+    lesion_ids: list[str]
+    candidate: object
