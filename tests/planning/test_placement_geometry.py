@@ -9,6 +9,7 @@ from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import Anatomy
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, large_vessel_mask, planning_anatomy, vessel_components
+from cryoplan.planning.charts import IsothermChart
 from cryoplan.planning.paths import PathMap, probe_paths, ranked_directions
 from cryoplan.planning.pipeline import plan_unit
 from cryoplan.planning.search import layout_offsets, min_neighbour_distance
@@ -138,3 +139,9 @@ def test_settings_are_checked():
         PlanSettings(probe_types=("no-such-probe",)).check()
     with pytest.raises(InputError, match="margin_mm"):
         PlanSettings(margin_mm=12.0).check()
+
+
+def test_probe_coolings_combine_by_their_p_norm_even_a_rounding_error_below_zero():
+    chart = IsothermChart("17g-rod", 10.0, np.arange(3.0), np.arange(3.0), np.full((3, 3), 37.0), 1.5)
+    combined = chart.combine([np.array([-1e-12, 2.0]), np.array([1.0, 2.0])])
+    np.testing.assert_allclose(combined, [37.0 - 1.0, 37.0 - (2 * 2.0**1.5) ** (1 / 1.5)])

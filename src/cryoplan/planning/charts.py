@@ -47,7 +47,8 @@ class IsothermChart:
         """Minimum temperature under several probes: the far field less the p-norm of their coolings
         (p = ∞: the coldest probe alone; p = 1: linear superposition)."""
         p = self.combination_exponent if exponent is None else exponent
-        stacked = np.stack(coolings)
+        # Interpolation can leave a cooling a rounding error below zero; a fractional power of it is NaN.
+        stacked = np.clip(np.stack(coolings), 0.0, None)
         total = stacked.max(axis=0) if math.isinf(p) else np.sum(stacked**p, axis=0) ** (1.0 / p)
         return self.far_field_c - total
 
