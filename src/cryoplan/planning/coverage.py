@@ -353,7 +353,8 @@ class RiskLimits:
         large fractions of the liver (≈ 30–35 %; Seifert & Morris, World J Surg 1999); 500 ml is the
         default alert and is configurable.
     coverage_target_pct : float
-        Tumour + margin coverage a plan must reach (99 %).
+        Not a success criterion any more (a plan succeeds by `margin_met`); the charts' estimate still ranks
+        layouts by the share of tumour + margin they cover (`PlanSettings.coverage_target_pct`).
     """
 
     critical_temperature_c: float = -20.0
