@@ -3,14 +3,8 @@ CRYOPLAN_TEST_POSTGRES_URL is set) with one user per role, and live `cryoplan se
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
-
-with warnings.catch_warnings():
-    # Starlette's TestClient announces a move from httpx to httpx2; it works as documented meanwhile.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 from service_support import LiveServer, Service, create_users, postgres_url
 
 from cryoplan.service.app import create_app
