@@ -16,13 +16,8 @@ from cryoplan.service.auth import (
     ALL_ROLES,
     CLINICAL,
     EDITORS,
-    SESSION_COOKIE,
     Actor,
-    client_address,
-    issue_token,
-    login,
     requires,
-    revoke_token,
 )
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import job_kinds, submit_job
@@ -58,42 +53,6 @@ def back_to(case_id: int) -> RedirectResponse:
 @router.get("/login")
 def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", None)
-
-
-@router.post("/login")
-def login_submit(
-    request: Request, username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=200)]
-) -> Response:
-    settings = request.app.state.settings
-    with transaction(request) as db:
-        user = login(
-            db, username, password, client_address(request), settings.login_max_failures, settings.login_window_s
-        )
-        if user is None:
-            store.audit(db, None, "login_failed", "user", detail=username, address=client_address(request))
-            return render(request, "login.html", None, 401, error="Wrong user name or password.")
-        token, _ = issue_token(db, user, "session", settings.session_max_age_s)
-        store.audit(db, None, "login", "user", user.id, detail="session", address=client_address(request))
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=settings.session_max_age_s,
-        httponly=True,
-        samesite="strict",
-        secure=settings.secure_cookies,
-    )
-    return response
-
-
-@router.post("/logout")
-def logout(request: Request, actor: Reader) -> Response:
-    with transaction(request) as db:
-        revoke_token(db, request.cookies[SESSION_COOKIE])
-        store.audit(db, actor, "logout", "user", actor.user_id)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
 
 
 @router.get("/")
