@@ -28,7 +28,7 @@ PriorTreatment = Literal[
 ]
 #: The label presets of `cryoplan.imaging.anatomy.PRESETS`.
 LabelPreset = Literal["liver_tumour", "totalsegmentator", "totalsegmentator_mr"]
-Millimetres = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Millimetres = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 FilePath = Annotated[Path, Field(strict=False)]
 
 
@@ -157,7 +157,7 @@ class Lesion(_Model):
     id: str = Field(min_length=1)
     # absent from a typed lesion's dump: only measured lesions carry them
     resolution_mm: float | None = Field(default=None, gt=0, allow_inf_nan=False, exclude_if=lambda v: v is None)
-    diameter_mm: float = Field(ge=0, allow_inf_nan=False)
+    diameter_mm: float = Field(ge=0, le=300, allow_inf_nan=False)  # the largest livers span about 25 cm
     segment: int | None = Field(default=None, ge=1, le=8)
     distance_to_bile_duct_mm: Millimetres | None = None
     distance_to_major_vessel_mm: Millimetres | None = None

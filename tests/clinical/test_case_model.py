@@ -188,3 +188,10 @@ def test_every_bundled_case_file_loads():
     assert len(names) >= 5
     for name in names:
         assert isinstance(load_case(EXAMPLES / name), Case)
+
+
+def test_an_impossible_lesion_diameter_is_refused_naming_the_field():
+    document = case_document()
+    document["lesions"] = [{"id": "L1", "diameter_mm": 1e308}]
+    with pytest.raises(InputError, match=r"lesions\[0\]\.diameter_mm"):
+        parse_case(document)
