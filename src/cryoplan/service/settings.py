@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryoplan.errors import InputError
 from cryoplan.output import write_text
+from cryoplan.planning.uncertainty import default_workers
 
 
 class ServiceSettings(BaseSettings):
@@ -33,7 +34,11 @@ class ServiceSettings(BaseSettings):
     dask_scheduler: str | None = Field(
         None, description="Address of a Dask scheduler; default: a LocalCluster started on first use."
     )
-    dask_workers: int = Field(1, ge=1, description="Worker processes of the default LocalCluster.")
+    dask_workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        description="Worker processes of the default LocalCluster (one per usable core).",
+    )
     max_upload_mb: float = Field(200.0, gt=0, description="Largest document accepted, in MiB.")
     max_unzipped_mb: float = Field(1024.0, gt=0, description="Largest total a DICOM zip may expand to, in MiB.")
     max_zip_ratio: float = Field(200.0, gt=1, description="Largest expansion ratio of one zip entry (zip-bomb guard).")
