@@ -1,7 +1,7 @@
 """MkDocs hook: the reference pages are generated from the code at every build, so they cannot drift.
 
-``reference/case-file.md`` comes from the pydantic models of `cryoplan.case`; ``reference/cli.md`` from the
-command-line application's own help.
+``reference/case-file.md`` comes from the pydantic models of `cryoplan.case`, ``reference/cli.md`` from the
+command-line application's own help, ``reference/service-settings.md`` from the service's settings.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cryoplan.case import Case
 from cryoplan.cli import app, load_commands
+from cryoplan.service.settings import ServiceSettings
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -108,7 +109,24 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+def service_settings_reference() -> str:
+    lines = [
+        "# Service settings",
+        "",
+        "Generated from `cryoplan.service.settings.ServiceSettings` at every documentation build. Each setting is",
+        "an environment variable; a bad value stops `cryoplan serve` with one line naming it (exit 2).",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in ServiceSettings.model_fields.items():
+        default = "computed" if field.default_factory is not None else f"`{field.default}`"
+        lines.append(f"| `CRYOPLAN_{name.upper()}` | {default} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
 def on_pre_build(config) -> None:
     REFERENCE.mkdir(exist_ok=True)
     (REFERENCE / "case-file.md").write_text(case_file_reference())
     (REFERENCE / "cli.md").write_text(cli_reference())
+    (REFERENCE / "service-settings.md").write_text(service_settings_reference())
