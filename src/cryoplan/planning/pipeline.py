@@ -32,7 +32,15 @@ from cryoplan.planning.paths import (
     why_no_path,
 )
 from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProbability, success_probability
-from cryoplan.planning.search import Candidate, build_target, escalations, search_candidates
+from cryoplan.planning.search import (
+    NUDGE_MAX_MM,
+    Candidate,
+    build_target,
+    escalations,
+    nudged,
+    search_candidates,
+    thinnest_margin,
+)
 from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
@@ -217,6 +225,16 @@ def plan_unit(
             break
         if not queue:
             queue = escalations(candidate, target, path_map, settings, directions)
+        if not queue and not met:
+            # Nothing costlier is feasible: a local step on the full simulation moves a close miss towards its
+            # thinnest margin by half the deficit (at least a grid step, which the simulation resolves).
+            tumour = np.any(np.stack(list(lesion_masks.values())), axis=0)
+            point, thinnest = thinnest_margin(result.min_temperature_c, tumour, result.grid, settings.lethal_isotherm_c)
+            deficit = settings.margin_mm - thinnest
+            if deficit <= NUDGE_MAX_MM:
+                distance = float(np.clip(deficit / 2, result.grid.spacing_mm, NUDGE_MAX_MM))
+                step = nudged(candidate, path_map, settings, point, distance)
+                queue = [step] if step is not None else []
     _, candidate, (result, lesion_masks, structures, history_points, tissues), covered, robust = best
     if robust is not None and not robust.robust:
         low, high = robust.interval

@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from cryoplan.planning.anatomy import PlanningAnatomy
 from cryoplan.planning.charts import IsothermChart, isotherm_chart
-from cryoplan.planning.coverage import margin_shell
+from cryoplan.planning.coverage import margin_shell, signed_distance_mm
 from cryoplan.planning.paths import PathMap, max_path_mm, probe_paths
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import ProbePlacement, get_probe
@@ -45,6 +45,8 @@ from cryoplan.thermal import ProbePlacement, get_probe
 PULL_BACK_MM = (0.0, 4.0, 8.0, 12.0)
 # Converging paths: candidate distances between neighbouring skin entries (the layout shrunk at the skin).
 CONVERGING_ENTRY_SPACING_MM = (4.0, 8.0)
+# The local search moves a layout that misses its margin by at most this much, and at most this far.
+NUDGE_MAX_MM = 3.0
 
 
 def layout_offsets(count: int, spacing_mm: float) -> np.ndarray:
@@ -384,3 +386,42 @@ def escalations(
         bigger = search_candidates(target, path_map, replace(settings, max_probes=count), directions, min_probes=count)
         options += bigger[:2]
     return options
+
+
+def thinnest_margin(min_temperature_c: np.ndarray, tumour: np.ndarray, grid, lethal_isotherm_c: float):
+    """(LPS point, margin mm) of the tumour voxel where the lethal zone's margin is thinnest on a simulation
+    grid (`cryoplan.thermal.Grid`, isotropic)."""
+    distance = signed_distance_mm(min_temperature_c <= lethal_isotherm_c, [grid.spacing_mm] * 3)
+    index = np.argwhere(tumour)
+    worst = index[int(np.argmin(distance[tuple(index.T)]))]
+    return grid.origin_mm + worst * grid.spacing_mm, float(distance[tuple(worst)])
+
+
+def nudged(
+    candidate: Candidate, path_map: PathMap, settings: PlanSettings, toward_lps: np.ndarray, step_mm: float
+) -> Candidate | None:
+    """A step of the local search on the full simulation: the same layout (probes, spacing, protocol) moved
+    `step_mm` towards `toward_lps` (where the margin is thinnest), its paths checked again.
+
+    The layout moves straight towards the point; when a path would then break a clearance, it moves only
+    along its probes' axes (deeper or shallower on the same paths). None when neither is safe.
+    """
+    probe = get_probe(candidate.probes[0].probe_id)
+    tips = np.array([p.tip_lps_mm for p in candidate.probes])
+    axes = np.array([p.direction for p in candidate.probes])
+    axis = axes.mean(axis=0) / np.linalg.norm(axes.mean(axis=0))
+    offset = np.asarray(toward_lps, dtype=np.float64) - tips.mean(axis=0)
+    along = (offset @ axis) * axis
+    for move in (offset, along):
+        length = float(np.linalg.norm(move))
+        if length < 1e-6:
+            continue
+        moved = tips + step_mm * move / length
+        entries = probe_paths(path_map, moved, axes, probe.radius_mm, max_path_mm(settings, probe))
+        if entries is not None:
+            probes = [
+                ProbePlan(p.probe_id, tip, p.direction, entry)
+                for p, tip, entry in zip(candidate.probes, moved, entries)
+            ]
+            return replace(candidate, probes=probes)
+    return None
