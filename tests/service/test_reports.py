@@ -9,6 +9,9 @@ import zipfile
 import pydicom
 from service_support import CASE_DOCUMENT
 
+from cryoplan.service import store
+from cryoplan.service.models import Case
+
 
 def test_report_html_and_pdf(service):
     case = service.create_case("Report patient")
@@ -78,3 +81,11 @@ def test_referral_packet_holds_the_report_and_deidentified_dicom(service, shared
     assert "referral_packet" in {
         e["action"] for e in service.client.get(f"/api/cases/{case['id']}/audit", headers=h).json()
     }
+
+
+def test_a_job_names_the_plan_after_the_case(service):
+    created = service.create_case(label="Patient 17 (right lobe)")
+    with service.client.app.state.sessions() as db:
+        case = db.get(Case, created["id"])
+        document = store.run_document(db, case, service.data_dir)
+    assert document["case_id"] == "Patient 17 (right lobe)"

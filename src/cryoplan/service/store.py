@@ -243,6 +243,7 @@ def run_document(db: Session, case: Case, data_dir: Path) -> dict:
     """The case document for a job: the stored one, with the imaging paths of the newest CT and label
     documents of the case filled in (and no imaging section when no CT is attached)."""
     document = {key: value for key, value in case.case_document.items() if key != "imaging"}
+    document["case_id"] = document.get("case_id") or case.label  # names the plan and its report
     newest = {}
     for row in documents(db, case.id):
         if row.file_type in IMAGE_TYPES:
