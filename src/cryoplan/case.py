@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from cryoplan import units
 from cryoplan.errors import InputError
@@ -256,14 +257,14 @@ class Case(_Model):
         return lesions
 
 
-def _field_path(location: tuple) -> str:
+def _field_path(location: tuple[int | str, ...]) -> str:
     path = ""
     for part in location:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
 
 
-def _expected(error: dict) -> str:
+def _expected(error: ErrorDetails) -> str:
     message = error["msg"]
     for prefix in ("Value error, ", "Input should be "):
         if message.startswith(prefix):
