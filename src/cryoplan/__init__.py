@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("cryoplan")
@@ -32,7 +33,7 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Import a public name's subpackage when the name is first used (PEP 562)."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'cryoplan' has no attribute {name!r}")
