@@ -24,7 +24,7 @@ SCHEMAS: dict[str, tuple[str, Any]] = {
 }
 
 
-def json_schema(name: str) -> dict:
+def json_schema(name: str) -> dict[str, Any]:
     """The JSON Schema of the document `name` (a key of `SCHEMAS`), with its title and ``$id``."""
     description, model = SCHEMAS[name]
     schema = model.model_json_schema() if isinstance(model, type) and issubclass(model, BaseModel) else None
