@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Any, Literal
 
 Ascites = Literal["none", "mild", "moderate_severe"]
 
@@ -39,7 +39,7 @@ class ChildPugh:
         """Class and points, e.g. ``"B7"``."""
         return f"{self.child_class}{self.points}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "points": self.points,
             "class": self.child_class,
@@ -110,7 +110,7 @@ def child_pugh(
         "encephalopathy": 1 if encephalopathy_grade == 0 else (2 if encephalopathy_grade <= 2 else 3),
     }
     points = sum(components.values())
-    child_class = "A" if points <= 6 else ("B" if points <= 9 else "C")
+    child_class: Literal["A", "B", "C"] = "A" if points <= 6 else ("B" if points <= 9 else "C")
     return ChildPugh(points, child_class, components)
 
 
@@ -121,7 +121,7 @@ class Albi:
     score: float
     grade: Literal[1, 2, 3]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"score": self.score, "grade": self.grade}
 
 
