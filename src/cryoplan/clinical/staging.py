@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cryoplan.clinical.scores import ChildPugh
 
@@ -37,7 +37,7 @@ class Bclc:
     liver_function_preserved: bool | None
     reason: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage,
             "burden_stage": self.burden_stage,
@@ -179,7 +179,7 @@ class TransplantCriteria:
     ucsf: bool | None
     up_to_seven: bool | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"milan": self.milan, "ucsf": self.ucsf, "up_to_seven": self.up_to_seven}
 
 
