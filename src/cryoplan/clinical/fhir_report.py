@@ -31,11 +31,11 @@ UCUM = "http://unitsofmeasure.org"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, CODE_SYSTEM)
 
 
-def _concept(code: str, display: str) -> dict:
+def _concept(code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": CODE_SYSTEM, "code": code, "display": display}], "text": display}
 
 
-def _observation(code: str, display: str, value: dict | None, **extra: Any) -> dict:
+def _observation(code: str, display: str, value: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     resource = {"resourceType": "Observation", "status": "final", "code": _concept(code, display)}
     if value is None:
         resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT, "code": "unknown"}]}
@@ -45,11 +45,11 @@ def _observation(code: str, display: str, value: dict | None, **extra: Any) -> d
     return resource
 
 
-def _component(code: str, display: str, value: dict) -> dict:
+def _component(code: str, display: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"code": _concept(code, display), **value}
 
 
-def _score_observations(a: Assessment) -> list[dict]:
+def _score_observations(a: Assessment) -> list[dict[str, Any]]:
     cp = a.child_pugh
     observations = [
         _observation(
@@ -114,7 +114,7 @@ def _score_observations(a: Assessment) -> list[dict]:
     return observations
 
 
-def assessment_bundle(assessments: list[Assessment]) -> dict:
+def assessment_bundle(assessments: list[Assessment]) -> dict[str, Any]:
     """The assessments as a FHIR R4 transaction Bundle (the parsed JSON).
 
     Parameters
@@ -159,5 +159,5 @@ def assessment_bundle(assessments: list[Assessment]) -> dict:
     }
 
 
-def _entry(url: str, resource: dict) -> dict:
+def _entry(url: str, resource: dict[str, Any]) -> dict[str, Any]:
     return {"fullUrl": url, "resource": resource, "request": {"method": "POST", "url": resource["resourceType"]}}
