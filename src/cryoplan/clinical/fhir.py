@@ -147,7 +147,7 @@ def _icd10(code: str) -> str:
     return code.replace(".", "").strip().upper()
 
 
-def _condition_meaning(codings) -> tuple[str, Any] | None:
+def _condition_meaning(codings: Any) -> tuple[str, Any] | None:
     for coding in codings or []:
         code = coding.code or ""
         if coding.system == SNOMED and code in SNOMED_CONDITIONS:
@@ -167,7 +167,7 @@ def _code(codeable: Any, system: str) -> str | None:
     return None
 
 
-def _describe(resource) -> str:
+def _describe(resource: Any) -> str:
     name = f"{resource.get_resource_type()}/{resource.id or '?'}"
     codeable = getattr(resource, "code", None)
     label = (codeable.text if codeable is not None else None) or next(
@@ -176,7 +176,7 @@ def _describe(resource) -> str:
     return f"{name} ({label})" if label else name
 
 
-def _as_instant(value) -> datetime | None:
+def _as_instant(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime; partial dates and dates at their start."""
     if value is None:
         return None
@@ -189,7 +189,7 @@ def _as_instant(value) -> datetime | None:
     return datetime(int(year), int(month or 1), 1, tzinfo=UTC)
 
 
-def _when(observation) -> datetime:
+def _when(observation: Any) -> datetime:
     """The observation's instant: effective time (a period by its end), else issued; the epoch when none."""
     period = observation.effectivePeriod
     effective = (
@@ -200,7 +200,7 @@ def _when(observation) -> datetime:
     return _as_instant(effective) or _as_instant(observation.issued) or datetime.min.replace(tzinfo=UTC)
 
 
-def _birth_range(value) -> tuple[date, date]:
+def _birth_range(value: Any) -> tuple[date, date]:
     """Earliest and latest birth date a FHIR birthDate allows (a year or a month is a range)."""
     if isinstance(value, date):
         return value, value
@@ -212,7 +212,7 @@ def _birth_range(value) -> tuple[date, date]:
     return date(int(year), 1, 1), date(int(year), 12, 31)
 
 
-def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
+def case_from_bundle(bundle: dict[str, Any], source: str = "bundle") -> CaseRecord:
     """Build a `Case` from a FHIR R4 Bundle (the parsed JSON).
 
     Parameters
@@ -327,7 +327,9 @@ def case_from_bundle(bundle: dict, source: str = "bundle") -> CaseRecord:
     return CaseRecord(parse_case(document, source=source), read.unused, read.notes, read.lab_bounds)
 
 
-def _sort_condition(resource, index: int, findings: dict, unused: list[str]) -> None:
+def _sort_condition(
+    resource: Any, index: int, findings: dict[str, list[tuple[Any, Any, int]]], unused: list[str]
+) -> None:
     verification = _first_code(resource.verificationStatus)
     clinical_status = _first_code(resource.clinicalStatus)
     meaning = _condition_meaning(resource.code.coding if resource.code else None)
@@ -345,7 +347,13 @@ def _sort_condition(resource, index: int, findings: dict, unused: list[str]) -> 
         findings.setdefault(meaning[0], []).append((meaning[1], resource, index))
 
 
-def _sort_observation(resource, index: int, observations: dict, findings: dict, unused: list[str]) -> None:
+def _sort_observation(
+    resource: Any,
+    index: int,
+    observations: dict[str, list[tuple[Any, int]]],
+    findings: dict[str, list[tuple[Any, Any, int]]],
+    unused: list[str],
+) -> None:
     code = _code(resource.code, LOINC)
     finding = SNOMED_CONDITIONS.get(_code(resource.code, SNOMED) or "", (None,))[0]
     if resource.status not in USABLE_STATUSES:
@@ -369,7 +377,7 @@ def _sort_observation(resource, index: int, observations: dict, findings: dict, 
         unused.append(f"{_describe(resource)}: not an input cryoplan uses")
 
 
-def _read_lab(analyte: str, resource, where: str, labs: dict, read: _Read) -> None:
+def _read_lab(analyte: str, resource: Any, where: str, labs: dict[str, Any], read: _Read) -> None:
     quantity = resource.valueQuantity
     if quantity is None or quantity.value is None:
         raise InputError(f"{where}.valueQuantity", "a value with its unit")
@@ -390,7 +398,7 @@ def _read_lab(analyte: str, resource, where: str, labs: dict, read: _Read) -> No
         labs[analyte] = {"value": value, "unit": unit}
 
 
-def _clinical(findings: dict, read: _Read) -> dict:
+def _clinical(findings: dict[str, list[tuple[Any, Any, int]]], read: _Read) -> dict[str, Any]:
     """Ascites and encephalopathy from their findings: the latest that gives a grade or its absence."""
     clinical: dict[str, Any] = {}
     grades: dict[str, dict[str, Any]] = {"ascites": ASCITES_BY_SEVERITY, "encephalopathy": ENCEPHALOPATHY_BY_SEVERITY}
@@ -411,23 +419,23 @@ def _clinical(findings: dict, read: _Read) -> dict:
     return clinical
 
 
-def _recorded(resource) -> datetime:
+def _recorded(resource: Any) -> datetime:
     if resource.get_resource_type() == "Observation":
         return _when(resource)
     return _as_instant(resource.recordedDate or resource.onsetDateTime) or datetime.min.replace(tzinfo=UTC)
 
 
-def _first_code(codeable) -> str | None:
+def _first_code(codeable: Any) -> str | None:
     """The first code of a CodeableConcept (for status concepts, whose system is fixed)."""
     codings = (codeable.coding if codeable else None) or []
     return codings[0].code if codings else None
 
 
-def _first_snomed(codeable) -> str | None:
+def _first_snomed(codeable: Any) -> str | None:
     return _code(codeable, SNOMED)
 
 
-def _tumour_size(resource, index: int, source: str) -> dict:
+def _tumour_size(resource: Any, index: int, source: str) -> dict[str, Any]:
     where = f"{source}: Bundle.entry[{index}].resource.valueQuantity"
     quantity = resource.valueQuantity
     if quantity is None or quantity.value is None or quantity.comparator is not None:
@@ -443,7 +451,7 @@ def _age(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def _diagnosis(findings: dict, unused: list[str], source: str) -> dict:
+def _diagnosis(findings: dict[str, list[tuple[Any, Any, int]]], unused: list[str], source: str) -> dict[str, Any]:
     tumours = {value for value, _, _ in findings.get("tumour", [])}
     if not tumours:
         raise InputError(
