@@ -22,8 +22,11 @@ def grid_affine(shape, spacing, centre=(0.0, 0.0, 0.0), rotation_deg=(0.0, 0.0, 
     return affine
 
 
-def render_ct(points_lps: np.ndarray, *, ice_centre=None, ice_radius_mm=0.0, probe_line=None) -> np.ndarray:
-    """HU of the synthetic patient at LPS points (..., 3) of the pre-procedural frame."""
+def render_ct(
+    points_lps: np.ndarray, *, ice_centre=None, ice_radius_mm=0.0, probe_line=None, tumour_radius_mm=TUMOUR_RADIUS_MM
+) -> np.ndarray:
+    """HU of the synthetic patient at LPS points (..., 3) of the pre-procedural frame, its tumour of
+    `tumour_radius_mm` centred on `TUMOUR_CENTRE`."""
     x, y, z = points_lps[..., 0], points_lps[..., 1], points_lps[..., 2]
     hu = np.full(x.shape, -1000.0, dtype=np.float32)
     body = (x / 80) ** 2 + (y / 60) ** 2 + (z / 90) ** 2 <= 1
@@ -32,7 +35,7 @@ def render_ct(points_lps: np.ndarray, *, ice_centre=None, ice_radius_mm=0.0, pro
     hu[liver] = 60.0
     hu[(x**2 + (y - 40) ** 2 <= 12**2) & body] = 400.0  # spine
     hu[((x + 5) ** 2 + (y + 20) ** 2 <= 5**2) & body] = 150.0  # vessel along z
-    tumour = np.sum((points_lps - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM**2
+    tumour = np.sum((points_lps - TUMOUR_CENTRE) ** 2, axis=-1) <= tumour_radius_mm**2
     hu[tumour] = 35.0
     if ice_centre is not None:
         hu[np.sum((points_lps - np.asarray(ice_centre)) ** 2, axis=-1) <= ice_radius_mm**2] = -5.0
