@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from planning_synthetic import TUMOUR_CENTRE, TUMOUR_RADIUS_MM, grid_affine, render_ct, volume_points
+from planning_synthetic import TUMOUR_CENTRE, grid_affine, render_ct, volume_points
 from scipy.spatial.transform import Rotation
 
 from cryoplan.imaging.io import write_nifti
@@ -33,6 +33,9 @@ from cryoplan.planning.refit import (
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, parse_protocol, simulate
 
 TRUE_FLOW_FRACTION = 0.3
+# Small enough that the pair's ice edge (≈ 12 mm beyond the nearer rod at this flow) clears a 5 mm margin
+# while its −20 °C isotherm (≈ 3.4 mm behind the edge) does not.
+TUMOUR_RADIUS_MM = 5.0
 PROTOCOL = "freeze:6,passive_thaw:3,freeze:6"  # a short double freeze keeps the test quick
 ROTATION_DEG = (3.0, -2.0, 5.0)
 TRANSLATION_MM = (4.0, -3.0, 2.0)
@@ -53,7 +56,7 @@ def probe_placements(flow_fraction=1.0):
 @pytest.fixture(scope="module")
 def procedure():
     """Pre-procedural CT, tumour and vessel segmentations; the intraprocedural CT made from a 1.5 mm
-    simulation at the known flow fraction, the synthetic patient's 10 mm vessel (5 mm from the ice edge) a
+    simulation at the known flow fraction, the synthetic patient's 10 mm vessel (2.5 mm from the ice edge) a
     heat sink, its 37 °C bath 40 mm from the probes where the ice no longer feels it, seen through
     x_pre = R x_intra + t; the known ice and lethal margins."""
     probes = probe_placements(TRUE_FLOW_FRACTION)
@@ -71,12 +74,12 @@ def procedure():
     shape, spacing = (110, 100, 72), (1.0, 1.0, 1.5)
     affine = grid_affine(shape, spacing, centre=(-15.0, 0.0, 5.0))
     pre_points = volume_points(shape, affine)
-    pre = render_ct(pre_points) + rng.normal(0, 10.0, shape).astype(np.float32)
+    pre = render_ct(pre_points, tumour_radius_mm=TUMOUR_RADIUS_MM) + rng.normal(0, 10.0, shape).astype(np.float32)
     tumour = np.sum((pre_points - TUMOUR_CENTRE) ** 2, axis=-1) <= TUMOUR_RADIUS_MM**2
     vessel = np.linalg.norm(pre_points[..., :2] - VESSEL_AXIS_POINT[:2], axis=-1) <= VESSEL_DIAMETER_MM / 2
     rotation = Rotation.from_euler("xyz", ROTATION_DEG, degrees=True).as_matrix()
     seen = pre_points @ rotation.T + np.asarray(TRANSLATION_MM)  # pre-frame point seen at each intra voxel
-    intra = render_ct(seen)
+    intra = render_ct(seen, tumour_radius_mm=TUMOUR_RADIUS_MM)
     frozen = truth.temperature_along_c(seen.reshape(-1, 3), "final").reshape(shape) <= 0.0
     intra[frozen & (intra > -500)] = -5.0  # frozen tissue is hypodense (≈ 0 HU)
     for tip in TIPS:
@@ -126,9 +129,10 @@ def test_the_fit_recovers_the_flow_fraction_and_the_lethal_margin(refitted):
     assert report.lethal_zone_method == "refitted_simulation"
     fit = report.fit
     assert fit.accepted and fit.parameter == "flow_fraction" and fit.vessel_count == 1
-    # Tolerance: near f = 0.3 the equivalent radius of this pair's ice (≈ 24 mm) grows by 0.87 mm per 0.1
-    # of flow fraction (simulated at 0.25, 0.30 and 0.35 with the vessel on the 2 mm grid), so ±0.05 is
-    # what an error of under half a CT voxel (±0.43 mm) in the segmented ice edge would explain.
+    # Tolerance: near f = 0.3 the equivalent radius of this pair's ice (≈ 18 mm) grows by 0.55 mm per 0.1
+    # of flow fraction (17.68, 17.95 and 18.23 mm simulated at 0.25, 0.30 and 0.35 with the vessel on the
+    # 2 mm grid), so ±0.05 is what an error of ±0.28 mm, under a third of a CT voxel, in the segmented ice
+    # edge would explain.
     assert fit.value == pytest.approx(TRUE_FLOW_FRACTION, abs=0.05)
     assert fit.ice_dice >= 0.9
     assert fit.observed_ice_ml == pytest.approx(known["ice_ml"], rel=0.05)
@@ -147,7 +151,7 @@ def test_the_fit_recovers_the_flow_fraction_and_the_lethal_margin(refitted):
 def test_the_verdict_follows_the_refitted_lethal_margin(refitted):
     report, known = refitted
     assert known["lethal_margin_mm"] < 5.0 < known["ice_margin_mm"]
-    # the ice edge clears 5 mm, and the ice eroded by 3 mm would have passed; the lethal isotherm does not
+    # the ice edge clears 5 mm; the lethal isotherm of the refitted simulation does not
     assert report.verdict == "insufficient"
     # the probes sit to the patient's left of the tumour: the margin falls short on its right
     assert report.where[0]["side"].startswith("right")
@@ -197,9 +201,9 @@ def test_an_ice_ball_out_of_the_probes_reach_is_flagged_not_used():
 
 
 def test_an_ice_ball_away_from_the_probes_is_flagged_by_its_dice():
-    # a single rod's ice ball after 10 min is ≈ 19 mm in equivalent radius; the observed one is as large
-    # but centred 22 mm away from the probe
-    tumour, ct, ice = _same_frame(19.0, ice_centre_mm=(22.0, 0.0, 0.0))
+    # a single rod's ice ball after 10 min at full flow is 14.8 ml (15.2 mm in equivalent radius); the
+    # observed one, 13 mm in radius, is within its reach but centred 22 mm away from the probe
+    tumour, ct, ice = _same_frame(13.0, ice_centre_mm=(22.0, 0.0, 0.0))
     report = verify_margins(
         tumour,
         ct,
