@@ -193,7 +193,7 @@ def meld_3(
     creatinine_mg_dl: float,
     sodium_mmol_l: float,
     albumin_g_dl: float,
-    sex: Literal["male", "female"],
+    sex: Literal["male", "female"] | None,
     age: int,
     dialysis: bool = False,
 ) -> int:
@@ -203,7 +203,8 @@ def meld_3(
     + 11.14 ln(Cr) + 1.85 (3.5 - alb) - 1.83 (3.5 - alb) ln(Cr) + 6``, with bilirubin, INR and creatinine
     floored at 1.0, creatinine capped at 3.0 mg/dL (3.0 after dialysis), sodium bounded 125-137 mmol/L,
     albumin bounded 1.5-3.5 g/dL. The sex term applies from age 18; from 12 to 17 the intercept is 7.33
-    whatever the sex. Convention: rounded half up, then bounded to 6-40 as the OPTN calculator does.
+    whatever the sex (which may then be None). Convention: rounded half up, then bounded to 6-40 as the OPTN
+    calculator does.
 
     The interaction terms make the score rise with albumin when creatinine exceeds e^(1.85/1.83) ≈ 2.75
     mg/dL, and with sodium when bilirubin exceeds e^(0.82/0.24) ≈ 30.5 mg/dL; elsewhere it falls with both.
