@@ -11,7 +11,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from cryoplan import units
 from cryoplan.case import Albumin, Bilirubin, Case, Creatinine, Platelets, Sodium
@@ -21,6 +21,7 @@ from cryoplan.clinical.staging import Bclc, TransplantCriteria
 
 Status = Literal["preferred", "conditional", "review", "contraindicated", "unknown", "not_applicable"]
 Verdict = Literal["suitable", "suitable_with_conditions", "mdt_review", "not_recommended"]
+_T = TypeVar("_T")
 
 #: Total tumour volume (sum of spheres of each lesion's diameter) above which the assessment cautions about
 #: cryoshock. Not a guideline threshold: no guideline gives one; 50 ml is a 46 mm sphere, about 150 ml frozen
@@ -39,7 +40,7 @@ class Criterion:
     note: str
     source: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "value": self.value,
@@ -59,7 +60,7 @@ class Recommendation:
     reason: str
     source: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "text": self.text, "reason": self.reason, "source": self.source}
 
 
@@ -72,7 +73,7 @@ class Meld:
     meld_3: int | None
     note: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"meld": self.meld, "meld_na": self.meld_na, "meld_3": self.meld_3, "note": self.note}
 
 
@@ -96,8 +97,8 @@ class Assessment:
     imaging_flags: list[str] = field(default_factory=list)
     input_notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        def optional(item):
+    def to_dict(self) -> dict[str, Any]:
+        def optional(item: Any) -> dict[str, Any] | None:
             return None if item is None else item.to_dict()
 
         return {
@@ -150,13 +151,17 @@ def _child_pugh(case: Case, missing: _Missing) -> ChildPugh | None:
         }
     ):
         return None
+    bilirubin, albumin = labs.bilirubin, labs.albumin
+    ascites, encephalopathy_grade = clinical.ascites, clinical.encephalopathy_grade
+    # missing.check returned True: every input it was given is set.
+    assert bilirubin is not None and albumin is not None and ascites is not None and encephalopathy_grade is not None
 
     def score(cholestatic: bool) -> ChildPugh:
         return scores.child_pugh(
-            bilirubin_mg_dl=labs.bilirubin.canonical,
-            albumin_g_dl=labs.albumin.canonical,
-            ascites=clinical.ascites,
-            encephalopathy_grade=clinical.encephalopathy_grade,
+            bilirubin_mg_dl=bilirubin.canonical,
+            albumin_g_dl=albumin.canonical,
+            ascites=ascites,
+            encephalopathy_grade=encephalopathy_grade,
             inr=labs.inr,
             prothrombin_time_prolonged_s=labs.prothrombin_time_prolonged_s,
             cholestatic=cholestatic,
@@ -179,7 +184,8 @@ def _meld(case: Case, missing: _Missing) -> Meld:
         return Meld(None, None, None, "MELD is defined from age 12; PELD applies below")
     if not missing.check({"labs.bilirubin": labs.bilirubin, "labs.inr": labs.inr, "labs.creatinine": labs.creatinine}):
         return Meld(None, None, None)
-    common = dict(
+    assert labs.bilirubin is not None and labs.creatinine is not None  # missing.check returned True
+    common: dict[str, Any] = dict(
         bilirubin_mg_dl=labs.bilirubin.canonical,
         inr=labs.inr,
         creatinine_mg_dl=labs.creatinine.canonical,
@@ -188,7 +194,7 @@ def _meld(case: Case, missing: _Missing) -> Meld:
     meld = scores.meld(**common)
     meld_na = (
         scores.meld_na(meld_score=meld, sodium_mmol_l=labs.sodium.canonical)
-        if missing.check({"labs.sodium": labs.sodium})
+        if missing.check({"labs.sodium": labs.sodium}) and labs.sodium is not None
         else None
     )
     sex_needed = patient.age is None or patient.age >= 18
@@ -201,6 +207,8 @@ def _meld(case: Case, missing: _Missing) -> Meld:
             **({"patient.sex": patient.sex} if sex_needed else {}),
         }
     ):
+        # missing.check returned True: sodium, albumin and age are set (sex too from age 18).
+        assert labs.sodium is not None and labs.albumin is not None and patient.age is not None
         meld_3 = scores.meld_3(
             **common,
             sodium_mmol_l=labs.sodium.canonical,
@@ -268,7 +276,9 @@ class Rule:
         reading = self.read(case, child_pugh)
         if reading.decided is not None:
             return Criterion(self.id, reading.value, self.unit, reading.decided, reading.note, self.source)
-        band = next(band for band in self.bands if band.contains(reading.key))
+        key = reading.key
+        assert key is not None, "a reading the bands decide carries the number they match"
+        band = next(band for band in self.bands if band.contains(key))
         if not reading.complete and band.status == "preferred":
             return Criterion(self.id, None, self.unit, "unknown", self.incomplete_note, self.source)
         return Criterion(self.id, reading.value, self.unit, band.status, band.note, self.source)
@@ -508,7 +518,7 @@ def _disease_control(f: Findings) -> str | None:
 
 
 def _bridge(f: Findings) -> str | None:
-    within = f.is_hcc and f.case.transplant_listed and f.transplant.milan
+    within = f.is_hcc and f.case.transplant_listed and f.transplant is not None and f.transplant.milan
     return "listed for transplant and within Milan" if within else None
 
 
@@ -550,6 +560,14 @@ def _many_lesions(f: Findings) -> str | None:
 
 def _bclc_stage(f: Findings) -> str | None:
     return f"BCLC stage {f.stage}" if f.is_hcc and f.stage is not None else None
+
+
+def _bclc_treatment(f: Findings) -> str:
+    assert f.stage is not None, "the rule applies only when _bclc_stage found a stage"
+    return (
+        staging.BCLC_TREATMENT[f.stage]
+        + " When that option is not feasible, the next stage's option is offered (treatment stage migration)."
+    )
 
 
 def _large_volume(f: Findings) -> str | None:
@@ -599,10 +617,7 @@ RECOMMENDATIONS: tuple[RecommendationRule, ...] = (
     RecommendationRule("staged_sessions", "Treat in staged sessions.", _many_lesions, _CIRSE),
     RecommendationRule(
         "bclc_treatment",
-        lambda f: (
-            staging.BCLC_TREATMENT[f.stage]
-            + " When that option is not feasible, the next stage's option is offered (treatment stage migration)."
-        ),
+        _bclc_treatment,
         _bclc_stage,
         SOURCES["bclc"],
     ),
@@ -658,10 +673,14 @@ _LAB_TYPES = {kind.analyte: kind for kind in (Bilirubin, Albumin, Creatinine, So
 
 def _with_labs(case: Case, values: dict[str, float], bounds: Mapping[str, LabBound]) -> Case:
     """The case with the bounded labs set to `values` (in each bound's unit)."""
-    update = {
-        name: value if name == "inr" else _LAB_TYPES[name](value=value, unit=bounds[name].unit)
-        for name, value in values.items()
-    }
+    update: dict[str, object] = {}
+    for name, value in values.items():
+        unit = bounds[name].unit
+        if name == "inr":
+            update[name] = value
+        else:
+            assert unit is not None, "only the INR bound has no unit"
+            update[name] = _LAB_TYPES[name](value=value, unit=unit)
     return case.model_copy(update={"labs": case.labs.model_copy(update=update)})
 
 
@@ -700,32 +719,30 @@ def assess(
         ``input_notes``.
     """
     small = [lesion for lesion in case.lesions if lesion.below_min_size]
-    flags = {
-        "imaging_flags": list(imaging_flags or []),
-        "input_notes": [
-            f"lesion {lesion.id} ({lesion.diameter_mm:g} mm measured) is below the minimum lesion size: listed, "
-            "not assessed or planned"
-            for lesion in small
-        ],
-    }
+    flags = list(imaging_flags or [])
+    notes = [
+        f"lesion {lesion.id} ({lesion.diameter_mm:g} mm measured) is below the minimum lesion size: listed, "
+        "not assessed or planned"
+        for lesion in small
+    ]
     if small:
         case = case.model_copy(update={"lesions": [lesion for lesion in case.lesions if not lesion.below_min_size]})
     if not lab_bounds:
-        return replace(_assess_values(case, cryoshock_tumour_volume_ml), **flags)
+        return replace(_assess_values(case, cryoshock_tumour_volume_ml), imaging_flags=flags, input_notes=notes)
     names = list(lab_bounds)
     corners = itertools.product(*(lab_bounds[name].extremes() for name in names))
     results = [
         _assess_values(_with_labs(case, dict(zip(names, corner, strict=True)), lab_bounds), cryoshock_tumour_volume_ml)
         for corner in corners
     ]
-    return replace(_agreeing(results[0], results[1:], lab_bounds), **flags)
+    return replace(_agreeing(results[0], results[1:], lab_bounds), imaging_flags=flags, input_notes=notes)
 
 
 def _agreeing(base: Assessment, others: list[Assessment], bounds: Mapping[str, LabBound]) -> Assessment:
     """`base` (every lab at its bound) with what the other corners do not agree on left undetermined."""
     undetermined = False
 
-    def agreed(get):
+    def agreed(get: Callable[[Assessment], _T]) -> _T | None:
         nonlocal undetermined
         value = get(base)
         if all(get(other) == value for other in others):
@@ -773,6 +790,7 @@ def _assess_values(case: Case, cryoshock_tumour_volume_ml: float) -> Assessment:
     child_pugh = _child_pugh(case, missing)
     albi = None
     if missing.check({"labs.bilirubin": labs.bilirubin, "labs.albumin": labs.albumin}):
+        assert labs.bilirubin is not None and labs.albumin is not None  # missing.check returned True
         albi = scores.albi(bilirubin_umol_l=labs.bilirubin.to("umol/L"), albumin_g_l=labs.albumin.to("g/L"))
     meld = _meld(case, missing)
 
