@@ -4,9 +4,9 @@ It answers "how fast is the engine against a general-purpose finite-volume code 
 the same grid to the same accuracy". `tests/benchmarks/test_fipy_peer.py` checks it
 against the exact Neumann solution and against the engine on a small 3-D freeze. It is written from
 the model equations below and takes the engine's problem description (grid, probe placements, protocol, tissues,
-vessels); from the engine's code it reuses only the probes' sub-grid sinks (`engine_probe_kernels`: which
-voxels each probe draws heat from, their weights and the coupling conductance), so that both solve the same
-discrete problem.
+vessels); from the engine's code it reuses only the probes' sub-grid sinks (`engine_probe_kernels`: the pieces
+of each probe's active zone, which voxels each piece draws heat from, their weights and the conductance of the
+frozen tissue inside the kernel), so that both solve the same discrete problem.
 
 Physics (Pennes with phase change in enthalpy form):
 
@@ -21,10 +21,14 @@ coefficient equal to the secant conductivity (Φ_n − Φ_c)/(T_n − T_c) (the 
 T_n ≈ T_c). A face between different tissues, or at a vessel wall, conducts with the harmonic mean of the
 two voxels' k.
 
-Perfusion and metabolism act only in tissue that has never been below its liquidus. A probe draws
-q = G (T̄ − T_p) per metre of active zone during a freeze (G its coupling conductance, from its calibrated
-effective radius, times the flow fraction; T̄ the weighted mean temperature of its kernel voxels; T_p
-−140 °C, +30 °C in an active thaw) and nothing in a passive thaw. A vessel lumen is held at 37 °C and a
+Perfusion and metabolism act only in tissue that has never been below its liquidus. A probe's active zone is
+cut into pieces of about 5 mm; each piece draws q = G (T̄ − T_c) per metre, T̄ the weighted mean temperature of
+its own kernel voxels. During a freeze T_c is the cryogen's temperature and G the frozen tissue between the
+kernel's equivalent radius r_e and the probe's surface r_p, G_s = 2π k_s / ln(r_e/r_p), in series with the film
+from the surface to the cryogen, G_f = 2π r_p h f (h the cooling family's film coefficient, f the flow
+fraction of phase and probe): G = 1/(1/G_s + 1/G_f), a Robin condition on the probe's surface seen from the
+kernel. With a given surface temperature T_c is that temperature and G = G_s f; in an active thaw T_c is
++30 °C and G = G_s; in a passive thaw the probe draws nothing. A vessel lumen is held at 37 °C and a
 lumen–tissue face conducts through the film h = Nu·k_blood/D in series with half a voxel of tissue. As in
 the engine, the grid's outer voxel layer (on every axis at least 3 voxels long) stays at its initial
 temperature (a bath).
@@ -48,6 +52,8 @@ Elliott CM. Error analysis of the enthalpy method for the Stefan problem. IMA J 
 (the enthalpy method as ∂H/∂t = ΔΦ in the Kirchhoff potential).
 Patankar SV. Numerical Heat Transfer and Fluid Flow, 1980, §4.2 (harmonic-mean face conductivity between
 different materials).
+Peaceman DW. Interpretation of well-block pressures in numerical reservoir simulation. SPE J 1978;18:183–194
+(a sub-grid line sink coupled to the grid through an equivalent radius).
 Guyer JE, Wheeler D, Warren JA. FiPy: partial differential equations with Python. Comput Sci Eng
 2009;11(3):6–15.
 """
@@ -69,7 +75,7 @@ import fipy  # noqa: E402  (the solver suite is chosen through the environment b
 from fipy.solvers.scipy.preconditioners.scipyPreconditioner import ScipyPreconditioner  # noqa: E402
 
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Tissue, Vessel  # noqa: E402
-from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, FREEZE_SURFACE_C  # noqa: E402
+from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, Phase  # noqa: E402
 from cryoplan.thermal.solver import ProbeSinks  # noqa: E402  (used by `engine_probe_kernels` alone)
 from cryoplan.thermal.vessel import BLOOD_TEMPERATURE_C  # noqa: E402
 
@@ -185,31 +191,77 @@ class _DiagonalPreconditioner(ScipyPreconditioner):
         return LinearOperator(matrix.shape, matvec=lambda x: inverse_diagonal * x.ravel()), matrix
 
 
+@dataclass(frozen=True)
+class KernelPiece:
+    """One piece of a probe's active zone as the engine's sub-grid sink has it.
+
+    Attributes
+    ----------
+    probe : int
+        Index of the probe the piece belongs to.
+    flat_index : numpy.ndarray
+        C-order flat indices of the voxels the piece draws heat from.
+    weight : numpy.ndarray
+        Their kernel weights (metres of line; their sum is the piece's length).
+    tissue_conductance_w_mk : float
+        Conductance per metre of the frozen tissue between the kernel's equivalent radius and the probe's
+        surface, 2π k_s / ln(r_e/r_p) (W/m·K).
+    """
+
+    probe: int
+    flat_index: np.ndarray
+    weight: np.ndarray
+    tissue_conductance_w_mk: float
+
+
 def engine_probe_kernels(
     grid: Grid,
     probes: Sequence[ProbePlacement],
-    radii_mm: Sequence[float],
     fixed: np.ndarray,
     frozen_conductivity_w_mk: Sequence[float],
-) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Each probe's sub-grid sink as the engine builds it, the one piece the peer takes from the engine's code
-    (so that both solve one discrete problem): the C-order flat indices of the voxels the probe draws heat
-    from, their weights (metres of line) and its coupling conductance per metre of active zone (W/m·K).
+) -> list[KernelPiece]:
+    """The probes' sub-grid sinks as the engine builds them, the one part the peer takes from the engine's
+    code (so that both solve one discrete problem): each probe's active zone in pieces, each with its voxels,
+    weights and frozen-tissue conductance, on the probe's physical radius.
 
     Parameters
     ----------
-    radii_mm
-        Per probe, the radius on which the surface temperature is held (effective or physical).
     fixed
         Voxels held at a fixed temperature (grid shape), which the kernels leave out.
     frozen_conductivity_w_mk
         Per probe, k of ice in the tissue around the middle of its active zone.
     """
-    sinks = ProbeSinks(grid, list(probes), list(radii_mm), fixed, list(frozen_conductivity_w_mk))
+    radii_mm = [placement.probe.radius_mm for placement in probes]
+    sinks = ProbeSinks(grid, list(probes), radii_mm, fixed, list(frozen_conductivity_w_mk))
     return [
-        (sinks.flat_index[a:b], sinks.weight[a:b], float(sinks.line_conductance[p]))
+        KernelPiece(int(sinks.owner[p]), sinks.flat_index[a:b], sinks.weight[a:b], float(sinks.line_conductance[p]))
         for p, (a, b) in enumerate(zip(sinks.ptr[:-1], sinks.ptr[1:]))
     ]
+
+
+def piece_drive(
+    phase: Phase, placement: ProbePlacement, piece: KernelPiece, probe_surface_temp_c: float | None
+) -> tuple[float, float] | None:
+    """(G, T_c) of a probe piece during a phase: its conductance per metre from the kernel's mean temperature
+    to the temperature it pulls towards, and that temperature; None when the probe draws nothing.
+
+    A freeze couples through the frozen tissue in series with the cryogen film 2π r_p h f, or, with a given
+    surface temperature, through the tissue alone scaled by the flow fraction f; an active thaw holds
+    +30 °C through the tissue.
+    """
+    g_s = piece.tissue_conductance_w_mk
+    if phase.kind == "active_thaw":
+        return g_s, ACTIVE_THAW_SURFACE_C
+    if phase.kind != "freeze":
+        return None
+    flow = phase.flow_fraction * placement.flow_fraction
+    if probe_surface_temp_c is not None:
+        return g_s * flow, probe_surface_temp_c
+    probe = placement.probe
+    g_f = 2.0 * math.pi * probe.radius_mm * 1e-3 * probe.cooling.heat_transfer_w_m2k * flow
+    if g_f <= 0.0:
+        return None
+    return 1.0 / (1.0 / g_s + 1.0 / g_f), probe.cooling.cryogen_temperature_c
 
 
 def _fipy_order(array: np.ndarray) -> np.ndarray:
@@ -266,8 +318,15 @@ def solve(
     Returns
     -------
     PeerResult
+
+    Raises
+    ------
+    ValueError
+        For a protocol with a tract freeze, which the peer does not model.
     """
     started = time.perf_counter()
+    if any(phase.kind == "tract_freeze" for phase in protocol.phases):
+        raise ValueError("the peer does not model a tract freeze (probes withdrawn while freezing)")
     shape = grid.shape
     dx = grid.spacing_mm * 1e-3
     voxel_volume = dx**3
@@ -304,20 +363,14 @@ def solve(
         fixed |= _fipy_order(bath)
     free = ~fixed
 
-    # Probes: the engine's sub-grid kernels (voxels, weights in metres of line, coupling conductance).
+    # Probes: the engine's sub-grid kernels, in pieces (voxels, weights in metres of line, tissue conductance).
     frozen_k = []
     for placement in probes:
         a, b = placement.active_segment_mm()
-        middle = tuple(np.round(grid.index_of(0.5 * (a + b))).astype(int))
+        middle = tuple(np.clip(np.round(grid.index_of(0.5 * (a + b))).astype(int), 0, np.asarray(shape) - 1))
         frozen_k.append(rows[int(np.searchsorted(keys, np.asarray(raw_labels)[middle]))].conductivity_frozen_w_mk)
-    # As the engine: −140 °C on each probe's calibrated effective radius, or a given surface temperature on
-    # its physical radius.
-    radii = [p.probe.radius_mm if probe_surface_temp_c is not None else p.probe.effective_radius_mm for p in probes]
-    sinks = [
-        (_flat_to_fipy(flat, shape), weights, g)
-        for flat, weights, g in engine_probe_kernels(grid, probes, radii, sink_fixed, frozen_k)
-    ]
-    surface = FREEZE_SURFACE_C if probe_surface_temp_c is None else probe_surface_temp_c
+    pieces = engine_probe_kernels(grid, probes, sink_fixed, frozen_k)
+    cells_of = [_flat_to_fipy(piece.flat_index, shape) for piece in pieces]
 
     mesh = fipy.Grid3D(dx=dx, dy=dx, dz=dx, nx=shape[0], ny=shape[1], nz=shape[2])
     face_cells = np.asarray(mesh.faceCellIDs.filled(-1))
@@ -349,12 +402,11 @@ def solve(
         for phase in protocol.phases:
             n_steps = max(1, math.ceil(phase.seconds / time_step_s - 1e-9))
             dt = phase.seconds / n_steps
-            coupling = []  # (voxels, weights, conductance per metre, surface temperature) of each working probe
-            for placement, (cells, weights, g) in zip(probes, sinks):
-                if phase.kind == "freeze":
-                    coupling.append((cells, weights, g * phase.flow_fraction * placement.flow_fraction, surface))
-                elif phase.kind == "active_thaw":
-                    coupling.append((cells, weights, g, ACTIVE_THAW_SURFACE_C))
+            coupling = []  # (voxels, weights, conductance per metre, pulled-to temperature) of each drawing piece
+            for piece, cells in zip(pieces, cells_of):
+                drive = piece_drive(phase, probes[piece.probe], piece, probe_surface_temp_c)
+                if drive is not None:
+                    coupling.append((cells, piece.weight, *drive))
             for _ in range(n_steps if max_steps is None else min(n_steps, max_steps - steps)):
                 h_star, t_star = h_now.copy(), t_now.copy()
                 for _sweep in range(max_sweeps):
@@ -375,9 +427,10 @@ def solve(
                     sink_implicit = np.zeros(n_cells)
                     sink_explicit = np.zeros(n_cells)
                     for cells, weights, g, held_c in coupling:
-                        # q = G (T̄ − T_p) per metre, drawn from voxel n as q w_n / V. Written as
-                        # G (T_n − T_p) + G (T̄ − T_n): the first part implicit in the voxel's own temperature, the
-                        # second lagging one sweep (a lagged T̄ alone makes the sweeps oscillate at large steps).
+                        # q = G (T̄ − T_c) per metre, T̄ the piece's own mean, drawn from voxel n as q w_n / V.
+                        # Written as G (T_n − T_c) + G (T̄ − T_n): the first part implicit in the voxel's own
+                        # temperature, the second lagging one sweep (a lagged T̄ alone makes the sweeps oscillate
+                        # at large steps).
                         mean_t = float(weights @ t_star[cells]) / weights.sum()
                         own = g * weights / voxel_volume
                         np.add.at(sink_implicit, cells, own)
