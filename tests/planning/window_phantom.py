@@ -18,8 +18,9 @@ from cryoplan.imaging.volume import Volume
 SPACING_MM = 1.0
 FIELD_MM = (110.0, 100.0, 80.0)
 TUMOUR_CENTRE = np.array([0.0, 5.0, 0.0])
-# Large enough that one 17G rod does not cover tumour + 5 mm (40 mm) at 99 %.
-TUMOUR_DIAMETER_MM = 30.0
+# Large enough that one 17G rod does not cover tumour + 5 mm (24 mm) at 99 % (73 % after a 15 min double
+# freeze, the longest the planning tests allow), small enough that two converging ones do after 10 min.
+TUMOUR_DIAMETER_MM = 14.0
 BODY_SEMI_AXES = (50.0, 45.0)
 CAGE_OUTER = (44.0, 39.0)
 CAGE_INNER = (38.0, 33.0)
