@@ -1,8 +1,9 @@
 """Converging probe paths (`PlanSettings.paths = "converging"`, `cryoplan plan --paths converging`).
 
 A tumour behind a bony cage with one narrow window (`window_phantom.py`): parallel probes cannot pass the
-window together and the planner says so; converging probes enter through it, diverge towards their tips,
-and the full simulation of the plan covers tumour + 5 mm. Plus the geometry the option rests on (segment
+window together, so the planner keeps the one probe that can and flags its shortfall; converging probes enter
+through it, diverge towards their tips, and the full simulation of the plan covers tumour + 5 mm. A window
+too narrow for any probe is refused, naming the lesion. Plus the geometry the option rests on (segment
 distances, spacing rules) and the soundness of chart-based scoring for non-parallel probes, checked
 against the engine. Coarse settings (2 mm grids, one probe type, up to 3 probes) keep the CI time down.
 """
@@ -180,8 +181,18 @@ def converging_plan(phantom):
 
 
 def test_parallel_paths_cannot_pass_the_window(phantom):
-    with pytest.raises(InputError, match="lesions.L1: .*none feasible with parallel paths"):
-        plan_case(phantom, settings=COARSE)
+    unit = plan_case(phantom, settings=COARSE).units[0]
+    # no parallel pair passes: the one probe that does is planned, and its full simulation falls short
+    assert len(unit.candidate.probes) == 1
+    lesion = unit.coverage.lesions[0]
+    assert not lesion.margin_met and lesion.margin_covered_pct < 99.0
+    assert "coverage_shortfall" in {r.code for r in unit.coverage.risks}
+
+
+def test_a_window_too_narrow_for_one_probe_is_refused():
+    # one probe's axis needs 5.5 mm of window (its radius and 2 mm of clearance to either side)
+    with pytest.raises(InputError, match="lesions.L1: .*bone"):
+        plan_case(window_phantom(4.0), settings=COARSE)
 
 
 def feasible_pairs(phantom, settings):
@@ -220,7 +231,7 @@ def test_converging_paths_pass_the_window_and_cover_the_margin(converging_plan):
     assert lesion.margin_covered_pct >= 99.0, unit.simulations  # from the full simulation
     assert "coverage_shortfall" not in {r.code for r in unit.coverage.risks}
     probes = unit.candidate.probes
-    assert len(probes) >= 2  # one probe cannot cover 40 mm, and two parallel ones cannot pass the window
+    assert len(probes) >= 2  # one probe cannot cover 24 mm, and two parallel ones cannot pass the window
     entries = np.array([p.entry_lps_mm for p in probes])
     tips = np.array([p.tip_lps_mm for p in probes])
     # one small skin entry region, the probes diverging from it
@@ -247,9 +258,7 @@ def test_converging_paths_pass_the_window_and_cover_the_margin(converging_plan):
         assert not in_bone(axis).any()
 
 
-@pytest.fixture(scope="module")
-def case_file(phantom, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("window-case")
+def write_case(phantom, folder):
     write_nifti(phantom.ct, folder / "ct.nii.gz")
     write_nifti(phantom.labels, folder / "labels.nii.gz")
     case = {
@@ -259,6 +268,11 @@ def case_file(phantom, tmp_path_factory):
     }
     (folder / "case.json").write_text(json.dumps(case))
     return folder / "case.json"
+
+
+@pytest.fixture(scope="module")
+def case_file(phantom, tmp_path_factory):
+    return write_case(phantom, tmp_path_factory.mktemp("window-case"))
 
 
 def plan_command(case_file, out, *options):
@@ -273,6 +287,9 @@ def plan_command(case_file, out, *options):
         "2",
         "--max-probes",
         "3",
+        # as in COARSE: the window is drawn for paths 2 mm from the bone
+        "--clearance",
+        "bone=2",
         *options,
     ]
     return subprocess.run(
@@ -280,15 +297,23 @@ def plan_command(case_file, out, *options):
     )
 
 
-def test_plan_command_reports_no_feasible_parallel_path(case_file, tmp_path):
+def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(case_file, tmp_path):
     out = tmp_path / "plan"
-    result = plan_command(case_file, out, "--paths", "parallel")
+    result = plan_command(case_file, out, "--paths", "parallel", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    lesion = json.loads(result.stdout)["lesions"][0]
+    assert len(lesion["probes"]) == 1
+    assert lesion["coverage"]["margin_covered_pct"] < 99.0
+    assert "coverage_shortfall" in {r["code"] for r in lesion["risks"]}
+    closed = write_case(window_phantom(4.0), tmp_path)
+    out = tmp_path / "closed"
+    result = plan_command(closed, out, "--paths", "parallel")
     assert result.returncode == 2, result.stderr
     # the progress bar is transient: the error is the one line on stderr, without a traceback
     errors = [line for line in result.stderr.splitlines() if line.startswith("cryoplan: error:")]
     assert len(errors) == 1 and result.stderr.strip().splitlines() == errors
     assert "Traceback" not in result.stderr
-    assert "lesions.L1" in errors[0] and "none feasible with parallel paths" in errors[0]
+    assert "lesions.L1" in errors[0] and "bone" in errors[0]
     assert not out.exists()
     result = plan_command(case_file, out, "--paths", "sideways")
     assert result.returncode == 2 and "--paths" in result.stderr
