@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from cryoplan.errors import InputError
 
@@ -61,23 +62,26 @@ class Grid:
 
     def axis_mm(self, axis: int) -> np.ndarray:
         """Voxel-centre coordinates along one axis (0 = L, 1 = P, 2 = S)."""
-        return self.origin_mm[axis] + self.spacing_mm * np.arange(self.shape[axis])
+        coords: np.ndarray = self.origin_mm[axis] + self.spacing_mm * np.arange(self.shape[axis])
+        return coords
 
     def centres_mm(self) -> np.ndarray:
         """LPS coordinates of every voxel centre, shape ``(*shape, 3)``."""
         return np.stack(np.meshgrid(*(self.axis_mm(a) for a in range(3)), indexing="ij"), axis=-1)
 
-    def index_of(self, points_mm) -> np.ndarray:
+    def index_of(self, points_mm: ArrayLike) -> np.ndarray:
         """Continuous voxel indices of LPS points (shape ``(..., 3)``)."""
-        return (np.asarray(points_mm, dtype=np.float64) - self.origin_mm) / self.spacing_mm
+        index: np.ndarray = (np.asarray(points_mm, dtype=np.float64) - self.origin_mm) / self.spacing_mm
+        return index
 
-    def contains(self, points_mm) -> np.ndarray:
+    def contains(self, points_mm: ArrayLike) -> np.ndarray:
         """Whether each point lies within the span of voxel centres."""
         index = self.index_of(points_mm)
-        return np.all((index >= 0) & (index <= np.asarray(self.shape) - 1), axis=-1)
+        inside: np.ndarray = np.all((index >= 0) & (index <= np.asarray(self.shape) - 1), axis=-1)
+        return inside
 
     @classmethod
-    def around(cls, points_mm, margin_mm: float, spacing_mm: float) -> Grid:
+    def around(cls, points_mm: ArrayLike, margin_mm: float, spacing_mm: float) -> Grid:
         """The smallest grid of `spacing_mm` covering every point plus `margin_mm` on each side."""
         points = np.asarray(points_mm, dtype=np.float64).reshape(-1, 3)
         if not np.all(np.isfinite(points)):
@@ -86,7 +90,8 @@ class Grid:
             raise InputError("grid.spacing_mm", "a positive number of millimetres", spacing_mm)
         low = points.min(axis=0) - margin_mm
         high = points.max(axis=0) + margin_mm
-        shape = tuple(int(n) for n in np.ceil((high - low) / spacing_mm).astype(int) + 1)
+        counts = np.ceil((high - low) / spacing_mm).astype(int) + 1
+        shape = (int(counts[0]), int(counts[1]), int(counts[2]))
         centre = 0.5 * (low + high)
         origin = centre - 0.5 * spacing_mm * (np.asarray(shape) - 1)
         return cls(origin_mm=origin, spacing_mm=spacing_mm, shape=shape)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cryoplan.errors import InputError
@@ -88,7 +89,7 @@ class Tissue(BaseModel):
         mean_c = 0.5 * (self.heat_capacity_frozen_j_m3k + self.heat_capacity_unfrozen_j_m3k)
         return self.latent_heat_j_m3 + mean_c * (self.liquidus_c - self.solidus_c)
 
-    def enthalpy_j_m3(self, temperature_c):
+    def enthalpy_j_m3(self, temperature_c: ArrayLike) -> NDArray[np.float64]:
         """Volumetric enthalpy H(T) (J/m³, zero at the solidus); at a single T_m returns the frozen end."""
         t = np.asarray(temperature_c, dtype=np.float64)
         h_l = self.liquidus_enthalpy_j_m3
@@ -100,7 +101,7 @@ class Tissue(BaseModel):
             np.where(t >= self.liquidus_c, h_l + self.heat_capacity_unfrozen_j_m3k * (t - self.liquidus_c), mushy),
         )
 
-    def conductivity_w_mk(self, temperature_c):
+    def conductivity_w_mk(self, temperature_c: ArrayLike) -> NDArray[np.float64] | np.float64:
         """k(T): frozen below the solidus, unfrozen above the liquidus, linear in between."""
         t = np.asarray(temperature_c, dtype=np.float64)
         span = self.liquidus_c - self.solidus_c
@@ -109,13 +110,13 @@ class Tissue(BaseModel):
             self.conductivity_unfrozen_w_mk - self.conductivity_frozen_w_mk
         )
 
-    def kirchhoff_w_m(self, temperature_c, reference_c: float):
+    def kirchhoff_w_m(self, temperature_c: ArrayLike, reference_c: float) -> NDArray[np.float64] | np.float64:
         """Kirchhoff transform Φ(T) = ∫ k dT from `reference_c` to T (W/m), exact for the k(T) above."""
         t = np.asarray(temperature_c, dtype=np.float64)
         return _kirchhoff_from_solidus(self, t) - _kirchhoff_from_solidus(self, np.float64(reference_c))
 
 
-def _kirchhoff_from_solidus(tissue: Tissue, t):
+def _kirchhoff_from_solidus(tissue: Tissue, t: NDArray[np.float64] | np.float64) -> NDArray[np.float64] | np.float64:
     ks, ku = tissue.conductivity_frozen_w_mk, tissue.conductivity_unfrozen_w_mk
     ts, tl = tissue.solidus_c, tissue.liquidus_c
     below = ks * (np.minimum(t, ts) - ts)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from cryoplan.errors import InputError
+from cryoplan.thermal.grid import Grid
 
 NUSSELT_LAMINAR = 4.36
 """Nusselt number of fully developed laminar pipe flow at constant wall heat flux (Incropera, §8.4)."""
@@ -46,10 +48,10 @@ class Vessel:
         return NUSSELT_LAMINAR * BLOOD_CONDUCTIVITY_W_MK / (self.diameter_mm * 1e-3)
 
     @classmethod
-    def cylinder(cls, grid, point_mm, direction, diameter_mm: float) -> Vessel:
+    def cylinder(cls, grid: Grid, point_mm: ArrayLike, direction: ArrayLike, diameter_mm: float) -> Vessel:
         """A straight vessel through `point_mm` along `direction` (LPS), spanning the grid."""
-        direction = np.asarray(direction, dtype=np.float64)
-        direction = direction / np.linalg.norm(direction)
+        axis = np.asarray(direction, dtype=np.float64)
+        axis = axis / np.linalg.norm(axis)
         offset = grid.centres_mm() - np.asarray(point_mm, dtype=np.float64)
-        radial = offset - (offset @ direction)[..., None] * direction
+        radial = offset - (offset @ axis)[..., None] * axis
         return cls(mask=np.linalg.norm(radial, axis=-1) <= 0.5 * diameter_mm, diameter_mm=diameter_mm)
