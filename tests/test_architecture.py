@@ -16,8 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "cryoplan"
 ROOT = PACKAGE.parents[1]
 
-# Imports allowed inside functions: optional heavy libraries that most commands never need.
-DEFERRED_EXTERNAL = {"weasyprint", "playwright", "fipy", "uvicorn"}
+# Imports allowed inside functions: heavy libraries that most callers never need (PDF rendering, the browser,
+# the peer solver, the web server, a Dask cluster).
+DEFERRED_EXTERNAL = {"weasyprint", "playwright", "fipy", "uvicorn", "distributed"}
 
 
 def test_layer_contract_is_kept():
