@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 from scipy.special import erf, erfc, erfcx, exp1, k0, k1
 
 from cryoplan.thermal.tissue import Tissue
 
 
-def neumann_lambda(k_s, c_s, k_u, c_u, latent_j_m3, t_m, t_p, t_i) -> float:
+def neumann_lambda(
+    k_s: float, c_s: float, k_u: float, c_u: float, latent_j_m3: float, t_m: float, t_p: float, t_i: float
+) -> float:
     """λ of the two-phase Neumann solution: the root of
     St_s e^(−λ²)/erf λ − St_u e^(−ν²λ²)/(ν erfc νλ) = λ √π, ν = √(α_s/α_u).
 
@@ -29,12 +32,12 @@ def neumann_lambda(k_s, c_s, k_u, c_u, latent_j_m3, t_m, t_p, t_i) -> float:
     st_s = c_s * (t_m - t_p) / latent_j_m3
     st_u = c_u * (t_i - t_m) / latent_j_m3
 
-    def residual(lam):
-        return (
+    def residual(lam: float) -> float:
+        return float(
             st_s * math.exp(-lam * lam) / math.erf(lam) - st_u / (nu * erfcx(nu * lam)) - lam * math.sqrt(math.pi)
         )  # e^(−x²)/erfc x = 1/erfcx x
 
-    return brentq(residual, 1e-9, 5.0, xtol=1e-14)
+    return float(brentq(residual, 1e-9, 5.0, xtol=1e-14))
 
 
 class NeumannSolution:
@@ -44,7 +47,9 @@ class NeumannSolution:
     unfrozen T = T_i − (T_i − T_m) erfc(x/2√(α_u t))/erfc(λν).
     """
 
-    def __init__(self, k_s, c_s, k_u, c_u, latent_j_m3, t_m, t_p, t_i):
+    def __init__(
+        self, k_s: float, c_s: float, k_u: float, c_u: float, latent_j_m3: float, t_m: float, t_p: float, t_i: float
+    ) -> None:
         self.k_s, self.c_s, self.k_u, self.c_u = k_s, c_s, k_u, c_u
         self.t_m, self.t_p, self.t_i = t_m, t_p, t_i
         self.alpha_s, self.alpha_u = k_s / c_s, k_u / c_u
@@ -54,13 +59,14 @@ class NeumannSolution:
     def front_m(self, t_s: float) -> float:
         return 2.0 * self.lam * math.sqrt(self.alpha_s * t_s)
 
-    def temperature_c(self, x_m, t_s: float):
+    def temperature_c(self, x_m: ArrayLike, t_s: float) -> NDArray[np.float64]:
         x = np.asarray(x_m, dtype=np.float64)
         frozen = self.t_p + (self.t_m - self.t_p) * erf(x / (2 * math.sqrt(self.alpha_s * t_s))) / math.erf(self.lam)
         unfrozen = self.t_i - (self.t_i - self.t_m) * erfc(x / (2 * math.sqrt(self.alpha_u * t_s))) / math.erfc(
             self.lam * self.nu
         )
-        return np.where(x <= self.front_m(t_s), frozen, unfrozen)
+        profile: NDArray[np.float64] = np.where(x <= self.front_m(t_s), frozen, unfrozen)
+        return profile
 
     def isotherm_position_m(self, temperature_c: float, t_s: float) -> float:
         """Depth of a frozen-side isotherm T_p < T ≤ T_m (inverting the erf profile)."""
@@ -86,10 +92,10 @@ def perfused_cylinder_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp
     phi_l = float(tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c))
     t_inf = tissue.steady_temperature_c
 
-    def residual(log_r):
+    def residual(log_r: float) -> float:
         r = math.exp(log_r)
-        return phi_l / (r * math.log(r / probe_radius_m)) - k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(
-            m * r
+        return float(
+            phi_l / (r * math.log(r / probe_radius_m)) - k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(m * r)
         )
 
     return math.exp(brentq(residual, math.log(probe_radius_m * (1 + 1e-9)), math.log(1.0), xtol=1e-14))
@@ -117,11 +123,11 @@ def robin_cylinder_radius_m(
     m = math.sqrt(tissue.perfusion_w_m3k / k_u)
     t_inf = tissue.steady_temperature_c
 
-    def surface_c(r):
+    def surface_c(r: float) -> tuple[float, float]:
         flux = r * k_u * m * (t_inf - tissue.liquidus_c) * k1(m * r) / k0(m * r)  # q'/2π
         return cryogen_temp_c + flux / (probe_radius_m * heat_transfer_w_m2k), flux
 
-    def residual(log_r):
+    def residual(log_r: float) -> float:
         r = math.exp(log_r)
         t_s, flux = surface_c(r)
         return float(tissue.kirchhoff_w_m(tissue.liquidus_c, t_s)) - flux * math.log(r / probe_radius_m)
@@ -130,7 +136,9 @@ def robin_cylinder_radius_m(
     return radius, surface_c(radius)[0]
 
 
-def perfused_cylinder_temperature_c(tissue: Tissue, probe_radius_m: float, probe_temp_c: float, r_m):
+def perfused_cylinder_temperature_c(
+    tissue: Tissue, probe_radius_m: float, probe_temp_c: float, r_m: ArrayLike
+) -> NDArray[np.float64]:
     """Steady temperature at radius r (m) of `perfused_cylinder_radius_m`'s problem."""
     radius = perfused_cylinder_radius_m(tissue, probe_radius_m, probe_temp_c)
     r = np.asarray(r_m, dtype=np.float64)
@@ -156,7 +164,8 @@ def perfused_cylinder_isotherm_m(
     fraction = float(
         tissue.kirchhoff_w_m(temperature_c, probe_temp_c) / tissue.kirchhoff_w_m(tissue.liquidus_c, probe_temp_c)
     )
-    return probe_radius_m * (radius / probe_radius_m) ** fraction
+    isotherm_m: float = probe_radius_m * (radius / probe_radius_m) ** fraction
+    return isotherm_m
 
 
 class LineSinkSolution:
@@ -170,25 +179,27 @@ class LineSinkSolution:
     H. S. Carslaw, J. C. Jaeger, Conduction of Heat in Solids, 2nd ed., 1959, §11.6.
     """
 
-    def __init__(self, q_w_m, k_s, c_s, k_u, c_u, latent_j_m3, t_m, t_i):
+    def __init__(
+        self, q_w_m: float, k_s: float, c_s: float, k_u: float, c_u: float, latent_j_m3: float, t_m: float, t_i: float
+    ) -> None:
         self.q, self.k_s, self.k_u = q_w_m, k_s, k_u
         self.t_m, self.t_i = t_m, t_i
         self.alpha_s, self.alpha_u = k_s / c_s, k_u / c_u
         ratio = self.alpha_s / self.alpha_u
 
-        def residual(lam):
-            return (
+        def residual(lam: float) -> float:
+            return float(
                 q_w_m / (4 * math.pi) * math.exp(-lam * lam)
                 - k_u * (t_i - t_m) * math.exp(-lam * lam * ratio) / exp1(lam * lam * ratio)
                 - lam * lam * self.alpha_s * latent_j_m3
             )
 
-        self.lam = brentq(residual, 1e-9, 3.0, xtol=1e-14)
+        self.lam = float(brentq(residual, 1e-9, 3.0, xtol=1e-14))
 
     def front_m(self, t_s: float) -> float:
         return 2.0 * self.lam * math.sqrt(self.alpha_s * t_s)
 
-    def temperature_c(self, r_m, t_s: float):
+    def temperature_c(self, r_m: ArrayLike, t_s: float) -> NDArray[np.float64]:
         r = np.maximum(np.asarray(r_m, dtype=np.float64), 1e-12)
         frozen = self.t_m - self.q / (4 * math.pi * self.k_s) * (
             exp1(r * r / (4 * self.alpha_s * t_s)) - exp1(self.lam**2)
@@ -196,12 +207,13 @@ class LineSinkSolution:
         unfrozen = self.t_i - (self.t_i - self.t_m) * exp1(r * r / (4 * self.alpha_u * t_s)) / exp1(
             self.lam**2 * self.alpha_s / self.alpha_u
         )
-        return np.where(r <= self.front_m(t_s), frozen, unfrozen)
+        profile: NDArray[np.float64] = np.where(r <= self.front_m(t_s), frozen, unfrozen)
+        return profile
 
     def isotherm_radius_m(self, temperature_c: float, t_s: float) -> float:
         """Radius of a frozen-side isotherm T < T_m."""
         front = self.front_m(t_s)
-        return brentq(lambda r: float(self.temperature_c(r, t_s)) - temperature_c, 1e-9, front, xtol=1e-14)
+        return float(brentq(lambda r: float(self.temperature_c(r, t_s)) - temperature_c, 1e-9, front, xtol=1e-14))
 
 
 def spherical_steady_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp_c: float) -> float:
@@ -211,7 +223,7 @@ def spherical_steady_radius_m(tissue: Tissue, probe_radius_m: float, probe_temp_
     m = math.sqrt(tissue.perfusion_w_m3k / k_u)
     t_m, t_inf = tissue.liquidus_c, tissue.steady_temperature_c
 
-    def residual(r):
+    def residual(r: float) -> float:
         return k_s * (t_m - probe_temp_c) / (r * r * (1 / probe_radius_m - 1 / r)) - k_u * (t_inf - t_m) * (m + 1 / r)
 
-    return brentq(residual, probe_radius_m * (1 + 1e-9), 1.0, xtol=1e-14)
+    return float(brentq(residual, probe_radius_m * (1 + 1e-9), 1.0, xtol=1e-14))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def isotherm_chart(
     initial_temp_c: float | None = None,
     probe_surface_temp_c: float | None = None,
     progress: Callable[[float], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Simulate `protocol` in `medium` and measure each isotherm at the end of it.
 
     Returns the ``cryoplan isotherms`` document: per isotherm ``length_mm`` (along the probe axis),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -54,7 +55,7 @@ def history_figure(result: ThermalResult, isotherms_c: Sequence[float]) -> Figur
 _CATEGORY_COLOURS = {"phantom": "tab:blue", "animal": "tab:orange", "human": "tab:green"}
 
 
-def validation_figure(document: dict) -> Figure:
+def validation_figure(document: Mapping[str, Any]) -> Figure:
     """Simulated against measured figure for every validation row: at the joint fit (filled) and predicted
     with the row's source left out of the fit (open); the diagonal and a ±3 mm band."""
     figure = Figure(figsize=(6.4, 6.0), layout="constrained")
@@ -98,7 +99,7 @@ def validation_figure(document: dict) -> Figure:
     return figure
 
 
-def isotherm_profile_figure(profiles: dict, document: dict) -> Figure:
+def isotherm_profile_figure(profiles: Mapping[str, Mapping[str, Any]], document: Mapping[str, Any]) -> Figure:
     """Minimum temperature against distance from the probe, one panel per experiment, with the isotherms
     its rows measure (dotted) and, for single-probe radii and widths, the measured distance (marker)."""
     by_id = {row["id"]: row for row in document["rows"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.ndimage import map_coordinates
 from skimage.measure import marching_cubes
 
@@ -80,10 +81,11 @@ class ThermalResult:
         values = self._field(which)
         if not (values.min() < temperature_c < values.max()):
             return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-        verts, faces, _, _ = marching_cubes(values, level=temperature_c)
+        # scikit-image leaves marching_cubes unannotated.
+        verts, faces, _, _ = marching_cubes(values, level=temperature_c)  # type: ignore[no-untyped-call]
         return self.grid.origin_mm + verts * self.grid.spacing_mm, faces
 
-    def extents_mm(self, temperature_c: float, axis, which: str = "final") -> tuple[float, float, float]:
+    def extents_mm(self, temperature_c: float, axis: ArrayLike, which: str = "final") -> tuple[float, float, float]:
         """(length, width, depth) of the isotherm: extent along the unit vector `axis`, the largest extent
         perpendicular to it, and the extent perpendicular to both; from the voxel centres inside plus one
         voxel (each voxel spans ± half a spacing)."""
@@ -91,38 +93,41 @@ class ThermalResult:
         if not mask.any():
             return 0.0, 0.0, 0.0
         points = self.grid.origin_mm + np.argwhere(mask) * self.grid.spacing_mm
-        axis = np.asarray(axis, dtype=np.float64)
-        axis = axis / np.linalg.norm(axis)
-        along = points @ axis
-        perpendicular = points - along[:, None] * axis
+        unit = np.asarray(axis, dtype=np.float64)
+        unit = unit / np.linalg.norm(unit)
+        along = points @ unit
+        perpendicular = points - along[:, None] * unit
         # Width direction: the perpendicular direction of largest spread (principal axis of the section).
         centred = perpendicular - perpendicular.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        width_axis = vt[0] - (vt[0] @ axis) * axis
+        width_axis = vt[0] - (vt[0] @ unit) * unit
         width_axis /= np.linalg.norm(width_axis)
-        depth_axis = np.cross(axis, width_axis)
+        depth_axis = np.cross(unit, width_axis)
         voxel = self.grid.spacing_mm
 
-        def span(values):
+        def span(values: np.ndarray) -> float:
             return float(values.max() - values.min() + voxel)
 
         return span(along), span(points @ width_axis), span(points @ depth_axis)
 
-    def temperature_along_c(self, points_mm, which: str = "final") -> np.ndarray:
+    def temperature_along_c(self, points_mm: ArrayLike, which: str = "final") -> np.ndarray:
         """Temperature at LPS points (shape ``(n, 3)``), trilinear between voxel centres."""
         index = self.grid.index_of(np.asarray(points_mm, dtype=np.float64).reshape(-1, 3))
-        return map_coordinates(self._field(which), index.T, order=1, mode="nearest")
+        values: np.ndarray = map_coordinates(self._field(which), index.T, order=1, mode="nearest")
+        return values
 
-    def isotherm_distance_mm(self, temperature_c: float, origin_mm, direction, which: str = "final") -> float:
+    def isotherm_distance_mm(
+        self, temperature_c: float, origin_mm: ArrayLike, direction: ArrayLike, which: str = "final"
+    ) -> float:
         """Distance from `origin_mm` along `direction` to where the temperature first rises above
         `temperature_c` (linear interpolation on a ray sampled every quarter voxel); 0 when the origin is
         already warmer, NaN when the ray leaves the grid first."""
-        direction = np.asarray(direction, dtype=np.float64)
-        direction = direction / np.linalg.norm(direction)
+        unit = np.asarray(direction, dtype=np.float64)
+        unit = unit / np.linalg.norm(unit)
         step = 0.25 * self.grid.spacing_mm
         length = float(np.linalg.norm(np.asarray(self.grid.shape) * self.grid.spacing_mm))
         s = np.arange(0.0, length, step)
-        points = np.asarray(origin_mm, dtype=np.float64) + s[:, None] * direction
+        points = np.asarray(origin_mm, dtype=np.float64) + s[:, None] * unit
         inside = self.grid.contains(points)
         s, points = s[inside], points[inside]
         values = self.temperature_along_c(points, which)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -89,10 +89,11 @@ def probe_coupling_w_mk(tissue_w_mk: float, film_w_mk: float) -> float:
 def _segment_distance_mm(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ab = b - a
     t = np.clip(((points - a) @ ab) / float(ab @ ab), 0.0, 1.0)
-    return np.linalg.norm(points - (a + t[..., None] * ab), axis=-1)
+    distance: np.ndarray = np.linalg.norm(points - (a + t[..., None] * ab), axis=-1)
+    return distance
 
 
-def _segments_distance_mm(a0, a1, b0, b1, samples: int = 201) -> float:
+def _segments_distance_mm(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray, samples: int = 201) -> float:
     """Smallest distance between two segments (dense sampling of one against the exact distance to the other)."""
     t = np.linspace(0.0, 1.0, samples)[:, None]
     return float(
@@ -218,14 +219,14 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
 
 def _phase_segments(
     n: int,
-    phase,
+    phase: Phase,
     grid: Grid,
     probes: Sequence[ProbePlacement],
     radii: Sequence[float],
     fixed: np.ndarray,
     frozen_k: Sequence[float],
     sinks: ProbeSinks,
-):
+) -> Iterator[tuple[float, ProbeSinks]]:
     """(seconds, probe sinks) of the stretches a phase is run in: the whole phase with the probes where they
     are; a tract freeze in one stretch per voxel of withdrawal, each with the probes drawn back along their
     shafts to the middle of that stretch."""
@@ -253,7 +254,12 @@ def _phase_segments(
         yield phase.seconds / pieces, ProbeSinks(grid, moved, radii, fixed, frozen_k)
 
 
-def _labels_and_table(grid: Grid, tissue_labels, tissues, vessels):
+def _labels_and_table(
+    grid: Grid,
+    tissue_labels: np.ndarray | None,
+    tissues: Mapping[int, Tissue] | Tissue,
+    vessels: Sequence[Vessel],
+) -> tuple[np.ndarray, np.ndarray, list[Tissue], np.ndarray]:
     """Compact labels (uint8) and the property table rows: one per tissue, then one per vessel lumen."""
     if isinstance(tissues, Tissue):
         tissues = {0: tissues}
@@ -324,9 +330,11 @@ def stable_time_step_s(table: np.ndarray, spacing_mm: float, probe_rate_1_s: flo
     rate (`kernels.probe_rates`): the sum bounds the spectrum of the linearised operator (Gershgorin)."""
     dx = spacing_mm * 1e-3
     free = table[table[:, kernels.FIXED] == 0] if np.any(table[:, kernels.FIXED] == 0) else table
-    alpha = max(
-        np.max(free[:, kernels.K_FROZEN] / free[:, kernels.C_FROZEN]),
-        np.max(free[:, kernels.K_UNFROZEN] / free[:, kernels.C_UNFROZEN]),
+    alpha = float(
+        max(
+            np.max(free[:, kernels.K_FROZEN] / free[:, kernels.C_FROZEN]),
+            np.max(free[:, kernels.K_UNFROZEN] / free[:, kernels.C_UNFROZEN]),
+        )
     )
     perfusion = float(np.max(free[:, kernels.PERFUSION_W] / free[:, kernels.C_UNFROZEN]))
     return STABILITY_FRACTION * 2.0 / (12.0 * alpha / (dx * dx) + perfusion + probe_rate_1_s)
