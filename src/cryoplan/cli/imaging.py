@@ -7,6 +7,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -38,8 +39,8 @@ def _pairs(items: list[str], option: str) -> dict[str, str]:
     return pairs
 
 
-def _label_values(items: list[str]) -> dict[str, list[int]]:
-    mapping = {}
+def _label_values(items: list[str]) -> dict[str, int | list[int]]:
+    mapping: dict[str, int | list[int]] = {}
     for name, text in _pairs(items, "--label").items():
         try:
             mapping[name] = [int(v) for v in text.split(",")]
@@ -89,7 +90,7 @@ def inspect(
     from cryoplan.imaging.figures import COLOURS, write_lesion_figures
 
     label_map = _label_values(label) if label else None
-    masks = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
+    masks: dict[str, str | Path] | None = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
     err = Console(stderr=True)
     with (
         warnings.catch_warnings(record=True) as caught,
@@ -127,7 +128,7 @@ def inspect(
         _print_text(document)
 
 
-def _print_text(document: dict) -> None:
+def _print_text(document: dict[str, Any]) -> None:
     console = Console(soft_wrap=True)  # one line per lesion, however narrow the terminal
     image = document["image"]
     console.print(

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,7 +21,7 @@ from cryoplan.thermal import PROBES, load_medium, parse_protocol
 from cryoplan.thermal.calibration import CALIBRATION_GRID_MM, validate
 from cryoplan.thermal.chart import isotherm_chart, probe_layout
 from cryoplan.thermal.figures import isotherm_profile_figure, validation_figure
-from cryoplan.thermal.probes import load_probe_file
+from cryoplan.thermal.probes import ProbeType, load_probe_file
 
 _stderr = Console(stderr=True)
 _FORMATS = ("json", "table")
@@ -57,7 +58,7 @@ def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
-def _probe_document(probe) -> dict:
+def _probe_document(probe: ProbeType) -> dict[str, Any]:
     cooling = probe.cooling
     return {
         "id": probe.id,
@@ -220,7 +221,7 @@ def validate_command(
     typer.echo(validation_text(document))
 
 
-def validation_text(document: dict) -> str:
+def validation_text(document: dict[str, Any]) -> str:
     """The validation document as a Markdown table and summary (what docs/validation.md shows)."""
     lines = [
         "| row | source | category | measured | isotherm (°C) | measured (mm) | simulated (mm) | residual (mm) "
