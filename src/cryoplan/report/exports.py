@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from cryoplan.imaging.io import (
 )
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_shell
+from cryoplan.planning.pipeline import CasePlan
 
 #: Body temperature, the simulation's value far from the probes (°C).
 BODY_TEMPERATURE_C = 37.0
@@ -39,7 +41,7 @@ def isotherm_name(temperature_c: float) -> str:
     return f"isotherm {temperature_c:g} C"
 
 
-def _tumour_and_margin(plan) -> dict[str, np.ndarray]:
+def _tumour_and_margin(plan: CasePlan) -> dict[str, np.ndarray]:
     """The planned lesions and their margin (tumour plus `margin_mm`, inside the liver) on the image grid."""
     anatomy = plan.anatomy
     tumour = np.zeros(anatomy.grid.shape, dtype=bool)
@@ -50,7 +52,7 @@ def _tumour_and_margin(plan) -> dict[str, np.ndarray]:
     return {"tumour": tumour, "margin": margin}
 
 
-def _probes(plan) -> list[dict]:
+def _probes(plan: CasePlan) -> list[dict[str, Any]]:
     return [
         {"name": f"{unit.unit_id} probe {n}", "entry_lps_mm": probe.entry_lps_mm, "tip_lps_mm": probe.tip_lps_mm}
         for unit in plan.units
@@ -59,7 +61,7 @@ def _probes(plan) -> list[dict]:
 
 
 def write_exports(
-    plan, temperature: Volume, folder: Path, isotherms_c: Sequence[float]
+    plan: CasePlan, temperature: Volume, folder: Path, isotherms_c: Sequence[float]
 ) -> tuple[dict[str, list[str]], list[dict[str, str]]]:
     """Write every export of `plan` into `folder`.
 
@@ -96,7 +98,8 @@ def write_exports(
 
     structures = _tumour_and_margin(plan)
     isotherm_masks = {isotherm_name(t): np.asarray(temperature.array) <= t for t in isotherms_c}
-    if plan.source_dicom is not None:
+    source_dicom = plan.source_dicom  # a local, so that the lambdas below see it narrowed
+    if source_dicom is not None:
         ct = plan.ct
         on_ct = temperature.resampled(ct.shape, ct.affine, order=1, cval=BODY_TEMPERATURE_C).array
         attempt(
@@ -104,7 +107,7 @@ def write_exports(
             "isotherm DICOM-SEG",
             "isotherms_seg.dcm",
             lambda path: write_dicom_seg(
-                {isotherm_name(t): on_ct <= t for t in isotherms_c}, plan.source_dicom, path, "cryoplan isotherms"
+                {isotherm_name(t): on_ct <= t for t in isotherms_c}, source_dicom, path, "cryoplan isotherms"
             ),
         )
         attempt(
@@ -112,14 +115,14 @@ def write_exports(
             "tumour and margin DICOM-SEG",
             "tumour_margin_seg.dcm",
             lambda path: write_dicom_seg(
-                structures, plan.source_dicom, path, "cryoplan tumour and margin", series_number=902
+                structures, source_dicom, path, "cryoplan tumour and margin", series_number=902
             ),
         )
         attempt(
             "dicom",
             "temperature Parametric Map",
             "min_temperature_pm.dcm",
-            lambda path: write_temperature_map(on_ct, plan.source_dicom, path),
+            lambda path: write_temperature_map(on_ct, source_dicom, path),
         )
     anatomy_masks = {"liver": plan.anatomy.liver, **structures, "vessels": plan.anatomy.vessels}
     attempt("slicer", "probe Markups", "probes.mrk.json", lambda path: write_probe_markups(_probes(plan), path))

@@ -10,11 +10,15 @@ carries its orientation letters.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from numpy.typing import ArrayLike
 from skimage.measure import marching_cubes
 
 from cryoplan.imaging.plane import PLANES, Plane
@@ -26,16 +30,16 @@ ISOTHERM_COLOURS = {0.0: "#2c7fb8", -20.0: "#7b3294", -40.0: "#d7191c"}
 LEGEND = dict(frameon=True, facecolor="#3a3a3a", edgecolor="none", labelcolor="white", framealpha=1.0)
 
 
-def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 150) -> None:
+def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = 150) -> None:
     """Write a figure as PNG atomically."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=dpi)
 
 
-def decorate(ax, plane: Plane, title: str) -> None:
+def decorate(ax: Axes, plane: Plane, title: str) -> None:
     """Orientation letters at the panel's edges, the plane's position in the title, axis labels in mm."""
     left, right, top, bottom = plane.letters
-    style = dict(
+    style: dict[str, Any] = dict(
         transform=ax.transAxes,
         color="white",
         fontsize=9,
@@ -54,7 +58,7 @@ def decorate(ax, plane: Plane, title: str) -> None:
 
 
 def _contour(
-    ax, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid", width: float = 1.4
+    ax: Axes, plane: Plane, values: np.ndarray, level: float, colour: str, style: str = "solid", width: float = 1.4
 ) -> None:
     if np.isfinite(values).any() and np.nanmin(values) < level < np.nanmax(values):
         horizontal, vertical = plane.coordinates()
@@ -69,7 +73,7 @@ def _contour(
         )
 
 
-def _background(ax, plane: Plane, ct: Volume | None) -> None:
+def _background(ax: Axes, plane: Plane, ct: Volume | None) -> None:
     ax.set_facecolor("black")  # beyond the image
     if ct is None:
         return
@@ -86,15 +90,15 @@ def _background(ax, plane: Plane, ct: Volume | None) -> None:
 
 
 def lesion_slices_figure(
-    centre_lps,
+    centre_lps: ArrayLike,
     *,
     temperature: Volume,
     tumour: Volume,
     ct: Volume | None = None,
     margin: Volume | None = None,
     structures: dict[str, Volume] | None = None,
-    probes: list[tuple[str, np.ndarray, np.ndarray]] = (),
-    isotherms_c=(0.0, -20.0, -40.0),
+    probes: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     lethal_isotherm_c: float = -20.0,
     title: str = "",
     half_width_mm: float = 40.0,
@@ -145,7 +149,7 @@ def lesion_slices_figure(
         temperatures = plane.sample(temperature, outside=np.nan)
         for isotherm in isotherms_c:
             _contour(ax, plane, temperatures, isotherm, ISOTHERM_COLOURS.get(float(isotherm), "cyan"))
-        labels_at: dict[tuple, list[str]] = {}
+        labels_at: dict[tuple[float, float], list[str]] = {}
         for label, tip, entry in probes:
             (th, tv), (eh, ev) = plane.project(np.stack([tip, entry]))
             ax.plot([eh, th], [ev, tv], color="yellow", lw=1.5)
@@ -173,7 +177,7 @@ def overview_3d_figure(
     tumours: dict[str, Volume],
     *,
     lethal_isotherm_c: float = -20.0,
-    probes: list[tuple[str, np.ndarray, np.ndarray]] = (),
+    probes: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
     vessels: Volume | None = None,
     title: str = "3-D overview",
 ) -> Figure:
@@ -194,7 +198,8 @@ def overview_3d_figure(
         if not (data.min() < level < data.max()):
             return False
         step = max(1, int(np.ceil(max(data.shape) / 90)))
-        vertices, faces, _, _ = marching_cubes(data[::step, ::step, ::step], level)
+        # scikit-image leaves marching_cubes unannotated
+        vertices, faces, _, _ = marching_cubes(data[::step, ::step, ::step], level)  # type: ignore[no-untyped-call]
         vertices = volume.index_to_lps(vertices * step)
         ax.add_collection3d(Poly3DCollection(vertices[faces], facecolor=colour, edgecolor="none", alpha=alpha))
         return True
@@ -251,8 +256,8 @@ def overview_3d_figure(
 def temperature_history_figure(
     histories: dict[str, tuple[np.ndarray, np.ndarray]],
     *,
-    isotherms_c=(0.0, -20.0, -40.0),
-    phases: list[tuple[str, float, float]] = (),
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
+    phases: Sequence[tuple[str, float, float]] = (),
     title: str = "Temperature at the tumour edge and the nearest duct",
 ) -> Figure:
     """Temperature–time curves at named points, with the isotherms and the protocol's phases shaded.
@@ -324,7 +329,7 @@ def coverage_curve_figure(
 
 
 def probability_map_figure(
-    centre_lps,
+    centre_lps: ArrayLike,
     probability: Volume,
     tumour: Volume,
     *,
@@ -361,6 +366,7 @@ def probability_map_figure(
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
         decorate(ax, plane, f"{title} ({samples} samples)" if samples else title)
+    assert image is not None  # one image per panel, three panels
     figure.colorbar(image, ax=axes, shrink=0.8, label="probability of reaching the lethal isotherm")
     figure.legend(
         handles=[
@@ -378,10 +384,10 @@ def probability_map_figure(
 
 def margin_map_figure(
     intra_image: Volume,
-    tumour,
-    ice,
-    lethal,
-    surface_margin_mm,
+    tumour: np.ndarray,
+    ice: np.ndarray,
+    lethal: np.ndarray,
+    surface_margin_mm: np.ndarray,
     *,
     margin_mm: float,
     half_width_mm: float = 40.0,
@@ -440,6 +446,7 @@ def margin_map_figure(
         ax.set_xlim(horizontal[0], horizontal[-1])
         ax.set_ylim(vertical[-1], vertical[0])
         decorate(ax, plane, title)
+    assert scatter is not None  # one scatter per panel, three panels
     figure.colorbar(scatter, ax=axes, shrink=0.8, label="lethal margin at the tumour surface (mm)")
     figure.legend(
         handles=[
@@ -472,9 +479,9 @@ def path_figure(
     structures: dict[str, Volume],
     tumour: Volume,
     temperature: Volume,
-    probes: list[tuple[str, np.ndarray, np.ndarray]],
+    probes: Sequence[tuple[str, np.ndarray, np.ndarray]],
     *,
-    isotherms_c=(0.0, -20.0, -40.0),
+    isotherms_c: Sequence[float] = (0.0, -20.0, -40.0),
     lethal_isotherm_c: float = -20.0,
     title: str = "",
 ) -> Figure:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure
 from scipy import ndimage
 
 from cryoplan import __version__
@@ -15,9 +17,12 @@ from cryoplan.imaging.io import write_nifti
 from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory, write_json, write_text
 from cryoplan.planning.coverage import coverage_curves
+from cryoplan.planning.pipeline import CasePlan, UnitPlan
+from cryoplan.planning.uncertainty import UncertaintyResult
+from cryoplan.progress import Progress
 from cryoplan.report import figures
 from cryoplan.report.exports import write_exports
-from cryoplan.thermal import Grid
+from cryoplan.thermal import Grid, Protocol
 
 _environment = Environment(
     loader=PackageLoader("cryoplan.report", "templates"),
@@ -29,15 +34,15 @@ _environment = Environment(
 ISOTHERMS_C = (0.0, -20.0, -40.0)
 
 
-def _round(value, digits=2):
+def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), digits)
 
 
-def protocol_document(protocol) -> list[dict]:
+def protocol_document(protocol: Protocol) -> list[dict[str, Any]]:
     return [{"phase": phase.kind, "minutes": phase.minutes} for phase in protocol.phases]
 
 
-def plan_document(plan) -> dict:
+def plan_document(plan: CasePlan) -> dict[str, Any]:
     """The plan.json document (schema_version 1)."""
     settings = plan.settings
     lesions = []
@@ -47,6 +52,8 @@ def plan_document(plan) -> dict:
         frozen_total += cov.frozen_volume_ml
         frozen_liver_total += cov.frozen_liver_ml or 0.0
         protocol = protocol_document(settings.protocol(unit.candidate.freeze_minutes))
+        # `UnitPlan.uncertainty` is typed `object`; it holds `run_uncertainty`'s result
+        assert unit.uncertainty is None or isinstance(unit.uncertainty, UncertaintyResult)
         uncertainty = unit.uncertainty.to_dict() if unit.uncertainty is not None else None
         for lesion in cov.lesions:
             document = {
@@ -106,7 +113,7 @@ def plan_document(plan) -> dict:
     }
 
 
-def combined_min_temperature(plan) -> Volume:
+def combined_min_temperature(plan: CasePlan) -> Volume:
     """Minimum temperature of every unit's final simulation on one axis-aligned grid (37 °C elsewhere)."""
     grids = [u.result.grid for u in plan.units]
     corners = np.vstack([np.vstack([g.origin_mm, g.extent_mm]) for g in grids])
@@ -122,11 +129,11 @@ def combined_min_temperature(plan) -> Volume:
     return Volume(combined, grid.affine)
 
 
-def _probes_for_figure(unit) -> list:
+def _probes_for_figure(unit: UnitPlan) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(f"P{n}", p.tip_lps_mm, p.entry_lps_mm) for n, p in enumerate(unit.candidate.probes, start=1)]
 
 
-def _path_structures(plan) -> dict[str, Volume]:
+def _path_structures(plan: CasePlan) -> dict[str, Volume]:
     """The outlines of the path figure, on the image grid: skin, liver, lung (and gas), bone, bowel, vessels."""
     anatomy = plan.anatomy
     model = anatomy.body_model
@@ -145,14 +152,20 @@ def _path_structures(plan) -> dict[str, Volume]:
     return {name: plan.ct.with_array(mask.astype(np.uint8)) for name, mask in masks.items() if mask.any()}
 
 
-def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
+def write_figures(plan: CasePlan, folder: Path) -> dict[str, list[dict[str, str]]]:
     """Every figure of the report, as PNG files under `folder`; returns captions by section."""
     folder.mkdir(parents=True, exist_ok=True)
     settings = plan.settings
-    written: dict[str, list[dict]] = {"lesions": [], "overview": [], "histories": [], "coverage": [], "uncertainty": []}
+    written: dict[str, list[dict[str, str]]] = {
+        "lesions": [],
+        "overview": [],
+        "histories": [],
+        "coverage": [],
+        "uncertainty": [],
+    }
     ct = plan.ct
 
-    def save(figure, name, section, caption):
+    def save(figure: Figure, name: str, section: str, caption: str) -> None:
         figures.save_figure(figure, folder / name)
         written[section].append({"path": f"figures/{name}", "caption": caption})
 
@@ -240,6 +253,7 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
             "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.",
         )
         curves.update(coverage_curves(unit))
+        assert unit.uncertainty is None or isinstance(unit.uncertainty, UncertaintyResult)  # as above
         if unit.uncertainty is not None:
             lesion_id = unit.lesion_ids[0]
             mask = unit.lesion_masks[lesion_id]
@@ -268,7 +282,9 @@ def write_figures(plan, folder: Path) -> dict[str, list[dict]]:
     return written
 
 
-def render_plan_html(document: dict, figure_sections: dict, case_label: str) -> str:
+def render_plan_html(
+    document: dict[str, Any], figure_sections: dict[str, list[dict[str, str]]], case_label: str
+) -> str:
     """The tumour-board report as a standalone HTML page (figures referenced relatively)."""
     css = (Path(__file__).parent / "templates" / "plan.css").read_text(encoding="utf-8")
     return _environment.get_template("plan.html.j2").render(
@@ -288,7 +304,7 @@ def write_pdf(html: str, base: Path, path: Path) -> None:
     HTML(string=html, base_url=str(base)).write_pdf(path)
 
 
-def write_plan_outputs(plan, out_dir: Path, progress=None) -> dict:
+def write_plan_outputs(plan: CasePlan, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Write plan.json, min_temperature.nii.gz, isotherm masks, figures, report.html, report.pdf and the DICOM
     and Slicer exports (`cryoplan.report.exports`).
 
@@ -300,7 +316,7 @@ def write_plan_outputs(plan, out_dir: Path, progress=None) -> dict:
     with atomic_directory(out_dir) as tmp:
         temperature = combined_min_temperature(plan)
         write_nifti(temperature, tmp / "min_temperature.nii.gz")
-        outputs = {
+        outputs: dict[str, Any] = {
             "plan": "plan.json",
             "min_temperature": "min_temperature.nii.gz",
             "report_html": "report.html",
