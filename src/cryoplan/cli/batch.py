@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _worker_address() -> str | None:
         return None
 
 
-def run_case(path: str, folder: str, plan: bool, settings: PlanSettings, seed: int) -> dict:
+def run_case(path: str, folder: str, plan: bool, settings: PlanSettings, seed: int) -> dict[str, Any]:
     """Assess one case, and plan it when `plan` is set and the case names images; write its outputs.
 
     Returns the case's row of the summary (`cryoplan.schemas.documents.BatchRow`); bad input and internal
@@ -123,9 +124,9 @@ def run_batch(
     plan: bool = False,
     settings: PlanSettings | None = None,
     seed: int = 0,
-    on_start=None,
-    on_done=None,
-) -> dict:
+    on_start: Callable[[], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Run every case on Dask and write ``summary.json``; returns the summary (`BatchSummary`).
 
     Parameters
@@ -156,13 +157,14 @@ def run_batch(
     cluster = None
     if scheduler is None:
         # The scheduler serves HTTP even without a dashboard; a free port, so a busy 8787 is no failure.
-        cluster = LocalCluster(
+        # dask.distributed leaves LocalCluster, Client, as_completed and Client.close unannotated
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers, threads_per_worker=1, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR
         )
-        client = Client(cluster)
+        client = Client(cluster)  # type: ignore[no-untyped-call]
     else:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="10s")  # type: ignore[no-untyped-call]
         except OSError as error:
             raise InputError("--scheduler", "a reachable Dask scheduler address", f"{scheduler} ({error})") from None
     try:
@@ -175,13 +177,13 @@ def run_batch(
         rows: list[dict[str, Any]] = [{} for _ in paths]
         if on_start is not None:
             on_start()
-        for future in as_completed(futures):
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
             row = future.result()
             rows[futures[future]] = row
             if on_done is not None:
                 on_done(row)
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
         if cluster is not None:
             cluster.close()
     ok = sum(row["status"] == "ok" for row in rows)
