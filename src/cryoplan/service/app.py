@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -67,7 +69,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runner.recover()
         yield
         runner.close()
@@ -98,7 +100,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next):
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -107,40 +109,41 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    def error(request: Request, status: int, message: str, **extra) -> Response:
+    def error(request: Request, status: int, message: str, **extra: Any) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message, **extra}, status_code=status)
-        return app.state.templates.TemplateResponse(
+        page: Response = app.state.templates.TemplateResponse(
             request, "error.html", {"status": status, "message": message}, status_code=status
         )
+        return page
 
     @app.exception_handler(NotLoggedIn)
-    async def _login_redirect(request: Request, _exc: NotLoggedIn):
+    async def _login_redirect(request: Request, _exc: NotLoggedIn) -> Response:
         return RedirectResponse("/login", status_code=303)
 
     @app.exception_handler(InputError)
-    async def _input_error(request: Request, exc: InputError):
+    async def _input_error(request: Request, exc: InputError) -> Response:
         status = 413 if isinstance(exc, UploadTooLarge) else 422
         return error(request, status, str(exc), field=exc.field)
 
     @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound):
+    async def _not_found(request: Request, exc: NotFound) -> Response:
         return error(request, 404, f"{exc} not found")
 
     @app.exception_handler(VersionConflict)
-    async def _conflict(request: Request, exc: VersionConflict):
+    async def _conflict(request: Request, exc: VersionConflict) -> Response:
         return error(request, 409, str(exc), current_version=exc.current)
 
     @app.exception_handler(StaleDataError)
-    async def _race(request: Request, _exc: StaleDataError):
+    async def _race(request: Request, _exc: StaleDataError) -> Response:
         return error(request, 409, "the case was changed by someone else while saving; reload it and save again")
 
     @app.exception_handler(NotAllowed)
-    async def _not_allowed(request: Request, exc: NotAllowed):
+    async def _not_allowed(request: Request, exc: NotAllowed) -> Response:
         return error(request, 409, str(exc))
 
     @app.exception_handler(LoginThrottled)
-    async def _throttled(request: Request, exc: LoginThrottled):
+    async def _throttled(request: Request, exc: LoginThrottled) -> Response:
         wait_s = max(1, round(exc.retry_after_s))
         response = error(request, 429, f"too many failed logins from your address; try again in {wait_s} s")
         response.headers["Retry-After"] = str(wait_s)
