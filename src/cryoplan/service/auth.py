@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 from pwdlib import PasswordHash
@@ -87,6 +88,7 @@ def login_delay(
     on_name = db.scalar(
         select(func.count(LoginFailure.id)).where(LoginFailure.username == username[:64], LoginFailure.at >= since)
     )
+    assert on_name is not None  # COUNT always yields one row
     if on_name < max_failures:
         return 0.0
     return min(max_delay_s, 0.25 * 2.0 ** (on_name - max_failures))
@@ -158,7 +160,7 @@ async def _check_csrf(request: Request, actor: Actor) -> None:
     synchroniser-token pattern): in the X-CSRF-Token header, or in the form field csrf_token."""
     if actor.via != "session" or request.method in _SAFE_METHODS:
         return
-    sent = request.headers.get(CSRF_HEADER)
+    sent: object = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
@@ -171,7 +173,7 @@ class NotLoggedIn(Exception):
     """A page was requested without a session: the app redirects to the login page."""
 
 
-def requires(*roles: Role, page: bool = False):
+def requires(*roles: Role, page: bool = False) -> Callable[[Request], Awaitable[Actor]]:
     """A FastAPI dependency giving the `Actor`, answering 401 (or a login redirect for pages) when there is
     no valid session or token, 403 when the role is not among `roles` or the CSRF token is missing."""
 
