@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -20,14 +21,14 @@ def make_engine(url: str) -> Engine:
         database = engine.url.database
 
         @event.listens_for(engine, "do_connect")
-        def _private_file(_dialect, _record, _args, _params):  # noqa: ANN001
+        def _private_file(_dialect: object, _record: object, _args: object, _params: object) -> None:
             # Before SQLite opens (and so creates) the file: create it for the owner alone.
             if database and database != ":memory:" and Path(database).parent.is_dir():
                 os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
                 os.chmod(database, 0o600)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
