@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from cryoplan.service.auth import ADMIN, ALL_ROLES, CLINICAL, EDITORS, Actor, requires
+from cryoplan.service.audit import Actor
+from cryoplan.service.auth import ADMIN, ALL_ROLES, CLINICAL, EDITORS, requires
 from cryoplan.service.models import Role
 
 
