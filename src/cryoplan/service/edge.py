@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryoplan.service.auth import SESSION_COOKIE
@@ -112,7 +112,7 @@ class RequestLimits:
         upload = UPLOAD_PATH.fullmatch(scope["path"]) is not None
         if upload and not has_credentials(headers):  # nobody may make the server store a large body anonymously
             if scope["path"].startswith("/api/"):
-                refusal = JSONResponse(
+                refusal: Response = JSONResponse(
                     {"detail": "not authenticated"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
                 )
             else:
@@ -174,8 +174,8 @@ class RequestLimits:
         body = b"".join(chunks)
         documents = [body] if kind == "json" else _json_form_fields(body)
         if any(json_depth(document) > self.max_json_depth for document in documents):
-            message = f"JSON nested at most {self.max_json_depth} levels deep"
-            await self.respond(scope, 422, message)(scope, receive, send)
+            detail = f"JSON nested at most {self.max_json_depth} levels deep"  # `message` is the ASGI message
+            await self.respond(scope, 422, detail)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
 
