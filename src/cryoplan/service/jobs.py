@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from distributed import Client, LocalCluster, get_worker, rejoin, secede
 from fastapi import Request
@@ -29,10 +30,9 @@ from cryoplan.planning import plan_case
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.plan_report import write_plan_outputs
 from cryoplan.service import store
-from cryoplan.service.auth import Actor
+from cryoplan.service.audit import Actor, audit
 from cryoplan.service.deps import transaction
 from cryoplan.service.models import PLAN_KINDS, Case, Job, JobStatus, utcnow
-from cryoplan.service.store import audit
 
 JOB_KINDS = ("assessment",) + PLAN_KINDS
 # An absolute path of two or more parts, as error messages of readers and writers quote them.
@@ -71,7 +71,7 @@ class PlanOptions:
     seed: int
 
 
-def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, options: PlanOptions) -> str:
+def run_job(kind: str, case_document: dict[str, Any], out_dir: str, progress_path: str, options: PlanOptions) -> str:
     """Run one job in a Dask worker; writes its outputs into `out_dir` and returns its path.
 
     Parameters
@@ -114,7 +114,7 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                 # worker's thread pool while this driver runs lets them use its slot: on a cluster of one
                 # single-threaded worker, a driver that kept its slot would wait forever for its samples.
                 scheduler = get_worker().scheduler.address
-                secede()
+                secede()  # type: ignore[no-untyped-call]  # distributed is untyped
                 try:
                     plan = plan_case(
                         case,
@@ -125,7 +125,7 @@ def run_job(kind: str, case_document: dict, out_dir: str, progress_path: str, op
                         seed=options.seed,
                     )
                 finally:
-                    rejoin()
+                    rejoin()  # type: ignore[no-untyped-call]  # distributed is untyped
                 write_plan_outputs(plan, tmp, progress=progress)
         else:
             raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
@@ -144,7 +144,7 @@ class JobRunner:
         scheduler: str | None,
         workers: int,
         max_attempts: int,
-        prepare_document: Callable[[Session, Case], dict],
+        prepare_document: Callable[[Session, Case], dict[str, Any]],
         plan_options: PlanOptions,
     ):
         self._sessions = sessions
@@ -154,8 +154,8 @@ class JobRunner:
         self._workers = workers
         self._max_attempts = max_attempts
         self._prepare_document = prepare_document
-        self._client = None
-        self._cluster = None
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
         self._lock = threading.Lock()
         self._futures: dict[int, object] = {}
         self._closing = False
@@ -163,7 +163,7 @@ class JobRunner:
     def output_dir(self, job_id: int) -> Path:
         return self._jobs_dir / str(job_id)
 
-    def progress(self, job: Job) -> dict:
+    def progress(self, job: Job) -> dict[str, Any]:
         """The latest progress report of a job: {"fraction", "message"}."""
         if job.status == JobStatus.done.value:
             return {"fraction": 1.0, "message": "done"}
@@ -174,16 +174,16 @@ class JobRunner:
         except (OSError, ValueError, KeyError):
             return {"fraction": 0.0, "message": job.status}
 
-    def _dask_client(self):
+    def _dask_client(self) -> Client:
         with self._lock:
             if self._client is None:
                 if self._scheduler:
-                    self._client = Client(self._scheduler)
+                    self._client = Client(self._scheduler)  # type: ignore[no-untyped-call]  # distributed is untyped
                 else:
-                    self._cluster = LocalCluster(
+                    self._cluster = LocalCluster(  # type: ignore[no-untyped-call]  # distributed is untyped
                         n_workers=self._workers, threads_per_worker=1, processes=True, dashboard_address=None
                     )
-                    self._client = Client(self._cluster)
+                    self._client = Client(self._cluster)  # type: ignore[no-untyped-call]  # distributed is untyped
             return self._client
 
     @staticmethod
@@ -200,8 +200,8 @@ class JobRunner:
     def _submit(self, job_id: int) -> None:
         try:
             with self._sessions() as db:
-                job = db.get(Job, job_id)
-                case = db.get(Case, job.case_id)
+                job = db.get_one(Job, job_id)
+                case = db.get_one(Case, job.case_id)
                 document = self._prepare_document(db, case)
                 kind = job.kind
             self._jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +219,9 @@ class JobRunner:
             self._finish(job_id, error)
             return
         self._futures[job_id] = future
-        future.add_done_callback(lambda f: self._finish(job_id, None if f.status == "finished" else f.exception()))
+        future.add_done_callback(  # type: ignore[no-untyped-call]  # distributed is untyped
+            lambda f: self._finish(job_id, None if f.status == "finished" else f.exception())
+        )
 
     def _finish(self, job_id: int, error: BaseException | None) -> None:
         self._futures.pop(job_id, None)
@@ -265,7 +267,7 @@ class JobRunner:
         self._closing = True
         with self._lock:
             if self._client is not None:
-                self._client.close()
+                self._client.close()  # type: ignore[no-untyped-call]  # distributed is untyped
             if self._cluster is not None:
                 self._cluster.close()
             self._client = self._cluster = None
