@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -96,8 +97,8 @@ class Case(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     label: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30), default=CaseStatus.intake.value, index=True)
-    case_document: Mapped[dict] = mapped_column(JSON)
-    assessment: Mapped[dict | None] = mapped_column(JSON)
+    case_document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     assessment_error: Mapped[str | None] = mapped_column(Text)
     board_date: Mapped[dt.date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, default=1)
