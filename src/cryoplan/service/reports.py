@@ -7,7 +7,9 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import markupsafe
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from cryoplan import __version__
 from cryoplan.imaging.deid import deidentify_dataset
 from cryoplan.service import store
-from cryoplan.service.auth import Actor
+from cryoplan.service.audit import Actor, audit
 from cryoplan.service.jobs import JobRunner
 from cryoplan.service.models import utcnow
 from cryoplan.service.store import latest_plan_job
@@ -45,14 +47,15 @@ def latest_plan_dir(db: Session, case_id: int, runner: JobRunner) -> Path | None
     return None if job is None else runner.output_dir(job.id)
 
 
-def plan_summary(plan_dir: Path | None) -> dict | None:
+def plan_summary(plan_dir: Path | None) -> dict[str, Any] | None:
     """plan.json of a finished plan (its coverage numbers are shown as they are)."""
     if plan_dir is None or not (plan_dir / "plan.json").exists():
         return None
-    return json.loads((plan_dir / "plan.json").read_text(encoding="utf-8"))
+    summary: dict[str, Any] = json.loads((plan_dir / "plan.json").read_text(encoding="utf-8"))
+    return summary
 
 
-def lethal_isotherm_mask(plan: dict | None, plan_dir: Path | None) -> str | None:
+def lethal_isotherm_mask(plan: dict[str, Any] | None, plan_dir: Path | None) -> str | None:
     """File name of the plan's lethal-isotherm mask (NIfTI), for the viewer overlay, if the plan wrote one."""
     if plan is None or plan_dir is None:
         return None
@@ -79,13 +82,13 @@ def case_report_html(db: Session, actor: Actor, case_id: int, runner: JobRunner)
     )
 
 
-def _app_files_fetcher():
+def _app_files_fetcher() -> Any:
     """A WeasyPrint URL fetcher that serves the app's own static files and refuses everything else (no
     network, no other local file), so a report can never be made to read or send data elsewhere."""
     from weasyprint import URLFetcher  # see html_to_pdf
 
-    class AppFilesOnly(URLFetcher):
-        def fetch(self, url, headers=None):
+    class AppFilesOnly(URLFetcher):  # type: ignore[misc]  # WeasyPrint is untyped
+        def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
             if url.startswith("file://"):
                 path = Path(unquote(urlparse(url).path)).resolve()
                 if path.is_relative_to(STATIC_DIR) and path.is_file():
@@ -100,7 +103,8 @@ def html_to_pdf(html: str) -> bytes:
     # WeasyPrint (Pango, its fonts: some 20 MB) loads with the first PDF, not with every server process.
     from weasyprint import HTML
 
-    return HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
+    pdf: bytes = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_app_files_fetcher()).write_pdf()
+    return pdf
 
 
 def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path, deid_key: str) -> bytes:
@@ -142,11 +146,11 @@ def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, 
                 indent=2,
             ),
         )
-    store.audit(db, actor, "referral_packet", "case", case_id, case_id, detail=f"{len(contents)} files")
+    audit(db, actor, "referral_packet", "case", case_id, case_id, detail=f"{len(contents)} files")
     return buffer.getvalue()
 
 
-def _deidentified_series(zip_path: Path, case_id: int, key: str):
+def _deidentified_series(zip_path: Path, case_id: int, key: str) -> Iterator[tuple[str, bytes]]:
     """Yield (file name, bytes) of each DICOM file of a stored zip after de-identification."""
     with zipfile.ZipFile(zip_path) as archive:
         for index, entry in enumerate(e for e in archive.infolist() if not e.is_dir()):
