@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from cryoplan.service import reports, store
+from cryoplan.service.audit import Actor
 from cryoplan.service.deps import Admin, AuditReader, Clinician, Editor, Id, Reader, transaction
 from cryoplan.service.jobs import submit_job
-from cryoplan.service.models import CaseStatus, Job, Role
+from cryoplan.service.models import AuditEvent, Case, CaseStatus, Job, Role, User
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -33,13 +34,13 @@ class UserCreate(BaseModel):
 
 class CaseCreate(BaseModel):
     label: ShortText
-    case_document: dict = Field(description="The case file (schema_version 1); imaging holds no file paths.")
+    case_document: dict[str, Any] = Field(description="The case file (schema_version 1); imaging holds no file paths.")
 
 
 class CaseUpdate(BaseModel):
     version: VersionNumber = Field(description="The version you edited; a newer one on the server gives 409.")
     label: ShortText | None = None
-    case_document: dict | None = None
+    case_document: dict[str, Any] | None = None
     board_date: dt.date | None = None
 
 
@@ -76,7 +77,7 @@ class JobCreate(BaseModel):
     kind: ShortText
 
 
-def case_json(case) -> dict:
+def case_json(case: Case) -> dict[str, Any]:
     return store.as_dict(
         case,
         "id",
@@ -92,7 +93,7 @@ def case_json(case) -> dict:
     )
 
 
-def job_json(request: Request, job: Job) -> dict:
+def job_json(request: Request, job: Job) -> dict[str, Any]:
     return {
         **store.as_dict(
             job, "id", "case_id", "kind", "status", "attempts", "error", "case_version", "created_at", "finished_at"
@@ -102,28 +103,28 @@ def job_json(request: Request, job: Job) -> dict:
 
 
 @router.get("/me")
-def me(actor: Reader) -> dict:
+def me(actor: Reader) -> dict[str, Any]:
     return {"username": actor.username, "role": actor.role.value}
 
 
-def user_json(user) -> dict:
+def user_json(user: User) -> dict[str, Any]:
     return store.as_dict(user, "id", "username", "full_name", "role", "active", "created_at")
 
 
 @router.get("/users")
-def users(request: Request, actor: Admin) -> list[dict]:
+def users(request: Request, actor: Admin) -> list[dict[str, Any]]:
     with transaction(request) as db:
         return [user_json(u) for u in store.list_users(db, actor)]
 
 
 @router.post("/users", status_code=201)
-def create_user(request: Request, body: UserCreate, actor: Admin) -> dict:
+def create_user(request: Request, body: UserCreate, actor: Admin) -> dict[str, Any]:
     with transaction(request) as db:
         return user_json(store.create_user(db, body.username, body.password, body.role.value, body.full_name, actor))
 
 
 @router.post("/users/{user_id}/deactivate", summary="Deactivate a user (their sessions and tokens end at once)")
-def deactivate_user(request: Request, user_id: Id, actor: Admin) -> dict:
+def deactivate_user(request: Request, user_id: Id, actor: Admin) -> dict[str, Any]:
     with transaction(request) as db:
         return user_json(store.deactivate_user(db, actor, user_id))
 
@@ -137,7 +138,7 @@ def cases(
     search: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     page: Annotated[int, Query(ge=1, le=2**31 - 1, description="Page number, from 1.")] = 1,
     size: Annotated[int, Query(ge=1, le=store.MAX_PAGE_SIZE, description="Cases per page.")] = 50,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     with transaction(request) as db:
         found, total = store.list_cases(db, actor, status.value if status else None, search, page, size)
     response.headers["X-Total-Count"] = str(total)
@@ -145,13 +146,13 @@ def cases(
 
 
 @router.post("/cases", status_code=201)
-def create_case(request: Request, body: CaseCreate, actor: Editor) -> dict:
+def create_case(request: Request, body: CaseCreate, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return case_json(store.create_case(db, actor, body.label, body.case_document))
 
 
 @router.get("/cases/{case_id}")
-def case(request: Request, case_id: Id, actor: Reader) -> dict:
+def case(request: Request, case_id: Id, actor: Reader) -> dict[str, Any]:
     with transaction(request) as db:
         found = store.get_case(db, actor, case_id)
         history = [
@@ -166,7 +167,7 @@ def case(request: Request, case_id: Id, actor: Reader) -> dict:
 
 
 @router.put("/cases/{case_id}", summary="Save edits (optimistic locking: 409 when the case changed since)")
-def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) -> dict:
+def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return case_json(
             store.update_case(db, actor, case_id, body.version, body.label, body.case_document, body.board_date)
@@ -174,19 +175,19 @@ def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) 
 
 
 @router.post("/cases/{case_id}/status")
-def change_status(request: Request, case_id: Id, body: StatusChangeRequest, actor: Editor) -> dict:
+def change_status(request: Request, case_id: Id, body: StatusChangeRequest, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return case_json(store.change_status(db, actor, case_id, body.to_status.value, body.reason, body.version))
 
 
 @router.post("/cases/{case_id}/reopen", summary="Reopen a closed case (back to the status it was closed from)")
-def reopen_case(request: Request, case_id: Id, body: ReopenRequest, actor: Editor) -> dict:
+def reopen_case(request: Request, case_id: Id, body: ReopenRequest, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return case_json(store.reopen_case(db, actor, case_id, body.reason, body.version))
 
 
 @router.get("/board", summary="The tumour board agenda")
-def board(request: Request, actor: Reader, board_date: dt.date | None = None) -> list[dict]:
+def board(request: Request, actor: Reader, board_date: dt.date | None = None) -> list[dict[str, Any]]:
     with transaction(request) as db:
         return [
             store.as_dict(c, "id", "label", "status", "version", "board_date", "assessment")
@@ -195,14 +196,14 @@ def board(request: Request, actor: Reader, board_date: dt.date | None = None) ->
 
 
 @router.post("/cases/{case_id}/board-decision", status_code=201)
-def board_decision(request: Request, case_id: Id, body: BoardDecisionRequest, actor: Clinician) -> dict:
+def board_decision(request: Request, case_id: Id, body: BoardDecisionRequest, actor: Clinician) -> dict[str, Any]:
     with transaction(request) as db:
         row = store.record_board_decision(db, actor, case_id, body.decision, body.notes, body.version)
         return store.as_dict(row, "id", "case_id", "decision", "notes", "at")
 
 
 @router.get("/cases/{case_id}/documents")
-def documents(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+def documents(request: Request, case_id: Id, actor: Reader) -> list[dict[str, Any]]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="list_documents")
         return [
@@ -218,7 +219,7 @@ def upload(
     actor: Editor,
     file: Annotated[UploadFile, File()],
     purpose: Annotated[Literal["ct", "labels", "record"], Form()] = "record",
-) -> dict:
+) -> dict[str, Any]:
     with transaction(request) as db:
         row = store.add_document(
             db, actor, case_id, purpose, file.file, file.filename or "", request.app.state.settings
@@ -243,7 +244,7 @@ def document_content(request: Request, case_id: Id, document_id: Id, actor: Read
 
 
 @router.get("/cases/{case_id}/messages")
-def messages(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+def messages(request: Request, case_id: Id, actor: Reader) -> list[dict[str, Any]]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="read_messages")
         return [
@@ -253,14 +254,14 @@ def messages(request: Request, case_id: Id, actor: Reader) -> list[dict]:
 
 
 @router.post("/cases/{case_id}/messages", status_code=201)
-def add_message(request: Request, case_id: Id, body: MessageCreate, actor: Editor) -> dict:
+def add_message(request: Request, case_id: Id, body: MessageCreate, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         row = store.add_message(db, actor, case_id, body.direction, body.counterpart, body.body)
         return store.as_dict(row, "id", "direction", "counterpart", "body", "at")
 
 
 @router.get("/cases/{case_id}/tasks")
-def tasks(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+def tasks(request: Request, case_id: Id, actor: Reader) -> list[dict[str, Any]]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="read_tasks")
         return [
@@ -270,20 +271,20 @@ def tasks(request: Request, case_id: Id, actor: Reader) -> list[dict]:
 
 
 @router.post("/cases/{case_id}/tasks", status_code=201)
-def add_task(request: Request, case_id: Id, body: TaskCreate, actor: Editor) -> dict:
+def add_task(request: Request, case_id: Id, body: TaskCreate, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         row = store.add_task(db, actor, case_id, body.title, body.due_date, body.assignee)
         return store.as_dict(row, "id", "title", "due_date", "done")
 
 
 @router.post("/cases/{case_id}/tasks/{task_id}/done")
-def complete_task(request: Request, case_id: Id, task_id: Id, actor: Editor) -> dict:
+def complete_task(request: Request, case_id: Id, task_id: Id, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return store.as_dict(store.complete_task(db, actor, case_id, task_id), "id", "title", "due_date", "done")
 
 
 @router.get("/cases/{case_id}/jobs")
-def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
+def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict[str, Any]]:
     with transaction(request) as db:
         store.get_case(db, actor, case_id, action="read_jobs")
         return [job_json(request, job) for job in store.jobs(db, case_id)]
@@ -294,12 +295,12 @@ def jobs(request: Request, case_id: Id, actor: Reader) -> list[dict]:
     status_code=202,
     summary="Start a background job (assessment, plan, or the uncertainty of a planned case)",
 )
-def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict:
+def start_job(request: Request, case_id: Id, body: JobCreate, actor: Editor) -> dict[str, Any]:
     return job_json(request, submit_job(request, actor, case_id, body.kind))
 
 
 @router.get("/jobs/{job_id}")
-def job(request: Request, job_id: Id, actor: Reader) -> dict:
+def job(request: Request, job_id: Id, actor: Reader) -> dict[str, Any]:
     with transaction(request) as db:
         return job_json(request, store.get_job(db, actor, job_id))
 
@@ -315,7 +316,9 @@ class AuditFilters(BaseModel):
     size: Annotated[int, Field(ge=1, le=store.MAX_AUDIT_PAGE_SIZE)] = 500
 
 
-def audit_listing(request: Request, response: Response, actor, case_id: int | None, filters: AuditFilters) -> list:
+def audit_listing(
+    request: Request, response: Response, actor: Actor, case_id: int | None, filters: AuditFilters
+) -> list[dict[str, Any]]:
     with transaction(request) as db:
         events, total = store.audit_page(db, actor, case_id, **filters.model_dump())
     response.headers["X-Total-Count"] = str(total)
@@ -325,18 +328,18 @@ def audit_listing(request: Request, response: Response, actor, case_id: int | No
 @router.get("/cases/{case_id}/audit", summary="The audit trail of one case (read-only, paged, filtered)")
 def case_audit(
     request: Request, response: Response, case_id: Id, actor: AuditReader, filters: Annotated[AuditFilters, Query()]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     return audit_listing(request, response, actor, case_id, filters)
 
 
 @router.get("/audit", summary="The whole audit log (read-only, paged, filtered)")
 def audit_log(
     request: Request, response: Response, actor: Admin, filters: Annotated[AuditFilters, Query()]
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     return audit_listing(request, response, actor, None, filters)
 
 
-def audit_json(event) -> dict:
+def audit_json(event: AuditEvent) -> dict[str, Any]:
     return store.as_dict(
         event, "id", "at", "username", "action", "object_type", "object_id", "case_id", "client_address", "detail"
     )
