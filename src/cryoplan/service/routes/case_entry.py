@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import math
 import re
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import yaml
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -26,8 +26,10 @@ from cryoplan.clinical.fhir import case_from_bundle
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import PRESETS
 from cryoplan.service import store
-from cryoplan.service.auth import ALL_ROLES, EDITORS, Actor, requires
+from cryoplan.service.audit import Actor
+from cryoplan.service.auth import ALL_ROLES, EDITORS, requires
 from cryoplan.service.deps import Id, transaction
+from cryoplan.service.models import Case
 from cryoplan.service.routes.inbox import unread_count
 
 router = APIRouter(include_in_schema=False)
@@ -135,7 +137,7 @@ def plausibility_warning(analyte: str, value: float, unit: str | None) -> str | 
     return message + (f": it looks like {' or '.join(likely)}." if likely else ".")
 
 
-def lab_warnings(document: dict) -> dict[str, str]:
+def lab_warnings(document: dict[str, Any]) -> dict[str, str]:
     """The plausibility warnings of a case document's labs, by form field (``labs.albumin.value``)."""
     warnings = {}
     labs = document.get("labs") or {}
@@ -190,7 +192,7 @@ def _flag(form: FormData, field: str) -> bool | None:
     return {"yes": True, "no": False}.get(str(form.get(field, "")))
 
 
-def document_from_form(form: FormData, base: dict | None = None) -> tuple[dict, dict[str, str]]:
+def document_from_form(form: FormData, base: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The case document a submitted case form describes, and the fields it could not read.
 
     Parameters
@@ -225,7 +227,7 @@ def document_from_form(form: FormData, base: dict | None = None) -> tuple[dict, 
         "extrahepatic_spread": _flag(form, "diagnosis.extrahepatic_spread"),
     }
     document["diagnosis"] = {k: v for k, v in diagnosis.items() if v is not None}
-    labs: dict = {}
+    labs: dict[str, Any] = {}
     for analyte in ANALYTES:
         value = _number(form, f"labs.{analyte}.value", errors)
         if value is not None:
@@ -263,7 +265,7 @@ def document_from_form(form: FormData, base: dict | None = None) -> tuple[dict, 
     return document, errors
 
 
-def _imaging_from_form(form: FormData, errors: dict[str, str]) -> dict | None:
+def _imaging_from_form(form: FormData, errors: dict[str, str]) -> dict[str, Any] | None:
     """The imaging section: a label preset, or a labels map typed as ``name = value`` lines."""
     preset = _choice(form, "imaging.label_preset")
     mapping_text = str(form.get("imaging.labels_map", "")).strip()
@@ -286,7 +288,7 @@ def _imaging_from_form(form: FormData, errors: dict[str, str]) -> dict | None:
     return {"labels_map": labels_map}
 
 
-def check_document(document: dict) -> dict[str, str]:
+def check_document(document: dict[str, Any]) -> dict[str, str]:
     """The first problem `parse_case` finds in a form's document (without its images), by field."""
     try:
         parse_case({k: v for k, v in document.items() if k != "imaging"}, "case")
@@ -295,7 +297,7 @@ def check_document(document: dict) -> dict[str, str]:
     return {}
 
 
-def form_values(document: dict) -> dict:
+def form_values(document: dict[str, Any]) -> dict[str, Any]:
     """The form's field values for a stored document (the inverse of `document_from_form`)."""
     values: dict[str, object] = {}
     for section in ("patient", "diagnosis", "clinical"):
@@ -324,7 +326,7 @@ def form_values(document: dict) -> dict:
     return values
 
 
-def form_options() -> dict:
+def form_options() -> dict[str, Any]:
     """The choices the case form offers, each with its human label."""
     return {
         "diagnosis_types": [(code, DIAGNOSIS_LABELS.get(code, code)) for code in get_args(DiagnosisType)],
@@ -337,7 +339,7 @@ def form_options() -> dict:
     }
 
 
-def imported_document(text: str, filename: str) -> tuple[dict, list[str]]:
+def imported_document(text: str, filename: str) -> tuple[dict[str, Any], list[str]]:
     """A case document from an imported YAML/JSON case file or FHIR R4 bundle, and notes for the user.
 
     Image paths of a case file are dropped (images are attached to the case as documents).
@@ -347,11 +349,13 @@ def imported_document(text: str, filename: str) -> tuple[dict, list[str]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise InputError(
-            "case_file", "a YAML or JSON case file, or a FHIR bundle", f"unreadable near line {mark.line + 1}"
+            "case_file",
+            "a YAML or JSON case file, or a FHIR bundle",
+            "unreadable" + (f" near line {mark.line + 1}" if mark is not None else ""),
         ) from None
     if not isinstance(parsed, dict):
         raise InputError("case_file", "a YAML or JSON case file, or a FHIR bundle", type(parsed).__name__)
-    notes = []
+    notes: list[str] = []
     if parsed.get("resourceType") == "Bundle":
         record = case_from_bundle(parsed, source=filename or "bundle")
         document = record.case.model_dump(mode="json", exclude_none=True)
@@ -379,13 +383,13 @@ def render_form(
     request: Request,
     actor: Actor,
     *,
-    case=None,
+    case: Case | None = None,
     status_code: int = 200,
-    document: dict | None = None,
-    values: dict | None = None,
+    document: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
     label: str = "",
     board_date: str = "",
-    errors: dict | None = None,
+    errors: dict[str, Any] | None = None,
     notes: list[str] | None = None,
     advanced_json: str | None = None,
 ) -> HTMLResponse:
@@ -397,7 +401,7 @@ def render_form(
         count = unread_count(db, actor.user_id)
         if case is not None:
             documents = [d for d in store.documents(db, case.id) if d.purpose in ("ct", "labels")]
-    return request.app.state.templates.TemplateResponse(
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         "case_form.html",
         {
@@ -417,9 +421,10 @@ def render_form(
         },
         status_code=status_code,
     )
+    return page
 
 
-def submitted_values(form: FormData) -> dict:
+def submitted_values(form: FormData) -> dict[str, Any]:
     """The submitted fields as the form shows them again (checkboxes as booleans, multi-selects as lists)."""
     values: dict[str, object] = dict(form.multi_items())
     values["prior_treatments"] = form.getlist("prior_treatments")
@@ -432,7 +437,9 @@ def _error_text(error: InputError) -> str:
     return error.expected + (f" (got {error.got!r})" if error.got is not None else "")
 
 
-def _document_of(form: FormData, base: dict | None) -> tuple[dict | None, dict, dict, str | None]:
+def _document_of(
+    form: FormData, base: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, str], str | None]:
     """(document, field values to show again, errors, advanced JSON text) of a submitted case form."""
     if form.get("entry") == "json":
         text = str(form.get("case_document", ""))
@@ -467,6 +474,7 @@ async def new_case(request: Request, actor: PageEditor) -> Response:
     label = str(form.get("label", ""))
     document, values, errors, text = _document_of(form, None)
     if not errors:
+        assert document is not None  # a form without errors describes a document
         try:
             with transaction(request) as db:
                 case = store.create_case(db, actor, label, document)
@@ -560,7 +568,7 @@ def lab_plausibility(
     analyte: Annotated[str, Query(max_length=20)],
     value: Annotated[float, Query(allow_inf_nan=False)],
     unit: Annotated[str | None, Query(max_length=20)] = None,
-) -> dict:
+) -> dict[str, Any]:
     if analyte not in PLAUSIBLE:
         raise InputError("analyte", f"one of {sorted(PLAUSIBLE)}", analyte)
     if analyte != "inr":
