@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, aliased
 
 from cryoplan.errors import InputError
 from cryoplan.service import store
-from cryoplan.service.auth import ALL_ROLES, EDITORS, Actor, requires
+from cryoplan.service.audit import Actor, audit
+from cryoplan.service.auth import ALL_ROLES, EDITORS, requires
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.models import Case, TeamMessage, User, utcnow
 
@@ -41,7 +42,7 @@ def send(db: Session, actor: Actor, recipient: str, body: str, case_id: int | No
     message = TeamMessage(case_id=case_id, sender_id=actor.user_id, recipient_id=user.id, body=body, at=utcnow())
     db.add(message)
     db.flush()
-    store.audit(db, actor, "send", "team_message", message.id, case_id, detail=f"to {user.username}")
+    audit(db, actor, "send", "team_message", message.id, case_id, detail=f"to {user.username}")
     return message
 
 
@@ -56,8 +57,8 @@ def inbox(db: Session, actor: Actor) -> list[tuple[TeamMessage, str, Case | None
         .order_by(TeamMessage.id.desc())
         .limit(500)
     )
-    store.audit(db, actor, "list", "team_message")
-    return [tuple(row) for row in rows]
+    audit(db, actor, "list", "team_message")
+    return [(message, username, case) for message, username, case in rows]
 
 
 @router.get("/inbox")
@@ -66,9 +67,10 @@ def inbox_page(request: Request, actor: PageReader) -> HTMLResponse:
         messages = inbox(db, actor)
         users = [u.username for u in db.scalars(select(User).where(User.active.is_(True)).order_by(User.username))]
         count = unread_count(db, actor.user_id)
-    return request.app.state.templates.TemplateResponse(
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, "inbox.html", {"actor": actor, "messages": messages, "users": users, "inbox_count": count}
     )
+    return page
 
 
 @router.post("/inbox/send")
