@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cryoplan.errors import InputError
 from cryoplan.service import reports, store
+from cryoplan.service.audit import Actor, audit
 from cryoplan.service.auth import (
     ADMIN,
     ALL_ROLES,
     CLINICAL,
     EDITORS,
-    Actor,
     requires,
 )
 from cryoplan.service.deps import Id, transaction
-from cryoplan.service.jobs import job_kinds, submit_job
-from cryoplan.service.models import PLAN_KINDS, AuditEvent, BoardDecision, Case, CaseStatus, JobStatus, Role, User
+from cryoplan.service.jobs import JobRunner, job_kinds, submit_job
+from cryoplan.service.models import (
+    PLAN_KINDS,
+    AuditEvent,
+    BoardDecision,
+    Case,
+    CaseStatus,
+    Document,
+    Job,
+    JobStatus,
+    Message,
+    Role,
+    StatusChange,
+    User,
+)
 from cryoplan.service.routes import inbox
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
@@ -36,14 +51,15 @@ Admin = Annotated[Actor, Depends(requires(*ADMIN, page=True))]
 AuditReader = Annotated[Actor, Depends(requires(Role.admin, Role.coordinator, Role.clinician, page=True))]
 
 
-def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context) -> HTMLResponse:
+def render(request: Request, name: str, actor: Actor | None, status_code: int = 200, **context: Any) -> HTMLResponse:
     """A page, with the caller's count of unread messages for the header."""
     if actor is not None and "inbox_count" not in context:
         with transaction(request) as db:
             context["inbox_count"] = inbox.unread_count(db, actor.user_id)
-    return request.app.state.templates.TemplateResponse(
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, name, {"actor": actor, **context}, status_code=status_code
     )
+    return page
 
 
 def back_to(case_id: int) -> RedirectResponse:
@@ -97,7 +113,7 @@ MEASURED = (
 )
 
 
-def discrepancies(document: dict, plan: dict | None) -> list[dict]:
+def discrepancies(document: dict[str, Any], plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Where a typed lesion value (the case document) and the images' measurement (the plan) disagree."""
     if plan is None:
         return []
@@ -125,7 +141,7 @@ def discrepancies(document: dict, plan: dict | None) -> list[dict]:
     return found
 
 
-def stale_reasons(db, case, plan_job) -> list[str]:
+def stale_reasons(db: Session, case: Case, plan_job: Job | None) -> list[str]:
     """Why the case's plan no longer matches the case: the case file edited or images uploaded after it."""
     if plan_job is None:
         return []
@@ -153,7 +169,7 @@ def _aware(at: dt.datetime) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC datetimes
 
 
-def plan_context(db, runner, case) -> dict:
+def plan_context(db: Session, runner: JobRunner, case: Case) -> dict[str, Any]:
     """What the plan panel shows: the case's newest finished plan, its figures, its isotherm masks, and
     whether it is out of date or disagrees with the typed values."""
     plan_job = store.latest_plan_job(db, case.id)
@@ -180,7 +196,13 @@ def plan_panel(request: Request, case_id: Id, actor: Reader) -> HTMLResponse:
     return render(request, "_plan_panel.html", actor, case=case, **context)
 
 
-def timeline(history, decisions, messages, documents, jobs) -> list[dict]:
+def timeline(
+    history: Sequence[tuple[StatusChange, str]],
+    decisions: Sequence[BoardDecision],
+    messages: Sequence[tuple[Message, str]],
+    documents: Sequence[Document],
+    jobs: Sequence[Job],
+) -> list[dict[str, Any]]:
     """Everything that happened to a case, newest first: workflow steps, board decisions, messages,
     documents and jobs."""
     events = [
@@ -207,7 +229,9 @@ def timeline(history, decisions, messages, documents, jobs) -> list[dict]:
     return sorted(events, key=lambda e: _aware(e["at"]), reverse=True)
 
 
-def steps_for(case, role, plan: dict | None, stale: list[str]) -> tuple[list, str | None]:
+def steps_for(
+    case: Case, role: Role, plan: dict[str, Any] | None, stale: list[str]
+) -> tuple[list[CaseStatus], str | None]:
     """The workflow steps the page offers, and why "planned" is withheld when it is: a case is planned only
     with a finished plan that is still current."""
     steps = store.allowed_steps(case, role)
@@ -218,7 +242,12 @@ def steps_for(case, role, plan: dict | None, stale: list[str]) -> tuple[list, st
 
 
 def case_page_response(
-    request: Request, case_id: int, actor: Actor, status_code: int = 200, form_errors=None, kept=None
+    request: Request,
+    case_id: int,
+    actor: Actor,
+    status_code: int = 200,
+    form_errors: dict[str, str] | None = None,
+    kept: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     """The case page; after a refused form, with the problem beside that form and what was typed kept."""
     runner = request.app.state.runner
@@ -266,7 +295,7 @@ def case_page_response(
     return render(request, "case.html", actor, status_code=status_code, **context)
 
 
-def active_users(db) -> list[tuple[str, str]]:
+def active_users(db: Session) -> list[tuple[str, str]]:
     """(user name, full name) of every active user, for the pickers."""
     return [
         (u.username, u.full_name) for u in db.scalars(select(User).where(User.active.is_(True)).order_by(User.username))
@@ -274,13 +303,13 @@ def active_users(db) -> list[tuple[str, str]]:
 
 
 def refused_form(
-    request: Request, case_id: int, actor: Actor, form: str, problem: Exception, kept: dict
+    request: Request, case_id: int, actor: Actor, form: str, problem: Exception, kept: dict[str, Any]
 ) -> HTMLResponse:
     status = 422 if isinstance(problem, InputError) else 409
     return case_page_response(request, case_id, actor, status, {form: str(problem)}, {form: kept})
 
 
-def finished_plans(db, case_id: int) -> list:
+def finished_plans(db: Session, case_id: int) -> list[Job]:
     """The case's finished plan and uncertainty jobs, newest first."""
     return [j for j in store.jobs(db, case_id) if j.kind in PLAN_KINDS and j.status == JobStatus.done.value]
 
@@ -298,7 +327,7 @@ def compare_plans(
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id, action="compare_plans")
         jobs = finished_plans(db, case_id)
-        by_id = {job.id: job for job in jobs}
+        by_id: dict[int | None, Job] = {job.id: job for job in jobs}  # looked up with the optional a and b
         chosen = [by_id.get(a) or (jobs[0] if jobs else None), by_id.get(b) or (jobs[1] if len(jobs) > 1 else None)]
         if a is not None and a not in by_id or b is not None and b not in by_id:
             raise store.NotFound(f"finished plan {a if a not in by_id else b} of case {case_id}")
@@ -473,7 +502,7 @@ def board_decision(
     return RedirectResponse("/board", status_code=303)
 
 
-def decided_cases(db, limit: int = 200) -> list[tuple[BoardDecision, Case, str]]:
+def decided_cases(db: Session, limit: int = 200) -> list[tuple[BoardDecision, Case, str]]:
     """The board's decisions, newest first, with their case and who recorded them."""
     rows = db.execute(
         select(BoardDecision, Case, User.username)
@@ -482,10 +511,17 @@ def decided_cases(db, limit: int = 200) -> list[tuple[BoardDecision, Case, str]]
         .order_by(BoardDecision.id.desc())
         .limit(limit)
     )
-    return [tuple(row) for row in rows]
+    return [(decision, case, username) for decision, case, username in rows]
 
 
-def board_page(request: Request, actor: Actor, board_date: str = "", status_code: int = 200, problem=None, kept=None):
+def board_page(
+    request: Request,
+    actor: Actor,
+    board_date: str = "",
+    status_code: int = 200,
+    problem: dict[str, Any] | None = None,
+    kept: dict[str, Any] | None = None,
+) -> HTMLResponse:
     try:
         date = dt.date.fromisoformat(board_date) if board_date else None
     except ValueError:
@@ -494,7 +530,7 @@ def board_page(request: Request, actor: Actor, board_date: str = "", status_code
         cases = store.board_agenda(db, actor, date)
         dates = sorted({c.board_date for c in store.board_agenda(db, actor) if c.board_date})
         history = decided_cases(db)
-        store.audit(db, actor, "list", "board_history", detail=f"n={len(history)}")
+        audit(db, actor, "list", "board_history", detail=f"n={len(history)}")
     return render(
         request,
         "board.html",
@@ -522,7 +558,7 @@ def open_tasks(request: Request, actor: Reader, mine: bool = False) -> HTMLRespo
         rows = store.tasks(db, open_only=True)
         if mine:
             rows = [(task, assignee) for task, assignee in rows if assignee == actor.username]
-        store.audit(db, actor, "list", "task", detail=f"mine={mine} n={len(rows)}")
+        audit(db, actor, "list", "task", detail=f"mine={mine} n={len(rows)}")
     return render(request, "tasks.html", actor, tasks=rows, today=dt.date.today(), mine=mine)
 
 
