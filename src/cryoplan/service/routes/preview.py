@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import gzip
 import time
-from typing import Annotated
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
 
 import nibabel as nib
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_path
 from cryoplan.service import reports, store
+from cryoplan.service.audit import audit
 from cryoplan.service.deps import Editor, Id, Reader, transaction
+from cryoplan.service.models import Case
 from cryoplan.service.routes.viewer_config import structures
-from cryoplan.thermal import DEFAULT_PROTOCOL, PROBES, TISSUES, ProbePlacement, parse_protocol, simulate
+from cryoplan.thermal import DEFAULT_PROTOCOL, PROBES, TISSUES, ProbePlacement, Protocol, parse_protocol, simulate
 from cryoplan.thermal.chart import chart_grid
 
 router = APIRouter(prefix="/api")
@@ -31,6 +36,8 @@ PREVIEW_GRID_MM = 2.0
 ISOTHERMS_C = (0.0, -20.0, -40.0)
 # NIfTI stores RAS; the engine's grid is LPS.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# A case's segmentation: labels, RAS affine, named structures.
+Segmentation = tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]
 
 Point = Annotated[
     list[Annotated[float, Field(allow_inf_nan=False, ge=-2000, le=2000)]], Field(min_length=3, max_length=3)
@@ -60,27 +67,32 @@ def _placements(probes: list[PreviewProbe]) -> list[ProbePlacement]:
     return out
 
 
-def _segmentation(db, case, data_dir) -> tuple[np.ndarray, np.ndarray, list[dict]] | None:
+def _segmentation(db: Session, case: Case, data_dir: Path) -> Segmentation | None:
     """The case's newest segmentation (labels, RAS affine) and its named structures, if it has both."""
     named = structures(case.case_document)
     labels = [d for d in store.documents(db, case.id) if d.purpose == "labels" and d.file_type in store.IMAGE_TYPES]
     if not named or not labels:
         return None
     image = nib.load(data_dir / "documents" / labels[-1].stored_name)
-    return np.asarray(image.dataobj), image.affine, named
+    # nibabel annotates `load` as any file-based image; a NIfTI segmentation loads as a spatial image.
+    return np.asarray(image.dataobj), image.affine, named  # type: ignore[attr-defined]
 
 
-def _tumour_points_lps(segmentation) -> np.ndarray | None:
+def _tumour_points_lps(segmentation: Segmentation) -> np.ndarray | None:
     """Centres (LPS mm) of the tumour voxels of the segmentation, if it names a tumour."""
     labels, affine, named = segmentation
     values = next((s["values"] for s in named if s["name"] == "tumour"), None)
     voxels = np.argwhere(np.isin(labels, values)) if values else np.empty((0, 3))
     if not len(voxels):
         return None
-    return nib.affines.apply_affine(affine, voxels) * np.array([-1.0, -1.0, 1.0])
+    points_ras: np.ndarray = nib.affines.apply_affine(affine, voxels)  # type: ignore[no-untyped-call]  # nibabel is untyped
+    points_lps: np.ndarray = points_ras * np.array([-1.0, -1.0, 1.0])
+    return points_lps
 
 
-def crossed_structures(segmentation, entry_lps, tip_lps, step_mm: float = 0.5) -> list[str]:
+def crossed_structures(
+    segmentation: Segmentation, entry_lps: Sequence[float], tip_lps: Sequence[float], step_mm: float = 0.5
+) -> list[str]:
     """The segmented structures (other than liver and tumour) that the straight path from entry to tip
     passes through, in the order met: the path re-checked on the case's own segmentation."""
     labels, affine, named = segmentation
@@ -88,9 +100,9 @@ def crossed_structures(segmentation, entry_lps, tip_lps, step_mm: float = 0.5) -
     entry, tip = np.asarray(entry_lps, float), np.asarray(tip_lps, float)
     steps = max(2, int(np.linalg.norm(tip - entry) / step_mm) + 1)
     points_ras = (entry + np.linspace(0.0, 1.0, steps)[:, None] * (tip - entry)) * np.array([-1.0, -1.0, 1.0])
-    voxels = np.rint(nib.affines.apply_affine(np.linalg.inv(affine), points_ras)).astype(int)
+    voxels = np.rint(nib.affines.apply_affine(np.linalg.inv(affine), points_ras)).astype(int)  # type: ignore[no-untyped-call]  # nibabel is untyped
     inside = np.all((voxels >= 0) & (voxels < labels.shape[:3]), axis=1)
-    met = []
+    met: list[str] = []
     for value in labels[tuple(voxels[inside].T)]:
         name = by_value.get(int(value))
         if name and name not in met:
@@ -99,7 +111,7 @@ def crossed_structures(segmentation, entry_lps, tip_lps, step_mm: float = 0.5) -
 
 
 @router.post("/cases/{case_id}/preview", summary="Freeze an edited probe layout on a coarse grid (seconds)")
-def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) -> dict:
+def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) -> dict[str, Any]:
     started = time.perf_counter()
     data_dir = request.app.state.settings.data_dir
     with transaction(request) as db:
@@ -119,13 +131,14 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
     folder = data_dir / "previews"
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"case-{case_id}.nii.gz") as tmp:
-        tmp.write_bytes(gzip.compress(nib.Nifti1Image(zones, LPS_TO_RAS @ grid.affine).to_bytes(), compresslevel=1))
+        image = nib.Nifti1Image(zones, LPS_TO_RAS @ grid.affine)  # type: ignore[no-untyped-call]  # nibabel is untyped
+        tmp.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1))
     tumour = None if segmentation is None else _tumour_points_lps(segmentation)
     covered = None
     if tumour is not None:
         covered = float((result.temperature_along_c(tumour, "min") <= lethal_c).mean() * 100)
     with transaction(request) as db:
-        store.audit(db, actor, "preview", "case", case_id, case_id, detail=f"{len(placements)} probes")
+        audit(db, actor, "preview", "case", case_id, case_id, detail=f"{len(placements)} probes")
     return {
         "schema_version": 1,
         "grid_mm": PREVIEW_GRID_MM,
@@ -149,7 +162,7 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
     }
 
 
-def _plan_protocol(plan: dict | None):
+def _plan_protocol(plan: dict[str, Any] | None) -> Protocol:
     """The protocol of the plan's first lesion, or the default protocol."""
     for lesion in (plan or {}).get("lesions") or []:
         if lesion.get("protocol"):
