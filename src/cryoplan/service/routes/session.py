@@ -87,9 +87,10 @@ async def login_submit(
 ) -> Response:
     token = await password_login(request, username, password, "session")
     if token is None:
-        return request.app.state.templates.TemplateResponse(
+        page: Response = request.app.state.templates.TemplateResponse(
             request, "login.html", {"actor": None, "error": "Wrong user name or password."}, status_code=401
         )
+        return page
     settings = request.app.state.settings
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
