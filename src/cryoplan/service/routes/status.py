@@ -3,6 +3,9 @@ job runs (the page is never reloaded, so text being typed and the viewer stay as
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from cryoplan.service import store
@@ -19,13 +22,13 @@ JOB_KIND_LABELS = {
 JOB_STATUS_LABELS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed"}
 
 
-def _seconds_since(at) -> float:
+def _seconds_since(at: dt.datetime) -> float:
     if at.tzinfo is None:  # SQLite returns naive UTC datetimes
         at = at.replace(tzinfo=utcnow().tzinfo)
     return max(0.0, (utcnow() - at).total_seconds())
 
 
-def job_status_json(job: Job, progress: dict) -> dict:
+def job_status_json(job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     """One job as the page shows it: kind, status, the stage it is in and how far through that stage."""
     active = job.status in (JobStatus.queued.value, JobStatus.running.value)
     return {
@@ -43,7 +46,7 @@ def job_status_json(job: Job, progress: dict) -> dict:
 
 
 @router.get("/cases/{case_id}/job-status", summary="The case's jobs with their stage and progress (polled)")
-def case_job_status(request: Request, case_id: Id, actor: Reader) -> dict:
+def case_job_status(request: Request, case_id: Id, actor: Reader) -> dict[str, Any]:
     """The jobs of a case, newest first, and the job whose output is the case's plan.
 
     Polled every few seconds by an open case page, so it is not written to the audit log (it holds no
