@@ -8,6 +8,8 @@ points are converted here, at the viewer's boundary (x and y change sign).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cryoplan.imaging.anatomy import PRESETS
 
@@ -42,10 +44,11 @@ ISOTHERM_COLOURMAPS = {0.0: "blue", -20.0: "green", -40.0: "violet"}
 _ISOTHERM_FILE = re.compile(r"isotherm_(minus)?(\d+)c\.nii\.gz")
 
 
-def structures(document: dict) -> list[dict]:
+def structures(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The labelled structures of the case's segmentation: name, label values and colour, from its
     ``labels_map`` or ``label_preset`` (a value claimed by two structures goes to the first)."""
     imaging = document.get("imaging") or {}
+    named: Mapping[str, Sequence[int]]
     if imaging.get("labels_map"):
         named = {name: (value,) for name, value in imaging["labels_map"].items()}
     elif imaging.get("label_preset") in PRESETS:
@@ -53,7 +56,7 @@ def structures(document: dict) -> list[dict]:
     else:
         return []
     taken: set[int] = set()
-    out = []
+    out: list[dict[str, Any]] = []
     spare = iter(OTHER_COLOURS * 10)
     for name, values in named.items():
         values = [int(v) for v in values if int(v) not in taken and 0 < int(v) < 65536]
@@ -72,15 +75,15 @@ def structures(document: dict) -> list[dict]:
     return out
 
 
-def _ras(point_lps) -> list[float]:
+def _ras(point_lps: Sequence[float]) -> list[float]:
     return [-float(point_lps[0]), -float(point_lps[1]), float(point_lps[2])]
 
 
-def isotherms(plan: dict | None, plan_job_id: int | None) -> list[dict]:
+def isotherms(plan: dict[str, Any] | None, plan_job_id: int | None) -> list[dict[str, Any]]:
     """The plan's isotherm masks (file URL, temperature, colour map), warmest first."""
     if plan is None or plan_job_id is None:
         return []
-    out = []
+    out: list[dict[str, Any]] = []
     for name in (plan.get("outputs") or {}).get("isotherms") or []:
         match = _ISOTHERM_FILE.fullmatch(name)
         if not match:
@@ -99,11 +102,12 @@ def isotherms(plan: dict | None, plan_job_id: int | None) -> list[dict]:
     return sorted(out, key=lambda i: -i["isotherm_c"])
 
 
-def probes(plan: dict | None) -> list[dict]:
+def probes(plan: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Each probe of the plan once (lesions planned together share probes): tip and entry in RAS mm."""
     if plan is None:
         return []
-    seen, out = set(), []
+    seen: set[tuple[float, ...]] = set()
+    out: list[dict[str, Any]] = []
     for lesion in plan.get("lesions") or []:
         for probe in lesion.get("probes") or []:
             tip, entry = probe.get("tip_lps_mm"), probe.get("entry_lps_mm")
@@ -114,7 +118,7 @@ def probes(plan: dict | None) -> list[dict]:
     return out
 
 
-def lesion_centre(plan: dict | None) -> list[float] | None:
+def lesion_centre(plan: dict[str, Any] | None) -> list[float] | None:
     """The first lesion's centroid (RAS mm) as the images measure it, for the crosshair."""
     for lesion in (plan or {}).get("lesions") or []:
         centre = (lesion.get("imaging") or {}).get("centroid_lps_mm")
@@ -123,7 +127,7 @@ def lesion_centre(plan: dict | None) -> list[float] | None:
     return None
 
 
-def viewer_config(document: dict, plan: dict | None, plan_job_id: int | None) -> dict:
+def viewer_config(document: dict[str, Any], plan: dict[str, Any] | None, plan_job_id: int | None) -> dict[str, Any]:
     """Everything the viewer script needs, as one JSON-ready mapping."""
     return {
         "schema_version": 1,
