@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,7 +76,7 @@ class ServiceSettings(BaseSettings):
     uncertainty_samples: int = Field(50, ge=1, le=10000, description="Monte Carlo samples of an uncertainty job.")
     plan_seed: int = Field(0, ge=0, description="Seed of the random choices of plan and uncertainty jobs.")
 
-    def __init__(self, **values):
+    def __init__(self, **values: Any) -> None:
         """Read the settings; a bad value raises `InputError` naming its environment variable."""
         try:
             super().__init__(**values)
