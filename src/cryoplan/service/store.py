@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from cryoplan.case import parse_case
 from cryoplan.clinical import assess
 from cryoplan.errors import InputError
-from cryoplan.service.audit import audit
-from cryoplan.service.auth import Actor, password_hasher
+from cryoplan.service.audit import Actor, audit
+from cryoplan.service.auth import password_hasher
 from cryoplan.service.db import discard_on_rollback
 from cryoplan.service.models import (
     PLAN_KINDS,
@@ -208,7 +208,7 @@ def _check_values(value: object, path: str, depth: int, count: list[int]) -> Non
             raise InputError(path, f"a finite number of magnitude at most {MAX_DOCUMENT_NUMBER:g}", value)
 
 
-def check_case_document(document: object) -> dict:
+def check_case_document(document: object) -> dict[str, Any]:
     """A case document as the service stores it: a JSON object, bounded in depth, size and magnitude of
     its numbers, whose ``imaging`` section holds no file paths (images are attached as documents; the
     service fills the paths in, see `run_document`)."""
@@ -228,7 +228,7 @@ def check_case_document(document: object) -> dict:
     return document
 
 
-def assess_document(document: dict) -> tuple[dict | None, str | None]:
+def assess_document(document: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """Run the eligibility assessment on a case document: (assessment JSON, None), or (None, the reason the
     document is not yet assessable, e.g. a missing diagnosis) so that incomplete records can still be saved.
     The images are not needed for the assessment, so the imaging section is left out."""
@@ -239,7 +239,7 @@ def assess_document(document: dict) -> tuple[dict | None, str | None]:
         return None, str(error)
 
 
-def run_document(db: Session, case: Case, data_dir: Path) -> dict:
+def run_document(db: Session, case: Case, data_dir: Path) -> dict[str, Any]:
     """The case document for a job: the stored one, with the imaging paths of the newest CT and label
     documents of the case filled in (and no imaging section when no CT is attached)."""
     document = {key: value for key, value in case.case_document.items() if key != "imaging"}
@@ -264,7 +264,7 @@ def _validated_label(label: str) -> str:
     return label
 
 
-def create_case(db: Session, actor: Actor, label: str, document: dict) -> Case:
+def create_case(db: Session, actor: Actor, label: str, document: dict[str, Any]) -> Case:
     """Create a case in `intake` and assess it."""
     assessment, error = assess_document(check_case_document(document))
     now = utcnow()
@@ -319,7 +319,7 @@ def list_cases(
     if actor.role == Role.viewer:
         conditions.append(Case.status != CaseStatus.closed.value)
     # Counted by id alone: the count never reads the case documents.
-    total = db.scalar(select(func.count(Case.id)).where(*conditions))
+    total = db.execute(select(func.count(Case.id)).where(*conditions)).scalar_one()
     query = select(Case).where(*conditions).order_by(Case.updated_at.desc(), Case.id.desc())
     cases = list(db.scalars(query.offset((page - 1) * size).limit(size)))
     audit(
@@ -353,7 +353,7 @@ def update_case(
     case_id: int,
     expected_version: int,
     label: str | None = None,
-    document: dict | None = None,
+    document: dict[str, Any] | None = None,
     board_date: dt.date | None = None,
 ) -> Case:
     """Save edits made to version `expected_version`; raises `VersionConflict` if the case moved on since.
@@ -663,7 +663,7 @@ def add_document(
 
 def get_document(db: Session, actor: Actor, case_id: int, document_id: int) -> Document:
     document = db.get(Document, document_id)
-    if document is None or document.case_id != case_id or not _visible(db.get(Case, case_id), actor):
+    if document is None or document.case_id != case_id or not _visible(db.get_one(Case, case_id), actor):
         raise NotFound(f"document {document_id}")
     audit(db, actor, "download", "document", document.id, case_id)
     return document
@@ -674,7 +674,7 @@ def get_job(
 ) -> Job:
     """One job, if the caller may see its case, recording the access."""
     job = db.get(Job, job_id)
-    if job is None or not _visible(db.get(Case, job.case_id), actor):
+    if job is None or not _visible(db.get_one(Case, job.case_id), actor):
         raise NotFound(f"job {job_id}")
     audit(db, actor, action, object_type, job.id, job.case_id, detail=detail)
     return job
@@ -725,7 +725,7 @@ def audit_page(
         conditions.append(AuditEvent.at >= since)
     if until is not None:
         conditions.append(AuditEvent.at < until)
-    total = db.scalar(select(func.count(AuditEvent.id)).where(*conditions))
+    total = db.execute(select(func.count(AuditEvent.id)).where(*conditions)).scalar_one()
     query = select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc())
     events = list(db.scalars(query.offset((page - 1) * size).limit(size)))
     filters = f"user={username or ''} action={action or ''} page={page} size={size}"
@@ -738,7 +738,7 @@ def audit_events(db: Session, actor: Actor, case_id: int | None = None) -> list[
     return audit_page(db, actor, case_id)[0]
 
 
-def as_dict(row: Any, *fields: str) -> dict:
+def as_dict(row: Any, *fields: str) -> dict[str, Any]:
     """The named attributes of a row, with dates as ISO 8601 text."""
     out = {}
     for name in fields:
