@@ -141,9 +141,9 @@ def nifti_decoded_bytes(path: Path, compressed: bool) -> int:
         head = handle.read(540)
     for header_class in (nibabel.Nifti1Header, nibabel.Nifti2Header):
         try:
-            header = header_class.from_fileobj(io.BytesIO(head), check=False)
+            header = header_class.from_fileobj(io.BytesIO(head), check=False)  # type: ignore[no-untyped-call]  # nibabel is untyped
             shape = header.get_data_shape()
-            itemsize = header.get_data_dtype().itemsize
+            itemsize: int = header.get_data_dtype().itemsize
         except Exception:  # noqa: BLE001  (nibabel raises several types for a header of the other version)
             continue
         if header.sizeof_hdr == len(header.binaryblock):
