@@ -16,7 +16,13 @@ from starlette.testclient import TestClient
 from cryoplan import units
 from cryoplan.case import parse_case
 from cryoplan.errors import InputError
-from cryoplan.service.routes.case_entry import PLAUSIBLE, form_values, lab_warnings, plausibility_warning
+from cryoplan.service.routes.case_entry import (
+    PLAUSIBLE,
+    form_values,
+    imported_document,
+    lab_warnings,
+    plausibility_warning,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -119,6 +125,16 @@ def test_an_unreadable_import_is_named_in_the_form(service):
     )
     assert response.status_code == 422
     assert re.search(r'id="f-case_file-error">[^<]*YAML or JSON', response.text)
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("a: [unclosed\n", "unreadable near line 2"), ("a: b\x00\n", "unreadable")],  # a control character has no line
+)
+def test_an_unreadable_case_file_is_an_input_error(database_url, text, got):
+    with pytest.raises(InputError) as refused:
+        imported_document(text, "x.yaml")
+    assert refused.value.field == "case_file" and refused.value.got == got
 
 
 def test_an_implausible_lab_is_saved_with_a_warning_naming_the_unit(service):
