@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from numpy.typing import ArrayLike
 
 from cryoplan.errors import InputError
 from cryoplan.output import write_text
@@ -112,7 +113,7 @@ class Row:
     medium: str
     baseline_c: float
     protocol: str
-    setups: tuple[dict, ...]
+    setups: tuple[dict[str, Any], ...]
     quantity: str
     isotherm_c: float
     value_mm: float
@@ -190,11 +191,11 @@ def _placements(setup: Mapping[str, Any], spacing_mm: float | None = None) -> li
     return [replace(p, flow_fraction=flow) for p in probe_layout(setup["probe"], count, spacing, layout)]
 
 
-def _rays(result: ThermalResult, temperature: float, origin, direction) -> float:
+def _rays(result: ThermalResult, temperature: float, origin: ArrayLike, direction: ArrayLike) -> float:
     return result.isotherm_distance_mm(temperature, origin, np.asarray(direction, dtype=float), which="min")
 
 
-def _width(result: ThermalResult, placements, temperature: float) -> float:
+def _width(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
     """Largest extent across the probes through the middle of their active zones; one probe: the mean
     diameter over four directions."""
     mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
@@ -207,7 +208,7 @@ def _width(result: ThermalResult, placements, temperature: float) -> float:
     return float(np.mean(spans)) if len(placements) == 1 else float(max(spans))
 
 
-def _reach(result: ThermalResult, placements, temperature: float) -> float:
+def _reach(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
     """How far the isotherm reaches beyond the outermost probe, mean of the four directions across the probes
     (one probe: the isotherm's radius)."""
     mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
@@ -220,7 +221,7 @@ def _reach(result: ThermalResult, placements, temperature: float) -> float:
     return float(np.mean(reaches))
 
 
-def _length(result: ThermalResult, placements, temperature: float) -> float:
+def _length(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
     mids = [np.mean(p.active_segment_mm(), axis=0) for p in placements]
     return float(
         max(_rays(result, temperature, m, PROBE_AXIS) + _rays(result, temperature, m, -PROBE_AXIS) for m in mids)
@@ -233,10 +234,12 @@ class Simulator:
     def __init__(self, grid_mm: float = CALIBRATION_GRID_MM, progress: Callable[[str], None] | None = None):
         self.grid_mm = grid_mm
         self.progress = progress
-        self.cache: dict[str, Any] = {}
+        self.cache: dict[str, tuple[ThermalResult, list[ProbePlacement]]] = {}
         self.runs = 0
 
-    def _simulate(self, row: Row, setup: Mapping[str, Any], params: Mapping[str, float], spacing=None):
+    def _simulate(
+        self, row: Row, setup: Mapping[str, Any], params: Mapping[str, float], spacing: float | None = None
+    ) -> tuple[ThermalResult, list[ProbePlacement]]:
         relevant = {"h": round(params["heat_transfer_w_m2k"], 6)}
         if row.medium in MEDIUM_PARAMETER:
             relevant["m"] = float(f"{params[MEDIUM_PARAMETER[row.medium]]:.6g}")
@@ -250,7 +253,7 @@ class Simulator:
             medium = medium_for(row.medium, row.baseline_c, params)
             protocol = parse_protocol(row.protocol)
             grid = chart_grid(placements, medium, protocol, self.grid_mm, margin_mm=CALIBRATION_MARGIN_MM)
-            vessels = []
+            vessels: list[Vessel] = []
             if "vessel_mm" in setup:
                 offset, diameter = setup["vessel_mm"]
                 middle = np.mean(placements[0].active_segment_mm(), axis=0)
@@ -319,7 +322,8 @@ def evaluate(
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(row.group, []).append(row)
-    chosen, figures = {}, {}
+    chosen: dict[str, int] = {}
+    figures: dict[str, float] = {}
     for key, members in groups.items():
         setups = members[0].setups
         if members[0].all_setups:
@@ -329,12 +333,13 @@ def evaluate(
             chosen[key] = -1
             continue
         options = range(len(setups)) if choices is None or key not in choices else [choices[key]]
-        best = None
+        best: tuple[float, int, dict[str, float]] | None = None
         for option in options:
-            values = {row.id: simulator.figure(row, setups[option], params) for row in members}
-            cost = sum(residual(row, values[row.id]) ** 2 for row in members)
+            by_id = {row.id: simulator.figure(row, setups[option], params) for row in members}
+            cost = sum(residual(row, by_id[row.id]) ** 2 for row in members)
             if best is None or cost < best[0]:
-                best = (cost, option, values)
+                best = (cost, option, by_id)
+        assert best is not None, "every experiment lists at least one setup"
         chosen[key] = best[1]
         figures.update(best[2])
     return np.array([residual(row, figures[row.id]) for row in rows]), chosen, figures
@@ -352,7 +357,9 @@ def _bounds() -> tuple[np.ndarray, np.ndarray]:
     return np.log([p.lower for p in PARAMETERS]), np.log([p.upper for p in PARAMETERS])
 
 
-def jacobian(simulator: Simulator, rows: Sequence[Row], z: np.ndarray, base: np.ndarray, choices) -> np.ndarray:
+def jacobian(
+    simulator: Simulator, rows: Sequence[Row], z: np.ndarray, base: np.ndarray, choices: Mapping[str, int]
+) -> np.ndarray:
     """d residual / d log parameter by forward differences, setups held at `choices`."""
     columns = []
     for n in range(len(z)):
@@ -568,7 +575,9 @@ def parameter_distribution(n_samples: int = 0, seed: int | None = None) -> dict[
     return out
 
 
-def profiles(simulator: Simulator, rows: Sequence[Row], params: Mapping[str, float], choices) -> dict[str, Any]:
+def profiles(
+    simulator: Simulator, rows: Sequence[Row], params: Mapping[str, float], choices: Mapping[str, int]
+) -> dict[str, Any]:
     """Per experiment group, the minimum temperature along the line from the first probe's active-zone middle
     outwards (perpendicular to the probes): what the isotherm figures are read from."""
     out = {}
