@@ -2,7 +2,8 @@
 tumour (cryoplan.imaging.phantom) is uploaded and planned, then its uncertainty is analysed; the plan, its
 Monte Carlo outcome and its figures are served and reported.
 
-The server runs the default cluster of one single-threaded worker, the case where an uncertainty driver
+The server runs a local cluster of one single-threaded worker (CRYOPLAN_DASK_WORKERS=1; the default is one per
+core), the case where an uncertainty driver
 that waited on its own samples from inside a worker would starve them (see `cryoplan.service.jobs`). Plans
 use a 2 mm final grid (CRYOPLAN_PLAN_GRID_MM) and 3 Monte Carlo samples to keep the test short.
 
@@ -30,7 +31,11 @@ def test_plan_and_uncertainty_jobs_on_a_phantom(live_server, tmp_path):
     write_nifti(phantom.labels, tmp_path / "labels.nii.gz")
 
     server = start_with_users(
-        live_server, CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES), CRYOPLAN_PLAN_SEED="7"
+        live_server,
+        CRYOPLAN_PLAN_GRID_MM="2",
+        CRYOPLAN_UNCERTAINTY_SAMPLES=str(SAMPLES),
+        CRYOPLAN_PLAN_SEED="7",
+        CRYOPLAN_DASK_WORKERS="1",
     )
     headers = server.token("clinician")
     document = {**CASE_DOCUMENT, "imaging": {"labels_map": phantom.label_map}}
