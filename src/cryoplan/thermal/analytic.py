@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
-from scipy.special import erf, erfc, erfcx, exp1, k0, k1
+from scipy.special import erf, erfc, erfcx, erfinv, exp1, k0, k1
 
 from cryoplan.thermal.tissue import Tissue
 
@@ -70,7 +70,6 @@ class NeumannSolution:
 
     def isotherm_position_m(self, temperature_c: float, t_s: float) -> float:
         """Depth of a frozen-side isotherm T_p < T ≤ T_m (inverting the erf profile)."""
-        from scipy.special import erfinv
 
         fraction = (temperature_c - self.t_p) / (self.t_m - self.t_p) * math.erf(self.lam)
         return float(2 * math.sqrt(self.alpha_s * t_s) * erfinv(fraction))
