@@ -17,6 +17,8 @@ from cryoplan.cli.app import app
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import MIN_LESION_DIAMETER_MM, Anatomy, load_anatomy, measure_lesions
 from cryoplan.imaging.body import build_body_model, field_of_view_warnings
+from cryoplan.imaging.body_figures import write_body_figure
+from cryoplan.imaging.figures import COLOURS, write_lesion_figures
 from cryoplan.imaging.inspection import inspection_document
 from cryoplan.imaging.io import ImagingWarning
 from cryoplan.output import atomic_directory, write_json
@@ -85,9 +87,6 @@ def inspect(
 ) -> None:
     """Measure the liver, its structures and each lesion (size, position, distances to ducts and vessels), and
     say what the image leaves out (body cut by the field of view, lesions near its edge, thick or few slices)."""
-    # matplotlib: imported only when figures are written
-    from cryoplan.imaging.body_figures import write_body_figure
-    from cryoplan.imaging.figures import COLOURS, write_lesion_figures
 
     label_map = _label_values(label) if label else None
     masks: dict[str, str | Path] | None = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cryoplan.case import parse_case
 from cryoplan.cli.app import app
+from cryoplan.clinical import read_case_file
 from cryoplan.errors import InputError
+from cryoplan.imaging import ImagingWarning, read_labels, read_volume
+from cryoplan.imaging.phantom import demo_phantom
+from cryoplan.output import atomic_directory, write_json
+from cryoplan.planning.anatomy import vessel_lumen
+from cryoplan.planning.charts import isotherm_chart
+from cryoplan.planning.coverage import isotherm_depth_mm
+from cryoplan.planning.margins import verify_margins
+from cryoplan.planning.pipeline import load_source, plan_case
+from cryoplan.planning.settings import PlanSettings
+from cryoplan.report.exports import ExportWarning
+from cryoplan.report.figures import margin_map_figure, save_figure
+from cryoplan.report.plan_report import write_plan_outputs
+from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, get_probe, parse_protocol
 
 _stderr = Console(stderr=True)
 
@@ -66,6 +83,7 @@ def _progress() -> Progress:
         BarColumn(),
         TextColumn("{task.percentage:>3.0f} %"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=_stderr,
         transient=True,
     )
@@ -86,7 +104,6 @@ def _settings(
     entries=(),
     position="supine",
 ):
-    from cryoplan.planning.settings import PlanSettings
 
     return PlanSettings(
         lethal_isotherm_c=lethal_isotherm_c,
@@ -141,10 +158,10 @@ def _run_plan(
     case=None,
     seed: int = 0,
 ) -> None:
-    from cryoplan.planning.pipeline import plan_case
-    from cryoplan.report.plan_report import write_plan_outputs
 
-    with _progress() as progress:
+    with warnings.catch_warnings(record=True) as caught, _progress() as progress:
+        warnings.simplefilter("always", ImagingWarning)
+        warnings.simplefilter("always", ExportWarning)
         bar = _Bar(progress)
         plan = plan_case(
             source,
@@ -156,6 +173,11 @@ def _run_plan(
             seed=seed,
         )
         write_plan_outputs(plan, out_dir, progress=bar)
+    for warning in caught:  # one line each, as every message of the command line
+        if issubclass(warning.category, ImagingWarning | ExportWarning):
+            print(f"cryoplan: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     document = json.loads((out_dir / "plan.json").read_text(encoding="utf-8"))
     if output_format is Format.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -230,7 +252,6 @@ def plan_command(
     ),
 ) -> None:
     """Plan a case: assessment, imaging, probe placement, full simulation with vessels, coverage, report."""
-    from cryoplan.clinical import read_case_file
 
     settings = _settings(
         margin_mm,
@@ -289,9 +310,6 @@ def demo_command(
 ) -> None:
     """Plan the built-in phantom case (a 28 mm HCC in segment 8 beside the right hepatic vein, a bile duct
     6 mm away, Child-Pugh A) and write the report into ./cryoplan-demo/."""
-    from cryoplan.case import parse_case
-    from cryoplan.imaging.phantom import demo_phantom
-    from cryoplan.planning.settings import PlanSettings
 
     _stderr.print("building the demo phantom (1 mm CT with its labels)")
     _run_plan(
@@ -309,7 +327,6 @@ def _read_probes(plan_file: Path):
     """The probes of a plan.json (every lesion's, each once) or of a JSON list of probes, in the
     pre-procedural frame: (tips (n, 3), placements (None unless every probe has a direction), probe type,
     the plan's protocol text or None)."""
-    from cryoplan.thermal import ProbePlacement, get_probe
 
     try:
         document = json.loads(plan_file.read_text(encoding="utf-8"))
@@ -371,9 +388,6 @@ def _read_probes(plan_file: Path):
 def _case_vessels(case_file: Path, pre_image):
     """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case, on the pre-procedural
     image's grid."""
-    from cryoplan.clinical import read_case_file
-    from cryoplan.planning.anatomy import vessel_lumen
-    from cryoplan.planning.pipeline import load_source
 
     case, _ = read_case_file(case_file)
     ct, anatomy, _, _ = load_source(case)
@@ -387,8 +401,6 @@ def _lethal_depth(
 ) -> tuple[float, str]:
     """Depth of the lethal isotherm behind the ice edge, for the erosion: given, or from the probe and
     protocol's isotherm chart."""
-    from cryoplan.planning.charts import isotherm_chart
-    from cryoplan.planning.coverage import isotherm_depth_mm
 
     if given_mm is not None:
         return given_mm, "given (--lethal-depth-mm)"
@@ -437,11 +449,6 @@ def verify_command(
 ) -> None:
     """Check the margin reached during the procedure: register, segment the ice ball, re-fit the simulation
     to it, measure, give a verdict."""
-    from cryoplan.imaging import read_labels, read_volume
-    from cryoplan.output import atomic_directory, write_json
-    from cryoplan.planning.margins import verify_margins
-    from cryoplan.report.figures import margin_map_figure, save_figure
-    from cryoplan.thermal import DEFAULT_PROTOCOL, parse_protocol
 
     tips, placements, probe_id, plan_protocol = (
         _read_probes(probes) if probes is not None else (None, None, "17g-rod", None)

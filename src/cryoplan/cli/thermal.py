@@ -17,6 +17,7 @@ from rich.table import Table
 from cryoplan.cli.app import app
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_directory, write_json
+from cryoplan.planning.spec import load_spec, run_spec
 from cryoplan.thermal import PROBES, load_medium, parse_protocol
 from cryoplan.thermal.calibration import CALIBRATION_GRID_MM, validate
 from cryoplan.thermal.chart import isotherm_chart, probe_layout
@@ -183,7 +184,6 @@ def simulate_command(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
 ) -> None:
     """Simulate a protocol on a label volume; write the minimum-temperature map, isotherm masks, summary and figures."""
-    from cryoplan.planning.spec import load_spec, run_spec
 
     loaded = load_spec(spec)
     with progress_bar("simulating") as progress:

@@ -310,6 +310,7 @@ def load_source(source, case=None):
             label_preset=imaging.label_preset,
             label_map=imaging.labels_map,
             masks=imaging.masks,
+            series_uid=imaging.series_uid,
         )
         if anatomy is None:
             raise InputError("imaging.labels", "a segmentation with the liver and the tumour")
