@@ -16,9 +16,11 @@ CT values are typical portal-venous-phase Hounsfield units with Gaussian noise f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
@@ -144,17 +146,18 @@ def _axes(field_mm: tuple[float, float, float], spacing: np.ndarray) -> tuple[li
     return [origin[a] + spacing[a] * np.arange(shape[a]) for a in range(3)], origin
 
 
-def _ellipsoid(coords: list[np.ndarray], centre, semi_axes) -> np.ndarray:
+def _ellipsoid(coords: list[np.ndarray], centre: Sequence[float], semi_axes: Sequence[float]) -> np.ndarray:
     x, y, z = (
         coords[a][:, None, None] if a == 0 else coords[a][None, :, None] if a == 1 else coords[a][None, None, :]
         for a in range(3)
     )
-    return ((x - centre[0]) / semi_axes[0]) ** 2 + ((y - centre[1]) / semi_axes[1]) ** 2 + (
+    inside: np.ndarray = ((x - centre[0]) / semi_axes[0]) ** 2 + ((y - centre[1]) / semi_axes[1]) ** 2 + (
         (z - centre[2]) / semi_axes[2]
     ) ** 2 <= 1.0
+    return inside
 
 
-def _paint_capsule(mask: np.ndarray, coords: list[np.ndarray], start, end, radius: float) -> None:
+def _paint_capsule(mask: np.ndarray, coords: list[np.ndarray], start: ArrayLike, end: ArrayLike, radius: float) -> None:
     """Set the voxels whose centres lie within `radius` of the segment start–end."""
     start, end = np.asarray(start, float), np.asarray(end, float)
     low, high = np.minimum(start, end) - radius, np.maximum(start, end) + radius
@@ -169,7 +172,7 @@ def _paint_capsule(mask: np.ndarray, coords: list[np.ndarray], start, end, radiu
     mask[box] |= distance <= radius
 
 
-def _vertical_cylinder(coords: list[np.ndarray], axis_xy, radius: float) -> np.ndarray:
+def _vertical_cylinder(coords: list[np.ndarray], axis_xy: Sequence[float], radius: float) -> np.ndarray:
     x, y = coords[0][:, None, None], coords[1][None, :, None]
     inside = (x - axis_xy[0]) ** 2 + (y - axis_xy[1]) ** 2 <= radius**2
     return np.broadcast_to(inside, (len(coords[0]), len(coords[1]), len(coords[2])))
@@ -315,5 +318,5 @@ def demo_phantom(seed: int = 0, spacing_mm: float | tuple[float, float, float] =
     duct_diameter = 3.0
     duct_foot = centre + away * (radius + DEMO_BILE_DUCT_GAP_MM + duct_diameter / 2)
     duct = Tube("bile_duct", tuple(duct_foot - 22.0 * along), tuple(duct_foot + 18.0 * along), duct_diameter)
-    tumour = TumourSpec(tuple(float(v) for v in centre), DEMO_TUMOUR_DIAMETER_MM)
+    tumour = TumourSpec((float(centre[0]), float(centre[1]), float(centre[2])), DEMO_TUMOUR_DIAMETER_MM)
     return make_phantom([tumour], spacing_mm=spacing_mm, seed=seed, extra_tubes=(duct,))

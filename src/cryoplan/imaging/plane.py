@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from cryoplan.errors import InputError
@@ -73,7 +74,7 @@ class Plane:
     fixed_axis: int | None = None
 
     @classmethod
-    def orthogonal(cls, name: str, centre_lps, half_width_mm: float, step_mm: float = 0.5) -> Plane:
+    def orthogonal(cls, name: str, centre_lps: ArrayLike, half_width_mm: float, step_mm: float = 0.5) -> Plane:
         """The axial, coronal or sagittal square of half width `half_width_mm` through `centre_lps`."""
         if name not in PLANES:
             raise InputError("plane", " or ".join(PLANES), name)
@@ -99,7 +100,12 @@ class Plane:
 
     @classmethod
     def along_path(
-        cls, entry_lps, tip_lps, beyond_mm: float = 20.0, half_height_mm: float = 40.0, step_mm: float = 0.5
+        cls,
+        entry_lps: ArrayLike,
+        tip_lps: ArrayLike,
+        beyond_mm: float = 20.0,
+        half_height_mm: float = 40.0,
+        step_mm: float = 0.5,
     ) -> Plane:
         """The oblique plane containing the straight path from `entry_lps` (skin) to `tip_lps`.
 
@@ -121,6 +127,8 @@ class Plane:
             if np.linalg.norm(candidate) > 0.2:
                 down = candidate / np.linalg.norm(candidate)
                 break
+        # Both references perpendicular to the path within 0.2 would need |right_z|, |right_y| > 0.98.
+        assert down is not None, "a unit path direction is far from at least one of −S and −A"
         half_width = length / 2 + beyond_mm
         letters = (_letter(-right), _letter(right), _letter(-down), _letter(down))
         return cls(
@@ -152,30 +160,35 @@ class Plane:
     def points(self) -> np.ndarray:
         """LPS points of the samples, shape (rows, columns, 3), the first row at the top."""
         horizontal, vertical = self.offsets()
-        return self.centre_lps + horizontal[None, :, None] * self.right + vertical[:, None, None] * self.down
+        points: np.ndarray = (
+            self.centre_lps + horizontal[None, :, None] * self.right + vertical[:, None, None] * self.down
+        )
+        return points
 
     def sample(self, volume: Volume, order: int = 1, outside: float = 0.0) -> np.ndarray:
         """Values of `volume` on the plane (linear, or nearest for order 0); `outside` beyond its grid."""
         index = volume.lps_to_index(self.points())
-        return ndimage.map_coordinates(
+        values: np.ndarray = ndimage.map_coordinates(
             np.asarray(volume.array, dtype=np.float32),
             np.moveaxis(index, -1, 0),
             order=order,
             mode="constant",
             cval=outside,
         )
+        return values
 
-    def project(self, points_lps) -> np.ndarray:
+    def project(self, points_lps: ArrayLike) -> np.ndarray:
         """(horizontal, vertical) display coordinates of LPS points projected on the plane, shape (n, 2)."""
         offset = np.atleast_2d(points_lps) - self.centre_lps
         return np.stack(
             [self.origin[0] + offset @ self.right, self.origin[1] + self.vertical_sign * (offset @ self.down)], axis=1
         )
 
-    def distance_mm(self, points_lps) -> np.ndarray:
+    def distance_mm(self, points_lps: ArrayLike) -> np.ndarray:
         """Distance of LPS points from the plane (along its normal)."""
         normal = np.cross(self.right, self.down)
-        return np.abs((np.atleast_2d(points_lps) - self.centre_lps) @ normal)
+        distance: np.ndarray = np.abs((np.atleast_2d(points_lps) - self.centre_lps) @ normal)
+        return distance
 
     def extent(self) -> tuple[float, float, float, float]:
         """(left, right, bottom, top) display coordinates for ``imshow`` with its default upper origin."""

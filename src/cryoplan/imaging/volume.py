@@ -8,9 +8,11 @@ world is flipped in x and y), so no other module assumes an orientation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from cryoplan.errors import InputError
@@ -55,7 +57,8 @@ class Volume:
     @property
     def spacing_mm(self) -> np.ndarray:
         """Voxel size along i, j and k in millimetres (lengths of the affine's columns)."""
-        return np.linalg.norm(self.affine[:3, :3], axis=0)
+        spacing: np.ndarray = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return spacing
 
     @property
     def voxel_volume_ml(self) -> float:
@@ -65,18 +68,19 @@ class Volume:
     @property
     def direction(self) -> np.ndarray:
         """Unit direction cosines of the i, j, k axes in LPS (columns)."""
-        return self.affine[:3, :3] / self.spacing_mm
+        direction: np.ndarray = self.affine[:3, :3] / self.spacing_mm
+        return direction
 
-    def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
+    def index_to_lps(self, ijk: ArrayLike) -> np.ndarray:
         """Map voxel indices (..., 3) to LPS millimetres (..., 3)."""
-        ijk = np.asarray(ijk, dtype=np.float64)
-        return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
+        lps: np.ndarray = np.asarray(ijk, dtype=np.float64) @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return lps
 
-    def lps_to_index(self, xyz: np.ndarray) -> np.ndarray:
+    def lps_to_index(self, xyz: ArrayLike) -> np.ndarray:
         """Map LPS millimetres (..., 3) to continuous voxel indices (..., 3)."""
-        xyz = np.asarray(xyz, dtype=np.float64)
         inverse = np.linalg.inv(self.affine)
-        return xyz @ inverse[:3, :3].T + inverse[:3, 3]
+        index: np.ndarray = np.asarray(xyz, dtype=np.float64) @ inverse[:3, :3].T + inverse[:3, 3]
+        return index
 
     def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
         """True when `other` has the same shape and affine (within `atol_mm`)."""
@@ -88,7 +92,7 @@ class Volume:
             raise InputError("volume", f"an array of shape {self.shape}", array.shape)
         return Volume(array, self.affine, self.modality if modality is None else modality, self.series_uid)
 
-    def resampled(self, shape, affine: np.ndarray, order: int = 0, cval: float = 0) -> Volume:
+    def resampled(self, shape: Sequence[int], affine: np.ndarray, order: int = 0, cval: float = 0) -> Volume:
         """This volume sampled at the voxel centres of another grid (`shape` and voxel-to-LPS `affine`).
 
         Parameters
