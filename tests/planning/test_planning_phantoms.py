@@ -15,6 +15,7 @@ from cryoplan.planning.charts import isotherm_chart
 from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.plan_report import write_plan_outputs
+from cryoplan.thermal.calibration import validated_error_mm
 
 # The phantom's intercostal spaces are drawn for paths 2 mm from its ribs (the default keeps 3 mm).
 COARSE = PlanSettings(
@@ -154,3 +155,15 @@ def test_isotherm_charts_come_back_from_the_disk_cache(demo_plan, chart_cache):
     assert middle[0] < -100 and middle[-1] > 30 and np.all(np.diff(middle) >= -0.5)
     lethal_radius = loaded.radial_mm[np.flatnonzero(middle <= -20.0)[-1]]
     assert 5.0 < lethal_radius < 25.0
+
+
+def test_the_report_states_the_models_validated_error(demo_plan):
+    _, _, out = demo_plan
+    document = json.loads((out / "plan.json").read_text())
+    assert document["model_error_mm"] == validated_error_mm()
+    animal = validated_error_mm()["animal"]
+    html = (out / "report.html").read_text()
+    assert (
+        f"{animal['mean_abs_error_mm']:.1f} mm on average and up to\n{animal['max_abs_error_mm']:.1f} mm in animal"
+        in html
+    )

@@ -23,6 +23,7 @@ from cryoplan.progress import Progress
 from cryoplan.report import figures
 from cryoplan.report.exports import write_exports
 from cryoplan.thermal import Grid, Protocol
+from cryoplan.thermal.calibration import validated_error_mm
 
 _environment = Environment(
     loader=PackageLoader("cryoplan.report", "templates"),
@@ -108,6 +109,7 @@ def plan_document(plan: CasePlan) -> dict[str, Any]:
         "frozen_liver_ml": round(frozen_liver_total, 1),
         "frozen_liver_fraction": round(frozen_liver_total / liver_ml, 4) if liver_ml else None,
         "notes": plan.notes,
+        "model_error_mm": validated_error_mm(),
         "timing_s": {k: round(v, 2) for k, v in plan.timing_s.items()},
         "cryoplan_version": __version__,
     }

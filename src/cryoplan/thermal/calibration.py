@@ -525,6 +525,16 @@ def _calibration_document() -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+def validated_error_mm() -> dict[str, dict[str, float]]:
+    """The model's error against published ice sizes it was not fitted to, by category of source.
+
+    The leave-one-source-out error of the stored calibration (`validate`): for each of ``phantom``,
+    ``animal`` and ``human``, the number of rows and the mean and largest absolute error in mm.
+    """
+    errors: dict[str, dict[str, float]] = _calibration_document()["leave_one_source_out_error"]
+    return errors
+
+
 def parameter_distribution(n_samples: int = 0, seed: int | None = None) -> dict[str, Any]:
     """The calibrated probe and perfusion parameters with their uncertainty, for Monte Carlo analyses.
 
