@@ -405,6 +405,11 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
         raise InputError("reason", "a reason for the change")
     if CaseStatus(to_status) not in allowed_steps(case, actor.role):
         raise NotAllowed(f"a {actor.role.value} cannot move case {case.id} from {case.status} to {to_status}")
+    return _move(db, actor, case, to_status, reason, "status")
+
+
+def _move(db: Session, actor: Actor, case: Case, to_status: str, reason: str, action: str) -> Case:
+    """Record a status change with its reason and audit event, and move the case."""
     db.add(
         StatusChange(
             case_id=case.id,
@@ -415,7 +420,7 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
             at=utcnow(),
         )
     )
-    audit(db, actor, "status", "case", case.id, case.id, detail=f"{case.status} -> {to_status}")
+    audit(db, actor, action, "case", case.id, case.id, detail=f"{case.status} -> {to_status}")
     case.status = to_status
     case.updated_at = utcnow()
     db.flush()
@@ -440,21 +445,7 @@ def reopen_case(db: Session, actor: Actor, case_id: int, reason: str, expected_v
         .limit(1)
     )
     to_status = closing.from_status if closing else CaseStatus.intake.value
-    db.add(
-        StatusChange(
-            case_id=case.id,
-            from_status=case.status,
-            to_status=to_status,
-            reason=reason.strip(),
-            user_id=actor.user_id,
-            at=utcnow(),
-        )
-    )
-    audit(db, actor, "reopen", "case", case.id, case.id, detail=f"closed -> {to_status}")
-    case.status = to_status
-    case.updated_at = utcnow()
-    db.flush()
-    return case
+    return _move(db, actor, case, to_status, reason, "reopen")
 
 
 def status_history(db: Session, case_id: int) -> list[tuple[StatusChange, str]]:
