@@ -13,10 +13,12 @@ centres (k-d tree), vessel calibres from Euclidean distance transforms sampled a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.distance import cdist
@@ -145,7 +147,11 @@ class Anatomy:
         return float(np.count_nonzero(self.masks[name]) * self.grid.voxel_volume_ml)
 
 
-def _parse_label_values(mapping: dict[str, int | list[int] | tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+#: A user's label dictionary: structure name → label value or values.
+LabelMap = Mapping[str, int | Sequence[int]]
+
+
+def _parse_label_values(mapping: LabelMap) -> dict[str, tuple[int, ...]]:
     """Normalise a user's label dictionary (name → value or values), checking names and values."""
     parsed = {}
     for name, values in mapping.items():
@@ -161,7 +167,7 @@ def _parse_label_values(mapping: dict[str, int | list[int] | tuple[int, ...]]) -
 def anatomy_from_labels(
     labels: Volume,
     preset: str | None = None,
-    mapping: dict[str, int | list[int]] | None = None,
+    mapping: LabelMap | None = None,
     couinaud: Volume | None = None,
 ) -> Anatomy:
     """Anatomy from a label map, by a preset or a user's label dictionary (exactly one of them).
@@ -184,16 +190,16 @@ def anatomy_from_labels(
         Unknown preset or structure name; a structure the user named (or that ``liver_tumour`` requires)
         has no voxel, such as an empty tumour label.
     """
-    if (preset is None) == (mapping is None):
-        raise InputError(
-            "labels", "exactly one of a label preset or a label dictionary", "both" if preset else "neither"
-        )
-    if preset is not None:
+    if preset is not None and mapping is None:
         if preset not in PRESETS:
             raise InputError("label_preset", f"one of {', '.join(PRESETS)}", preset)
         values, required = PRESETS[preset], preset in _COMPLETE_PRESETS
-    else:
+    elif mapping is not None and preset is None:
         values, required = _parse_label_values(mapping), True
+    else:
+        raise InputError(
+            "labels", "exactly one of a label preset or a label dictionary", "both" if preset else "neither"
+        )
     masks = {}
     for name, numbers in values.items():
         mask = _label_mask(labels.array, numbers)
@@ -218,12 +224,15 @@ def _rib_numbers(array: np.ndarray, task: dict[int, str]) -> np.ndarray:
 
 def _label_mask(array: np.ndarray, numbers: tuple[int, ...]) -> np.ndarray:
     """Voxels whose label is one of `numbers` (a lookup table: one pass however many numbers)."""
+    mask: NDArray[np.bool_]
     if len(numbers) == 1:
-        return array == numbers[0]
+        mask = array == numbers[0]
+        return mask
     top = int(array.max()) if array.size else 0
     table = np.zeros(max(top, *numbers) + 1, dtype=bool)
     table[list(numbers)] = True
-    return table[array]
+    mask = table[array]
+    return mask
 
 
 def anatomy_from_masks(masks: dict[str, Volume], grid: Volume, couinaud: Volume | None = None) -> Anatomy:
@@ -281,7 +290,7 @@ class LesionMeasurement:
             "below_min_size": self.below_min_size,
         }
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         def mm(value: float | None) -> float | None:
             return None if value is None else round(float(value), 2)
 
@@ -322,7 +331,7 @@ def _components(anatomy: Anatomy, min_voxels: int) -> list[_Component]:
         raise InputError("min_voxels", "a whole number ≥ 1", min_voxels)
     tumour = anatomy.masks.get("tumour")
     region = None if tumour is None else _bounding_box(tumour)
-    if region is None:
+    if tumour is None or region is None:
         return []
     labelled, _ = ndimage.label(tumour[region])  # within the tumours' bounding box only: far less work
     found = []
@@ -391,8 +400,8 @@ def _measure_one(
     for name, surface in surfaces.items():
         overlap = bool(anatomy.masks[name][lesion.box][lesion.mask].any())
         distances[name] = 0.0 if overlap else surface.distance_mm(grid, boundary)
-    vessel_distances = {name: distances[name] for name in VESSELS if distances.get(name) is not None}
-    nearest = min(vessel_distances, key=vessel_distances.get) if vessel_distances else None
+    vessel_distances = {name: d for name in VESSELS if (d := distances.get(name)) is not None}
+    nearest = min(vessel_distances, key=vessel_distances.__getitem__) if vessel_distances else None
     sink_vessel, sink_calibre = _heat_sink(anatomy, lesion)
     return LesionMeasurement(
         id=lesion_id,
@@ -400,7 +409,7 @@ def _measure_one(
         volume_ml=float(index.shape[0] * grid.voxel_volume_ml),
         max_diameter_mm=max_diameter_mm(grid, lesion.mask),
         axial_diameter_mm=axial_diameter_mm(grid, lesion.mask),
-        centroid_lps_mm=tuple(float(v) for v in centroid),
+        centroid_lps_mm=(float(centroid[0]), float(centroid[1]), float(centroid[2])),
         couinaud_segment=segment,
         distance_to_bile_duct_mm=distances.get("bile_duct"),
         distance_to_major_vessel_mm=vessel_distances[nearest] if nearest else None,
@@ -456,7 +465,8 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
     """Voxels of `mask` with a face neighbour outside it (the array's edge counts as outside)."""
-    return mask & ~ndimage.binary_erosion(mask)
+    boundary: NDArray[np.bool_] = mask & ~ndimage.binary_erosion(mask)
+    return boundary
 
 
 def _boundary_points(grid: Volume, mask: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
@@ -568,8 +578,8 @@ def load_anatomy(
     image: str | Path,
     labels: str | Path | None = None,
     label_preset: str | None = None,
-    label_map: dict[str, int | list[int]] | None = None,
-    masks: dict[str, str | Path] | None = None,
+    label_map: LabelMap | None = None,
+    masks: Mapping[str, str | Path] | None = None,
     segments: str | Path | None = None,
     series_uid: str | None = None,
     resample_labels: bool = False,

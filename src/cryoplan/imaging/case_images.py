@@ -4,6 +4,8 @@ minimum lesion size is marked ``below_min_size`` (listed, not planned or counted
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryoplan.case import Case, Lesion
 from cryoplan.imaging.anatomy import (
     MIN_LESION_DIAMETER_MM,
@@ -27,7 +29,7 @@ _FIELDS = {
 
 def measure_case_lesions(
     case: Case, min_voxels: int = 1, anatomy: Anatomy | None = None
-) -> tuple[list[dict], list[str]]:
+) -> tuple[list[dict[str, object]], list[str]]:
     """The case's lesions with the gaps filled from its images, and the flags raised.
 
     Measured lesions are named L1, L2, … by decreasing volume; a typed lesion with the same id is that
@@ -54,10 +56,10 @@ def measure_case_lesions(
         One line per disagreement.
     """
     typed = [lesion.model_dump() for lesion in case.lesions]
+    imaging = case.imaging
     if anatomy is None:
-        if case.imaging is None:
+        if imaging is None:
             return typed, []
-        imaging = case.imaging
         _, anatomy = load_anatomy(
             imaging.image,
             labels=imaging.labels,
@@ -66,13 +68,13 @@ def measure_case_lesions(
             masks=imaging.masks,
             series_uid=imaging.series_uid,
         )
-    imaging = case.imaging
     min_size = MIN_LESION_DIAMETER_MM
     if imaging is not None and imaging.min_lesion_diameter_mm is not None:
         min_size = imaging.min_lesion_diameter_mm
     measured = {m.id: m for m in (measure_lesions(anatomy, min_voxels, min_size) if anatomy is not None else [])}
     found = ", ".join(measured) or "none"
-    lesions, flags = [], []
+    lesions: list[dict[str, object]] = []
+    flags: list[str] = []
     for number, lesion in enumerate(typed):
         measurement = measured.pop(lesion["id"], None)
         if measurement is None:
@@ -86,7 +88,7 @@ def measure_case_lesions(
     return lesions, flags
 
 
-def _merge(lesion: dict, measurement: LesionMeasurement, number: int, flags: list[str]) -> dict:
+def _merge(lesion: dict[str, Any], measurement: LesionMeasurement, number: int, flags: list[str]) -> dict[str, object]:
     merged = dict(lesion)
     for key, attr in _FIELDS.items():
         value = getattr(measurement, attr)
@@ -112,4 +114,4 @@ def case_with_measured_lesions(
     if case.imaging is None and anatomy is None:
         return case, []
     lesions, flags = measure_case_lesions(case, min_voxels, anatomy)
-    return case.model_copy(update={"lesions": [Lesion(**lesion) for lesion in lesions]}), flags
+    return case.model_copy(update={"lesions": [Lesion.model_validate(lesion) for lesion in lesions]}), flags

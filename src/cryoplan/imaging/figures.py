@@ -65,7 +65,9 @@ def lesion_figure(image: Volume, anatomy: Anatomy, lesion: LesionMeasurement, ha
                 )
         ax.set_xlabel(plane.axis_names[0])
         ax.set_ylabel(plane.axis_names[1])
-        ax.set_title(f"{lesion.id} {plane.name} ({'xyz'[plane.fixed_axis]} = {centre[plane.fixed_axis]:.1f} mm)")
+        axis = plane.fixed_axis
+        assert axis is not None  # an orthogonal plane fixes one coordinate
+        ax.set_title(f"{lesion.id} {plane.name} ({'xyz'[axis]} = {centre[axis]:.1f} mm)")
         for text, position in zip(plane.letters, ((0.02, 0.5), (0.98, 0.5), (0.5, 0.97), (0.5, 0.03))):
             ax.text(
                 *position,

@@ -5,12 +5,17 @@ SimpleITK images and `Volume` both live in LPS millimetres; SimpleITK indexes it
 converted in `to_sitk` and `from_sitk` only.
 """
 
+# SimpleITK's SWIG-generated bindings carry no annotations, so every call into them is an untyped call.
+# mypy: disallow-untyped-calls=False
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import DTypeLike, NDArray
 
 from cryoplan.imaging.volume import Volume
 
@@ -19,7 +24,7 @@ from cryoplan.imaging.volume import Volume
 MIN_REGISTERED_CORRELATION = 0.5
 
 
-def to_sitk(volume: Volume, dtype=np.float32) -> sitk.Image:
+def to_sitk(volume: Volume, dtype: DTypeLike = np.float32) -> sitk.Image:
     """A Volume as a SimpleITK image (both live in LPS millimetres; SimpleITK indexes arrays [k, j, i])."""
     image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(volume.array, dtype=dtype).transpose(2, 1, 0)))
     spacing = volume.spacing_mm
@@ -29,9 +34,10 @@ def to_sitk(volume: Volume, dtype=np.float32) -> sitk.Image:
     return image
 
 
-def from_sitk(image: sitk.Image, like: Volume) -> np.ndarray:
+def from_sitk(image: sitk.Image, like: Volume) -> NDArray[Any]:
     """The array of a SimpleITK image resampled on `like`'s grid, indexed [i, j, k]."""
-    return sitk.GetArrayFromImage(image).transpose(2, 1, 0)
+    array: NDArray[Any] = sitk.GetArrayFromImage(image)  # of the image's own pixel type
+    return array.transpose(2, 1, 0)
 
 
 @dataclass
@@ -51,7 +57,7 @@ class Registration:
     converged: bool
     stop_condition: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str | float | bool]:
         return {
             "method": self.method,
             "metric": self.metric,

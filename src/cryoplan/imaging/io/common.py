@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 
 from cryoplan.errors import InputError
 
@@ -89,12 +90,15 @@ def derived_uid(*parts: object) -> str:
     return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
-def functional_group(dataset, frame: int, sequence: str):
+def functional_group(dataset: Dataset, frame: int, sequence: str) -> Dataset:
     """An item of a functional group for one frame: per-frame first, then shared (PS3.3 C.7.6.16)."""
-    per_frame = dataset.PerFrameFunctionalGroupsSequence[frame]
+    per_frame: Dataset = dataset.PerFrameFunctionalGroupsSequence[frame]
+    item: Dataset
     if sequence in per_frame:
-        return per_frame[sequence].value[0]
+        item = per_frame[sequence].value[0]
+        return item
     shared = dataset.get("SharedFunctionalGroupsSequence")
     if shared and sequence in shared[0]:
-        return shared[0][sequence].value[0]
+        item = shared[0][sequence].value[0]
+        return item
     raise InputError(f"SEG.{sequence}", "present in the per-frame or shared functional groups", "missing")

@@ -93,7 +93,7 @@ def write_temperature_map(
         parametric_map.save_as(tmp)
 
 
-def _frame_anatomy(dataset) -> None:
+def _frame_anatomy(dataset: pydicom.Dataset) -> None:
     """The Frame Anatomy functional group (PS3.3 C.7.6.16.2.8): the abdomen, an unpaired region, so the
     series-level Laterality is not needed."""
     region = pydicom.Dataset()

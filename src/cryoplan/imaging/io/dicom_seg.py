@@ -11,12 +11,15 @@ import contextlib
 import hashlib
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from highdicom.sr.coding import CodedConcept
+from numpy.typing import NDArray
 from pydicom.sr._snomed_dict import mapping as _snomed_mapping
 
 from cryoplan import __version__
@@ -111,7 +114,7 @@ def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volu
     labels = _place_frames(frames, positions, segments, affine, target)
     if labels is None and reference is not None and resample:
         # on its own grid here; `read_labels` then resamples it onto the reference with a warning
-        return _place_frames(frames, positions, segments, affine, Volume(np.zeros(own_shape, np.uint8), affine))
+        labels = _place_frames(frames, positions, segments, affine, Volume(np.zeros(own_shape, np.uint8), affine))
     if labels is None:
         raise InputError(
             str(path), "SEG frames on the pixel grid of the image (or --resample-labels)", "frames off the grid"
@@ -119,7 +122,13 @@ def read_dicom_seg(path: Path, reference: Volume | None, resample: bool) -> Volu
     return labels
 
 
-def _place_frames(frames, positions, segments, frame_affine, target: Volume) -> Volume | None:
+def _place_frames(
+    frames: NDArray[np.bool_],
+    positions: NDArray[np.float64],
+    segments: NDArray[np.integer[Any]],
+    frame_affine: NDArray[np.float64],
+    target: Volume,
+) -> Volume | None:
     """Write each SEG frame into `target`'s grid; None when frames do not fall exactly on its voxels."""
     to_index = np.linalg.inv(target.affine)
     # one pixel along a frame row, along a column, and one SEG slice must each be one voxel of the target
@@ -249,7 +258,7 @@ def _segment_description(number: int, name: str) -> hd.seg.SegmentDescription:
 
 
 @contextlib.contextmanager
-def copied_names_allowed():
+def copied_names_allowed() -> Iterator[None]:
     """Silence highdicom's doubt about single-component person names: the name is the source's, copied
     as it is (changing it would break the link to the patient)."""
     with warnings.catch_warnings():
@@ -259,7 +268,7 @@ def copied_names_allowed():
         yield
 
 
-def declare_local_scheme(dataset) -> None:
+def declare_local_scheme(dataset: pydicom.Dataset) -> None:
     """Add the private coding scheme to the CodingSchemeIdentificationSequence (PS3.3 C.12.1.1.2)."""
     item = pydicom.Dataset()
     item.CodingSchemeDesignator = LOCAL_SCHEME

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from scipy import ndimage
 
 from cryoplan.errors import InputError
@@ -42,7 +45,7 @@ class Series:
     """Header-only datasets of one series sorted along the slice normal, and the geometry they define."""
 
     files: list[Path]
-    headers: list
+    headers: list[Dataset]
     positions: np.ndarray  # (n, 3) ImagePositionPatient in sorted order, LPS mm
     row_direction: np.ndarray  # direction of increasing column index (i)
     column_direction: np.ndarray  # direction of increasing row index (j)
@@ -283,7 +286,7 @@ def _rescale(series: Series) -> tuple[list[float], list[float]]:
     return slopes, intercepts
 
 
-def _slices(series: Series):
+def _slices(series: Series) -> Iterator[tuple[Path, NDArray[np.integer[Any] | np.floating[Any]]]]:
     """Each slice's stored pixel array (rows, columns) with its file, in sorted order."""
     if series.frames is not None:
         dataset = dcmread(series.files[0])
@@ -310,7 +313,7 @@ def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     rows, columns = int(headers[0].Rows), int(headers[0].Columns)
     slopes, intercepts = _rescale(series)
     dtype = _rescaled_dtype(headers[0], slopes, intercepts)
-    array = np.empty((columns, rows, n), dtype=dtype)
+    array: NDArray[np.int16 | np.float32] = np.empty((columns, rows, n), dtype=dtype)
     for k, (file, pixels) in enumerate(_slices(series)):
         if pixels.shape != (rows, columns):
             raise InputError(str(file), f"one {rows}×{columns} image", f"pixel array of shape {pixels.shape}")
@@ -342,7 +345,7 @@ def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     return Volume(array, affine, modality, str(headers[0].SeriesInstanceUID))
 
 
-def _rescaled_dtype(header, slopes: list[float], intercepts: list[float]) -> type:
+def _rescaled_dtype(header: Dataset, slopes: list[float], intercepts: list[float]) -> type[np.int16] | type[np.float32]:
     """int16 when the rescaled values are whole numbers that fit, float32 otherwise."""
     bits = int(header.get("BitsStored", 16))
     signed = int(header.get("PixelRepresentation", 0)) == 1
@@ -444,7 +447,7 @@ def write_dicom_series(
     modality = volume.modality if volume.modality in ("CT", "MR") else "CT"
     sop_class = CT_SOP_CLASS if modality == "CT" else MR_SOP_CLASS
     study_uid = study_uid or derived_uid("study", seed)
-    content = hashlib.sha256(memoryview(np.ascontiguousarray(volume.array)).cast("B"))
+    content = hashlib.sha256(np.ascontiguousarray(volume.array).data.cast("B"))
     content.update(volume.affine.tobytes())
     series_uid = derived_uid("series", seed, content.hexdigest())
     frame_uid = derived_uid("frame-of-reference", seed)
@@ -455,8 +458,8 @@ def write_dicom_series(
         for k in range(volume.shape[2]):
             meta = FileMetaDataset()
             sop_uid = derived_uid("instance", series_uid, k)
-            meta.MediaStorageSOPClassUID = sop_class
-            meta.MediaStorageSOPInstanceUID = sop_uid
+            meta.MediaStorageSOPClassUID = UID(sop_class)
+            meta.MediaStorageSOPInstanceUID = UID(sop_uid)
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds = pydicom.Dataset()
             ds.file_meta = meta

@@ -30,7 +30,7 @@ def read_nrrd(path: Path) -> Volume:
             array = None if detached else nrrd.read_data(header, handle)  # no file name: nothing else is opened
     except Exception as error:  # pynrrd raises several types for malformed headers
         raise InputError(str(path), "a readable NRRD file", f"{type(error).__name__}: {error}") from None
-    if detached:
+    if array is None:
         raise InputError(f"{path}.{detached[0]}", "an NRRD file holding its own data (no 'data file' field)")
     space = str(header.get("space", "")).lower()
     if space not in _NRRD_SPACES or "space directions" not in header:

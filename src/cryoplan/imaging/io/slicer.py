@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nrrd
 import numpy as np
@@ -34,7 +36,11 @@ def is_slicer_segmentation(path: Path) -> bool:
     return path.name.lower().endswith(".seg.nrrd")
 
 
-def _segment_name(segment: dict) -> str:
+#: slicerio's segmentation: a JSON-like dict (``segments``, ``voxels``, ``ijkToLPS`` …) it leaves untyped.
+Segmentation = dict[str, Any]
+
+
+def _segment_name(segment: Mapping[str, Any]) -> str:
     """The structure a segment codes (SNOMED CT type of its terminology), else the name it was given."""
     kind = (segment.get("terminology") or {}).get("type") or []
     if len(kind) >= 2 and kind[0] == "SCT" and kind[1] in _NAME_OF_CODE:
@@ -42,9 +48,10 @@ def _segment_name(segment: dict) -> str:
     return str(segment.get("name") or segment.get("id"))
 
 
-def _read(path: Path, skip_voxels: bool = False) -> dict:
+def _read(path: Path, skip_voxels: bool = False) -> Segmentation:
     try:
-        return slicerio.read_segmentation(str(path), skip_voxels=skip_voxels)
+        segmentation: Segmentation = slicerio.read_segmentation(str(path), skip_voxels=skip_voxels)
+        return segmentation
     except Exception as error:  # slicerio raises several types for malformed headers
         raise InputError(str(path), "a readable 3D Slicer segmentation", f"{type(error).__name__}: {error}") from None
 
@@ -135,7 +142,7 @@ def write_nrrd(volume: Volume, path: str | Path) -> None:
         nrrd.write(str(tmp), np.asarray(volume.array), header, index_order="F")
 
 
-def write_probe_markups(probes: list[dict], path: str | Path) -> None:
+def write_probe_markups(probes: Sequence[Mapping[str, object]], path: str | Path) -> None:
     """Write probe trajectories as Slicer Markups JSON: one Line per probe, from its entry to its tip (LPS).
 
     Parameters
