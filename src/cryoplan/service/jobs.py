@@ -1,4 +1,5 @@
-"""Background jobs on Dask: the assessment, the plan and its uncertainty analysis.
+"""Background jobs on Dask: the assessment, the plan, its uncertainty analysis and the full plan of a probe
+layout edited in the viewer (the work itself is `cryoplan.service.worker`, which only the workers import).
 
 A job row is marked running (attempt n) before it is handed to Dask, outputs are written to a temporary
 folder and renamed (so a stopped job leaves nothing half-written), and progress goes to a small JSON file
@@ -17,24 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from distributed import Client, LocalCluster, get_worker, rejoin, secede
+from distributed import Client, LocalCluster
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cryoplan.case import parse_case
-from cryoplan.clinical import assess
 from cryoplan.errors import InputError
-from cryoplan.output import atomic_directory, write_json
-from cryoplan.planning import plan_case
-from cryoplan.planning.settings import PlanSettings
-from cryoplan.report.plan_report import write_plan_outputs
+from cryoplan.output import write_json
 from cryoplan.service import store
 from cryoplan.service.audit import Actor, audit
 from cryoplan.service.deps import transaction
 from cryoplan.service.models import PLAN_KINDS, Case, Job, JobStatus, utcnow
 
 JOB_KINDS = ("assessment",) + PLAN_KINDS
+# Kinds started from the job form; an edited plan starts from the viewer, with its probe layout.
+FORM_JOB_KINDS = ("assessment", "plan", "uncertainty")
 # An absolute path of two or more parts, as error messages of readers and writers quote them.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:/[^\s'\"/:,;()\[\]]+){2,}/?")
 logger = logging.getLogger("cryoplan.service.jobs")
@@ -48,8 +46,8 @@ def public_error(error: BaseException) -> str:
 
 
 def job_kinds() -> list[str]:
-    """The kinds of job a case can run."""
-    return list(JOB_KINDS)
+    """The kinds of job the case page's job form offers."""
+    return list(FORM_JOB_KINDS)
 
 
 @dataclass(frozen=True)
@@ -71,66 +69,13 @@ class PlanOptions:
     seed: int
 
 
-def run_job(kind: str, case_document: dict[str, Any], out_dir: str, progress_path: str, options: PlanOptions) -> str:
-    """Run one job in a Dask worker; writes its outputs into `out_dir` and returns its path.
+def run_in_worker(*args: Any) -> str:
+    """`cryoplan.service.worker.run_job`, imported here, in the Dask worker, and not at the top: the web
+    server then never loads the planner, the thermal engine's planning side and the report writer (the
+    server's idle memory; measured in docs/service.md)."""
+    from cryoplan.service.worker import run_job  # heavy, and needed by the workers only
 
-    Parameters
-    ----------
-    kind : {"assessment", "plan", "uncertainty"}
-        An uncertainty job plans the case again (the plan is deterministic: same case, settings and seed
-        give the same probes) and adds `options.uncertainty_samples` Monte Carlo samples
-        (`cryoplan.planning.uncertainty`); its output folder is a plan with its uncertainty section.
-    case_document : dict
-        The case file as stored (image paths already pointing at the stored documents).
-    out_dir : str
-        Final output folder; written atomically.
-    progress_path : str
-        JSON file updated with {"fraction": 0–1, "message": str} as the job advances.
-    options : PlanOptions
-        Planning choices of plan and uncertainty jobs.
-    """
-    stage = {"label": "reading the case"}
-
-    def progress(label: str | None, fraction: float) -> None:
-        """The planning package's convention: a new stage when `label` is a string, progress within it
-        otherwise; the page shows the stage and the fraction of it done."""
-        if isinstance(label, str):
-            stage["label"] = label
-        write_json(progress_path, {"schema_version": 1, "fraction": float(fraction), "message": stage["label"]})
-
-    progress("reading the case", 0.0)
-    case = parse_case(case_document, "case_document")
-    with atomic_directory(out_dir) as tmp:
-        if kind == "assessment":
-            progress("assessing eligibility", 0.5)
-            write_json(tmp / "assessment.json", assess(case).to_dict())
-        elif kind in PLAN_KINDS:
-            settings = PlanSettings(grid_mm=options.grid_mm)
-            if kind == "plan":
-                plan = plan_case(case, progress=progress, settings=settings, seed=options.seed)
-                write_plan_outputs(plan, tmp, progress=progress)
-            else:
-                # The Monte Carlo samples are tasks on this same cluster, submitted from here. Leaving the
-                # worker's thread pool while this driver runs lets them use its slot: on a cluster of one
-                # single-threaded worker, a driver that kept its slot would wait forever for its samples.
-                scheduler = get_worker().scheduler.address
-                secede()  # type: ignore[no-untyped-call]  # distributed is untyped
-                try:
-                    plan = plan_case(
-                        case,
-                        uncertainty_samples=options.uncertainty_samples,
-                        scheduler=scheduler,
-                        progress=progress,
-                        settings=settings,
-                        seed=options.seed,
-                    )
-                finally:
-                    rejoin()  # type: ignore[no-untyped-call]  # distributed is untyped
-                write_plan_outputs(plan, tmp, progress=progress)
-        else:
-            raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
-    progress("done", 1.0)
-    return out_dir
+    return run_job(*args)
 
 
 class JobRunner:
@@ -162,6 +107,10 @@ class JobRunner:
 
     def output_dir(self, job_id: int) -> Path:
         return self._jobs_dir / str(job_id)
+
+    def layout_path(self, job_id: int) -> Path:
+        """The probe layout of an edited plan job, kept beside its output so a resumed job finds it."""
+        return self._jobs_dir / f"{job_id}.layout.json"
 
     def progress(self, job: Job) -> dict[str, Any]:
         """The latest progress report of a job: {"fraction", "message"}."""
@@ -205,13 +154,17 @@ class JobRunner:
                 document = self._prepare_document(db, case)
                 kind = job.kind
             self._jobs_dir.mkdir(parents=True, exist_ok=True)
+            layout = None
+            if kind == "edited_plan":
+                layout = json.loads(self.layout_path(job_id).read_text(encoding="utf-8"))
             future = self._dask_client().submit(
-                run_job,
+                run_in_worker,
                 kind,
                 document,
                 str(self.output_dir(job_id)),
                 str(self._jobs_dir / f"{job_id}.progress.json"),
                 self._plan_options,
+                layout,
                 pure=False,
                 key=f"cryoplan-job-{job_id}-{utcnow().timestamp()}",
             )
@@ -273,10 +226,13 @@ class JobRunner:
             self._client = self._cluster = None
 
 
-def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
-    """Record a job as running and hand it to Dask (shared by the API and the pages)."""
+def submit_job(request: Request, actor: Actor, case_id: int, kind: str, layout: dict[str, Any] | None = None) -> Job:
+    """Record a job as running and hand it to Dask (shared by the API and the pages); an edited plan
+    takes its probe layout (``{"probes": [...], "freeze_minutes": m}``), written beside the job's output."""
     if kind not in JOB_KINDS:
         raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
+    if (kind == "edited_plan") != (layout is not None):
+        raise InputError("layout", "a probe layout for an edited plan, and for no other job", kind)
     runner = request.app.state.runner
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id, action="start_job")
@@ -296,6 +252,9 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str) -> Job:
         db.add(job)
         runner.start(job)
         db.flush()
+        if layout is not None:
+            runner.layout_path(job.id).parent.mkdir(parents=True, exist_ok=True)
+            write_json(runner.layout_path(job.id), {"schema_version": 1, **layout})
         audit(db, actor, "job_started", "job", job.id, case.id, detail=kind)
     runner.dispatch(job.id)
     return job

@@ -50,8 +50,8 @@ class JobStatus(str, enum.Enum):
 
 
 # Kinds of job whose output folder is a plan (plan.json, figures, isotherm masks, report); the newest
-# finished one is the case's plan.
-PLAN_KINDS = ("plan", "uncertainty")
+# finished one is the case's plan. An edited plan is the full plan of a probe layout edited in the viewer.
+PLAN_KINDS = ("plan", "uncertainty", "edited_plan")
 
 
 class Base(DeclarativeBase):

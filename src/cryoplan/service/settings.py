@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryoplan.errors import InputError
 from cryoplan.output import write_text
-from cryoplan.planning.uncertainty import default_workers
+
+
+def default_workers() -> int:
+    """Worker processes of the default LocalCluster: one per core this process may run on (as the planner's
+    own cluster, `cryoplan.planning.uncertainty.default_workers`, which the server does not import)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class ServiceSettings(BaseSettings):

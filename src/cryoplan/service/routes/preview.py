@@ -2,8 +2,9 @@
 (`cryoplan.thermal.simulate(preview=True)`) freezes them on a coarse 2 mm grid in liver, and the page
 overlays the 0/−20/−40 °C isotherms and reads the tumour's coverage, within seconds.
 
-The preview is homogeneous liver without vessels: a quick look while moving probes, not a plan; "Run" on
-the job panel makes the full plan.
+The preview is homogeneous liver without vessels: a quick look while moving probes, not a plan. "Run full
+plan" (`edited_plan`) turns the edited layout into a full plan: a job that simulates these probes where they
+are, on the patient's anatomy with its vessels (`cryoplan.planning.fixed_layout`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from cryoplan.output import atomic_path
 from cryoplan.service import reports, store
 from cryoplan.service.audit import audit
 from cryoplan.service.deps import Editor, Id, Reader, transaction
+from cryoplan.service.jobs import submit_job
 from cryoplan.service.models import Case
+from cryoplan.service.routes.api import job_json
 from cryoplan.service.routes.viewer_config import structures
 from cryoplan.thermal import DEFAULT_PROTOCOL, PROBES, TISSUES, ProbePlacement, Protocol, parse_protocol, simulate
 from cryoplan.thermal.chart import chart_grid
@@ -160,6 +163,30 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
         "wall_s": round(time.perf_counter() - started, 2),
         "isotherms_url": f"/api/cases/{case_id}/preview.nii.gz?t={time.time_ns()}",
     }
+
+
+@router.post(
+    "/cases/{case_id}/edited-plan",
+    status_code=202,
+    summary="Start the full plan of an edited probe layout (a job: the probes stay where they are)",
+)
+def edited_plan(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) -> dict[str, Any]:
+    """The layout is checked as for a preview; the freeze lasts as long as the first freeze of the given
+    protocol (or of the case's plan), in the planner's protocol (double freeze with a passive thaw)."""
+    _placements(body.probes)
+    if body.protocol:
+        protocol = parse_protocol(body.protocol)
+    else:
+        with transaction(request) as db:
+            store.get_case(db, actor, case_id, action="read_plan")
+            plan_job = store.latest_plan_job(db, case_id)
+        runner = request.app.state.runner
+        protocol = _plan_protocol(reports.plan_summary(None if plan_job is None else runner.output_dir(plan_job.id)))
+    freezes = [p.minutes for p in protocol.phases if p.kind == "freeze"]
+    if not freezes:
+        raise InputError("protocol", "a protocol with a freeze phase", body.protocol)
+    layout = {"probes": [p.model_dump() for p in body.probes], "freeze_minutes": freezes[0]}
+    return job_json(request, submit_job(request, actor, case_id, "edited_plan", layout))
 
 
 def _plan_protocol(plan: dict[str, Any] | None) -> Protocol:

@@ -18,6 +18,7 @@ JOB_KIND_LABELS = {
     "assessment": "Eligibility assessment",
     "plan": "Probe plan",
     "uncertainty": "Uncertainty analysis of the plan",
+    "edited_plan": "Full plan of the edited probes",
 }
 JOB_STATUS_LABELS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed"}
 

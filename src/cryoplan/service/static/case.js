@@ -1,7 +1,8 @@
 // Case page viewer: NiiVue draws the CT (window presets, HU at the crosshair), the segmented structures each
 // in its own colour (toggled from the legend), the plan's 0/−20/−40 °C isotherms and its probe paths, with
 // the crosshair on the lesion. The page's data-viewer attribute carries the structures, isotherm files,
-// probes (RAS mm) and lesion centre.
+// probes (RAS mm) and lesion centre. `viewerReady` resolves to the NiiVue instance once it is drawn (the probe
+// editor, preview.js, drags probes on it).
 const canvas = document.getElementById("viewer");
 const status = document.getElementById("viewer-status");
 
@@ -38,7 +39,8 @@ function tumourCentroidFrac(volume, values) {
   return count ? volume.convertVox2Frac(sum.map((s) => s / count)) : null;
 }
 
-function probeConnectome(probes) {
+// The probe paths as a NiiVue connectome: a node at each tip and entry (RAS mm), an edge along each path.
+export function probeConnectome(probes) {
   return {
     name: "probe paths",
     nodeColormap: "gray",
@@ -70,7 +72,8 @@ async function showImages() {
     show3Dcrosshair: true,
     isRadiologicalConvention: true,
     crosshairColor: [1, 0, 0, 1],
-    meshThicknessOn2D: 3,
+    // Each probe's whole path projected on every slice view, so that its tip and entry can be dragged there.
+    meshThicknessOn2D: Infinity,
   });
   await nv.attachToCanvas(canvas);
   const volumes = [{ url: canvas.dataset.ctUrl, name: canvas.dataset.ctName, colormap: "gray", cal_min: -45, cal_max: 105 }];
@@ -160,6 +163,7 @@ async function showImages() {
   canvas.dataset.loaded = "true";
   canvas.dataset.centred = centred ? "true" : "false";
   window.cryoplanViewer = nv; // for the browser tests
+  return nv;
   status.textContent = "CT in grey, each structure in its own colour (legend below), isotherms and probe paths "
     + "of the newest plan; patient right is on the screen's left (radiological convention).";
 }
@@ -169,9 +173,10 @@ document.addEventListener("cryoplan:plan-changed", () => {
   if (status) status.textContent = "A newer plan has finished: reload the page to draw its isotherms and probes.";
 });
 
-if (canvas) {
-  showImages().catch((error) => {
+export const viewerReady = canvas
+  ? showImages().catch((error) => {
     canvas.dataset.loaded = "error";
     status.textContent = "The viewer could not load: " + error;
-  });
-}
+    return null;
+  })
+  : Promise.resolve(null);

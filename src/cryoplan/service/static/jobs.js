@@ -133,4 +133,7 @@ if (form) {
   });
 }
 
+// A job started elsewhere on the page (the full plan of an edited probe layout) is followed the same way.
+document.addEventListener("cryoplan:job-started", () => { if (panel) startPolling(); });
+
 if (panel && panel.querySelector('[data-job-status="running"], [data-job-status="queued"]')) startPolling();
