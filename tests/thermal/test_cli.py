@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from cryoplan.thermal import PROBES
+
 
 def run_cli(*args, cwd=None):
     return subprocess.run(
@@ -77,7 +79,7 @@ def write_spec(folder, **changes):
         "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
         "protocol": "freeze:2",
         "grid_mm": 1.0,
-        "margin_mm": 15.0,
+        "margin_mm": 20.0,  # room for the cooled shaft behind the active zone
         "record_points": {"near": [30.0, 30.0, 30.0]},
     }
     spec.update(changes)
@@ -111,7 +113,9 @@ def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
     ras = image.affine @ [*coldest, 1]
     lps = np.array([-ras[0], -ras[1], ras[2]])
     assert np.linalg.norm(lps[:2] - [30.0, 25.0]) < 2.0
-    assert 25.0 + 2.0 - 1 <= lps[2] <= 25.0 + 2.0 + 6.0 + 1  # within the active zone (tip offset 2, length 6)
+    # Within the cooled segment: from the active zone's distal end (tip offset 2 mm) to the cooled shaft's end.
+    sphere = PROBES["17g-sphere"]
+    assert 25.0 + sphere.tip_offset_mm - 1 <= lps[2] <= 25.0 + sphere.tip_offset_mm + sphere.cooled_length_mm + 1
 
 
 BAD_INPUTS = [

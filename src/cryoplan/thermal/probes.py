@@ -1,8 +1,12 @@
 """The cryoprobe library, its cooling model, and probe placements.
 
 A probe is a needle of outer diameter `diameter_mm` whose active zone (a segment of `active_length_mm`
-ending `tip_offset_mm` behind the tip) removes heat; the shaft behind it is insulated, and up to
-`working_length_mm` of it may lie in the patient.
+ending `tip_offset_mm` behind the tip) removes heat; up to `working_length_mm` of it may lie in the patient.
+The returning gas leaves the expansion chamber through the shaft and cools it over a further
+`proximal_cooled_length_mm` of the family before the vacuum insulation takes over: the cooled segment
+(`ProbePlacement.cooled_segment_mm`) is the active zone and that length of shaft behind it. Ice balls of
+argon probes reach further back along the shaft than the nominal active zone for this reason; the length is
+a family parameter fitted with h.
 
 Cooling model: a convective (Robin) condition on the outer surface of the active zone,
 
@@ -59,6 +63,11 @@ class CoolingFamily(BaseModel):
         Heat-transfer coefficient from the probe's outer surface to the cryogen at full flow (h).
     heat_transfer_sd_w_m2k : float
         Its standard deviation from the calibration (0 when not calibrated).
+    proximal_cooled_length_mm : float
+        Length of shaft behind the active zone that the returning gas cools as the active zone is cooled
+        (0 … 30 mm).
+    proximal_cooled_length_sd_mm : float
+        Its standard deviation from the calibration.
     source : str
         Where the values come from.
     """
@@ -70,12 +79,20 @@ class CoolingFamily(BaseModel):
     cryogen_temperature_c: float = Field(gt=-273.15, lt=0.0)
     heat_transfer_w_m2k: float = Field(gt=0.0, le=1.0e6)
     heat_transfer_sd_w_m2k: float = Field(0.0, ge=0.0)
+    proximal_cooled_length_mm: float = Field(0.0, ge=0.0, le=30.0)
+    proximal_cooled_length_sd_mm: float = Field(0.0, ge=0.0)
     source: str = ""
 
     @model_validator(mode="after")
     def _finite(self) -> CoolingFamily:
-        if not all(math.isfinite(v) for v in (self.heat_transfer_w_m2k, self.heat_transfer_sd_w_m2k)):
-            raise ValueError("heat_transfer_w_m2k and its sd must be finite")
+        values = (
+            self.heat_transfer_w_m2k,
+            self.heat_transfer_sd_w_m2k,
+            self.proximal_cooled_length_mm,
+            self.proximal_cooled_length_sd_mm,
+        )
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("heat_transfer_w_m2k, proximal_cooled_length_mm and their sd must be finite")
         return self
 
 
@@ -129,6 +146,11 @@ class ProbeType(BaseModel):
     @property
     def cooling(self) -> CoolingFamily:
         return get_family(self.family)
+
+    @property
+    def cooled_length_mm(self) -> float:
+        """The active zone and the shaft behind it that the returning gas cools (`CoolingFamily`)."""
+        return self.active_length_mm + self.cooling.proximal_cooled_length_mm
 
     def film_conductance_w_mk(self, flow_fraction: float = 1.0) -> float:
         """2π r_p h f: the heat drawn per metre of active zone per kelvin between surface and cryogen."""
@@ -261,3 +283,9 @@ class ProbePlacement:
         probe = self.probe
         distal = self.tip_mm - self.direction * probe.tip_offset_mm
         return distal, distal - self.direction * probe.active_length_mm
+
+    def cooled_segment_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """LPS end points (distal, proximal) of the segment that draws heat: the active zone and the
+        family's proximal cooled length of shaft behind it."""
+        distal = self.tip_mm - self.direction * self.probe.tip_offset_mm
+        return distal, distal - self.direction * self.probe.cooled_length_mm

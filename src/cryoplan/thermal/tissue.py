@@ -1,8 +1,21 @@
 """Thermal properties of tissues and phantoms, and the enthalpy–temperature relation of a medium.
 
 Liver: the baseline of Micromachines 2025;16:1321, with its in vivo perfusion from the calibration; other
-organs from tabulated values (`organ`). A medium file (YAML) overrides any of them; keys left out keep the
-liver's values.
+organs from the IT'IS database's averages (`organ`), their perfusion replaced by the calibration's where a
+measured ice size constrains it (lung, kidney). A medium file (YAML) overrides any of them; keys left out keep
+the liver's values.
+
+The IT'IS perfusions are organ blood flows; the effective perfusion of the Pennes term around a freezing probe
+is not measured directly, so the calibration fits liver's within 3e-4 … 2e-2 1/s (below the modelling
+baseline of 5e-4 1/s to above the IT'IS value, `ITIS_LIVER_PERFUSION_1_S`) and ties kidney's to it by the ratio
+of the two organs' perfusion.
+
+References
+----------
+P. A. Hasgall, F. Di Gennaro, C. Baumgartner, E. Neufeld, B. Lloyd, M. C. Gosselin, D. Payne, A. Klingenböck,
+N. Kuster, IT'IS Database for thermal and electromagnetic parameters of biological tissues, version 4.1,
+22 February 2022, doi:10.13099/VIP21000-04-1 (conductivity, density, heat capacity, perfusion).
+F. A. Duck, Physical Properties of Tissue, Academic Press 1990 (water content).
 """
 
 from __future__ import annotations
@@ -157,8 +170,8 @@ def organ(
     References
     ----------
     F. A. Duck, Physical Properties of Tissue, Academic Press 1990 (water content; properties of ice and water).
-    P. A. Hasgall, F. Di Gennaro, C. Baumgartner, et al., IT'IS Database for thermal and electromagnetic
-    parameters of biological tissues, version 4.1, 2022 (conductivity, density, heat capacity, perfusion).
+    P. A. Hasgall, et al., IT'IS Database for thermal and electromagnetic parameters of biological tissues,
+    version 4.1, 2022, doi:10.13099/VIP21000-04-1 (conductivity, density, heat capacity, perfusion).
     """
     water = water_mass_fraction * density_kg_m3 / 1000.0
     unfrozen_c = density_kg_m3 * specific_heat_j_kgk
@@ -186,6 +199,11 @@ def _calibrated_perfusion() -> dict[str, float]:
 
 CALIBRATED_PERFUSION_1_S = _calibrated_perfusion()
 
+ITIS_LIVER = (0.52, 1079.0, 3540.0, 860.0)
+"""Liver in the IT'IS database v4.1: conductivity W/m·K, density kg/m³, specific heat J/kg·K, perfusion
+ml/min/kg. Not the planning liver (the modelling baseline is): the upper end of the perfusion range."""
+ITIS_LIVER_PERFUSION_1_S = ml_min_kg_to_1_s(ITIS_LIVER[3], ITIS_LIVER[1])
+
 BASELINE_LIVER = Tissue()
 """Liver with the modelling baseline (Micromachines 2025;16:1321): ω_b = 5e-4 1/s."""
 
@@ -194,7 +212,7 @@ LIVER = BASELINE_LIVER.replace(perfusion_1_s=CALIBRATED_PERFUSION_1_S.get("liver
 
 _ORGANS = {
     # name: conductivity W/m·K, density kg/m³, specific heat J/kg·K, water mass fraction, perfusion ml/min/kg
-    # (IT'IS database 4.1 averages, rounded; water content from Duck 1990).
+    # (IT'IS database v4.1 averages: lung inflated, bone cortical, "blood vessel wall"; water from Duck 1990).
     "fat": (0.21, 911.0, 2348.0, 0.20, 33.0),
     "muscle": (0.49, 1090.0, 3421.0, 0.75, 37.0),
     "kidney": (0.53, 1066.0, 3763.0, 0.78, 3795.0),
