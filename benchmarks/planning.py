@@ -98,7 +98,8 @@ def main() -> None:
             )
         if len(timings) == 2:
             rows.append((f"  speed-up {workers} workers over 1", f"{timings[1] / timings[workers]:.2f}", "×"))
-        rows.append(("  P(coverage ≥ 99 %)", f"{result.probability_coverage_target:.2f}", ""))
+        low, high = result.interval
+        rows.append(("  P(every margin met)", f"{result.probability_of_success:.2f} (95 % {low:.2f}–{high:.2f})", ""))
     width = max(len(r[0]) for r in rows)
     for name, value, unit_name in rows:
         print(f"{name:<{width}}  {value} {unit_name}".rstrip())

@@ -1,9 +1,13 @@
-"""The local search step on the full simulation: find the thinnest margin and move the layout towards it."""
+"""The local search on the full simulation: find the thinnest margin, move and tilt the probes towards it, keep
+only moves that raise the worst margin without freezing a structure the plan spared."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from cryoplan.planning.search import Candidate, ProbePlan, nudged, thinnest_margin
+from cryoplan.planning.local_search import Evaluation, better, local_search, moves
+from cryoplan.planning.search import Candidate, ProbePlan, thinnest_margin
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import Grid
 
@@ -23,8 +27,12 @@ class OpenBody:
 
 def two_rods():
     axis = np.array([0.0, 1.0, 0.0])
-    probes = [ProbePlan("17g-rod", np.array([x, 10.0, 0.0]), axis, np.array([x, -90.0, 0.0])) for x in (-6.0, 6.0)]
-    return Candidate(probes, 10.0, 12.0, 100.0, 20.0, True)
+    probes = [ProbePlan("17g-rod", np.array([x, 10.0, 0.0]), axis, np.array([x, -90.0, 0.0])) for x in (-8.0, 8.0)]
+    return Candidate(probes, 10.0, 16.0, 100.0, 20.0, True)
+
+
+def tips(candidate):
+    return np.array([p.tip_lps_mm for p in candidate.probes])
 
 
 def test_the_thinnest_margin_is_on_the_side_the_lethal_zone_is_pulled_away_from():
@@ -39,23 +47,80 @@ def test_the_thinnest_margin_is_on_the_side_the_lethal_zone_is_pulled_away_from(
     assert margin == pytest.approx(3.0, abs=1.0)
 
 
-class BlockedAside(OpenBody):
-    """Paths are clear only on the line x = ±6 mm (the layout's own paths)."""
-
-    def path_clearance_mm(self, tip, entry, need):
-        return np.inf if abs(abs(tip[0]) - 6.0) < 1e-9 else 0.0
-
-
-def test_a_nudge_moves_the_layout_towards_the_thinnest_margin_and_keeps_the_paths_checked():
+def test_the_moves_carry_cold_towards_the_thinnest_margin():
     plan = two_rods()
-    toward = np.array([-20.0, 10.0, 0.0])  # the layout's centre is (0, 10, 0)
-    moved = nudged(plan, OpenBody(), PlanSettings(), toward, 2.0)
-    shift = np.array([p.tip_lps_mm for p in moved.probes]) - np.array([p.tip_lps_mm for p in plan.probes])
-    np.testing.assert_allclose(shift, [[-2.0, 0.0, 0.0]] * 2, atol=1e-9)
-    np.testing.assert_allclose([p.entry_lps_mm for p in moved.probes], [[-8.0, -90.0, 0.0], [4.0, -90.0, 0.0]])
-    assert (moved.freeze_minutes, moved.spacing_mm, len(moved.probes)) == (10.0, 12.0, 2)
-    # blocked aside: the layout goes deeper along its own paths instead
-    deeper = nudged(plan, BlockedAside(), PlanSettings(), np.array([-20.0, 30.0, 0.0]), 2.0)
-    shift = np.array([p.tip_lps_mm for p in deeper.probes]) - np.array([p.tip_lps_mm for p in plan.probes])
-    np.testing.assert_allclose(shift, [[0.0, 2.0, 0.0]] * 2, atol=1e-9)
-    assert nudged(plan, OpenBody(clear=False), PlanSettings(), toward, 2.0) is None
+    toward = np.array([-20.0, 14.0, 0.0])  # beyond the left rod, a little deeper than the tips
+    found = dict(moves(plan, OpenBody(), PlanSettings(), toward, 2.0))
+    assert set(found) == {"tilt", "shift", "spread", "gather", "depth"}
+    # tilt: the left rod (nearest the point) pivots about its skin entry, its tip 2 mm to −x; the other stays
+    tilted = found["tilt"]
+    np.testing.assert_allclose(tips(tilted) - tips(plan), [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=1e-9)
+    left = tilted.probes[0]
+    assert np.linalg.norm(np.cross(left.tip_lps_mm - plan.probes[0].entry_lps_mm, left.direction)) < 1e-9
+    assert left.direction[0] < 0 and plan.probes[1].direction @ tilted.probes[1].direction == pytest.approx(1.0)
+    # shift: the layout across its axis, parallel paths kept
+    np.testing.assert_allclose(tips(found["shift"]) - tips(plan), [[-2.0, 0.0, 0.0]] * 2, atol=1e-9)
+    assert all(p.direction @ [0.0, 1.0, 0.0] == pytest.approx(1.0) for p in found["shift"].probes)
+    # spread and gather: tips 2 mm away from (towards) the axis, entries kept
+    np.testing.assert_allclose(tips(found["spread"]) - tips(plan), [[-2.0, 0.0, 0.0], [2.0, 0.0, 0.0]], atol=1e-9)
+    np.testing.assert_allclose(tips(found["gather"]) - tips(plan), [[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]], atol=1e-9)
+    # depth: along the axis towards the point's side (deeper)
+    np.testing.assert_allclose(tips(found["depth"]) - tips(plan), [[0.0, 2.0, 0.0]] * 2, atol=1e-9)
+
+
+def test_moves_keep_the_rules():
+    plan = two_rods()
+    toward = np.array([-20.0, 14.0, 0.0])
+    # parallel paths asked for: no move tilts a probe
+    assert set(dict(moves(plan, OpenBody(), PlanSettings(paths="parallel"), toward, 2.0))) == {"shift", "depth"}
+    # a gather that would bring the rods closer than the smallest spacing is not offered
+    assert "gather" not in dict(moves(plan, OpenBody(), PlanSettings(spacing_mm=(15.0, 20.0)), toward, 2.0))
+    # no move whose path breaks a clearance
+    assert moves(plan, OpenBody(clear=False), PlanSettings(), toward, 2.0) == []
+
+
+def analytic_evaluator(optimum, margin_mm=5.0, frozen_duct_beyond=None):
+    """A stand-in for the full simulation: the worst margin falls off with the distance of the layout's centre
+    from `optimum` (6 mm there), the thinnest point lies on the side of the optimum; a layout centred beyond
+    `frozen_duct_beyond` along x freezes a duct."""
+    calls = []
+
+    def evaluate(candidate):
+        centre = tips(candidate).mean(axis=0)
+        margin = 6.0 - float(np.linalg.norm(centre - optimum))
+        critical = frozen_duct_beyond is None or centre[0] > frozen_duct_beyond
+        calls.append(centre)
+        return Evaluation(candidate, margin, 90.0 + margin, critical, 2 * optimum - centre, margin >= margin_mm)
+
+    return evaluate, calls
+
+
+def test_the_search_reaches_a_margin_the_start_misses_within_its_budget():
+    optimum = np.array([-7.0, 13.0, 2.0])
+    evaluate, calls = analytic_evaluator(optimum)
+    start = evaluate(two_rods())
+    assert not start.met
+    best, used, kept = local_search(start, evaluate, OpenBody(), PlanSettings(), budget=30)
+    assert best.met and used == len(calls) - 1 <= 30 and kept
+    assert np.linalg.norm(tips(best.candidate).mean(axis=0) - optimum) <= 1.0
+    # the same search with too small a budget stops there, and keeps its best
+    evaluate, calls = analytic_evaluator(optimum)
+    short, used, _ = local_search(evaluate(two_rods()), evaluate, OpenBody(), PlanSettings(), budget=2)
+    assert used == 2 and short.min_margin_mm >= start.min_margin_mm
+
+
+def test_the_search_never_buys_margin_with_a_frozen_duct():
+    optimum = np.array([-7.0, 13.0, 2.0])
+    evaluate, _ = analytic_evaluator(optimum, frozen_duct_beyond=-3.0)
+    best, _, _ = local_search(evaluate(two_rods()), evaluate, OpenBody(), PlanSettings(), budget=40)
+    assert best.critical_ok and not best.met
+    assert tips(best.candidate).mean(axis=0)[0] > -3.0
+
+
+def test_better_ranks_by_critical_structures_then_margin():
+    plan = two_rods()
+    base = Evaluation(plan, 3.0, 95.0, True, np.zeros(3), False)
+    assert better(replace(base, min_margin_mm=3.5), base)
+    assert not better(replace(base, min_margin_mm=6.0, critical_ok=False), base)
+    assert better(replace(base, min_margin_mm=1.0), replace(base, min_margin_mm=6.0, critical_ok=False))
+    assert better(replace(base, margin_covered_pct=96.0), base) and not better(base, base)

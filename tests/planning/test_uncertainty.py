@@ -1,6 +1,7 @@
 """Monte Carlo uncertainty on a real Dask LocalCluster: seeded, independent of the number of workers."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from cryoplan.planning.uncertainty import (
     monte_carlo,
     perturbed_probes,
     perturbed_tissues,
+    sample_succeeds,
 )
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement
 from cryoplan.thermal.calibration import parameter_distribution
@@ -46,7 +48,7 @@ def test_perfusion_spread_is_the_calibrated_one():
 
 @pytest.fixture(scope="module")
 def context():
-    grid = Grid.around(np.array([[0, 0, -25.0], [0, 0, 15.0]]), 18.0, 3.0)
+    grid = Grid.around(np.array([[0, 0, -40.0], [0, 0, 15.0]]), 18.0, 3.0)
     centres = grid.centres_mm()
     tumour = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 5.0
     margin = np.linalg.norm(centres - [0, 0, -8.0], axis=-1) <= 8.0
@@ -57,6 +59,8 @@ def context():
         probes=[ProbePlacement("17g-rod", np.array([0, 0, 5.0]), np.array([0, 0, 1.0]))],
         protocol_text="freeze:10",
         margin_mask=margin,
+        lesion_masks=[tumour],
+        margin_mm=3.0,
         lethal_isotherm_c=-20.0,
         tip_sigma_mm=2.0,
         direction_sigma_deg=2.0,
@@ -86,6 +90,11 @@ def test_monte_carlo_on_a_local_cluster_is_seeded(context):
     one = monte_carlo(context, 5, seed=7, workers=1)
     assert two.workers == 2 and one.workers == 1
     np.testing.assert_array_equal(two.margin_covered_pct, one.margin_covered_pct)
+    np.testing.assert_array_equal(two.margin_met, one.margin_met)
+    assert two.probability_of_success == np.mean(two.margin_met)
+    low, high = two.interval
+    assert low <= two.probability_of_success <= high
+    assert two.to_dict()["probability_interval_95"] == [round(low, 4), round(high, 4)]
     np.testing.assert_array_equal(two.probability.array, one.probability.array)
     probability = two.probability.array
     assert probability.min() >= 0 and probability.max() <= 1
@@ -98,6 +107,21 @@ def test_monte_carlo_on_a_local_cluster_is_seeded(context):
     assert reports[0][0].startswith("uncertainty: 5 samples on 2 Dask workers") and reports[0][1] == 0.0
     fractions = [f for label, f in reports[1:] if label is None]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == len(batches(5, 2))
+
+
+@pytest.mark.parametrize(("lethal_radius_mm", "met"), [(8.6, True), (7.0, False)])
+def test_a_sample_succeeds_by_the_margin_rule_not_by_coverage(context, lethal_radius_mm, met):
+    """On a 1 mm grid a lethal sphere about a 5 mm tumour leaves a margin of its radius less 5 mm: met within
+    the 0.5 mm tolerance at 8.6 mm (3.6 mm, 3 mm asked) and not at 7 mm (2 mm), whatever its coverage."""
+    grid = Grid.around(np.array([[0, 0, 0.0]]), 12.0, 1.0)
+    centres = grid.centres_mm()
+    radius = np.linalg.norm(centres, axis=-1)
+    fine = replace(context, grid=grid, lesion_masks=[radius <= 5.0], margin_mask=radius <= 8.0)
+    assert sample_succeeds(fine, radius <= lethal_radius_mm) is met
+    # shifted 2 mm, the 8.6 mm sphere still covers almost 90 % of tumour + margin but leaves its far side 1.6 mm
+    # from the tumour: no longer a success
+    shifted = np.linalg.norm(centres - [0, 0, 2.0], axis=-1) <= 8.6
+    assert np.mean(shifted[fine.margin_mask]) > 0.85 and not sample_succeeds(fine, shifted)
 
 
 def test_an_unreachable_scheduler_is_an_input_error(context):

@@ -47,6 +47,7 @@ class Position(str, enum.Enum):
 
 
 class Paths(str, enum.Enum):
+    any = "any"
     parallel = "parallel"
     converging = "converging"
 
@@ -143,6 +144,14 @@ def _summary(document: dict, out_dir: Path) -> None:
             f"tumour + {c['margin_mm']:g} mm covered {c['margin_covered_pct']:.1f} % at {c['lethal_isotherm_c']:g} °C, "
             f"min margin {c['min_margin_mm']} mm, frozen liver {lesion['frozen_liver_ml']} ml"
         )
+        success = lesion.get("success")
+        if success:
+            low, high = success["probability_interval_95"]
+            typer.echo(
+                f"  probability every margin is met {success['probability_of_success']:.2f} (95 % interval "
+                f"{low:.2f}–{high:.2f}, {success['samples']} samples, target {success['confidence']:g}): "
+                f"{success['decision'].replace('_', ' ')}"
+            )
         for risk in lesion["risks"]:
             typer.echo(f"  flag {risk['code']}: {risk['detail']}")
     typer.echo(f"wrote {out_dir / 'report.pdf'}, {out_dir / 'report.html'} and {out_dir / 'plan.json'}")
@@ -233,9 +242,10 @@ def plan_command(
     critical_temperature_c: float = _PLAN_OPTIONS["critical_temperature_c"],
     freezes: int = _PLAN_OPTIONS["freezes"],
     paths: Paths = typer.Option(
-        Paths.parallel,
+        Paths.any,
         "--paths",
-        help="parallel probes, or converging ones: skin entries within 15 mm of one point, diverging to the tips.",
+        help="parallel probes; converging ones (skin entries within 15 mm of one point, diverging to the tips); "
+        "or any (both, and the search may tilt probes about their entries).",
     ),
     clearance: list[str] = typer.Option(
         [], "--clearance", help="Clearance a path keeps from a structure, NAME=mm (repeatable), e.g. lung=8."

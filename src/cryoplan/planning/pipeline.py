@@ -22,6 +22,7 @@ from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
 from cryoplan.planning.coverage import Coverage, Risk, margin_shell
+from cryoplan.planning.local_search import Evaluation, better, local_search
 from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
 from cryoplan.planning.paths import (
     NoSafePath,
@@ -32,19 +33,11 @@ from cryoplan.planning.paths import (
     why_no_path,
 )
 from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProbability, success_probability
-from cryoplan.planning.search import (
-    NUDGE_MAX_MM,
-    Candidate,
-    build_target,
-    escalations,
-    nudged,
-    search_candidates,
-    thinnest_margin,
-)
+from cryoplan.planning.search import Candidate, build_target, search_candidates, thinnest_margin
 from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
-from cryoplan.planning.uncertainty import run_uncertainty
+from cryoplan.planning.uncertainty import UncertaintyResult, run_uncertainty
 from cryoplan.progress import Progress
 from cryoplan.thermal import ThermalResult, get_probe
 
@@ -63,7 +56,7 @@ class UnitPlan:
     structures: dict[str, np.ndarray]  # bile_duct, large_vessels, liver on the simulation grid
     history_points: dict[str, list[float]]
     simulations: list[dict] = field(default_factory=list)
-    uncertainty: object | None = None
+    uncertainty: UncertaintyResult | None = None  # `run_uncertainty`, with --uncertainty
     success: SuccessProbability | None = None  # the sequential test of robust planning
     exposure: OrganExposure | None = None  # what the ice reaches besides liver and tumour
     paths: list[dict] = field(default_factory=list)  # per probe, `describe_path`
@@ -117,6 +110,63 @@ def checked_entry(path_map: PathMap, lesion_id: str, point, centre: np.ndarray, 
     return entry
 
 
+CRITICAL_CODES = ("biloma", "gallbladder_injury", "bowel_injury")
+
+
+def search_evaluator(anatomy: PlanningAnatomy, lesion_ids: list[str], settings: PlanSettings):
+    """``evaluate(candidate)``: the candidate's full simulation on the search grid (`settings.chart_grid_mm`),
+    as the local search ranks it. Its goal is the whole margin without the grid's tolerance, so that the
+    check on the finer plan grid, which allows half its voxel, passes."""
+
+    def evaluate(candidate: Candidate) -> Evaluation:
+        result, lesion_masks, structures, _, _ = simulate_plan(
+            anatomy, lesion_ids, candidate, settings, grid_mm=settings.chart_grid_mm
+        )
+        covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
+        tumour = np.any(np.stack(list(lesion_masks.values())), axis=0)
+        point, _ = thinnest_margin(result.min_temperature_c, tumour, result.grid, settings.lethal_isotherm_c)
+        worst = min(lesion.min_margin_mm for lesion in covered.lesions)
+        return Evaluation(
+            candidate,
+            worst,
+            min(lesion.margin_covered_pct for lesion in covered.lesions),
+            not any(r.code in CRITICAL_CODES for r in covered.risks),
+            point,
+            bool(worst >= settings.margin_mm),
+        )
+
+    return evaluate
+
+
+def starting_layout(
+    target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray], count: int
+) -> Candidate | None:
+    """The cheapest chart layout of exactly `count` probes whose estimate covers tumour + margin, else the
+    best-covering one of that count; None when no layout of `count` probes has safe paths."""
+    exactly = replace(settings, max_probes=count)
+    found = search_candidates(target, path_map, exactly, directions, min_probes=count)
+    if not found:
+        found = search_candidates(target, path_map, replace(exactly, coverage_target_pct=0.0), directions, count)
+        found.sort(key=lambda c: -c.estimated_margin_covered_pct)
+    return found[0] if found else None
+
+
+def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra) -> dict:
+    candidate = evaluation.candidate
+    return {
+        "stage": stage,
+        "grid_mm": grid_mm,
+        "probes": len(candidate.probes),
+        "freeze_minutes": candidate.freeze_minutes,
+        "probe_type": candidate.probes[0].probe_id,
+        "margin_covered_pct": round(evaluation.margin_covered_pct, 2),
+        "min_margin_mm": round(evaluation.min_margin_mm, 2) if np.isfinite(evaluation.min_margin_mm) else None,
+        "margin_met": evaluation.met,
+        **extra,
+        "elapsed_s": round(elapsed_s, 2),
+    }
+
+
 def plan_unit(
     anatomy: PlanningAnatomy,
     path_map: PathMap,
@@ -126,12 +176,16 @@ def plan_unit(
     progress: Progress | None = None,
     seed: int = 0,
 ) -> UnitPlan:
-    """Choose, simulate and (when it falls short) escalate the plan of one planning unit.
+    """Choose, simulate and check the plan of one planning unit.
 
-    A plan is accepted when its full simulation meets every lesion's margin (`margin_met`) and, with
-    ``settings.robust_samples``, when the sequential test finds its probability of success under the
-    uncertainty model at least ``settings.confidence`` (`cryoplan.planning.robust`); otherwise the best plan
-    simulated is kept and flagged.
+    The plans are tried cheapest first: the fewest probes, then the shortest freeze. For each, the chart's
+    cheapest layout (or, after a shorter freeze, the layout the search left) is improved by the local
+    search on the coarse full simulation (`cryoplan.planning.local_search`) until every lesion's margin
+    is met; a plan that meets it there is simulated on the plan's grid and accepted when it meets every
+    margin there (`margin_met`) and, with ``settings.robust_samples``, when the sequential test finds its
+    probability of success under the uncertainty model at least ``settings.confidence``
+    (`cryoplan.planning.robust`). When none is accepted within the probe, freeze and simulation limits,
+    the best plan checked is kept and its shortfall is flagged with the limit that bound.
     """
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
@@ -160,29 +214,38 @@ def plan_unit(
         progress(f"{unit_id}: searching layouts", 0.0)
     candidates = search_candidates(target, path_map, settings, directions)
     if not candidates:
-        # Nothing meets the target even on estimates: take the best-covering feasible layout of the
-        # most probes whose paths are safe, and let the full simulation report (and flag) the shortfall.
+        # Nothing meets the target even on estimates: start from the best-covering feasible layout of the
+        # most probes whose paths are safe, and let the search and the full simulation decide.
         for count in range(settings.max_probes, 0, -1):
-            candidates = search_candidates(
-                target, path_map, replace(settings, coverage_target_pct=0.0, max_probes=count), directions, count
-            )
-            if candidates:
+            start = starting_layout(target, path_map, settings, directions, count)
+            if start is not None:
+                candidates = [start]
                 break
-        candidates.sort(key=lambda c: -c.estimated_margin_covered_pct)
     if not candidates:
         raise InputError(
             where,
             "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
             f"none feasible with {settings.paths} paths",
         )
-    queue = [candidates[0]]
-    simulations = []
-    best = None
-    while queue and len(simulations) < settings.max_full_simulations:
-        candidate = queue.pop(0)
+    evaluate = search_evaluator(anatomy, lesion_ids, settings)
+    simulations: list[dict] = []
+    searched = 0
+    best = None  # (rank, candidate, simulated, covered, robust)
+    best_search: Evaluation | None = None
+    accepted = False
+    bound = None  # the limit that ended the search, for the shortfall flag
+    start: Candidate | None = candidates[0]
+    count = len(start.probes)
+    checked: list[Candidate] = []
+
+    def check(evaluation: Evaluation) -> bool:
+        """Simulate on the plan's grid; keep the best; True when the plan is accepted."""
+        nonlocal best
+        candidate = evaluation.candidate
+        checked.append(candidate)
         if progress:
             progress(
-                f"{unit_id}: full simulation {len(simulations) + 1} ({len(candidate.probes)} probes, "
+                f"{unit_id}: checking on the {settings.grid_mm:g} mm grid ({len(candidate.probes)} probes, "
                 f"{candidate.freeze_minutes:g} min)",
                 0.0,
             )
@@ -190,22 +253,18 @@ def plan_unit(
         simulated = simulate_plan(
             anatomy, lesion_ids, candidate, settings, progress=(lambda f: progress(None, f)) if progress else None
         )
-        result, lesion_masks, structures, history_points, _ = simulated
+        result, lesion_masks, structures, _, _ = simulated
         covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
         # One criterion with `verify`: every lesion's margin met (`margin_met`); the worst margin ranks the rest.
         met = all(lesion.margin_met for lesion in covered.lesions)
         worst = min(lesion.min_margin_mm for lesion in covered.lesions)
-        simulations.append(
-            {
-                "probes": len(candidate.probes),
-                "freeze_minutes": candidate.freeze_minutes,
-                "probe_type": candidate.probes[0].probe_id,
-                "margin_covered_pct": round(min(lesion.margin_covered_pct for lesion in covered.lesions), 2),
-                "min_margin_mm": round(worst, 2) if np.isfinite(worst) else None,
-                "margin_met": met,
-                "elapsed_s": round(time.perf_counter() - started, 2),
-            }
+        outcome = replace(
+            evaluation,
+            min_margin_mm=worst,
+            margin_covered_pct=min(lesion.margin_covered_pct for lesion in covered.lesions),
+            met=met,
         )
+        simulations.append(_record(outcome, settings.grid_mm, "check", time.perf_counter() - started))
         robust = None
         if met and settings.robust_samples:
             # Robust planning: the nominal plan meets the margins; does it under placement and tissue error?
@@ -221,21 +280,64 @@ def plan_unit(
         rank = (robust is None or robust.robust, met, robust.probability if robust else 0.0, worst)
         if best is None or rank > best[0]:
             best = (rank, candidate, simulated, covered, robust)
-        if met and (robust is None or robust.robust):
+        return met and (robust is None or robust.robust)
+
+    while start is not None and not accepted:
+        for minutes in [m for m in sorted(settings.freeze_minutes) if m >= start.freeze_minutes]:
+            if progress:
+                progress(f"{unit_id}: local search ({count} probes, {minutes:g} min)", 0.0)
+            started = time.perf_counter()
+            evaluation = evaluate(replace(start, freeze_minutes=minutes))
+            evaluation, used, kept = local_search(
+                evaluation, evaluate, path_map, settings, max(settings.max_search_simulations - searched - 1, 0)
+            )
+            searched += used + 1
+            simulations.append(
+                _record(
+                    evaluation,
+                    settings.chart_grid_mm,
+                    "search",
+                    time.perf_counter() - started,
+                    simulations=used + 1,
+                    moves=kept,
+                )
+            )
+            if best_search is None or better(evaluation, best_search):
+                best_search = evaluation
+            start = evaluation.candidate  # a longer freeze starts from where the search left the probes
+            if evaluation.met and check(evaluation):
+                accepted = True
+                break
+            if searched >= settings.max_search_simulations:
+                bound = f"the search's budget of {settings.max_search_simulations} coarse simulations was spent"
+                break
+            if len(checked) >= settings.max_full_simulations:
+                bound = f"the budget of {settings.max_full_simulations} checks on the plan grid was spent"
+                break
+        if accepted or bound:
             break
-        if not queue:
-            queue = escalations(candidate, target, path_map, settings, directions)
-        if not queue and not met:
-            # Nothing costlier is feasible: a local step on the full simulation moves a close miss towards its
-            # thinnest margin by half the deficit (at least a grid step, which the simulation resolves).
-            tumour = np.any(np.stack(list(lesion_masks.values())), axis=0)
-            point, thinnest = thinnest_margin(result.min_temperature_c, tumour, result.grid, settings.lethal_isotherm_c)
-            deficit = settings.margin_mm - thinnest
-            if deficit <= NUDGE_MAX_MM:
-                distance = float(np.clip(deficit / 2, result.grid.spacing_mm, NUDGE_MAX_MM))
-                step = nudged(candidate, path_map, settings, point, distance)
-                queue = [step] if step is not None else []
+        count += 1
+        if count > settings.max_probes:
+            bound = (
+                f"{settings.max_probes} probes (--max-probes) frozen up to {max(settings.freeze_minutes):g} min "
+                "(--freeze-minutes) were not enough"
+            )
+            break
+        start = starting_layout(target, path_map, settings, directions, count)
+        if start is None:
+            bound = (
+                f"no layout of {count} probes has paths that keep their clearances ({settings.paths} paths), and "
+                f"{count - 1} probes frozen up to {max(settings.freeze_minutes):g} min were not enough"
+            )
+    if not accepted and best_search is not None and all(best_search.candidate is not b for b in checked):
+        # The plan the search found best, simulated on the plan grid: the numbers reported are its own.
+        check(best_search)
+    assert best is not None  # the search ran at least once, and its best plan was checked
     _, candidate, (result, lesion_masks, structures, history_points, tissues), covered, robust = best
+    if not best[0][1] and bound:
+        for risk in covered.risks:
+            if risk.code == "coverage_shortfall":
+                risk.detail += f"; the best plan searched: {bound}"
     if robust is not None and not robust.robust:
         low, high = robust.interval
         covered.risks.append(

@@ -25,18 +25,13 @@ import math
 import time
 from dataclasses import dataclass
 
-import numpy as np
-from scipy import stats
-
 from cryoplan.errors import InputError
-from cryoplan.planning.coverage import margin_met, zone_margin
-from cryoplan.planning.simulation import resample_mask
 from cryoplan.planning.uncertainty import (
     DIRECTION_SIGMA_DEG,
     TIP_SIGMA_MM,
-    SampleContext,
     run_sample,
     sample_context,
+    wilson_interval,
 )
 from cryoplan.thermal import parse_protocol
 
@@ -96,17 +91,6 @@ class SequentialTest:
         return None
 
 
-def wilson_interval(successes: int, samples: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion [2] (two-sided, `level`)."""
-    if samples == 0:
-        return 0.0, 1.0
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    p = successes / samples
-    centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
-    half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 @dataclass
 class SuccessProbability:
     """The estimated probability that a plan meets every lesion's margin under the uncertainty model."""
@@ -143,13 +127,6 @@ class SuccessProbability:
             "seed": self.seed,
             "elapsed_s": round(self.elapsed_s, 2),
         }
-
-
-def sample_succeeds(context: SampleContext, lesion_masks: list[np.ndarray], packed: np.ndarray, margin_mm: float):
-    """Whether every lesion meets its margin on one sample's lethal zone (packed bits on the context grid)."""
-    lethal = np.unpackbits(packed, count=int(np.prod(context.grid.shape))).reshape(context.grid.shape).astype(bool)
-    spacing = [context.grid.spacing_mm] * 3
-    return all(margin_met(zone_margin(m, lethal, spacing).min_margin_mm, margin_mm, spacing) for m in lesion_masks)
 
 
 def success_probability(
@@ -193,14 +170,12 @@ def success_probability(
     test = (test or SequentialTest(target=getattr(settings, "confidence", DEFAULT_CONFIDENCE))).check()
     started = time.perf_counter()
     context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
-    lesion_masks = [resample_mask(anatomy.lesions[i], anatomy.grid, context.grid) for i in unit.lesion_ids]
     protocol = parse_protocol(context.protocol_text)
     budget = samples or test.max_samples
     successes = drawn = 0
     decision = None
     while drawn < budget and (samples or decision is None):
-        _, packed, _, _ = run_sample(context, protocol, drawn, seed)
-        successes += sample_succeeds(context, lesion_masks, packed, settings.margin_mm)
+        successes += run_sample(context, protocol, drawn, seed)[3]
         drawn += 1
         decision = test.decision(successes, drawn)
         if progress:

@@ -4,9 +4,9 @@ The optimiser works per planning unit (one lesion, or several lesions close enou
 
 1. **Paths.** Straight insertion directions from a skin entry window are ranked by path length; every
    probe's path from the skin to its tip must keep a clearance from vessels of ≥ 3 mm calibre, bile
-   ducts, gallbladder and bone. Probes are parallel by default; with converging paths they enter the
-   skin close together (within a small entry region around one skin point) and diverge towards their
-   tips, which reaches a tumour behind a narrow intercostal window or between vessels.
+   ducts, gallbladder and bone. Probes may be parallel, or converging: entering the skin close together
+   (within a small entry region around one skin point) and diverging towards their tips, which reaches a
+   tumour behind a narrow intercostal window or between vessels; by default both are candidates.
 2. **Fast candidates.** Each probe type's isotherm chart (one simulation of a single probe in homogeneous
    liver per freeze duration, cached) gives the minimum temperature around one probe as a function of
    the radial and axial distance from its active zone. A layout of n probes (line, triangle, square,
@@ -15,21 +15,17 @@ The optimiser works per planning unit (one lesion, or several lesions close enou
    like parallel ones), with a p-norm whose exponent is fitted, per chart, on a simulated pair of probes
    (between the coldest probe alone, p = ∞, and linear superposition, p = 1). The cheapest layout
    (fewest probes, then shortest freeze, then least frozen healthy liver) whose estimate covers tumour +
-   margin and spares the critical structures is chosen.
-3. **Full simulation.** The chosen plan is simulated on the patient's anatomy with its large vessels as
-   heat sinks. It succeeds when every lesion's margin is met everywhere (`cryoplan.planning.coverage.
-   margin_met`, the rule `verify` applies) and, in robust planning, when its probability of success
-   under the uncertainty model reaches the confidence asked for (`cryoplan.planning.robust`); otherwise
-   the plan escalates (longer freeze, then one more probe) and is simulated again, up to a budget. The
-   numbers reported come from the full simulation of the plan kept: the first that succeeds, or the best
-   one simulated, whose shortfall is flagged, never hidden.
+   margin and spares the critical structures is the search's start.
+3. **Full simulation.** From there a local search on the full simulation (`cryoplan.planning.local_search`)
+   moves and tilts the probes until every lesion's margin is met everywhere; then longer freezes, then
+   one more probe, each searched again (`cryoplan.planning.pipeline.plan_unit`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -45,8 +41,6 @@ from cryoplan.thermal import ProbePlacement, get_probe
 PULL_BACK_MM = (0.0, 4.0, 8.0, 12.0)
 # Converging paths: candidate distances between neighbouring skin entries (the layout shrunk at the skin).
 CONVERGING_ENTRY_SPACING_MM = (4.0, 8.0)
-# The local search moves a layout that misses its margin by at most this much, and at most this far.
-NUDGE_MAX_MM = 3.0
 
 
 def layout_offsets(count: int, spacing_mm: float) -> np.ndarray:
@@ -298,10 +292,12 @@ def candidate_layouts(
 ):
     """The probe axes a layout may take under `settings.paths`: ``(tips, directions, hub)`` with one
     direction and no hub for parallel probes, or one direction per probe and the skin entry point for
-    converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout)."""
+    converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout);
+    both kinds for ``any``."""
     reach = max_path_mm(settings, get_probe(probe_id))
-    if settings.paths == "parallel" or len(offsets) == 1:
+    if settings.paths != "converging" or len(offsets) == 1:
         yield candidate_tips(target, direction, offsets, angle, probe_id), direction, None
+    if settings.paths == "parallel" or len(offsets) == 1:
         return
     for entry_spacing in CONVERGING_ENTRY_SPACING_MM:
         if entry_spacing < spacing_mm:
@@ -372,22 +368,6 @@ def search_candidates(
     return found
 
 
-def escalations(
-    chosen: Candidate, target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray]
-) -> list[Candidate]:
-    """Plans to try when a full simulation falls short: the same layout frozen longer, then layouts with
-    one more probe (cheapest first)."""
-    options = []
-    longer = [m for m in settings.freeze_minutes if m > chosen.freeze_minutes]
-    if longer:
-        options.append(replace(chosen, freeze_minutes=min(longer)))
-    count = len(chosen.probes) + 1
-    if count <= settings.max_probes:
-        bigger = search_candidates(target, path_map, replace(settings, max_probes=count), directions, min_probes=count)
-        options += bigger[:2]
-    return options
-
-
 def thinnest_margin(min_temperature_c: np.ndarray, tumour: np.ndarray, grid, lethal_isotherm_c: float):
     """(LPS point, margin mm) of the tumour voxel where the lethal zone's margin is thinnest on a simulation
     grid (`cryoplan.thermal.Grid`, isotropic)."""
@@ -395,33 +375,3 @@ def thinnest_margin(min_temperature_c: np.ndarray, tumour: np.ndarray, grid, let
     index = np.argwhere(tumour)
     worst = index[int(np.argmin(distance[tuple(index.T)]))]
     return grid.origin_mm + worst * grid.spacing_mm, float(distance[tuple(worst)])
-
-
-def nudged(
-    candidate: Candidate, path_map: PathMap, settings: PlanSettings, toward_lps: np.ndarray, step_mm: float
-) -> Candidate | None:
-    """A step of the local search on the full simulation: the same layout (probes, spacing, protocol) moved
-    `step_mm` towards `toward_lps` (where the margin is thinnest), its paths checked again.
-
-    The layout moves straight towards the point; when a path would then break a clearance, it moves only
-    along its probes' axes (deeper or shallower on the same paths). None when neither is safe.
-    """
-    probe = get_probe(candidate.probes[0].probe_id)
-    tips = np.array([p.tip_lps_mm for p in candidate.probes])
-    axes = np.array([p.direction for p in candidate.probes])
-    axis = axes.mean(axis=0) / np.linalg.norm(axes.mean(axis=0))
-    offset = np.asarray(toward_lps, dtype=np.float64) - tips.mean(axis=0)
-    along = (offset @ axis) * axis
-    for move in (offset, along):
-        length = float(np.linalg.norm(move))
-        if length < 1e-6:
-            continue
-        moved = tips + step_mm * move / length
-        entries = probe_paths(path_map, moved, axes, probe.radius_mm, max_path_mm(settings, probe))
-        if entries is not None:
-            probes = [
-                ProbePlan(p.probe_id, tip, p.direction, entry)
-                for p, tip, entry in zip(candidate.probes, moved, entries)
-            ]
-            return replace(candidate, probes=probes)
-    return None

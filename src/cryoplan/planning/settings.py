@@ -9,7 +9,7 @@ from cryoplan.errors import InputError
 from cryoplan.imaging.body import STRUCTURE_CLEARANCE_MM
 from cryoplan.thermal import Protocol, get_probe, parse_protocol
 
-PATH_KINDS = ("parallel", "converging")
+PATH_KINDS = ("any", "parallel", "converging")
 #: Patient positions on the CT table, and the side each one leaves reachable.
 POSITIONS = ("supine", "prone", "left_decubitus")
 #: Structures a path keeps a clearance from (`cryoplan.imaging.body.STRUCTURE_CLEARANCE_MM`), plus gas inside
@@ -31,7 +31,8 @@ class PlanSettings:
     margin_mm : float
         Margin around the tumour that the lethal isotherm must cover (5–10 mm).
     coverage_target_pct : float
-        Share of tumour + margin the lethal isotherm must cover.
+        Share of tumour + margin a layout must cover on the isotherm charts' estimate to be a candidate (the
+        charts only rank layouts; a plan succeeds by the margin rule, `cryoplan.planning.coverage.margin_met`).
     max_probes : int
     probe_types : tuple of str
         Library probes the optimiser may use (default: the two 17G needles, the usual choice in the liver;
@@ -64,9 +65,11 @@ class PlanSettings:
     entries_lps_mm : dict
         Skin entry point per lesion id (LPS mm), given by the user: the lesion's probes are inserted
         along the line from it to the lesion's centre.
-    paths : {"parallel", "converging"}
-        Parallel probes (one insertion direction), or converging ones: all skin entries within
-        `entry_radius_mm` of one skin point, the probes diverging towards their tips.
+    paths : {"any", "parallel", "converging"}
+        Parallel probes (one insertion direction); converging ones (all skin entries within `entry_radius_mm`
+        of one skin point, the probes diverging towards their tips); or any (the default: both kinds of
+        layout from the charts, and the local search may tilt probes about their skin entries, as through
+        one intercostal window when ribs leave few entries).
     entry_radius_mm : float
         Radius of the skin entry region of converging paths.
     grid_mm : float
@@ -74,7 +77,11 @@ class PlanSettings:
     chart_grid_mm : float
         Spacing of the probes' isotherm charts (they only rank candidates; the final simulation decides).
     max_full_simulations : int
-        Budget of full simulations per planning unit (escalations included).
+        Budget of full simulations on the plan's grid (`grid_mm`) per planning unit: the checks of the
+        plans the search found.
+    max_search_simulations : int
+        Budget of coarse full simulations (on `chart_grid_mm`) per planning unit for the local search
+        (`cryoplan.planning.local_search`) over every probe count and freeze tried.
     confidence : float
         Probability of success (every lesion's margin met under placement, tissue and probe error) a robust
         plan reaches (`cryoplan.planning.robust`).
@@ -99,11 +106,12 @@ class PlanSettings:
     position: str = "supine"
     clearances_mm: dict[str, float] = field(default_factory=dict)
     entries_lps_mm: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-    paths: str = "parallel"
+    paths: str = "any"
     entry_radius_mm: float = 15.0
     grid_mm: float = 1.0
     chart_grid_mm: float = 2.0
     max_full_simulations: int = 3
+    max_search_simulations: int = 30
     confidence: float = 0.9
     robust_samples: int = 0
 
@@ -117,6 +125,10 @@ class PlanSettings:
             raise InputError("coverage_target_pct", "a target between 50 and 100 %", self.coverage_target_pct)
         if not 0.5 <= self.confidence < 1.0:
             raise InputError("confidence", "a probability of success from 0.5 to below 1", self.confidence)
+        if not 1 <= self.max_full_simulations <= 20:
+            raise InputError("max_full_simulations", "1 to 20 simulations", self.max_full_simulations)
+        if not 0 <= self.max_search_simulations <= 500:
+            raise InputError("max_search_simulations", "0 to 500 simulations", self.max_search_simulations)
         if not 0 <= self.robust_samples <= 1000:
             raise InputError("robust_samples", "0 to 1000 samples per candidate", self.robust_samples)
         if not 1 <= self.max_probes <= 8:

@@ -5,7 +5,9 @@ direction by a normal angle (σ = 2°) about a random perpendicular axis, and sc
 within their uncertainty (latent heat ±40 %, conductivities ±10 %, perfusion log-normal with the spread the
 joint calibration of the probe model found for in vivo liver, `cryoplan.thermal.calibration`), then runs
 the full simulation. The result is the probability that each
-voxel reaches the lethal isotherm and the probability that the tumour + margin coverage reaches its target.
+voxel reaches the lethal isotherm and the probability that the plan succeeds: that every lesion meets its
+margin on the sample's lethal zone (`cryoplan.planning.coverage.margin_met`, the rule of the planner and of
+`verify`), with its Wilson score interval (Wilson, J Am Stat Assoc 1927;22:209–212).
 
 The samples run on dask.distributed: a LocalCluster of one single-threaded worker per core by default, or
 an existing cluster given by its scheduler address; the code path is the same. Samples go to the workers in
@@ -31,11 +33,12 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from scipy import stats
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import vessel_components
-from cryoplan.planning.coverage import margin_shell
+from cryoplan.planning.coverage import margin_met, margin_shell, zone_margin
 from cryoplan.planning.search import build_target
 from cryoplan.planning.simulation import resample_mask, simulation_grid
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Vessel, parse_protocol, simulate
@@ -72,6 +75,8 @@ class SampleContext:
     probes: list[ProbePlacement]
     protocol_text: str
     margin_mask: np.ndarray
+    lesion_masks: list[np.ndarray]
+    margin_mm: float
     lethal_isotherm_c: float
     tip_sigma_mm: float
     direction_sigma_deg: float
@@ -115,10 +120,20 @@ def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tupl
     return {0: scaled(TISSUES["liver"]), 1: scaled(TISSUES["tumour"])}, factors
 
 
+def sample_succeeds(context: SampleContext, lethal: np.ndarray) -> bool:
+    """Whether every lesion meets its margin on a sample's lethal zone (`margin_met`)."""
+    spacing = [context.grid.spacing_mm] * 3
+    return all(
+        margin_met(zone_margin(mask, lethal, spacing).min_margin_mm, context.margin_mm, spacing)
+        for mask in context.lesion_masks
+    )
+
+
 def run_sample(
     context: SampleContext, protocol: Protocol, index: int, seed: int
-) -> tuple[int, np.ndarray, float, dict]:
-    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, factors)."""
+) -> tuple[int, np.ndarray, float, bool, dict[str, float]]:
+    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, every margin met,
+    factors)."""
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
     tissues, factors = perturbed_tissues(rng, context.perfusion_log_sd)
@@ -133,10 +148,12 @@ def run_sample(
     )
     lethal = result.min_temperature_c <= context.lethal_isotherm_c
     covered = 100.0 * float(np.mean(lethal[context.margin_mask]))
-    return index, np.packbits(lethal.ravel()), covered, factors
+    return index, np.packbits(lethal.ravel()), covered, sample_succeeds(context, lethal), factors
 
 
-def run_batch(context: SampleContext, indices: list[int], seed: int) -> list[tuple[int, np.ndarray, float, dict]]:
+def run_batch(
+    context: SampleContext, indices: list[int], seed: int
+) -> list[tuple[int, np.ndarray, float, bool, dict[str, float]]]:
     """The samples `indices`, one after another (`run_sample`).
 
     The simulation's kernels run on one thread: the batches are the parallelism (one per Dask worker
@@ -153,15 +170,36 @@ def batches(samples: int, workers: int) -> list[list[int]]:
     return [list(range(start, min(start + size, samples))) for start in range(0, samples, size)]
 
 
+def wilson_interval(successes: int, samples: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (two-sided, `level`; Wilson, J Am Stat Assoc
+    1927;22:209–212)."""
+    if samples == 0:
+        return 0.0, 1.0
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    p = successes / samples
+    centre = (p + z * z / (2 * samples)) / (1 + z * z / samples)
+    half = z * math.sqrt(p * (1 - p) / samples + z * z / (4 * samples * samples)) / (1 + z * z / samples)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass
 class UncertaintyResult:
-    """Outcome of the Monte Carlo analysis of one planning unit."""
+    """Outcome of the Monte Carlo analysis of one planning unit.
+
+    Attributes
+    ----------
+    margin_met : numpy.ndarray of bool
+        Per sample, whether every lesion met its margin (`sample_succeeds`).
+    margin_covered_pct : numpy.ndarray
+        Per sample, the share of tumour + margin covered (a figure, not the criterion).
+    """
 
     samples: int
     seed: int
     probability: Volume
     margin_covered_pct: np.ndarray
-    coverage_target_pct: float
+    margin_met: np.ndarray
+    margin_mm: float
     tip_sigma_mm: float
     direction_sigma_deg: float
     scheduler: str
@@ -169,17 +207,26 @@ class UncertaintyResult:
     elapsed_s: float
 
     @property
-    def probability_coverage_target(self) -> float:
-        return float(np.mean(self.margin_covered_pct >= self.coverage_target_pct))
+    def probability_of_success(self) -> float:
+        """Share of the samples in which every lesion met its margin."""
+        return float(np.mean(self.margin_met))
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """95 % Wilson score interval of `probability_of_success`."""
+        return wilson_interval(int(np.sum(self.margin_met)), self.samples)
 
     def to_dict(self) -> dict:
         values = self.margin_covered_pct
+        low, high = self.interval
         return {
             "samples": self.samples,
             "seed": self.seed,
             "tip_sigma_mm": self.tip_sigma_mm,
             "direction_sigma_deg": self.direction_sigma_deg,
-            "probability_coverage_target": round(self.probability_coverage_target, 4),
+            "margin_mm": self.margin_mm,
+            "probability_of_success": round(self.probability_of_success, 4),
+            "probability_interval_95": [round(low, 4), round(high, 4)],
             "margin_covered_pct": {
                 "median": round(float(np.median(values)), 2),
                 "p05": round(float(np.percentile(values, 5)), 2),
@@ -210,6 +257,8 @@ def sample_context(
         probes=[p.placement() for p in unit.candidate.probes],
         protocol_text=str(settings.protocol(unit.candidate.freeze_minutes)),
         margin_mask=margin_shell(tumour, settings.margin_mm, [grid.spacing_mm] * 3, liver),
+        lesion_masks=[resample_mask(anatomy.lesions[i], anatomy.grid, grid) for i in unit.lesion_ids],
+        margin_mm=settings.margin_mm,
         lethal_isotherm_c=settings.lethal_isotherm_c,
         tip_sigma_mm=tip_sigma_mm,
         direction_sigma_deg=direction_sigma_deg,
@@ -225,7 +274,6 @@ def monte_carlo(
     scheduler: str | None = None,
     workers: int | None = None,
     progress=None,
-    coverage_target_pct: float = 99.0,
 ) -> UncertaintyResult:
     """Run `samples` Monte Carlo samples on Dask and gather the probability map.
 
@@ -254,7 +302,7 @@ def monte_carlo(
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: another cluster may hold the default one
                 silence_logs=40,
             )
             client = Client(cluster)
@@ -275,11 +323,13 @@ def monte_carlo(
                 progress(f"uncertainty: {samples} samples on {worker_count} Dask workers", 0.0)
             counts = np.zeros(int(np.prod(context.grid.shape)), dtype=np.uint32)
             covered = np.zeros(samples)
+            met = np.zeros(samples, dtype=bool)
             done = 0
             for future in as_completed(futures):
-                for index, packed, pct, _ in future.result():
+                for index, packed, pct, success, _ in future.result():
                     counts += np.unpackbits(packed, count=counts.size).astype(np.uint32)
                     covered[index] = pct
+                    met[index] = success
                     done += 1
                 if progress:
                     progress(None, done / samples)
@@ -292,7 +342,8 @@ def monte_carlo(
         seed=seed,
         probability=Volume(probability, context.grid.affine),
         margin_covered_pct=covered,
-        coverage_target_pct=coverage_target_pct,
+        margin_met=met,
+        margin_mm=context.margin_mm,
         tip_sigma_mm=context.tip_sigma_mm,
         direction_sigma_deg=context.direction_sigma_deg,
         scheduler=scheduler or "LocalCluster",
@@ -324,5 +375,4 @@ def run_uncertainty(
         scheduler=scheduler,
         workers=workers,
         progress=progress,
-        coverage_target_pct=settings.coverage_target_pct,
     )

@@ -18,7 +18,6 @@ from cryoplan.imaging.volume import Volume
 from cryoplan.output import atomic_directory, write_json, write_text
 from cryoplan.planning.coverage import coverage_curves
 from cryoplan.planning.pipeline import CasePlan, UnitPlan
-from cryoplan.planning.uncertainty import UncertaintyResult
 from cryoplan.progress import Progress
 from cryoplan.report import figures
 from cryoplan.report.exports import write_exports
@@ -53,8 +52,6 @@ def plan_document(plan: CasePlan) -> dict[str, Any]:
         frozen_total += cov.frozen_volume_ml
         frozen_liver_total += cov.frozen_liver_ml or 0.0
         protocol = protocol_document(settings.protocol(unit.candidate.freeze_minutes))
-        # `UnitPlan.uncertainty` is typed `object`; it holds `run_uncertainty`'s result
-        assert unit.uncertainty is None or isinstance(unit.uncertainty, UncertaintyResult)
         uncertainty = unit.uncertainty.to_dict() if unit.uncertainty is not None else None
         for lesion in cov.lesions:
             document = {
@@ -77,6 +74,7 @@ def plan_document(plan: CasePlan) -> dict[str, Any]:
                 "risks": [r.to_dict() for r in cov.risks if r.lesion_id in (None, lesion.lesion_id)],
                 "simulations": unit.simulations,
                 "simulation_grid_mm": unit.result.grid.spacing_mm,
+                "success": unit.success.to_dict() if unit.success is not None else None,
                 "uncertainty": uncertainty,
             }
             lesions.append(document)
@@ -87,7 +85,13 @@ def plan_document(plan: CasePlan) -> dict[str, Any]:
         "settings": {
             "lethal_isotherm_c": settings.lethal_isotherm_c,
             "margin_mm": settings.margin_mm,
-            "coverage_target_pct": settings.coverage_target_pct,
+            "success_rule": (
+                f"the minimal margin of the {settings.lethal_isotherm_c:g} °C isotherm reaches "
+                f"{settings.margin_mm:g} mm everywhere around each tumour, less half the grid's coarsest voxel"
+            ),
+            "confidence": settings.confidence if settings.robust_samples else None,
+            "robust_samples": settings.robust_samples,
+            "chart_coverage_target_pct": settings.coverage_target_pct,
             "max_probes": settings.max_probes,
             "probe_types": list(settings.probe_types),
             "freeze_minutes": list(settings.freeze_minutes),
@@ -104,6 +108,7 @@ def plan_document(plan: CasePlan) -> dict[str, Any]:
         "image_warnings": plan.image_warnings,
         "unknown_structures": list(plan.anatomy.body_model.unknown) if plan.anatomy.body_model else [],
         "lesions": lesions,
+        "sessions": [session.to_dict() for session in plan.sessions],
         "liver_volume_ml": round(liver_ml, 1),
         "frozen_volume_ml": round(frozen_total, 1),
         "frozen_liver_ml": round(frozen_liver_total, 1),
@@ -255,7 +260,6 @@ def write_figures(plan: CasePlan, folder: Path) -> dict[str, list[dict[str, str]
             "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.",
         )
         curves.update(coverage_curves(unit))
-        assert unit.uncertainty is None or isinstance(unit.uncertainty, UncertaintyResult)  # as above
         if unit.uncertainty is not None:
             lesion_id = unit.lesion_ids[0]
             mask = unit.lesion_masks[lesion_id]
@@ -273,7 +277,8 @@ def write_figures(plan: CasePlan, folder: Path) -> dict[str, list[dict[str, str]
                 f"{unit.unit_id}_probability.png",
                 "uncertainty",
                 f"{unit.unit_id}: probability that each voxel reaches {settings.lethal_isotherm_c:g} °C under "
-                "placement error and tissue-property uncertainty (Monte Carlo).",
+                "placement error and tissue-property uncertainty (Monte Carlo); every margin met in "
+                f"{100 * unit.uncertainty.probability_of_success:.0f} % of the samples.",
             )
     save(
         figures.coverage_curve_figure(curves, lethal_isotherm_c=settings.lethal_isotherm_c),
