@@ -24,8 +24,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryoplan.errors import InputError
+from cryoplan.planning.anatomy import PlanningAnatomy
+from cryoplan.planning.search import Candidate
+from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.uncertainty import (
     DIRECTION_SIGMA_DEG,
     TIP_SIGMA_MM,
@@ -33,6 +37,7 @@ from cryoplan.planning.uncertainty import (
     sample_context,
     wilson_interval,
 )
+from cryoplan.progress import Progress
 from cryoplan.thermal import parse_protocol
 
 DEFAULT_CONFIDENCE = 0.9
@@ -114,7 +119,7 @@ class SuccessProbability:
     def robust(self) -> bool:
         return self.decision == "robust"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         low, high = self.interval
         return {
             "probability_of_success": round(self.probability, 4),
@@ -130,9 +135,9 @@ class SuccessProbability:
 
 
 def success_probability(
-    anatomy,
-    unit,
-    settings,
+    anatomy: PlanningAnatomy,
+    unit: PlanUnderTest,
+    settings: PlanSettings,
     *,
     test: SequentialTest | None = None,
     seed: int = 0,
@@ -140,15 +145,15 @@ def success_probability(
     tip_sigma_mm: float = TIP_SIGMA_MM,
     direction_sigma_deg: float = DIRECTION_SIGMA_DEG,
     samples: int | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> SuccessProbability:
     """Sample the uncertainty model on a unit's plan until the sequential test decides (module docstring).
 
     Parameters
     ----------
     anatomy : PlanningAnatomy
-    unit : object
-        A planning unit with ``lesion_ids`` and ``candidate`` (`cryoplan.planning.pipeline.UnitPlan`).
+    unit : PlanUnderTest
+        A planning unit's lesions and plan (a `cryoplan.planning.pipeline.UnitPlan` has both too).
     settings : PlanSettings
         Margin, lethal isotherm and grid.
     test : SequentialTest, optional
@@ -167,7 +172,7 @@ def success_probability(
     -------
     SuccessProbability
     """
-    test = (test or SequentialTest(target=getattr(settings, "confidence", DEFAULT_CONFIDENCE))).check()
+    test = (test or SequentialTest(target=settings.confidence)).check()
     started = time.perf_counter()
     context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
     protocol = parse_protocol(context.protocol_text)
@@ -188,4 +193,4 @@ class PlanUnderTest:
     """A candidate plan of a planning unit, as `success_probability` (and the uncertainty sampling) takes it."""
 
     lesion_ids: list[str]
-    candidate: object
+    candidate: Candidate

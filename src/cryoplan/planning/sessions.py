@@ -24,6 +24,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryoplan.errors import InputError
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_units
@@ -75,7 +76,7 @@ class Session:
     frozen_liver_fraction: float | None
     risks: list[Risk] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "session": self.number,
             "unit_ids": self.unit_ids,
@@ -144,7 +145,7 @@ def staged_sessions(
     if healthy_liver_ml is not None and not healthy_liver_ml > 0:
         raise InputError("liver", "a liver of more than 0 ml", healthy_liver_ml)
 
-    def fraction(liver_ml):
+    def fraction(liver_ml: float | None) -> float | None:
         return None if healthy_liver_ml is None or liver_ml is None else liver_ml / healthy_liver_ml
 
     bins: list[list[UnitLoad]] = []
@@ -169,15 +170,16 @@ def staged_sessions(
     for number, members in enumerate(bins, start=1):
         members.sort(key=lambda m: order[m.unit_id])
         frozen = sum(m.frozen_volume_ml for m in members)
-        liver = None if any(m.frozen_liver_ml is None for m in members) else sum(m.frozen_liver_ml for m in members)
-        share = fraction(liver)
+        livers = [m.frozen_liver_ml for m in members]
+        total_liver = None if any(v is None for v in livers) else sum(v for v in livers if v is not None)
+        share = fraction(total_liver)
         sessions.append(
             Session(
                 number,
                 [m.unit_id for m in members],
                 [i for m in members for i in m.lesion_ids],
                 frozen,
-                liver,
+                total_liver,
                 share,
                 session_risks(frozen, share, limits, number),
             )
@@ -209,12 +211,13 @@ def shared_ice_is_better(merged: Candidate | None, separate: list[Candidate | No
     """Whether one ice ball (`merged`) is cheaper and safer than the separate plans (module docstring)."""
     if merged is None:
         return False
-    if any(c is None for c in separate):
+    plans = [c for c in separate if c is not None]
+    if len(plans) < len(separate):
         return True
     return (
-        len(merged.probes) <= sum(len(c.probes) for c in separate)
-        and merged.estimated_frozen_healthy_ml <= sum(c.estimated_frozen_healthy_ml for c in separate)
-        and (merged.critical_ok or not all(c.critical_ok for c in separate))
+        len(merged.probes) <= sum(len(c.probes) for c in plans)
+        and merged.estimated_frozen_healthy_ml <= sum(c.estimated_frozen_healthy_ml for c in plans)
+        and (merged.critical_ok or not all(c.critical_ok for c in plans))
     )
 
 
