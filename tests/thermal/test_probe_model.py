@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from cryoplan.errors import InputError
 from cryoplan.thermal import TISSUES, ProbePlacement, calibration, parse_protocol, simulate
 from cryoplan.thermal import probes as probe_library
 from cryoplan.thermal.chart import PROBE_AXIS, chart_grid
@@ -81,3 +82,33 @@ def test_the_kidney_prior_is_a_ratio_to_the_liver_perfusion():
         calibration._prior_residuals(at_priors + step) - calibration._prior_residuals(at_priors),
         calibration._prior_jacobian() @ step,
     )
+
+
+def test_family_parameters_apply_within_the_block_and_are_validated():
+    before = probe_library.FAMILIES["argon"]
+    with probe_library.family_parameters("argon", heat_transfer_w_m2k=1234.0, proximal_cooled_length_mm=3.0):
+        assert probe_library.PROBES["17g-rod"].cooling.heat_transfer_w_m2k == 1234.0
+        assert probe_library.PROBES["17g-rod"].cooled_length_mm == probe_library.PROBES["17g-rod"].active_length_mm + 3
+    assert probe_library.FAMILIES["argon"] is before
+    with pytest.raises(InputError) as error:
+        with probe_library.family_parameters("argon", proximal_cooled_length_mm=-2.0):
+            pass
+    assert error.value.field == "family argon.proximal_cooled_length_mm"
+    assert probe_library.FAMILIES["argon"] is before
+
+
+def test_the_target_check_reports_by_how_much_and_which_rows():
+    rows = [row for row in calibration.load_rows() if row.category in calibration.TARGET_CATEGORIES]
+    exact = {row.id: row.value_mm for row in rows}
+    met = calibration.target_check(rows, exact)
+    assert met["met"] and met["max_abs_error_mm"] == 0.0 and met["rows_over_max"] == []
+    # One row 10 mm off: the maximum is missed by 4 mm and the row named; the mean by what 10 mm adds.
+    free = next(row for row in rows if row.bound is None)
+    off = exact | {free.id: free.value_mm + 10.0}
+    missed = calibration.target_check(rows, off)
+    assert not missed["met"] and missed["max_missed_by_mm"] == pytest.approx(10.0 - calibration.TARGET_MAX_MM)
+    assert missed["mean_abs_error_mm"] == pytest.approx(10.0 / len(rows), abs=0.01)
+    assert missed["rows_over_max"] == [{"id": free.id, "abs_error_mm": 10.0}]
+    # An upper bound that is met counts as no error.
+    bound = next(row for row in rows if row.bound == "upper")
+    assert calibration.target_check(rows, exact | {bound.id: bound.value_mm - 5.0})["max_abs_error_mm"] == 0.0

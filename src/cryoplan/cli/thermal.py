@@ -254,8 +254,21 @@ def validation_text(document: dict[str, Any]) -> str:
             f"| {name} | {entry['value']:.4g}{flag} | {entry['sd']:.3g} | {entry['unit']} "
             f"| {entry['range'][0]:g} … {entry['range'][1]:g} |"
         )
-    lines.append("")
-    lines.append(
-        f"{document['simulations']} simulations on a {document['grid_mm']:g} mm grid; χ² = {document['chi2']:.1f}."
-    )
+    target = document["target"]
+    verdicts = [
+        f"{name} {'met' if missed == 0 else f'missed by {missed:.1f} mm'}"
+        for name, missed in (("mean", target["mean_missed_by_mm"]), ("maximum", target["max_missed_by_mm"]))
+    ]
+    over = ", ".join(f"{r['id']} ({r['abs_error_mm']:.1f} mm)" for r in target["rows_over_max"])
+    lines += [
+        "",
+        f"Leave-one-source-out error on the {' and '.join(target['categories'])} rows ({target['rows']}): "
+        f"{target['mean_abs_error_mm']:.1f} mm mean, {target['max_abs_error_mm']:.1f} mm maximum; target "
+        f"≤ {target['target_mean_mm']:g} mm mean, ≤ {target['target_max_mm']:g} mm maximum: {', '.join(verdicts)}"
+        + (f"; over the maximum: {over}." if over else "."),
+        "Rows excluded: "
+        + ("; ".join(f"{key} ({why})" for key, why in document["excluded_rows"].items()) or "none")
+        + ".",
+        f"{document['simulations']} simulations on a {document['grid_mm']:g} mm grid; χ² = {document['chi2']:.1f}.",
+    ]
     return "\n".join(lines)

@@ -58,7 +58,7 @@ from cryoplan.errors import InputError
 from cryoplan.output import write_text
 from cryoplan.thermal import probes as probe_library
 from cryoplan.thermal.chart import PROBE_AXIS, chart_grid, probe_layout
-from cryoplan.thermal.probes import ProbePlacement
+from cryoplan.thermal.probes import ProbePlacement, family_parameters
 from cryoplan.thermal.protocol import parse_protocol
 from cryoplan.thermal.result import ThermalResult
 from cryoplan.thermal.solver import simulate
@@ -269,12 +269,10 @@ class Simulator:
         key = json.dumps([row.medium, row.baseline_c, row.protocol, setup, spacing, relevant], sort_keys=True)
         if key in self.cache:
             return self.cache[key]
-        family = probe_library.FAMILIES["argon"]
-        probe_library.FAMILIES["argon"] = family.model_copy(update={name: params[name] for name in PROBE_PARAMETERS})
-        try:
+        with family_parameters("argon", **{name: params[name] for name in PROBE_PARAMETERS}):
             placements = _placements(setup, spacing)
             medium = medium_for(row.medium, row.baseline_c, params)
-            protocol = parse_protocol(row.protocol)
+            protocol = parse_protocol(setup.get("protocol", row.protocol))  # a duration the source leaves open
             grid = chart_grid(placements, medium, protocol, self.grid_mm, margin_mm=CALIBRATION_MARGIN_MM)
             vessels: list[Vessel] = []
             if "vessel_mm" in setup:
@@ -290,8 +288,6 @@ class Simulator:
                 isotherms_c=(0.0,),
                 initial_temp_c=row.baseline_c if medium.perfusion_w_m3k == 0 else None,
             )
-        finally:
-            probe_library.FAMILIES["argon"] = family
         self.runs += 1
         if self.progress is not None:
             self.progress(f"{row.id} {setup} {relevant}")

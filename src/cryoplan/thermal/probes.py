@@ -34,7 +34,9 @@ P. J. Littrup, B. Jallad, P. Vorugu, et al., J Vasc Interv Radiol 2009;20:1343 (
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -194,6 +196,28 @@ def get_family(family_id: str, field: str = "family") -> CoolingFamily:
         return FAMILIES[family_id]
     except KeyError:
         raise InputError(field, f"a probe family, one of {', '.join(FAMILIES)}", family_id) from None
+
+
+@contextlib.contextmanager
+def family_parameters(family_id: str, **values: float) -> Iterator[CoolingFamily]:
+    """Within the block, the family `family_id` has the cooling `values` (e.g. ``heat_transfer_w_m2k``,
+    ``proximal_cooled_length_mm``), validated: for a calibration's trial parameters or one Monte Carlo
+    sample of the fitted ones (`cryoplan.thermal.calibration.parameter_distribution`). Not thread-safe:
+    the library is one per process.
+
+    Examples
+    --------
+    >>> with family_parameters("argon", heat_transfer_w_m2k=1500.0) as family:
+    ...     PROBES["2.4mm"].cooling.heat_transfer_w_m2k
+    1500.0
+    """
+    original = get_family(family_id)
+    changed = _validated(CoolingFamily, original.model_dump() | values, f"family {family_id}")
+    FAMILIES[family_id] = changed
+    try:
+        yield changed
+    finally:
+        FAMILIES[family_id] = original
 
 
 def get_probe(probe_id: str, field: str = "probe") -> ProbeType:
