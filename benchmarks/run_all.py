@@ -3,7 +3,8 @@
 A script is a file here with a ``if __name__ == "__main__":`` guard; helper modules (common.py, the FiPy
 peer) have none and are skipped. Each script prints its own table; this runner prints first what a table in
 docs/benchmarks.md records beside it (the date, the cores and the CPU model, the Numba threads), a heading per
-script, and exits non-zero if any script failed. `make bench` calls it.
+script, and exits non-zero if any script failed. `make bench` calls it; ``run_all.py thermal time_steps`` runs
+only the scripts named (without ``.py``).
 """
 
 from __future__ import annotations
@@ -40,12 +41,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    chosen = sys.argv[1:] if argv is None else argv
+    scripts = benchmark_scripts()
+    unknown = sorted(set(chosen) - {script.stem for script in scripts})
+    if unknown:
+        print(f"no benchmark script named {', '.join(unknown)} in {HERE}", file=sys.stderr)
+        return 2
     print(f"date: {datetime.date.today().isoformat()}")
     print(f"machine: {len(os.sched_getaffinity(0))} cores (nproc), {cpu_model()}")
     print(f"numba threads: {numba.get_num_threads()}, Python {platform.python_version()}, numba {numba.__version__}")
     failed = []
-    for script in benchmark_scripts():
+    for script in scripts:
+        if chosen and script.stem not in chosen:
+            continue
         print(f"\n## {script.name}\n", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
             failed.append(script.name)

@@ -246,14 +246,21 @@ def test_changed_extent_finds_the_changes_that_grow_the_box(reach):
 
 
 def test_a_preview_takes_longer_super_steps_and_fewer_passes():
+    """A freeze, a thaw and a second freeze (three ramps) on a 2 mm grid: the preview's longer steps and faster
+    ramps make fewer voxel updates, and its 0/−20/−40 °C volumes stay within 1.5 % of the default steps' (the
+    tolerance of the default steps against explicit ones)."""
     probes = probe_layout("17g-sphere")
-    protocol = parse_protocol("freeze:3")
+    protocol = parse_protocol("freeze:4,passive_thaw:2,freeze:4")
     grid = chart_grid(probes, TISSUES["liver"], protocol, 2.0)
     default = simulate(grid, probes, protocol, tissues=TISSUES["liver"])
     preview = simulate(grid, probes, protocol, tissues=TISSUES["liver"], preview=True)
     assert SUPER_STEP_S < preview.time_step_s <= PREVIEW_SUPER_STEP_S
     assert default.time_step_s <= SUPER_STEP_S
     assert preview.voxel_updates < 0.8 * default.voxel_updates
+    for temperature in (0.0, -20.0, -40.0):
+        reference = default.isotherm_volume_ml(temperature)
+        assert reference > 0.3, temperature  # at least 37 voxels
+        assert preview.isotherm_volume_ml(temperature) == pytest.approx(reference, rel=0.015), temperature
 
 
 def test_a_thin_grid_runs_with_every_edge_in_the_box():

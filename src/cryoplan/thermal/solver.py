@@ -52,8 +52,8 @@ RAMP_GROWTH = 1.25
 """Growth of successive steps in the ramp that opens each stretch (`step_schedule`)."""
 PREVIEW_RAMP_GROWTH = 2.0
 """Growth of the ramp's steps in a preview, whose isotherms need not follow a restarted probe's transient within
-1 °C: the ramp to 20 s takes 6 steps instead of 17 and its stretch 7–11 % fewer voxel updates, with the 0/−20/−40
-°C volumes within 0.1 % of the ramp growing by `RAMP_GROWTH` (`benchmarks/time_steps.py --preview`)."""
+1 °C: the ramp to 20 s takes 6 steps instead of 17, and the preview 7–11 % fewer voxel updates with its 0/−20/−40
+°C volumes still within 0.1 % of the default steps' (`benchmarks/time_steps.py --preview`)."""
 SAMPLE_INTERVAL_S = 1.0
 CHUNK_S = 5.0
 SERIAL_BELOW_VOXELS = 500_000
