@@ -163,9 +163,10 @@ async function showImages() {
   canvas.dataset.loaded = "true";
   canvas.dataset.centred = centred ? "true" : "false";
   window.cryoplanViewer = nv; // for the browser tests
-  return nv;
   status.textContent = "CT in grey, each structure in its own colour (legend below), isotherms and probe paths "
-    + "of the newest plan; patient right is on the screen's left (radiological convention).";
+    + "of the newest plan; patient right is on the screen's left (radiological convention)."
+    + (config.probes && config.probes.length ? " Drag a probe's tip or entry on a slice to move it." : "");
+  return nv;
 }
 
 // A plan finishing while the page is open does not reset the viewer (the reader may be looking at a slice).
