@@ -30,6 +30,8 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
+from typing import Protocol as Structure
 
 import numba
 import numpy as np
@@ -37,11 +39,13 @@ from scipy import stats
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
-from cryoplan.planning.anatomy import vessel_components
+from cryoplan.planning.anatomy import PlanningAnatomy, vessel_components
 from cryoplan.planning.coverage import margin_met, margin_shell, zone_margin
-from cryoplan.planning.search import build_target
+from cryoplan.planning.search import Candidate, build_target
+from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import resample_mask, simulation_grid
-from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Vessel, parse_protocol, simulate
+from cryoplan.progress import Progress
+from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Tissue, Vessel, parse_protocol, simulate
 from cryoplan.thermal.calibration import parameter_distribution
 
 TIP_SIGMA_MM = 2.0
@@ -100,7 +104,7 @@ def perturbed_probes(
     return moved
 
 
-def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tuple[dict[int, object], dict[str, float]]:
+def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tuple[dict[int, Tissue], dict[str, float]]:
     """Liver and tumour with latent heat and conductivities drawn within their ranges, and perfusion scaled by a
     log-normal factor (median 1, the calibrated liver perfusion being the library's) of the given log sd."""
     factors = {
@@ -109,7 +113,7 @@ def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tupl
         "conductivity": float(rng.uniform(*CONDUCTIVITY_RANGE)),
     }
 
-    def scaled(tissue):
+    def scaled(tissue: Tissue) -> Tissue:
         return tissue.replace(
             latent_heat_j_m3=tissue.latent_heat_j_m3 * factors["latent_heat"],
             perfusion_1_s=tissue.perfusion_1_s * factors["perfusion"],
@@ -216,7 +220,7 @@ class UncertaintyResult:
         """95 % Wilson score interval of `probability_of_success`."""
         return wilson_interval(int(np.sum(self.margin_met)), self.samples)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         values = self.margin_covered_pct
         low, high = self.interval
         return {
@@ -239,8 +243,21 @@ class UncertaintyResult:
         }
 
 
+class PlannedUnit(Structure):
+    """A planning unit's lesions and plan, as the sampling takes them (a `cryoplan.planning.pipeline.UnitPlan`
+    or a `cryoplan.planning.robust.PlanUnderTest`)."""
+
+    lesion_ids: list[str]
+    candidate: Candidate
+
+
 def sample_context(
-    unit, settings, grid_mm: float | None, tip_sigma_mm: float, direction_sigma_deg: float, anatomy
+    unit: PlannedUnit,
+    settings: PlanSettings,
+    grid_mm: float | None,
+    tip_sigma_mm: float,
+    direction_sigma_deg: float,
+    anatomy: PlanningAnatomy,
 ) -> SampleContext:
     """The unit's final simulation set-up, on the uncertainty grid (the final grid unless given)."""
     target = build_target(anatomy, unit.lesion_ids, settings.margin_mm)
@@ -273,7 +290,7 @@ def monte_carlo(
     seed: int = 0,
     scheduler: str | None = None,
     workers: int | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> UncertaintyResult:
     """Run `samples` Monte Carlo samples on Dask and gather the probability map.
 
@@ -298,24 +315,24 @@ def monte_carlo(
     cluster = None
     try:
         if scheduler is None:
-            cluster = LocalCluster(
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]  # distributed is not annotated
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",  # any free port: another cluster may hold the default one
                 silence_logs=40,
             )
-            client = Client(cluster)
+            client = Client(cluster)  # type: ignore[no-untyped-call]  # distributed is not annotated
         else:
             try:
-                client = Client(scheduler, timeout=15)
+                client = Client(scheduler, timeout=15)  # type: ignore[no-untyped-call]  # distributed is not annotated
             except (OSError, TimeoutError) as error:
                 raise InputError(
                     "scheduler", "the address of a running Dask scheduler (tcp://HOST:PORT)", scheduler
                 ) from error
         with client:
             worker_count = len(client.scheduler_info()["workers"])
-            shared = client.scatter(context, broadcast=True)
+            shared = client.scatter(context, broadcast=True)  # type: ignore[no-untyped-call]  # distributed is not annotated
             futures = [
                 client.submit(run_batch, shared, batch, seed, pure=False) for batch in batches(samples, worker_count)
             ]
@@ -325,7 +342,7 @@ def monte_carlo(
             covered = np.zeros(samples)
             met = np.zeros(samples, dtype=bool)
             done = 0
-            for future in as_completed(futures):
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed is not annotated
                 for index, packed, pct, success, _ in future.result():
                     counts += np.unpackbits(packed, count=counts.size).astype(np.uint32)
                     covered[index] = pct
@@ -353,19 +370,19 @@ def monte_carlo(
 
 
 def run_uncertainty(
-    anatomy,
-    unit,
-    settings,
+    anatomy: PlanningAnatomy,
+    unit: PlannedUnit,
+    settings: PlanSettings,
     *,
     samples: int,
     scheduler: str | None = None,
     seed: int = 0,
-    progress=None,
+    progress: Progress | None = None,
     grid_mm: float | None = None,
     workers: int | None = None,
     tip_sigma_mm: float = TIP_SIGMA_MM,
     direction_sigma_deg: float = DIRECTION_SIGMA_DEG,
-):
+) -> UncertaintyResult:
     """Monte Carlo uncertainty of one planning unit's final plan (see the module docstring)."""
     context = sample_context(unit, settings, grid_mm, tip_sigma_mm, direction_sigma_deg, anatomy)
     return monte_carlo(
