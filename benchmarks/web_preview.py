@@ -20,8 +20,8 @@ from pathlib import Path
 from common import copy_bandwidth_gb_s, markdown_table, peer_stencil_s
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "service"))
-from service_support import CASE_DOCUMENT, create_users  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.service import CASE_DOCUMENT, create_users  # noqa: E402
 
 from cryoplan.service.app import create_app  # noqa: E402
 from cryoplan.service.settings import ServiceSettings  # noqa: E402

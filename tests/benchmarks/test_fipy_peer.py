@@ -4,29 +4,21 @@ isotherms against the engine's on a small 3-D freeze in perfused liver beside a 
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
+from support.benchmarks import import_benchmark
 
 from cryoplan.thermal import TISSUES, Grid, Vessel, analytic, parse_protocol, simulate
 from cryoplan.thermal.chart import probe_layout
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def fipy_peer():
-    """benchmarks/fipy_peer.py, imported the way the benchmark scripts import it (their folder on the path)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        yield importlib.import_module("fipy_peer")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    """benchmarks/fipy_peer.py, imported when a test of it runs (FiPy is slow to import)."""
+    return import_benchmark("fipy_peer")
 
 
 def crossing_mm(x_mm: np.ndarray, temperature_c: np.ndarray, level_c: float) -> float:

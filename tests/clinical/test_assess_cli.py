@@ -7,10 +7,9 @@ import sys
 
 import pytest
 import yaml
+from support.cases import DELETE, case_document
 
 from cryoplan.cli.app import main
-
-from .cases import DELETE, case_document
 
 
 def run(monkeypatch, capsys, *args):

@@ -2,10 +2,9 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cases import make_case
 
 from cryoplan.clinical import LabBound, assess
-
-from .cases import make_case
 
 examples = settings(max_examples=120, deadline=None, derandomize=True)
 

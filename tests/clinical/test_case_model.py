@@ -3,11 +3,10 @@
 from pathlib import Path
 
 import pytest
+from support.cases import DELETE, case_document, make_case
 
 from cryoplan.case import Case, load_case, parse_case
 from cryoplan.errors import InputError
-
-from .cases import DELETE, case_document, make_case
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "cryoplan" / "examples"
 

@@ -4,11 +4,10 @@ recommendations and the missing inputs."""
 import itertools
 
 import pytest
+from support.cases import DELETE, lesions, make_case
 
 from cryoplan.clinical import assess
 from cryoplan.clinical.eligibility import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, verdict
-
-from .cases import DELETE, lesions, make_case
 
 
 def criterion(result, name):

@@ -1,90 +1,19 @@
 """FHIR R4 bundles: the same Case as the case file, unused entries listed, bad bundles refused."""
 
 import json
-from pathlib import Path
 
 import pytest
+from support.cases import make_case
+from support.fhir import BASELINE, EXAMPLES, ICD10, SNOMED, bundle, condition, observation
 
 from cryoplan.clinical import assess, read_case_file
 from cryoplan.clinical.fhir import case_from_bundle
 from cryoplan.errors import InputError
 
-from .cases import make_case
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "cryoplan" / "examples"
-
-
-def observation(id, loinc, value=None, unit=None, date="2026-02-27", **extra):
-    resource = {
-        "resourceType": "Observation",
-        "id": id,
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
-        "effectiveDateTime": date,
-        **extra,
-    }
-    if value is not None:
-        resource["valueQuantity"] = {
-            "value": value,
-            "system": "http://unitsofmeasure.org",
-            **({"code": unit} if unit else {}),
-        }
-    return {"resource": resource}
-
-
-def condition(id, system, code, **extra):
-    return {
-        "resource": {
-            "resourceType": "Condition",
-            "id": id,
-            "subject": {"reference": "Patient/p"},
-            "code": {"coding": [{"system": system, "code": code}]},
-            **extra,
-        }
-    }
-
 
 def read_bundle(document):
     record = case_from_bundle(document)
     return record.case, record.unused
-
-
-SNOMED, ICD10 = "http://snomed.info/sct", "http://hl7.org/fhir/sid/icd-10"
-
-
-def bundle(*entries, timestamp="2026-03-02T09:00:00Z"):
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        **({"timestamp": timestamp} if timestamp else {}),
-        "entry": [
-            {"resource": {"resourceType": "Patient", "id": "p", "gender": "male", "birthDate": "1961-06-15"}},
-            *entries,
-        ],
-    }
-
-
-BASELINE = [
-    condition("hcc", SNOMED, "25370001"),
-    condition("cirrhosis", ICD10, "K74.60"),
-    condition("hbv", ICD10, "B18.1"),
-    observation("bili", "1975-2", 1.1, "mg/dL"),
-    observation("alb", "1751-7", 3.9, "g/dL"),
-    observation("inr", "6301-6", 1.1, "{INR}"),
-    observation("cr", "2160-0", 0.9, "mg/dL"),
-    observation("na", "2951-2", 139, "mmol/L"),
-    observation("plt", "777-3", 140, "10*9/L"),
-    {
-        "resource": {
-            "resourceType": "Observation",
-            "id": "ecog",
-            "status": "final",
-            "valueInteger": 0,
-            "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
-        }
-    },
-    observation("L1", "21889-1", 2.4, "cm"),
-]
 
 
 def test_bundle_builds_the_same_case_as_the_case_file():

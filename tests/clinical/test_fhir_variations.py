@@ -1,13 +1,12 @@
 """FHIR bundles as EHRs export them: one bundle per everyday variation, each picking the right value."""
 
 import pytest
+from support.cases import make_case
+from support.fhir import BASELINE, EXAMPLES, ICD10, SNOMED, bundle, condition, observation
 
 from cryoplan.clinical import assess, assess_record, read_case_record
 from cryoplan.clinical.fhir import case_from_bundle
 from cryoplan.errors import InputError
-
-from .cases import make_case
-from .test_fhir import BASELINE, EXAMPLES, ICD10, SNOMED, bundle, condition, observation
 
 HCC = condition("hcc", ICD10, "C22.0")
 SEVERITY = {"mild": "255604002", "moderate": "6736007", "severe": "24484000", "absent": "2667000"}

@@ -4,11 +4,10 @@ import math
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from support.cases import make_case
 
 from cryoplan.clinical import assess
 from cryoplan.clinical.scores import albi, child_pugh, meld, meld_3, meld_na
-
-from .cases import make_case
 
 # Per-test settings (a loaded profile would change every other module's tests too); derandomized so a run
 # is reproducible.

@@ -4,11 +4,10 @@ import math
 import re
 
 import pytest
+from support.cases import lesions, make_case
 
 from cryoplan.clinical import assess
 from cryoplan.clinical.eligibility import RECOMMENDATIONS, RULES, Band
-
-from .cases import lesions, make_case
 
 # A citation gives the journal's year;volume:pages; "seed" or a file name is not one.
 CITATION = re.compile(r"(19|20)\d\d;\d+:\d+-\d+")

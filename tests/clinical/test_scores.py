@@ -3,11 +3,10 @@
 import math
 
 import pytest
+from support.cases import make_case
 
 from cryoplan.clinical import assess
 from cryoplan.clinical.scores import albi, albi_grade, child_pugh, meld, meld_3, meld_na, round_half_up
-
-from .cases import make_case
 
 NORMAL = dict(bilirubin_mg_dl=1.0, albumin_g_dl=4.0, ascites="none", encephalopathy_grade=0, inr=1.0)
 

@@ -1,12 +1,11 @@
 """BCLC 2022 precedence and conventions; Milan, UCSF and up-to-seven at their inclusive bounds."""
 
 import pytest
+from support.cases import lesions, make_case
 
 from cryoplan.clinical import assess
 from cryoplan.clinical.scores import child_pugh
 from cryoplan.clinical.staging import bclc, bclc_burden_stage, milan, ucsf, up_to_seven
-
-from .cases import lesions, make_case
 
 A5 = child_pugh(bilirubin_mg_dl=1, albumin_g_dl=4, ascites="none", encephalopathy_grade=0, inr=1)
 A6_ASCITES = child_pugh(bilirubin_mg_dl=1, albumin_g_dl=4, ascites="mild", encephalopathy_grade=0, inr=1)

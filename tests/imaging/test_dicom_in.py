@@ -10,13 +10,12 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from support.synthetic import centres_mm
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, write_dicom_seg, write_dicom_series
 from cryoplan.imaging.io import derived_uid
 from cryoplan.imaging.io.dicom_seg import copied_names_allowed
-
-from .synthetic import centres_mm
 
 
 def _ramp_volume(shape=(20, 18, 7), spacing=(0.8, 0.9, 2.5)) -> Volume:

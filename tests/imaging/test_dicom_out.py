@@ -9,11 +9,10 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from support.dicom_validation import dciodvfy_errors
 
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume, segment_label_map, write_dicom_seg
 from cryoplan.imaging.io import write_temperature_map
-
-from .dicom_validation import dciodvfy_errors
 
 SETS = {"03": "03_totalseg_dicom_ct_series/dicom", "04": "04_dcmqi_ct3slice_dicomseg/ct-3slice"}
 

@@ -16,10 +16,9 @@ import pydicom
 import pytest
 import slicerio
 from scipy import ndimage
+from support.dicom_validation import dciodvfy_errors
 
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume, write_nifti
-
-from .dicom_validation import dciodvfy_errors
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import typing
 
 import numpy as np
 import pytest
+from support.synthetic import centres_mm, oblique_grid, sphere
 
 from cryoplan.case import LabelPreset
 from cryoplan.errors import InputError
@@ -21,8 +22,6 @@ from cryoplan.imaging.anatomy import (
     measure_lesions,
     surface_distance_mm,
 )
-
-from .synthetic import centres_mm, oblique_grid, sphere
 
 SEEDS = [11, 12, 13, 14, 15, 16]
 

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from support.dicom_validation import dciodvfy_errors
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume, write_dicom_seg, write_dicom_series
@@ -15,8 +16,6 @@ from cryoplan.imaging.deid import deidentify_files
 from cryoplan.imaging.io import write_temperature_map
 from cryoplan.imaging.io.dicom_series import repair_uids
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
-
-from .dicom_validation import dciodvfy_errors
 
 
 @pytest.fixture()

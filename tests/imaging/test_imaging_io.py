@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 from scipy.spatial.transform import Rotation
+from support.synthetic import centres_mm, ct_like, oblique_grid, sphere
 
 from cryoplan.errors import InputError
 from cryoplan.imaging import (
@@ -22,8 +23,6 @@ from cryoplan.imaging import (
     write_nifti,
 )
 from cryoplan.imaging.io import RAS_TO_LPS, orientation_code
-
-from .synthetic import centres_mm, ct_like, oblique_grid, sphere
 
 
 def _small_series_volume(seed: int = 0, shape=(24, 20, 9), spacing=(0.8, 0.9, 2.5)) -> Volume:

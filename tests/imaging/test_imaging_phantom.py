@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from support.synthetic import centres_mm
 
 from cryoplan.imaging.anatomy import anatomy_from_labels, measure_lesions
 from cryoplan.imaging.body import build_body_model, field_of_view_warnings
@@ -19,8 +20,6 @@ from cryoplan.imaging.phantom import (
     demo_phantom,
     make_phantom,
 )
-
-from .synthetic import centres_mm
 
 
 @pytest.fixture(scope="module")

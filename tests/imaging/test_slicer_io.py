@@ -11,11 +11,10 @@ import numpy as np
 import pydicom
 import pytest
 import slicerio
+from support.synthetic import centres_mm
 
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume, segment_label_map, write_dicom_seg
 from cryoplan.imaging.io import write_nrrd, write_probe_markups, write_slicer_segmentation
-
-from .synthetic import centres_mm
 
 
 def _grid(shape=(30, 26, 20)) -> Volume:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from planning_synthetic import pre_and_intra
+from support.planning_synthetic import pre_and_intra
 
 from cryoplan.imaging.io import write_nifti
 

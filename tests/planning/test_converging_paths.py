@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from window_phantom import LABEL_MAP, in_bone, window_phantom
+from support.window_phantom import LABEL_MAP, in_bone, window_phantom
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import anatomy_from_labels

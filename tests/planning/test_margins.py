@@ -3,7 +3,7 @@ noise and seen through a known rigid transform."""
 
 import numpy as np
 import pytest
-from planning_synthetic import pre_and_intra
+from support.planning_synthetic import pre_and_intra
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.registration import register

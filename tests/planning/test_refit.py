@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from planning_synthetic import TUMOUR_CENTRE, grid_affine, render_ct, volume_points
 from scipy.spatial.transform import Rotation
+from support.planning_synthetic import TUMOUR_CENTRE, grid_affine, render_ct, volume_points
 
 from cryoplan.imaging.io import write_nifti
 from cryoplan.imaging.volume import Volume

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import set02_cases
 from scipy import ndimage
 from scipy.spatial import cKDTree
+from support import set02_cases
 
 from cryoplan.case import load_case
 from cryoplan.imaging import ImagingWarning

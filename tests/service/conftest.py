@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from service_support import LiveServer, Service, create_users, postgres_url
+from support.service import LiveServer, Service, create_users, postgres_url
 
 from cryoplan.service.app import create_app
 from cryoplan.service.settings import ServiceSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from service_support import CASE_DOCUMENT
+from support.service import CASE_DOCUMENT
 
 
 def test_case_is_assessed_on_create_and_on_save(service):

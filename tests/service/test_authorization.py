@@ -8,8 +8,8 @@ import re
 import pytest
 import sqlalchemy
 from fastapi.routing import APIRoute
-from service_support import CASE_DOCUMENT, ROLES, browser_login
 from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, ROLES, browser_login
 
 ALL = set(ROLES)
 EDITORS = {"admin", "coordinator", "clinician"}

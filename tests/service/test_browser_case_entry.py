@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_support import launch_browser, log_in
-from service_support import PASSWORD
+from support.browser import launch_browser, log_in
+from support.service import PASSWORD
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.browser

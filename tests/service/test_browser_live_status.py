@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from browser_support import launch_browser, log_in
-from service_support import CASE_DOCUMENT, PASSWORD
+from support.browser import launch_browser, log_in
+from support.service import CASE_DOCUMENT, PASSWORD
 
 pytestmark = pytest.mark.browser
 

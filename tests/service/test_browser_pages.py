@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import sqlalchemy
-from browser_support import artefacts_dir, check_page, launch_browser, log_in
-from service_support import CASE_DOCUMENT, PASSWORD
-from test_web_plan import plan_document
-
-from cryoplan.output import write_json
+from support.browser import artefacts_dir, check_page, launch_browser, log_in
+from support.plans import add_finished_plan
+from support.service import CASE_DOCUMENT, PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -19,23 +16,6 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def browser():
     yield from launch_browser()
-
-
-def add_finished_plan(server, database_url: str, case_id: int, data_dir) -> int:
-    """A finished plan job of the case, as the job runner leaves it (row done, plan.json in its folder)."""
-    engine = sqlalchemy.create_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(
-            sqlalchemy.text(
-                "INSERT INTO jobs (case_id, kind, status, attempts, progress_fraction, case_version, created_by,"
-                " created_at) VALUES (:case, 'plan', 'done', 1, 1.0, 1, 1, CURRENT_TIMESTAMP)"
-            ),
-            {"case": case_id},
-        )
-        job_id = connection.execute(sqlalchemy.text("SELECT max(id) FROM jobs")).scalar()
-    engine.dispose()
-    write_json(data_dir / "jobs" / str(job_id) / "plan.json", plan_document(0.02, 26.9))
-    return job_id
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -10,11 +10,10 @@ import httpx
 import nibabel as nib
 import numpy as np
 import pytest
-from browser_support import artefacts_dir, axe_violations, launch_browser, log_in
-from service_support import CASE_DOCUMENT, PASSWORD
-from test_browser import LABELS_MAP, TUMOUR_LABEL, labels_with_tumour
-from test_browser_pages import add_finished_plan
-from test_web_plan import plan_document
+from support.browser import artefacts_dir, axe_violations, launch_browser, log_in
+from support.plans import add_finished_plan, plan_document
+from support.service import CASE_DOCUMENT, PASSWORD
+from support.set02_tumour import LABELS_MAP, TUMOUR_LABEL, labels_with_tumour
 
 from cryoplan.output import write_json
 

@@ -16,13 +16,14 @@ import time
 import zipfile
 from pathlib import Path
 
+import httpx
 import nibabel
 import numpy as np
 import pytest
 import sqlalchemy
-from service_support import CASE_DOCUMENT, PASSWORD, browser_login
 from starlette.testclient import TestClient
-from test_security import stored_files, upload, zip_bytes
+from support.service import CASE_DOCUMENT, PASSWORD, browser_login, create_users, start_with_users, wait_for_job
+from support.uploads import stored_files, upload, zip_bytes
 
 from cryoplan.errors import InputError
 from cryoplan.service.jobs import public_error
@@ -510,8 +511,6 @@ def test_data_folder_is_private_and_partial_uploads_are_swept(tmp_path, database
     settings = ServiceSettings(data_dir=data, database_url=database_url, max_upload_mb=2.0)
     app = create_app(settings)
     assert not stale.exists()
-    from service_support import create_users
-
     tokens = create_users(app)
     with TestClient(app) as client:
         case = client.post(
@@ -535,9 +534,6 @@ def test_data_folder_is_private_and_partial_uploads_are_swept(tmp_path, database
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_live_server_trusts_no_proxy_by_default_and_writes_private_files(live_server):
-    import httpx
-    from test_reliability import start_with_users, wait_for_job
-
     server = start_with_users(live_server)
     headers = server.token("clinician")
     spoofed = {**headers, "X-Forwarded-For": "203.0.113.9"}

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from service_support import CASE_DOCUMENT
-from test_reliability import start_with_users, wait_for_job
+from support.service import CASE_DOCUMENT, start_with_users, wait_for_job
 
 SAMPLES = 3
 

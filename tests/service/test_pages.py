@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from service_support import browser_login
 from starlette.testclient import TestClient
+from support.service import browser_login
 
 from cryoplan.output import write_json
 from cryoplan.service.models import Job

@@ -5,30 +5,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from service_support import CASE_DOCUMENT, PASSWORD
-
-
-def wait_for_job(server, headers, job_id, timeout_s=180) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{server.url}/api/jobs/{job_id}", headers=headers, timeout=30).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
-
-
-def start_with_users(live_server, **env):
-    server = live_server(**env)
-    for role in ("admin", "clinician"):
-        created = server.cli("users", "create", role, "--role", role, CRYOPLAN_NEW_PASSWORD=PASSWORD)
-        assert created.returncode == 0, created.stderr
-    return server.start()
+from support.service import CASE_DOCUMENT, start_with_users, wait_for_job
 
 
 def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):

@@ -7,7 +7,7 @@ import json
 import zipfile
 
 import pydicom
-from service_support import CASE_DOCUMENT
+from support.service import CASE_DOCUMENT
 
 from cryoplan.service import store
 from cryoplan.service.models import Case

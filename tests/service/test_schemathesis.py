@@ -6,14 +6,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
-from service_support import CASE_DOCUMENT, create_users
 from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, create_users, postgres_url
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def live_app(request, tmp_path_factory):
-    from service_support import postgres_url
-
     from cryoplan.service.app import create_app
     from cryoplan.service.settings import ServiceSettings
 

@@ -5,38 +5,16 @@ The findings of the security review have their tests in test_hardening.py."""
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 
 import markupsafe
 import pytest
-from service_support import CASE_DOCUMENT, PASSWORD, browser_login
 from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, PASSWORD, browser_login
+from support.uploads import stored_files, upload, zip_bytes
 
 DICOM_HEAD = b"\0" * 128 + b"DICM"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-
-
-def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload(service, case_id, name, data, purpose="record", role="coordinator"):
-    return service.client.post(
-        f"/api/cases/{case_id}/documents",
-        headers=service.headers(role),
-        files={"file": (name, data, "application/octet-stream")},
-        data={"purpose": purpose},
-    )
-
-
-def stored_files(service) -> list[str]:
-    folder = service.data_dir / "documents"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def test_real_dicom_series_zip_and_nifti_are_accepted_with_checksums(service, shared_data):

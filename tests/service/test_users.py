@@ -4,8 +4,8 @@ token, every change is audited, and a deactivated user's sessions and tokens sto
 from __future__ import annotations
 
 import markupsafe
-from service_support import PASSWORD, browser_login
 from starlette.testclient import TestClient
+from support.service import PASSWORD, browser_login
 
 NEW_PASSWORD = "another-long-password"
 

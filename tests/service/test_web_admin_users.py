@@ -4,8 +4,8 @@ audited, and a new password ends the user's sessions."""
 from __future__ import annotations
 
 import pytest
-from service_support import PASSWORD, browser_login
 from starlette.testclient import TestClient
+from support.service import PASSWORD, browser_login
 
 from cryoplan.service.models import AuditEvent, User
 

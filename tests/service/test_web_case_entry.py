@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from service_support import CASE_DOCUMENT, browser_login
 from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, browser_login
 
 from cryoplan import units
 from cryoplan.case import parse_case

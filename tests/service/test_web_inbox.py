@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from service_support import browser_login
 from starlette.testclient import TestClient
+from support.service import browser_login
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

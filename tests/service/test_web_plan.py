@@ -8,99 +8,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from service_support import CASE_DOCUMENT, browser_login
-from starlette.testclient import TestClient
+from support.plans import case_with_plan, plan_document
+from support.service import CASE_DOCUMENT
 
 from cryoplan.output import write_json
 from cryoplan.service.models import Job
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-PROBE = {
-    "type": "17g-rod",
-    "tip_lps_mm": [-18.37, -0.09, 37.65],
-    "direction": [0.9688, -0.2468, -0.0212],
-    "entry_lps_mm": [-89.58, 18.04, 39.21],
-    "path_length_mm": 73.5,
-}
-PATH = {
-    "length_mm": 71.25,
-    "angles_deg": {"cranio_caudal": 12.4, "lateral": 81.0},
-    "approach": "intercostal",
-    "crossed": ["skin", "intercostal_muscle", "liver"],
-    "nearest": {"portal_vein": {"distance_mm": 8.2}},
-}
-
-
-def plan_document(probability: float | None, measured_vessel_mm: float) -> dict:
-    """A plan.json in the layout cryoplan.report.plan_report writes, with the given outcome."""
-    uncertainty = None
-    if probability is not None:
-        uncertainty = {
-            "samples": 50,
-            "seed": 7,
-            "tip_sigma_mm": 2.0,
-            "direction_sigma_deg": 3.0,
-            "probability_coverage_target": probability,
-            "margin_covered_pct": {"median": 98.1, "p05": 93.0, "min": 90.2, "max": 99.9},
-        }
-    return {
-        "schema_version": 1,
-        "assessment": {"imaging_flags": []},
-        "settings": {"lethal_isotherm_c": -20.0, "margin_mm": 5.0, "coverage_target_pct": 99.0, "grid_mm": 1.0},
-        "lesions": [
-            {
-                "id": "L1",
-                "shared_with": [],
-                "imaging": {"max_diameter_mm": 24.6, "distance_to_major_vessel_mm": measured_vessel_mm},
-                "probes": [{**PROBE, "path": PATH}, PROBE],
-                "probe_spacing_mm": 10.0,
-                "protocol": [
-                    {"phase": "freeze", "minutes": 15.0},
-                    {"phase": "passive_thaw", "minutes": 5.0},
-                    {"phase": "freeze", "minutes": 15.0},
-                ],
-                "coverage": {
-                    "lethal_isotherm_c": -20.0,
-                    "tumour_covered_pct": 100.0,
-                    "margin_mm": 5.0,
-                    "margin_covered_pct": 99.62,
-                    "min_margin_mm": 3.86,
-                    "mean_margin_mm": 7.07,
-                    "ice_min_margin_mm": 5.16,
-                    "ice_mean_margin_mm": 13.3,
-                    "tumour_warmest_min_temperature_c": -42.2,
-                    "by_isotherm": [
-                        {"isotherm_c": 0.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 100.0},
-                        {"isotherm_c": -20.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 99.62},
-                        {"isotherm_c": -40.0, "tumour_covered_pct": 100.0, "margin_covered_pct": 61.84},
-                    ],
-                },
-                "critical_structures": {"bile_duct_min_temperature_c": -20.4, "gallbladder_min_temperature_c": None},
-                "risks": [{"code": "biloma", "lesion_id": None, "detail": "bile duct reaches -20.4 °C (limit -20 °C)"}],
-                "uncertainty": uncertainty,
-            }
-        ],
-        "liver_volume_ml": 1523.4,
-        "frozen_volume_ml": 93.5,
-        "frozen_liver_ml": 67.9,
-        "frozen_liver_fraction": 0.0446,
-        "notes": [],
-        "outputs": {"figures": []},
-    }
-
-
-def case_with_plan(service, plan: dict) -> tuple[int, TestClient]:
-    case = service.create_case()
-    with service.client.app.state.sessions() as db:
-        job = Job(case_id=case["id"], kind="plan", status="done", attempts=1, case_version=1, created_by=1)
-        db.add(job)
-        db.commit()
-        job_id = job.id
-    write_json(service.client.app.state.runner.output_dir(job_id) / "plan.json", plan)
-    client = TestClient(service.client.app)
-    browser_login(client, "clinician")
-    return case["id"], client
 
 
 def section(page: str, css_class: str) -> str:

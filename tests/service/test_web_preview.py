@@ -9,7 +9,7 @@ import io
 import nibabel as nib
 import numpy as np
 import pytest
-from service_support import CASE_DOCUMENT
+from support.service import CASE_DOCUMENT
 
 pytestmark = [pytest.mark.parametrize("database_url", ["sqlite"], indirect=True), pytest.mark.slow]
 TUMOUR_RADIUS_MM = 5.0

@@ -4,8 +4,8 @@ as for the case, and no audit event per poll."""
 from __future__ import annotations
 
 import pytest
-from service_support import browser_login
 from starlette.testclient import TestClient
+from support.service import browser_login
 
 from cryoplan.output import write_json
 from cryoplan.service.models import AuditEvent, Job

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from service_support import browser_login
 from starlette.testclient import TestClient
-from test_web_plan import case_with_plan, plan_document
+from support.plans import case_with_plan, plan_document
+from support.service import browser_login
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

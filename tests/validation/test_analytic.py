@@ -13,7 +13,7 @@ import pytest
 from scipy.integrate import quad, solve_ivp
 from scipy.optimize import brentq
 from scipy.special import erf
-from validation_helpers import random_frozen_tissue
+from support.validation import random_frozen_tissue
 
 from cryoplan.thermal import TISSUES, analytic
 

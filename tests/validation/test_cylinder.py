@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from validation_helpers import random_frozen_tissue
+from support.validation import random_frozen_tissue
 
 from cryoplan.thermal import Grid, ProbePlacement, analytic, parse_protocol, simulate
 

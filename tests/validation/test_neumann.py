@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from validation_helpers import random_frozen_tissue
+from support.validation import random_frozen_tissue
 
 from cryoplan.thermal import Grid, analytic, parse_protocol, simulate
 

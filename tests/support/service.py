@@ -1,18 +1,26 @@
-"""Helpers of the service tests, imported by this module's own name so that no other folder's conftest
-shadows them: the test case file, the users, and a live `cryoplan serve` process."""
+"""Helpers of the service tests: the test case file, the users, logging in, and a live `cryoplan serve`
+process with the jobs it runs."""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy
 from fastapi.testclient import TestClient
 
-from cryoplan.service.models import Role
+from cryoplan.service.auth import issue_token, password_hasher
+from cryoplan.service.models import Role, User
 
 PASSWORD = "a-long-test-password"
 ROLES = [role.value for role in Role]
@@ -80,16 +88,11 @@ class Service:
 @functools.cache
 def password_hash() -> str:
     """The Argon2 hash of PASSWORD, computed once (hashing is deliberately slow)."""
-    from cryoplan.service.auth import password_hasher
-
     return password_hasher.hash(PASSWORD)
 
 
 def create_users(app) -> dict[str, str]:
     """One user per role, named after the role, with PASSWORD; returns an API token for each."""
-    from cryoplan.service.auth import issue_token
-    from cryoplan.service.models import User
-
     tokens = {}
     with app.state.sessions() as db:
         for role in ROLES:
@@ -103,16 +106,12 @@ def create_users(app) -> dict[str, str]:
 
 def browser_login(client: TestClient, role: str) -> str:
     """Log in through the login form; returns the page's CSRF token."""
-    import re
-
     response = client.post("/login", data={"username": role, "password": PASSWORD}, follow_redirects=True)
     assert response.status_code == 200, response.text
     return re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -122,8 +121,6 @@ class LiveServer:
     """`cryoplan serve` in its own process group, as a user runs it (real uvicorn, real Dask)."""
 
     def __init__(self, data_dir: Path, database_url: str, **env: str):
-        import sys
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -137,9 +134,6 @@ class LiveServer:
         self.process = None
 
     def cli(self, *args: str, **env: str):
-        import subprocess
-        import sys
-
         return subprocess.run(
             [sys.executable, "-m", "cryoplan", *args],
             env={**self.env, **env},
@@ -149,11 +143,6 @@ class LiveServer:
         )
 
     def start(self, **env: str) -> LiveServer:
-        import subprocess
-        import time
-
-        import httpx
-
         self.log = open(Path(self.env["CRYOPLAN_DATA_DIR"]).parent / f"server-{self.port}.log", "ab")
         self.process = subprocess.Popen(
             self.command, env={**self.env, **env}, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
@@ -170,16 +159,11 @@ class LiveServer:
 
     def kill(self) -> None:
         """SIGKILL the server and everything it started (its Dask workers), as a power cut would."""
-        import signal
-
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
         self.log.close()
 
     def stop(self) -> None:
-        import signal
-        import subprocess
-
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -190,8 +174,24 @@ class LiveServer:
             self.log.close()
 
     def token(self, username: str) -> dict:
-        import httpx
-
         response = httpx.post(self.url + "/api/auth/token", json={"username": username, "password": PASSWORD})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def wait_for_job(server, headers, job_id, timeout_s=180) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}", headers=headers, timeout=30).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def start_with_users(live_server, **env):
+    server = live_server(**env)
+    for role in ("admin", "clinician"):
+        created = server.cli("users", "create", role, "--role", role, CRYOPLAN_NEW_PASSWORD=PASSWORD)
+        assert created.returncode == 0, created.stderr
+    return server.start()

@@ -1,5 +1,5 @@
-"""Helpers of the browser tests (Playwright with Debian's Chromium), imported by this module's own name: the
-browser, logging in, the axe-core accessibility check and page screenshots for the test artefacts."""
+"""Helpers of the browser tests (Playwright with Debian's Chromium): the browser, logging in, the axe-core
+accessibility check and page screenshots for the test artefacts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from service_support import PASSWORD
+from playwright.sync_api import sync_playwright
+
+from cryoplan.service.app import NIIVUE_BUNDLE
+from support.service import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,11 +42,7 @@ def require(condition: bool, reason: str) -> None:
 def launch_browser():
     """Yield a headless Chromium (skips when Debian's chromium or NiiVue is not installed)."""
     require(shutil.which(CHROMIUM) is not None, "Debian's chromium is not installed (make system-deps)")
-    from cryoplan.service.app import NIIVUE_BUNDLE
-
     require(NIIVUE_BUNDLE.exists(), "NiiVue is not installed (npm ci --prefix src/cryoplan/service/viewer)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
