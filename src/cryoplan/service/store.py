@@ -338,6 +338,15 @@ def _visible(case: Case, actor: Actor) -> bool:
     return not (actor.role == Role.viewer and case.status == CaseStatus.closed.value)
 
 
+def peek_case(db: Session, actor: Actor, case_id: int) -> Case:
+    """One case, if the caller may see it, without recording the read: for what an open page polls, which
+    holds no patient data (job kinds, stages and fractions)."""
+    case = db.get(Case, case_id)
+    if case is None or not _visible(case, actor):
+        raise NotFound(f"case {case_id}")
+    return case
+
+
 def get_case(db: Session, actor: Actor, case_id: int, action: str = "read") -> Case:
     """One case, recording the read."""
     case = db.get(Case, case_id)
@@ -381,19 +390,74 @@ def update_case(
     return case
 
 
-def allowed_steps(case: Case, role: Role) -> list[CaseStatus]:
-    """The statuses `role` may move `case` to: the next step of the workflow, or closed."""
+def plan_stale_reasons(db: Session, case: Case, plan_job: Job) -> list[str]:
+    """Why a plan no longer matches its case: the case file edited, or a CT or segmentation uploaded, after it."""
+    reasons = []
+    edits = db.scalars(
+        select(AuditEvent).where(
+            AuditEvent.case_id == case.id,
+            AuditEvent.action == "update",
+            AuditEvent.object_type == "case",
+            AuditEvent.detail.contains("case_document"),
+            AuditEvent.at > plan_job.created_at,
+        )
+    ).all()
+    if edits:
+        last = edits[-1]
+        reasons.append(f"the case file was edited after the plan ({last.at:%Y-%m-%d %H:%M} by {last.username})")
+    for document in documents(db, case.id):
+        if document.purpose in ("ct", "labels") and aware(document.uploaded_at) > aware(plan_job.created_at):
+            what = "a CT" if document.purpose == "ct" else "a segmentation"
+            reasons.append(f"{what} was uploaded after the plan (“{document.original_name}”)")
+    return reasons
+
+
+def aware(at: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime (SQLite returns naive UTC datetimes)."""
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def current_plan_problem(db: Session, case: Case) -> str | None:
+    """Why the case may not be marked planned (no finished plan, or one the case has moved on from), or None."""
+    plan_job = latest_plan_job(db, case.id)
+    if plan_job is None:
+        return "“Planned” needs a finished plan"
+    stale = plan_stale_reasons(db, case, plan_job)
+    if stale:
+        return "“Planned” needs a finished plan that is up to date (" + "; ".join(stale) + ")"
+    return None
+
+
+def latest_board_decision(db: Session, case_id: int) -> BoardDecision | None:
+    return db.scalar(
+        select(BoardDecision).where(BoardDecision.case_id == case_id).order_by(BoardDecision.id.desc()).limit(1)
+    )
+
+
+def allowed_steps(db: Session, case: Case, role: Role) -> list[CaseStatus]:
+    """The statuses `role` may move `case` to: the next step of the workflow, or closed.
+
+    "Planned" is offered only with a current plan (`current_plan_problem`). After the board asked for more
+    information, the case goes back to the board (reviewed, or planned) instead of on to referral.
+    """
     if role == Role.viewer or case.status == CaseStatus.closed.value:
         return []
-    index = [s.value for s in WORKFLOW].index(case.status)
-    steps = [WORKFLOW[index + 1]] if index + 1 < len(WORKFLOW) else []
+    decision = latest_board_decision(db, case.id) if case.status == CaseStatus.board_decided.value else None
+    if decision is not None and decision.decision == "more_information_needed":
+        steps = [CaseStatus.eligibility_reviewed, CaseStatus.planned]
+    else:
+        index = [s.value for s in WORKFLOW].index(case.status)
+        steps = [WORKFLOW[index + 1]] if index + 1 < len(WORKFLOW) else []
+    if CaseStatus.planned in steps and current_plan_problem(db, case):
+        steps.remove(CaseStatus.planned)
     if role == Role.coordinator:
         steps = [s for s in steps if s not in CLINICAL_STEPS]
     return steps + [CaseStatus.closed]
 
 
 def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reason: str, expected_version: int) -> Case:
-    """Move a case along its workflow, recording who moved it and why."""
+    """Move a case along its workflow, recording who moved it and why; "planned" is refused, with the
+    reason, without a current plan."""
     case = db.get(Case, case_id)
     if case is None:
         raise NotFound(f"case {case_id}")
@@ -403,7 +467,11 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
         raise InputError("to_status", f"one of {[s.value for s in CaseStatus]}", to_status)
     if not reason.strip():
         raise InputError("reason", "a reason for the change")
-    if CaseStatus(to_status) not in allowed_steps(case, actor.role):
+    if to_status == CaseStatus.planned.value:
+        problem = current_plan_problem(db, case)
+        if problem:
+            raise NotAllowed(f"{problem}: run a plan first")
+    if CaseStatus(to_status) not in allowed_steps(db, case, actor.role):
         raise NotAllowed(f"a {actor.role.value} cannot move case {case.id} from {case.status} to {to_status}")
     return _move(db, actor, case, to_status, reason, "status")
 
@@ -472,11 +540,15 @@ def board_agenda(db: Session, actor: Actor, board_date: dt.date | None = None) -
 
 
 def record_board_decision(
-    db: Session, actor: Actor, case_id: int, decision: str, notes: str, expected_version: int
+    db: Session, actor: Actor, case_id: int, decision: str, notes: str, expected_version: int, confirmed: bool
 ) -> BoardDecision:
-    """Record the board's decision on a case and move it to board_decided."""
+    """Record the board's decision on a case and move it to board_decided: an explicit choice, confirmed."""
+    if not decision:
+        raise InputError("decision", "the board's decision, chosen from the list")
     if decision not in BOARD_DECISIONS:
         raise InputError("decision", f"one of {list(BOARD_DECISIONS)}", decision)
+    if not confirmed:
+        raise InputError("confirm", "the confirmation that this is the board's decision, ticked")
     case = db.get(Case, case_id)
     if case is None:
         raise NotFound(f"case {case_id}")
@@ -722,11 +794,6 @@ def audit_page(
     filters = f"user={username or ''} action={action or ''} page={page} size={size}"
     audit(db, actor, "read", "audit_log", case_id=case_id, detail=filters)
     return events, total
-
-
-def audit_events(db: Session, actor: Actor, case_id: int | None = None) -> list[AuditEvent]:
-    """The newest 500 events of the audit trail (of one case, or all): the first page of `audit_page`."""
-    return audit_page(db, actor, case_id)[0]
 
 
 def as_dict(row: Any, *fields: str) -> dict[str, Any]:

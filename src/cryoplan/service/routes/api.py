@@ -59,6 +59,7 @@ class BoardDecisionRequest(BaseModel):
     decision: Literal[store.BOARD_DECISIONS]  # type: ignore[valid-type]
     notes: Text = ""
     version: VersionNumber
+    confirmed: bool = Field(False, description="True: the caller confirms this is the board's decision.")
 
 
 class MessageCreate(BaseModel):
@@ -162,7 +163,7 @@ def case(request: Request, case_id: Id, actor: Reader) -> dict[str, Any]:
         return {
             **case_json(found),
             "status_history": history,
-            "allowed_steps": [s.value for s in store.allowed_steps(found, actor.role)],
+            "allowed_steps": [s.value for s in store.allowed_steps(db, found, actor.role)],
         }
 
 
@@ -198,7 +199,7 @@ def board(request: Request, actor: Reader, board_date: dt.date | None = None) ->
 @router.post("/cases/{case_id}/board-decision", status_code=201)
 def board_decision(request: Request, case_id: Id, body: BoardDecisionRequest, actor: Clinician) -> dict[str, Any]:
     with transaction(request) as db:
-        row = store.record_board_decision(db, actor, case_id, body.decision, body.notes, body.version)
+        row = store.record_board_decision(db, actor, case_id, body.decision, body.notes, body.version, body.confirmed)
         return store.as_dict(row, "id", "case_id", "decision", "notes", "at")
 
 

@@ -25,7 +25,6 @@ from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import JobRunner, job_kinds, submit_job
 from cryoplan.service.models import (
     PLAN_KINDS,
-    AuditEvent,
     BoardDecision,
     Case,
     CaseStatus,
@@ -141,34 +140,6 @@ def discrepancies(document: dict[str, Any], plan: dict[str, Any] | None) -> list
     return found
 
 
-def stale_reasons(db: Session, case: Case, plan_job: Job | None) -> list[str]:
-    """Why the case's plan no longer matches the case: the case file edited or images uploaded after it."""
-    if plan_job is None:
-        return []
-    reasons = []
-    edits = db.scalars(
-        select(AuditEvent).where(
-            AuditEvent.case_id == case.id,
-            AuditEvent.action == "update",
-            AuditEvent.object_type == "case",
-            AuditEvent.detail.contains("case_document"),
-            AuditEvent.at > plan_job.created_at,
-        )
-    ).all()
-    if edits:
-        last = edits[-1]
-        reasons.append(f"the case file was edited after the plan ({last.at:%Y-%m-%d %H:%M} by {last.username})")
-    for document in store.documents(db, case.id):
-        if document.purpose in ("ct", "labels") and _aware(document.uploaded_at) > _aware(plan_job.created_at):
-            what = "a CT" if document.purpose == "ct" else "a segmentation"
-            reasons.append(f"{what} was uploaded after the plan (“{document.original_name}”)")
-    return reasons
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC datetimes
-
-
 def plan_context(db: Session, runner: JobRunner, case: Case) -> dict[str, Any]:
     """What the plan panel shows: the case's newest finished plan, its figures, its isotherm masks, and
     whether it is out of date or disagrees with the typed values."""
@@ -181,7 +152,7 @@ def plan_context(db: Session, runner: JobRunner, case: Case) -> dict[str, Any]:
         figures=(plan or {}).get("outputs", {}).get("figures", []),
         isotherm=reports.lethal_isotherm_mask(plan, plan_dir),
         plan_status={
-            "stale": stale_reasons(db, case, plan_job) if plan else [],
+            "stale": store.plan_stale_reasons(db, case, plan_job) if plan and plan_job else [],
             "discrepancies": discrepancies(case.case_document, plan),
         },
     )
@@ -226,19 +197,17 @@ def timeline(
         }
         for j in jobs
     ]
-    return sorted(events, key=lambda e: _aware(e["at"]), reverse=True)
+    return sorted(events, key=lambda e: store.aware(e["at"]), reverse=True)
 
 
-def steps_for(
-    case: Case, role: Role, plan: dict[str, Any] | None, stale: list[str]
-) -> tuple[list[CaseStatus], str | None]:
-    """The workflow steps the page offers, and why "planned" is withheld when it is: a case is planned only
-    with a finished plan that is still current."""
-    steps = store.allowed_steps(case, role)
-    if CaseStatus.planned in steps and (plan is None or stale):
-        reason = "“Planned” needs a finished plan" + (" that is up to date" if plan is not None else "")
-        return [s for s in steps if s != CaseStatus.planned], reason
-    return steps, None
+def steps_for(db: Session, case: Case, role: Role) -> tuple[list[CaseStatus], str | None]:
+    """The workflow steps the page offers, and why "planned" is withheld when it would be the next step."""
+    steps = store.allowed_steps(db, case, role)
+    withheld = None
+    clinical = role in (Role.clinician, Role.admin)
+    if clinical and CaseStatus.planned not in steps and case.status == CaseStatus.eligibility_reviewed.value:
+        withheld = store.current_plan_problem(db, case)
+    return steps, withheld
 
 
 def case_page_response(
@@ -257,7 +226,7 @@ def case_page_response(
         images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
         jobs = store.jobs(db, case_id)
         plan = plan_context(db, runner, case)
-        steps, planned_withheld = steps_for(case, actor.role, plan["plan"], plan["plan_status"]["stale"])
+        steps, planned_withheld = steps_for(db, case, actor.role)
         history = store.status_history(db, case_id)
         decisions = store.board_decisions(db, case_id)
         messages = store.messages(db, case_id)
@@ -373,15 +342,26 @@ def change_status(
     kept = {"to_status": to_status, "reason": reason}
     try:
         with transaction(request) as db:
-            if to_status == CaseStatus.planned.value:
-                case = store.get_case(db, actor, case_id, action="status_check")
-                plan = plan_context(db, request.app.state.runner, case)
-                _, withheld = steps_for(case, actor.role, plan["plan"], plan["plan_status"]["stale"])
-                if withheld:
-                    raise store.NotAllowed(withheld + ": run a plan first")
             store.change_status(db, actor, case_id, to_status, reason, version)
     except (InputError, store.NotAllowed, store.VersionConflict) as problem:
         return refused_form(request, case_id, actor, "workflow", problem, kept)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/reopen")
+def reopen_case(
+    request: Request,
+    case_id: Id,
+    actor: Editor,
+    version: Annotated[int, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Reopen a closed case: it returns to the status it was closed from."""
+    try:
+        with transaction(request) as db:
+            store.reopen_case(db, actor, case_id, reason, version)
+    except (InputError, store.NotAllowed, store.VersionConflict) as problem:
+        return refused_form(request, case_id, actor, "reopen", problem, {"reason": reason})
     return back_to(case_id)
 
 
@@ -485,12 +465,8 @@ def board_decision(
     """Record a board decision: it takes an explicit choice (no default) and a ticked confirmation."""
     kept = {"case_id": case_id, "decision": decision, "notes": notes}
     try:
-        if not decision:
-            raise InputError("decision", "the board's decision, chosen from the list")
-        if confirm != "yes":
-            raise InputError("confirm", "the confirmation that this is the board's decision, ticked")
         with transaction(request) as db:
-            store.record_board_decision(db, actor, case_id, decision, notes, version)
+            store.record_board_decision(db, actor, case_id, decision, notes, version, confirm == "yes")
     except (InputError, store.NotAllowed, store.VersionConflict) as problem:
         return board_page(
             request,
@@ -562,18 +538,29 @@ def open_tasks(request: Request, actor: Reader, mine: bool = False) -> HTMLRespo
     return render(request, "tasks.html", actor, tasks=rows, today=dt.date.today(), mine=mine)
 
 
-@router.get("/cases/{case_id}/audit")
-def case_audit(request: Request, case_id: Id, actor: AuditReader) -> HTMLResponse:
+AUDIT_PAGE_SIZE = 100
+
+
+def audit_page_response(request: Request, actor: Actor, case_id: int | None, page: int) -> HTMLResponse:
+    """One page of the audit trail (newest first) with links to the pages before and after it."""
     with transaction(request) as db:
-        events = store.audit_events(db, actor, case_id)
-    return render(request, "audit.html", actor, events=events, case_id=case_id)
+        if case_id is not None:
+            store.get_case(db, actor, case_id, action="read_audit")
+        events, total = store.audit_page(db, actor, case_id, page=page, size=AUDIT_PAGE_SIZE)
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    return render(request, "audit.html", actor, events=events, case_id=case_id, page=page, pages=pages, total=total)
+
+
+@router.get("/cases/{case_id}/audit")
+def case_audit(
+    request: Request, case_id: Id, actor: AuditReader, page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1
+) -> HTMLResponse:
+    return audit_page_response(request, actor, case_id, page)
 
 
 @router.get("/audit")
-def audit_log(request: Request, actor: Admin) -> HTMLResponse:
-    with transaction(request) as db:
-        events = store.audit_events(db, actor)
-    return render(request, "audit.html", actor, events=events, case_id=None)
+def audit_log(request: Request, actor: Admin, page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1) -> HTMLResponse:
+    return audit_page_response(request, actor, None, page)
 
 
 @router.get("/users")

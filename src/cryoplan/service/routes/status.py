@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 
 from cryoplan.service import store
 from cryoplan.service.deps import Id, Reader, transaction
-from cryoplan.service.models import Case, Job, JobStatus, utcnow
+from cryoplan.service.models import Job, JobStatus, utcnow
 
 router = APIRouter(prefix="/api")
 
@@ -55,9 +55,7 @@ def case_job_status(request: Request, case_id: Id, actor: Reader) -> dict[str, A
     """
     runner = request.app.state.runner
     with transaction(request) as db:
-        case = db.get(Case, case_id)
-        if case is None or not store._visible(case, actor):
-            raise store.NotFound(f"case {case_id}")
+        case = store.peek_case(db, actor, case_id)
         jobs = store.jobs(db, case_id)
         plan_job = store.latest_plan_job(db, case_id)
         return {
