@@ -20,7 +20,9 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -28,9 +30,11 @@ from scipy import ndimage
 from cryoplan.errors import InputError
 
 DEFAULT_ISOTHERMS_C = (0.0, -20.0, -40.0)
+#: Voxel spacing along the array axes, mm.
+Spacing = Sequence[float] | np.ndarray
 
 
-def signed_distance_mm(zone: np.ndarray, spacing_mm) -> np.ndarray:
+def signed_distance_mm(zone: np.ndarray, spacing_mm: Spacing) -> np.ndarray:
     """Signed distance to the edge of `zone` in millimetres: positive inside, negative outside.
 
     Parameters
@@ -56,10 +60,12 @@ def signed_distance_mm(zone: np.ndarray, spacing_mm) -> np.ndarray:
         return np.full(zone.shape, -np.inf, dtype=np.float32)
     inside = ndimage.distance_transform_edt(zone, sampling=spacing)
     outside = ndimage.distance_transform_edt(~zone, sampling=spacing)
-    return np.where(zone, inside - half, -(outside - half)).astype(np.float32)
+    return np.asarray(np.where(zone, inside - half, -(outside - half)), dtype=np.float32)
 
 
-def margin_shell(tumour: np.ndarray, margin_mm: float, spacing_mm, liver: np.ndarray | None = None) -> np.ndarray:
+def margin_shell(
+    tumour: np.ndarray, margin_mm: float, spacing_mm: Spacing, liver: np.ndarray | None = None
+) -> np.ndarray:
     """Tumour plus every voxel within `margin_mm` of it (restricted to liver ∪ tumour when given).
 
     Distances run from the tumour's edge, half the finest voxel size beyond its outer voxel centres (the
@@ -70,12 +76,12 @@ def margin_shell(tumour: np.ndarray, margin_mm: float, spacing_mm, liver: np.nda
     shell = distance <= margin_mm + 0.5 * spacing.min()
     if liver is not None:
         shell &= liver | tumour
-    return shell
+    return np.asarray(shell)
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of `mask` with at least one 6-neighbour outside it."""
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    return np.asarray(mask & ~ndimage.binary_erosion(mask, border_value=0))
 
 
 @dataclass
@@ -86,7 +92,7 @@ class ZoneMargin:
     mean_margin_mm: float
 
 
-def zone_margin(tumour: np.ndarray, zone: np.ndarray, spacing_mm) -> ZoneMargin:
+def zone_margin(tumour: np.ndarray, zone: np.ndarray, spacing_mm: Spacing) -> ZoneMargin:
     """Minimal and mean signed margin of `zone` around `tumour` (see the module's conventions)."""
     if not tumour.any():
         raise InputError("tumour", "a non-empty tumour mask")
@@ -97,7 +103,7 @@ def zone_margin(tumour: np.ndarray, zone: np.ndarray, spacing_mm) -> ZoneMargin:
     )
 
 
-def margin_tolerance_mm(spacing_mm) -> float:
+def margin_tolerance_mm(spacing_mm: Spacing) -> float:
     """Grid tolerance of a measured minimal margin: half the largest voxel spacing.
 
     The zone's edge is placed halfway between voxel centres (`signed_distance_mm`), so a margin measured on
@@ -106,7 +112,7 @@ def margin_tolerance_mm(spacing_mm) -> float:
     return 0.5 * float(np.max(np.asarray(spacing_mm, dtype=np.float64)))
 
 
-def margin_met(min_margin_mm: float, margin_mm: float, spacing_mm) -> bool:
+def margin_met(min_margin_mm: float, margin_mm: float, spacing_mm: Spacing) -> bool:
     """The success criterion of a lesion, shared by the planner and `verify`: the lethal zone reaches the
     required margin everywhere around the tumour, i.e. the minimal margin is at least `margin_mm` less the
     grid tolerance (`margin_tolerance_mm`).
@@ -172,7 +178,7 @@ class LesionCoverage:
     margin_met: bool = False
     margin_tolerance_mm: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "lethal_isotherm_c": self.lethal_isotherm_c,
             "margin_met": self.margin_met,
@@ -199,13 +205,13 @@ def _finite_round(value: float, digits: int = 2) -> float | None:
 def lesion_coverage(
     min_temperature_c: np.ndarray,
     tumour: np.ndarray,
-    spacing_mm,
+    spacing_mm: Spacing,
     *,
     lesion_id: str = "L1",
     liver: np.ndarray | None = None,
     lethal_isotherm_c: float = -20.0,
     margin_mm: float = 5.0,
-    isotherms_c=DEFAULT_ISOTHERMS_C,
+    isotherms_c: Sequence[float] = DEFAULT_ISOTHERMS_C,
 ) -> LesionCoverage:
     """Coverage of one tumour by the lethal isotherm and the ice ball.
 
@@ -266,7 +272,9 @@ def lesion_coverage(
     )
 
 
-def coverage_curve(min_temperature_c: np.ndarray, region: np.ndarray, temperatures_c=None):
+def coverage_curve(
+    min_temperature_c: np.ndarray, region: np.ndarray, temperatures_c: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Fraction of `region` colder than each temperature: the cryo analogue of a dose–volume histogram.
 
     Returns
@@ -287,7 +295,7 @@ def coverage_curve(min_temperature_c: np.ndarray, region: np.ndarray, temperatur
 
 def vessel_wall(lumen: np.ndarray) -> np.ndarray:
     """Tissue voxels touching a vessel lumen (6-connectivity): where a vessel wall is frozen first."""
-    return ndimage.binary_dilation(lumen) & ~lumen
+    return np.asarray(ndimage.binary_dilation(lumen) & ~lumen)
 
 
 @dataclass
@@ -298,7 +306,7 @@ class Risk:
     detail: str
     lesion_id: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "lesion_id": self.lesion_id, "detail": self.detail}
 
 
@@ -311,7 +319,7 @@ class CriticalStructures:
     gallbladder_min_temperature_c: float | None = None
     bowel_min_temperature_c: float | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: (None if v is None else round(v, 1)) for k, v in self.__dict__.items()}
 
 
@@ -325,7 +333,7 @@ def critical_structures(
 ) -> CriticalStructures:
     """Minimum temperature in bile ducts, vessel walls, gallbladder and bowel (each mask optional)."""
 
-    def coldest(mask):
+    def coldest(mask: np.ndarray | None) -> float | None:
         if mask is None or not np.any(mask):
             return None
         return float(min_temperature_c[mask].min())
@@ -431,7 +439,7 @@ class Coverage:
 
 def coverage(
     min_temperature_c: np.ndarray,
-    spacing_mm,
+    spacing_mm: Spacing,
     lesions: dict[str, np.ndarray],
     *,
     liver: np.ndarray | None = None,
@@ -441,7 +449,7 @@ def coverage(
     bowel: np.ndarray | None = None,
     lethal_isotherm_c: float = -20.0,
     margin_mm: float = 5.0,
-    isotherms_c=DEFAULT_ISOTHERMS_C,
+    isotherms_c: Sequence[float] = DEFAULT_ISOTHERMS_C,
     heat_sink_lesions: dict[str, str] | None = None,
     limits: RiskLimits = RiskLimits(),
 ) -> Coverage:
@@ -498,7 +506,7 @@ def coverage(
 
 
 def isotherm_depth_mm(
-    min_temperature_c: np.ndarray, spacing_mm, isotherm_c: float = -20.0, edge_c: float = 0.0
+    min_temperature_c: np.ndarray, spacing_mm: Spacing, isotherm_c: float = -20.0, edge_c: float = 0.0
 ) -> float:
     """Median depth of the `isotherm_c` surface below the `edge_c` surface (the ice edge), in mm.
 
@@ -513,13 +521,12 @@ def isotherm_depth_mm(
     return float(np.median(depth[surface(inner)]))
 
 
-def coverage_curves(unit) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Coverage curves (`coverage_curve`) of each lesion's tumour and tumour + margin in a planning unit
-    (`cryoplan.planning.pipeline.UnitPlan`)."""
+def coverage_curves(
+    min_temperature_c: np.ndarray, lesion_masks: dict[str, np.ndarray], margin_masks: dict[str, np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Coverage curves (`coverage_curve`) of each lesion's tumour and tumour + margin on one temperature field."""
     curves = {}
-    for lesion_id, mask in unit.lesion_masks.items():
-        curves[f"{lesion_id} tumour"] = coverage_curve(unit.result.min_temperature_c, mask)
-        curves[f"{lesion_id} tumour + margin"] = coverage_curve(
-            unit.result.min_temperature_c, unit.margin_masks[lesion_id]
-        )
+    for lesion_id, mask in lesion_masks.items():
+        curves[f"{lesion_id} tumour"] = coverage_curve(min_temperature_c, mask)
+        curves[f"{lesion_id} tumour + margin"] = coverage_curve(min_temperature_c, margin_masks[lesion_id])
     return curves

@@ -316,18 +316,22 @@ def plan_unit(
                 break
         if accepted or bound:
             break
-        count += 1
-        if count > settings.max_probes:
-            bound = (
-                f"{settings.max_probes} probes (--max-probes) frozen up to {max(settings.freeze_minutes):g} min "
-                "(--freeze-minutes) were not enough"
-            )
-            break
-        start = starting_layout(target, path_map, settings, directions, count)
+        tried, blocked, start = count, [], None
+        while start is None and count < settings.max_probes:
+            count += 1
+            start = starting_layout(target, path_map, settings, directions, count)
+            if start is None:
+                blocked.append(str(count))
         if start is None:
             bound = (
-                f"no layout of {count} probes has paths that keep their clearances ({settings.paths} paths), and "
-                f"{count - 1} probes frozen up to {max(settings.freeze_minutes):g} min were not enough"
+                f"{tried} probe{'s' if tried > 1 else ''} frozen up to {max(settings.freeze_minutes):g} min "
+                "(--freeze-minutes) were not enough, and "
+                + (
+                    f"no layout of {' or '.join(blocked)} probes has paths that keep their clearances "
+                    f"({settings.paths} paths; --max-probes {settings.max_probes})"
+                    if blocked
+                    else f"--max-probes is {settings.max_probes}"
+                )
             )
     if not accepted and best_search is not None and all(best_search.candidate is not b for b in checked):
         # The plan the search found best, simulated on the plan grid: the numbers reported are its own.

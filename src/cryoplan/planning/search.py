@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -35,7 +37,7 @@ from cryoplan.planning.charts import IsothermChart, isotherm_chart
 from cryoplan.planning.coverage import margin_shell, signed_distance_mm
 from cryoplan.planning.paths import PathMap, max_path_mm, probe_paths
 from cryoplan.planning.settings import PlanSettings
-from cryoplan.thermal import ProbePlacement, get_probe
+from cryoplan.thermal import Grid, ProbePlacement, get_probe
 
 # How far a layout may be pulled back along its path when a tip would reach a forbidden structure.
 PULL_BACK_MM = (0.0, 4.0, 8.0, 12.0)
@@ -133,7 +135,7 @@ class ProbePlan:
     def placement(self) -> ProbePlacement:
         return ProbePlacement(self.probe_id, self.tip_lps_mm, self.direction)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.probe_id,
             "tip_lps_mm": [round(float(v), 2) for v in self.tip_lps_mm],
@@ -156,7 +158,7 @@ class Candidate:
     critical_ok: bool
 
     @property
-    def cost(self) -> tuple:
+    def cost(self) -> tuple[int, float, bool, float]:
         return (len(self.probes), self.freeze_minutes, not self.critical_ok, self.estimated_frozen_healthy_ml)
 
 
@@ -173,7 +175,7 @@ class Target:
 
     @property
     def centre(self) -> np.ndarray:
-        return self.tumour_points.mean(axis=0)
+        return np.asarray(self.tumour_points.mean(axis=0))
 
 
 def build_target(
@@ -198,11 +200,11 @@ def build_target(
             critical |= mask & near
     rng = np.random.default_rng(seed)
 
-    def points(mask):
+    def points(mask: np.ndarray) -> np.ndarray:
         index = np.argwhere(mask)
         if len(index) > max_points:
             index = index[rng.choice(len(index), max_points, replace=False)]
-        return grid.index_to_lps(index)
+        return np.asarray(grid.index_to_lps(index))
 
     healthy_index = np.argwhere(healthy)
     scale = max(len(healthy_index) / max_points, 1.0)
@@ -223,7 +225,7 @@ def estimate(chart: IsothermChart, tips: np.ndarray, directions: np.ndarray, poi
         axial = offset @ direction
         radial = np.linalg.norm(offset - axial[:, None] * direction, axis=1)
         coolings.append(chart.cooling(radial, axial))
-    return chart.combine(coolings)
+    return np.asarray(chart.combine(coolings))
 
 
 def layout_in_plane(direction: np.ndarray, offsets: np.ndarray, angle: float) -> np.ndarray:
@@ -231,14 +233,14 @@ def layout_in_plane(direction: np.ndarray, offsets: np.ndarray, angle: float) ->
     e1, e2 = perpendicular_basis(direction)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     rotated = offsets @ rotation.T
-    return rotated[:, :1] * e1 + rotated[:, 1:] * e2
+    return np.asarray(rotated[:, :1] * e1 + rotated[:, 1:] * e2)
 
 
 def layout_middle(target: Target, direction: np.ndarray) -> np.ndarray:
     """Centre of a layout's active zones: on the axis through the target's centre, halfway along the
     axial extent of tumour + margin."""
     axial = (target.margin_points - target.centre) @ direction
-    return target.centre + direction * 0.5 * (axial.min() + axial.max())
+    return np.asarray(target.centre + direction * 0.5 * (axial.min() + axial.max()))
 
 
 def candidate_tips(
@@ -247,7 +249,7 @@ def candidate_tips(
     """Tips of a parallel layout centred on the target, its active zones centred on the target's axial extent."""
     probe = get_probe(probe_id)
     active_centres = layout_middle(target, direction) + layout_in_plane(direction, offsets, angle)
-    return active_centres + direction * (probe.tip_offset_mm + probe.active_length_mm / 2)
+    return np.asarray(active_centres + direction * (probe.tip_offset_mm + probe.active_length_mm / 2))
 
 
 def converging_layout(
@@ -259,7 +261,7 @@ def converging_layout(
     probe_id: str,
     entry_scale: float,
     reach_mm: float,
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Tips and insertion directions of a converging layout, and its skin entry point (the hub).
 
     The active zones are centred where a parallel layout along `direction` would centre them; the hub
@@ -289,15 +291,13 @@ def candidate_layouts(
     angle: float,
     probe_id: str,
     spacing_mm: float | None,
-):
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """The probe axes a layout may take under `settings.paths`: ``(tips, directions, hub)`` with one
     direction and no hub for parallel probes, or one direction per probe and the skin entry point for
-    converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout);
-    both kinds for ``any``."""
+    converging probes (one per entry spacing in `CONVERGING_ENTRY_SPACING_MM` narrower than the layout)."""
     reach = max_path_mm(settings, get_probe(probe_id))
-    if settings.paths != "converging" or len(offsets) == 1:
+    if settings.paths == "parallel" or len(offsets) == 1 or spacing_mm is None:
         yield candidate_tips(target, direction, offsets, angle, probe_id), direction, None
-    if settings.paths == "parallel" or len(offsets) == 1:
         return
     for entry_spacing in CONVERGING_ENTRY_SPACING_MM:
         if entry_spacing < spacing_mm:
@@ -314,61 +314,82 @@ def search_candidates(
     settings: PlanSettings,
     directions: list[np.ndarray],
     min_probes: int = 1,
-    progress=None,
+    progress: Callable[[], None] | None = None,
 ) -> list[Candidate]:
     """Every feasible layout of the smallest probe count (from `min_probes`) whose estimate meets the
-    target, cheapest first; empty when no count up to the maximum does."""
-    found: list[Candidate] = []
-    angles = np.radians([0.0, 45.0, 90.0, 135.0])
+    target, cheapest first; empty when no count up to the maximum does. With ``paths="any"`` a count's
+    converging layouts are tried only when none of its parallel ones has safe paths: they centre their active
+    zones where the parallel ones do, so where parallel paths exist the charts score both alike, and parallel
+    probes are the simpler procedure."""
     for count in range(min_probes, settings.max_probes + 1):
-        spacings = (None,) if count == 1 else settings.spacing_mm
-        for probe_id, minutes, spacing in itertools.product(settings.probe_types, settings.freeze_minutes, spacings):
-            offsets = layout_offsets(count, spacing or 0.0)
-            if count > 1 and min_neighbour_distance(offsets) < min(settings.spacing_mm) - 1e-6:
-                continue
-            chart = isotherm_chart(probe_id, str(settings.protocol(minutes)), settings.chart_grid_mm)
-            probe = get_probe(probe_id)
-            for direction, angle in itertools.product(directions, angles if count > 1 else angles[:1]):
-                for centred, axes, hub in candidate_layouts(
-                    target, path_map, settings, direction, offsets, angle, probe_id, spacing
-                ):
-                    # A tip that would reach a forbidden structure is pulled back along its path.
-                    for pull_back in PULL_BACK_MM:
-                        tips = centred - pull_back * axes
-                        entries = probe_paths(path_map, tips, axes, probe.radius_mm, max_path_mm(settings, probe))
-                        if entries is not None:
-                            break
-                    if entries is None:
-                        continue
-                    axes = np.array(np.broadcast_to(axes, tips.shape))
-                    probes = [ProbePlan(probe_id, *path) for path in zip(tips, axes, entries)]
-                    if hub is not None and (
-                        np.linalg.norm(entries - hub, axis=1).max() > settings.entry_radius_mm
-                        or not converging_spacing_ok(probes, settings)
-                    ):
-                        continue
-                    estimated = estimate(chart, tips, axes, target.margin_points)
-                    covered = 100.0 * float(np.mean(estimated <= settings.lethal_isotherm_c))
-                    if covered < settings.coverage_target_pct:
-                        continue
-                    frozen = float(np.sum(estimate(chart, tips, axes, target.healthy_points) <= 0.0))
-                    critical_ok = True
-                    if len(target.critical_points):
-                        critical_ok = bool(
-                            np.all(
-                                estimate(chart, tips, axes, target.critical_points) > settings.critical_temperature_c
-                            )
-                        )
-                    found.append(Candidate(probes, minutes, spacing, covered, frozen * target.voxel_ml, critical_ok))
-            if progress is not None:
-                progress()
+        kind = "parallel" if settings.paths == "any" else settings.paths
+        found, feasible = layouts_of(target, path_map, replace(settings, paths=kind), directions, count, progress)
+        if settings.paths == "any" and not feasible and count > 1:
+            found, _ = layouts_of(target, path_map, replace(settings, paths="converging"), directions, count, progress)
         if found:
-            break
-    found.sort(key=lambda c: c.cost)
-    return found
+            return sorted(found, key=lambda c: c.cost)
+    return []
 
 
-def thinnest_margin(min_temperature_c: np.ndarray, tumour: np.ndarray, grid, lethal_isotherm_c: float):
+def layouts_of(
+    target: Target,
+    path_map: PathMap,
+    settings: PlanSettings,
+    directions: list[np.ndarray],
+    count: int,
+    progress: Callable[[], None] | None = None,
+) -> tuple[list[Candidate], bool]:
+    """Every feasible layout of `count` probes (parallel or converging, as `settings.paths` says) whose
+    estimate meets the target, and whether any layout of that count had safe paths."""
+    found: list[Candidate] = []
+    feasible = False
+    angles = np.radians([0.0, 45.0, 90.0, 135.0])
+    spacings = (None,) if count == 1 else settings.spacing_mm
+    for probe_id, minutes, spacing in itertools.product(settings.probe_types, settings.freeze_minutes, spacings):
+        offsets = layout_offsets(count, spacing or 0.0)
+        if count > 1 and min_neighbour_distance(offsets) < min(settings.spacing_mm) - 1e-6:
+            continue
+        chart = isotherm_chart(probe_id, str(settings.protocol(minutes)), settings.chart_grid_mm)
+        probe = get_probe(probe_id)
+        for direction, angle in itertools.product(directions, angles if count > 1 else angles[:1]):
+            for centred, axes, hub in candidate_layouts(
+                target, path_map, settings, direction, offsets, angle, probe_id, spacing
+            ):
+                # A tip that would reach a forbidden structure is pulled back along its path.
+                for pull_back in PULL_BACK_MM:
+                    tips = centred - pull_back * axes
+                    entries = probe_paths(path_map, tips, axes, probe.radius_mm, max_path_mm(settings, probe))
+                    if entries is not None:
+                        break
+                if entries is None:
+                    continue
+                axes = np.array(np.broadcast_to(axes, tips.shape))
+                probes = [ProbePlan(probe_id, *path) for path in zip(tips, axes, entries)]
+                if hub is not None and (
+                    np.linalg.norm(entries - hub, axis=1).max() > settings.entry_radius_mm
+                    or not converging_spacing_ok(probes, settings)
+                ):
+                    continue
+                feasible = True
+                estimated = estimate(chart, tips, axes, target.margin_points)
+                covered = 100.0 * float(np.mean(estimated <= settings.lethal_isotherm_c))
+                if covered < settings.coverage_target_pct:
+                    continue
+                frozen = float(np.sum(estimate(chart, tips, axes, target.healthy_points) <= 0.0))
+                critical_ok = True
+                if len(target.critical_points):
+                    critical_ok = bool(
+                        np.all(estimate(chart, tips, axes, target.critical_points) > settings.critical_temperature_c)
+                    )
+                found.append(Candidate(probes, minutes, spacing, covered, frozen * target.voxel_ml, critical_ok))
+        if progress is not None:
+            progress()
+    return found, feasible
+
+
+def thinnest_margin(
+    min_temperature_c: np.ndarray, tumour: np.ndarray, grid: Grid, lethal_isotherm_c: float
+) -> tuple[np.ndarray, float]:
     """(LPS point, margin mm) of the tumour voxel where the lethal zone's margin is thinnest on a simulation
     grid (`cryoplan.thermal.Grid`, isotropic)."""
     distance = signed_distance_mm(min_temperature_c <= lethal_isotherm_c, [grid.spacing_mm] * 3)

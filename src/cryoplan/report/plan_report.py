@@ -259,7 +259,7 @@ def write_figures(plan: CasePlan, folder: Path) -> dict[str, list[dict[str, str]
             f"{unit.unit_id}: temperature–time curves at the tumour edge (the point facing the strongest heat "
             "sink, or farthest from the probes) and at the bile duct voxel nearest the tumour.",
         )
-        curves.update(coverage_curves(unit))
+        curves.update(coverage_curves(unit.result.min_temperature_c, unit.lesion_masks, unit.margin_masks))
         if unit.uncertainty is not None:
             lesion_id = unit.lesion_ids[0]
             mask = unit.lesion_masks[lesion_id]
