@@ -94,7 +94,7 @@ def test_workflow_records_who_and_why_and_refuses_skips(service):
     assert [c["id"] for c in agenda] == [case["id"]]
     decided = service.client.post(
         f"/api/cases/{case['id']}/board-decision",
-        json={"decision": "cryoablation", "notes": "two probes", "version": 3},
+        json={"decision": "cryoablation", "notes": "two probes", "version": 3, "confirmed": True},
         headers=h("clinician"),
     )
     assert decided.status_code == 201, decided.text

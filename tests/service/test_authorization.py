@@ -39,7 +39,7 @@ API = {
     ("GET", "/api/board"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/board-decision"): (
         CLINICAL,
-        {"json": {"decision": "cryoablation", "notes": "", "version": 99}},
+        {"json": {"decision": "cryoablation", "notes": "", "version": 99, "confirmed": True}},
     ),
     ("GET", "/api/cases/{case_id}/documents"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/documents"): (
@@ -63,6 +63,7 @@ API = {
     ("GET", "/api/cases/{case_id}/referral.zip"): (EDITORS, {}),
     ("GET", "/api/cases/{case_id}/job-status"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/preview"): (EDITORS, {"json": {}}),
+    ("POST", "/api/cases/{case_id}/edited-plan"): (EDITORS, {"json": {}}),
     ("GET", "/api/cases/{case_id}/preview.nii.gz"): (ALL, {}),
     ("GET", "/api/lab-plausibility"): (ALL, {"params": {"analyte": "bilirubin", "value": "1.1", "unit": "mg/dL"}}),
     ("DELETE", "/api/auth/token"): (ALL, {}),  # last: it ends the role's token
@@ -90,6 +91,7 @@ PAGES = {
     ("POST", "/inbox/send"): (EDITORS, {"data": {"recipient": "admin", "body": "by {role}"}}),
     ("POST", "/inbox/{message_id}/read"): (ALL, {}),
     ("POST", "/cases/{case_id}/status"): (EDITORS, {"data": {"version": "99", "to_status": "closed", "reason": "x"}}),
+    ("POST", "/cases/{case_id}/reopen"): (EDITORS, {"data": {"version": "99", "reason": "x"}}),
     ("POST", "/cases/{case_id}/documents"): (
         EDITORS,
         {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}},
@@ -100,7 +102,7 @@ PAGES = {
     ("POST", "/cases/{case_id}/jobs"): (EDITORS, {"data": {"kind": "no_such_kind"}}),
     ("POST", "/cases/{case_id}/board-decision"): (
         CLINICAL,
-        {"data": {"version": "99", "decision": "cryoablation", "notes": ""}},
+        {"data": {"version": "99", "decision": "cryoablation", "notes": "", "confirm": "yes"}},
     ),
     ("GET", "/board"): (ALL, {}),
     ("GET", "/tasks"): (ALL, {}),
