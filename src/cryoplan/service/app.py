@@ -13,12 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cryoplan import __version__
 from cryoplan.errors import InputError
@@ -41,6 +45,16 @@ CONTENT_SECURITY_POLICY = (
     "worker-src 'self' blob:; connect-src 'self' blob: data:; object-src 'none'; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'self'"
 )
+
+
+def back_url(request: Request) -> str:
+    """Where an error page's Back link goes: the page the browser came from when it is one of this service's
+    (a link, so the Content-Security-Policy, which allows no inline script, does not block it), else the
+    case list."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc or not referer.path.startswith("/") or referer.path == request.url.path:
+        return "/"
+    return referer.path + (f"?{referer.query}" if referer.query else "")
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -110,12 +124,29 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return response
 
     def error(request: Request, status: int, message: str, **extra: Any) -> Response:
+        """JSON under /api/, an HTML page for browsers (with a Back link that needs no script)."""
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message, **extra}, status_code=status)
-        page: Response = app.state.templates.TemplateResponse(
-            request, "error.html", {"status": status, "message": message}, status_code=status
-        )
+        context = {"status": status, "message": message, "back_url": back_url(request)}
+        page: Response = app.state.templates.TemplateResponse(request, "error.html", context, status_code=status)
         return page
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        response = error(request, exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'][1:]) or 'request'}: {e['msg']}" for e in exc.errors()
+        )
+        return error(request, 422, problems)
 
     @app.exception_handler(NotLoggedIn)
     async def _login_redirect(request: Request, _exc: NotLoggedIn) -> Response:
