@@ -52,7 +52,10 @@ def assess_file(path: Path, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOC
         When the case cannot be read or its images do not load, naming the field.
     """
     record = read_case_record(path)
-    case, flags = case_with_measured_lesions(record.case)
+    try:
+        case, flags = case_with_measured_lesions(record.case)
+    except InputError as error:  # an image's error names the image; among several cases, name the case too
+        raise InputError(f"{path}: {error.field}", error.expected, error.got) from None
     record = replace(record, case=case)
     assessment = assess_record(record, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags)
     return AssessedCase(path, assessment, case)

@@ -142,8 +142,17 @@ def find_series(folder: Path, series_uid: str | None) -> Series:
     repaired: set[str] = set()
     seg_only = True
     for file in _image_files(folder):
-        header = dcmread(file, stop_before_pixels=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            header = dcmread(file, stop_before_pixels=True)
         sop_class = str(header.file_meta.get("MediaStorageSOPClassUID", "") or header.get("SOPClassUID", ""))
+        if not sop_class:
+            # Every DICOM object names its SOP class (Type 1, PS3.3 C.12.1): without one the file is corrupt,
+            # not a non-image object, and leaving it out would drop a slice unseen.
+            reason = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or "no SOP Class UID"
+            raise InputError(str(file), "a readable DICOM file", reason)
+        for warning in caught:  # pydicom's notes on a readable file, passed on as they came
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if sop_class not in IMAGE_SOP_CLASSES:
             seg_only = seg_only and (sop_class == SEG_SOP_CLASS or header.get("Modality") == "SEG")
             left_out["non-image objects"] = left_out.get("non-image objects", 0) + 1
