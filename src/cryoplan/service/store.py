@@ -39,7 +39,7 @@ from cryoplan.service.models import (
     utcnow,
 )
 from cryoplan.service.settings import ServiceSettings
-from cryoplan.service.uploads import PURPOSES, receive
+from cryoplan.service.uploads import PURPOSES, extracted_series, receive
 
 WORKFLOW = [
     CaseStatus.intake,
@@ -239,18 +239,31 @@ def assess_document(document: dict[str, Any]) -> tuple[dict[str, Any] | None, st
         return None, str(error)
 
 
+def newest_images(db: Session, case_id: int) -> dict[str, Document]:
+    """The case's newest CT (a NIfTI or NRRD volume, or a DICOM series uploaded as a zip) and newest label image,
+    by purpose."""
+    newest = {}
+    for row in documents(db, case_id):
+        if row.file_type in IMAGE_TYPES or (row.purpose == "ct" and row.file_type == "dicom_zip"):
+            newest[row.purpose] = row
+    return newest
+
+
+def image_path(data_dir: Path, document: Document) -> Path:
+    """Where the readers find a stored image: the file, or the extracted folder of a DICOM zip."""
+    stored = data_dir / "documents" / document.stored_name
+    return extracted_series(stored) if document.file_type == "dicom_zip" else stored
+
+
 def run_document(db: Session, case: Case, data_dir: Path) -> dict[str, Any]:
     """The case document for a job: the stored one, with the imaging paths of the newest CT and label
     documents of the case filled in (and no imaging section when no CT is attached)."""
     document = {key: value for key, value in case.case_document.items() if key != "imaging"}
     document["case_id"] = document.get("case_id") or case.label  # names the plan and its report
-    newest = {}
-    for row in documents(db, case.id):
-        if row.file_type in IMAGE_TYPES:
-            newest[row.purpose] = row
+    newest = newest_images(db, case.id)
     if "ct" in newest:
         imaging = dict(case.case_document.get("imaging") or {})
-        imaging["image"] = str(data_dir / "documents" / newest["ct"].stored_name)
+        imaging["image"] = str(image_path(data_dir, newest["ct"]))
         if "labels" in newest:
             imaging["labels"] = str(data_dir / "documents" / newest["labels"].stored_name)
         document["imaging"] = imaging

@@ -12,8 +12,10 @@ import io
 import math
 import os
 import secrets
+import shutil
 import stat
 import struct
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -317,12 +319,38 @@ def check_dicom_zip(path: Path, max_total_bytes: int, max_ratio: float) -> int:
         return len(entries)
 
 
+def extracted_series(zip_path: Path) -> Path:
+    """The folder of a stored DICOM zip's files (``<zip>.series/``), extracted on first use.
+
+    The zip was checked whole at upload (`check_dicom_zip`); its files are written under numbered names (the
+    series reader finds them by content), into a temporary folder renamed at the end, so a folder that
+    exists is complete.
+    """
+    folder = zip_path.with_name(zip_path.name + ".series")
+    if folder.is_dir():
+        return folder
+    partial = Path(tempfile.mkdtemp(prefix=f".{zip_path.name}.", suffix=".part", dir=zip_path.parent))
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for number, entry in enumerate(e for e in archive.infolist() if not e.is_dir()):
+                (partial / f"{number:05d}.dcm").write_bytes(archive.read(entry))
+        partial.rename(folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not folder.is_dir():  # else another request extracted it meanwhile
+            raise
+    return folder
+
+
 def sweep_partial_uploads(documents_dir: Path) -> int:
     """Remove the partial copies (``.*.part``) of uploads that a stopped server left; returns how many.
     Run at start, before any upload is received (one server process per data folder)."""
     swept = 0
     for partial in documents_dir.glob(".*.part"):
-        partial.unlink(missing_ok=True)
+        if partial.is_dir():  # a series being extracted (`extracted_series`)
+            shutil.rmtree(partial)
+        else:
+            partial.unlink(missing_ok=True)
         swept += 1
     return swept
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from cryoplan.imaging.io import ImagingWarning, read_volume, write_nifti
 from cryoplan.service import reports, store
 from cryoplan.service.audit import Actor
 from cryoplan.service.deps import Admin, AuditReader, Clinician, Editor, Id, Reader, transaction
@@ -242,6 +244,28 @@ def document_content(request: Request, case_id: Id, document_id: Id, actor: Read
         filename=row.stored_name,
         content_disposition_type="attachment",
     )
+
+
+@router.get(
+    "/cases/{case_id}/documents/{document_id}/volume.nii.gz",
+    response_class=FileResponse,
+    summary="A CT uploaded as a DICOM series, as one NIfTI volume (what the viewer loads)",
+)
+def document_volume(request: Request, case_id: Id, document_id: Id, actor: Reader) -> FileResponse:
+    """The series read as the planner reads it (`cryoplan.imaging.io.read_volume`: series chosen, UIDs
+    repaired, geometry checked), written once as NIfTI (RAS at the file boundary) beside the stored zip."""
+    data_dir = request.app.state.settings.data_dir
+    with transaction(request) as db:
+        row = store.get_document(db, actor, case_id, document_id)
+    if row.file_type != "dicom_zip":
+        raise store.NotFound(f"DICOM series {document_id} of case {case_id}")
+    cached = data_dir / "documents" / f"{row.stored_name}.viewer.nii.gz"
+    if not cached.is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImagingWarning)  # the plan reports them; the viewer shows the image
+            volume = read_volume(store.image_path(data_dir, row))
+        write_nifti(volume, cached)  # atomic
+    return FileResponse(cached, media_type="application/gzip", filename=f"ct-series-{row.id}.nii.gz")
 
 
 @router.get("/cases/{case_id}/messages")

@@ -223,7 +223,7 @@ def case_page_response(
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id)
         documents = store.documents(db, case_id)
-        images = {d.purpose: d for d in documents if d.file_type in store.IMAGE_TYPES}
+        images = store.newest_images(db, case_id)
         jobs = store.jobs(db, case_id)
         plan = plan_context(db, runner, case)
         steps, planned_withheld = steps_for(db, case, actor.role)
