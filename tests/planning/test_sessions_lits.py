@@ -1,8 +1,9 @@
 """LiTS (set 01) planned as staged sessions: every lesion's margin met or flagged, no session over its limits
 without its flag.
 
-Assumes the true spacing 5.31 × 5.31 × 5 mm (0.664 × 512 / 64 in plane), not the header's 0.664 × 0.664 × 5
-(the header predates the in-plane downsampling).
+The set's header spacing is corrected: the volume was downsampled in plane from 512 to 64 voxels without
+updating its header, so the true spacing is 5.31 × 5.31 × 5 mm (0.664 × 512 / 64 in plane), not the header's
+0.664 × 0.664 × 5 mm.
 """
 
 import nibabel as nib
@@ -38,7 +39,10 @@ def lits_plan(shared_data, tmp_path_factory):
             },
         }
     )
-    settings = PlanSettings(grid_mm=2.0, chart_grid_mm=2.0, probe_types=("17g-rod",))
+    # Eleven lesions: a short search per unit (a few coarse simulations, one check) keeps this to minutes.
+    settings = PlanSettings(
+        grid_mm=2.0, chart_grid_mm=2.0, probe_types=("17g-rod",), max_search_simulations=4, max_full_simulations=1
+    )
     return plan_case(case, settings=settings)
 
 
