@@ -112,3 +112,11 @@ def test_the_target_check_reports_by_how_much_and_which_rows():
     # An upper bound that is met counts as no error.
     bound = next(row for row in rows if row.bound == "upper")
     assert calibration.target_check(rows, exact | {bound.id: bound.value_mm - 5.0})["max_abs_error_mm"] == 0.0
+
+
+def test_one_draw_of_the_parameters_follows_the_generator_and_the_fitted_distribution():
+    first = calibration.draw_parameters(np.random.default_rng(5))
+    assert first != calibration.draw_parameters(np.random.default_rng(6))
+    # The same generator state gives the draw `parameter_distribution` makes from the fitted covariance.
+    samples = calibration.parameter_distribution(1, seed=5)["samples"]
+    assert first == pytest.approx({name: float(values[0]) for name, values in samples.items()}, rel=1e-12)

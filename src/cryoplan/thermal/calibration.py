@@ -655,6 +655,23 @@ def parameter_distribution(n_samples: int = 0, seed: int | None = None) -> dict[
     return out
 
 
+def draw_parameters(rng: np.random.Generator) -> dict[str, float]:
+    """One joint draw of the calibrated parameters (log-normal with the fitted covariance), from `rng`: for a
+    Monte Carlo sample that already holds its own generator. Apply the probe family's with
+    `cryoplan.thermal.probes.family_parameters` and the media's to their tissues.
+
+    Examples
+    --------
+    >>> draw = draw_parameters(np.random.default_rng(3))
+    >>> sorted(draw) == sorted(NAMES)
+    True
+    """
+    distribution = parameter_distribution()
+    names = distribution["names"]
+    logs = rng.multivariate_normal(np.log([distribution["mean"][n] for n in names]), distribution["log_covariance"])
+    return {name: float(np.exp(value)) for name, value in zip(names, logs)}
+
+
 def profiles(
     simulator: Simulator, rows: Sequence[Row], params: Mapping[str, float], choices: Mapping[str, int]
 ) -> dict[str, Any]:
