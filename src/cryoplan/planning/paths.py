@@ -7,17 +7,20 @@ working length, stay within the entry window of the patient's position, and keep
 clearance of that structure (tissue between the probe's surface and the structure). Distances are measured
 to the voxel centres of each structure's mask with the image's true spacing (Euclidean distance transform;
 Maurer et al., IEEE Trans Pattern Anal Mach Intell 2003;25:265–270), precomputed once per case; a path's
-clearance at every sample is the exact distance from the sample to the nearest voxel centre of each
-obstacle: bounds from the distance and feature transforms at the 8 voxel centres around it decide most
-samples, and a k-d tree of the obstacle's boundary voxels the rest.
+clearance is the smallest over its samples of the exact distance from the sample to the nearest voxel centre
+of each obstacle. Lower and upper bounds from the distance transform at the 8 voxel centres around each sample
+(a distance changes no faster than the point moves) leave only the samples that can hold the smallest value,
+or break the clearance, to be measured exactly, by a k-d tree of the obstacle's boundary voxels.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -25,6 +28,7 @@ from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy
 from cryoplan.planning.settings import POSITIONS, PlanSettings
+from cryoplan.thermal import ProbeType
 
 # Samples along a path, mm.
 PATH_STEP_MM = 0.5
@@ -41,7 +45,7 @@ class NoSafePath(InputError):
         self.args = (f"{field}: {reason}",)
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 def fibonacci_directions(count: int) -> np.ndarray:
@@ -52,7 +56,31 @@ def fibonacci_directions(count: int) -> np.ndarray:
     return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
 
 
-_CORNERS = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+@njit(cache=True)
+def _slack_bounds(index: np.ndarray, slack: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of the slack at continuous voxel indices `index` (n, 3) from its values at the 8
+    voxel centres q around each: the largest slack(q) − |p − q| and the smallest slack(q) + |p − q| (the slack,
+    a distance less a constant, changes no faster than the point moves). Corners beyond the image are clipped
+    to its edge, which loosens the bounds there but keeps them bounds. `linear` maps index steps to mm."""
+    n0, n1, n2 = slack.shape
+    count = index.shape[0]
+    lower = np.full(count, -np.inf)
+    upper = np.full(count, np.inf)
+    for m in range(count):
+        base0, base1, base2 = np.floor(index[m, 0]), np.floor(index[m, 1]), np.floor(index[m, 2])
+        for corner in range(8):
+            q0 = min(max(int(base0) + (corner >> 2) % 2, 0), n0 - 1)
+            q1 = min(max(int(base1) + (corner >> 1) % 2, 0), n1 - 1)
+            q2 = min(max(int(base2) + corner % 2, 0), n2 - 1)
+            d0, d1, d2 = q0 - index[m, 0], q1 - index[m, 1], q2 - index[m, 2]
+            x = linear[0, 0] * d0 + linear[0, 1] * d1 + linear[0, 2] * d2
+            y = linear[1, 0] * d0 + linear[1, 1] * d1 + linear[1, 2] * d2
+            z = linear[2, 0] * d0 + linear[2, 1] * d1 + linear[2, 2] * d2
+            gap = np.sqrt(x * x + y * y + z * z)
+            value = float(slack[q0, q1, q2])
+            lower[m] = max(lower[m], value - gap)
+            upper[m] = min(upper[m], value + gap)
+    return lower, upper
 
 
 @dataclass
@@ -87,7 +115,7 @@ class PathMap:
     obstacle_names: list[str]
     clearances_mm: dict[str, float]
     obstacles: dict[str, np.ndarray] = field(default_factory=dict)
-    _trees: dict = field(default_factory=dict, repr=False)
+    _trees: dict[float, cKDTree] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, anatomy: PlanningAnatomy, settings: PlanSettings) -> PathMap:
@@ -115,27 +143,37 @@ class PathMap:
             anatomy.grid, anatomy.body, groups, slack, label, names, {n: clearances[n] for n in names}, obstacles
         )
 
+    def __post_init__(self) -> None:
+        # Inverted once: the path search maps points to voxel indices tens of thousands of times.
+        self._lps_to_index = np.linalg.inv(self.grid.affine)[:3]
+
+    def index_of(self, points: np.ndarray) -> np.ndarray:
+        """Continuous voxel indices of LPS points (n, 3)."""
+        index: np.ndarray = (
+            np.asarray(points, dtype=np.float64) @ self._lps_to_index[:, :3].T + self._lps_to_index[:, 3]
+        )
+        return index
+
     def _inside(self, index: np.ndarray) -> np.ndarray:
-        return np.all((index >= 0) & (index <= np.asarray(self.grid.shape) - 1), axis=-1)
+        inside: np.ndarray = np.all((index >= 0) & (index <= np.asarray(self.grid.shape) - 1), axis=-1)
+        return inside
 
     def in_body(self, points: np.ndarray) -> np.ndarray:
         """1 inside the body, 0 outside it, −1 beyond the image (nearest voxel)."""
-        index = np.rint(self.grid.lps_to_index(points)).astype(np.int64)
+        index = np.rint(self.index_of(points)).astype(np.int64)
         inside = self._inside(index)
         values = np.full(len(points), -1, dtype=np.int8)
         values[inside] = self.body[tuple(index[inside].T)]
         return values
 
+    def slack_bounds(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the slack at each point from the distance transform at the 8 voxel centres
+        around it (`_slack_bounds`)."""
+        return _slack_bounds(self.index_of(points), self.slack_mm, self.grid.affine[:3, :3])
+
     def lower_slack(self, points: np.ndarray) -> np.ndarray:
-        """A lower bound of the slack at each point: the largest over the 8 voxel centres q around it of
-        slack(q) − |point − q| (the triangle inequality)."""
-        index = self.grid.lps_to_index(points)
-        base = np.floor(index).astype(np.int64)
-        # Any voxel centre bounds the slack through the triangle inequality: corners beyond the image are
-        # clipped to its edge (a looser bound there, still a bound).
-        q = np.clip(base[:, None, :] + _CORNERS[None], 0, np.asarray(self.grid.shape) - 1)  # (n, 8, 3)
-        gap = np.linalg.norm((q - index[:, None, :]) @ self.grid.affine[:3, :3].T, axis=-1)
-        return (self.slack_mm[q[..., 0], q[..., 1], q[..., 2]] - gap).max(axis=1)
+        """A lower bound of the slack at each point (`slack_bounds`)."""
+        return self.slack_bounds(points)[0]
 
     def exact_slack(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The slack at each point from the distance to the nearest voxel centre of each obstacle group (a
@@ -143,7 +181,7 @@ class PathMap:
         away), and the flat index of the obstacle voxel that sets it (−1 without obstacles)."""
         slack = np.full(len(points), np.inf)
         which = np.full(len(points), -1, dtype=np.int64)
-        index = np.rint(self.grid.lps_to_index(points)).astype(np.int64)
+        index = np.rint(self.index_of(points)).astype(np.int64)
         inside = self._inside(index)
         own = np.full(len(points), -1, dtype=np.int64)
         own[inside] = np.ravel_multi_index(tuple(index[inside].T), self.grid.shape)
@@ -164,7 +202,9 @@ class PathMap:
             which[better] = feature[better]
         return slack, which
 
-    def trace(self, tip: np.ndarray, outward: np.ndarray, max_path_mm: float, step_mm: float = PATH_STEP_MM):
+    def trace(
+        self, tip: np.ndarray, outward: np.ndarray, max_path_mm: float, step_mm: float = PATH_STEP_MM
+    ) -> tuple[np.ndarray | None, str | None]:
         """Follow the line from `tip` along `outward` to the skin: ``(entry, None)``, or ``(None, reason)``
         with reason "image" (the body reaches the image's edge first: the skin is not seen), "length" (no
         skin within `max_path_mm`), "air" (no air beyond the skin inside the image) or "tip" (the tip lies
@@ -187,32 +227,41 @@ class PathMap:
             return None, "air"
         return points[first], None
 
-    def skin_entry(self, tip: np.ndarray, outward: np.ndarray, max_path_mm: float, step_mm: float = PATH_STEP_MM):
+    def skin_entry(
+        self, tip: np.ndarray, outward: np.ndarray, max_path_mm: float, step_mm: float = PATH_STEP_MM
+    ) -> np.ndarray | None:
         """Where the line from `tip` along `outward` leaves the body at the skin (None when it does not)."""
         return self.trace(tip, outward, max_path_mm, step_mm)[0]
 
     def path_points(self, tip: np.ndarray, entry: np.ndarray, step_mm: float = PATH_STEP_MM) -> np.ndarray:
         length = float(np.linalg.norm(entry - tip))
         samples = np.linspace(0.0, 1.0, max(int(math.ceil(length / step_mm)) + 1, 2))
-        return tip + samples[:, None] * (entry - tip)
+        points: np.ndarray = tip + samples[:, None] * (entry - tip)
+        return points
 
     def path_clearance_mm(
         self, tip: np.ndarray, entry: np.ndarray, need: float | None = None, step_mm: float = PATH_STEP_MM
     ) -> float:
         """How far the straight path (tip to skin entry) stays beyond every obstacle's clearance (the
         probe's radius must fit in it): the smallest exact slack over samples `step_mm` apart, less half a
-        step for the path between them. With `need`, samples whose lower bound already clears it are not
-        measured exactly, so the value returned decides ``≥ need`` but may exceed the exact one above it."""
+        step for the path between them. With `need`, a path whose every sample's lower bound clears it is not
+        measured exactly: the value returned is then at least `need` (it may exceed the exact one), and exact
+        whenever it is below `need`.
+
+        Only the samples that can hold the smallest slack are measured exactly: those whose lower bound lies
+        below every sample's upper bound (`slack_bounds`), and, with `need`, below `need` too."""
         points = self.path_points(tip, entry, step_mm)
         half = float(np.linalg.norm(entry - tip)) / max(len(points) - 1, 1) / 2
         if not self.groups:
             return math.inf
-        lower = self.lower_slack(points)
-        open_ = lower - half < need if need is not None else np.ones(len(points), dtype=bool)
-        if not open_.any():
+        lower, upper = self.slack_bounds(points)
+        candidate = lower <= upper.min()
+        if need is not None:
+            candidate &= lower - half < need
+        if not candidate.any():
             return float(lower.min()) - half
-        exact = float(self.exact_slack(points[open_])[0].min())
-        rest = float(lower[~open_].min()) if (~open_).any() else math.inf
+        exact = float(self.exact_slack(points[candidate])[0].min())
+        rest = float(lower[~candidate].min()) if (~candidate).any() else math.inf
         return min(exact, rest) - half
 
     def blocking(self, tip: np.ndarray, entry: np.ndarray) -> str | None:
@@ -226,7 +275,7 @@ class PathMap:
 
 def probe_paths(
     path_map: PathMap, tips: np.ndarray, directions: np.ndarray, probe_radius_mm: float, max_path_mm: float
-):
+) -> np.ndarray | None:
     """Skin entries of probes ending at `tips` and inserted along `directions` (one direction for
     parallel probes, or one per probe); None if any path breaks a structure's clearance beyond the
     probe's radius, or has no checked skin entry within `max_path_mm`."""
@@ -248,20 +297,22 @@ def window(outward: np.ndarray, settings: PlanSettings, position: str | None = N
     position = position or settings.position
     table = {"supine": (1, 1.0), "prone": (1, -1.0), "left_decubitus": (0, 1.0)}[position]
     towards_table = table[1] * outward[..., table[0]]
-    return (towards_table <= settings.entry_max_posterior) & (
+    allowed: np.ndarray = (towards_table <= settings.entry_max_posterior) & (
         np.abs(outward[..., 2]) <= settings.entry_max_craniocaudal
     )
+    return allowed
 
 
 def entry_directions(settings: PlanSettings, count: int = 800, position: str | None = None) -> np.ndarray:
     """Insertion directions (skin → tip) allowed by the entry window of the patient's position."""
     outward = fibonacci_directions(count)
-    return -outward[window(outward, settings, position)]
+    directions: np.ndarray = -outward[window(outward, settings, position)]
+    return directions
 
 
-def max_path_mm(settings: PlanSettings, probe) -> float:
+def max_path_mm(settings: PlanSettings, probe: ProbeType) -> float:
     """The longest path a probe type may take: the settings' limit or the probe's working length."""
-    return min(settings.max_path_mm, probe.working_length_mm)
+    return float(min(settings.max_path_mm, probe.working_length_mm))
 
 
 def ranked_directions(
@@ -317,7 +368,7 @@ def why_no_path(
     """One line saying which constraint blocks every path to `centre` in the settings' position, and which
     other position (if any) reaches it."""
     outward = fibonacci_directions(count)
-    outcome = []
+    reasons_found = []
     for direction in outward:
         entry, reason = path_map.trace(centre, direction, reach_mm)
         if entry is not None:
@@ -325,8 +376,8 @@ def why_no_path(
                 reason = "ok"
             else:
                 reason = f"structure:{path_map.blocking(centre, entry)}"
-        outcome.append(reason)
-    outcome = np.array(outcome)
+        reasons_found.append(reason)
+    outcome = np.array(reasons_found)
     here = window(outward, settings)
     reasons = outcome[here]
     structures = [r.split(":", 1)[1] for r in reasons if r.startswith("structure:")]
@@ -381,7 +432,7 @@ def approach(path_map: PathMap, anatomy: PlanningAnatomy, tip: np.ndarray, entry
     ribs = None if model is None else model.structures.get("rib")
     if ribs is None and model is not None:
         ribs = model.bone
-    if ribs is not None and ribs.any():
+    if model is not None and ribs is not None and ribs.any():
         points = path_map.path_points(tip, entry, 1.0)
         wall = points[~anatomy_liver_at(anatomy, points)]
         centres = anatomy.grid.index_to_lps(np.argwhere(ribs))
@@ -420,14 +471,14 @@ def anatomy_liver_at(anatomy: PlanningAnatomy, points: np.ndarray) -> np.ndarray
 
 def describe_path(
     path_map: PathMap, anatomy: PlanningAnatomy, tip: np.ndarray, entry: np.ndarray, probe_radius_mm: float
-) -> dict:
+) -> dict[str, Any]:
     """What the report says about one probe's path: its length, angles, approach, the tissues it crosses
     in order from the skin (with their lengths) and the nearest distance from its axis to each obstacle
     within 50 mm (voxel centres, true spacing) with that obstacle's clearance."""
     points = path_map.path_points(entry, tip, PATH_STEP_MM)
     length = float(np.linalg.norm(tip - entry))
     step = length / max(len(points) - 1, 1)
-    crossed: list[dict] = []
+    crossed: list[dict[str, Any]] = []
     if anatomy.body_model is not None:
         names = anatomy.body_model.tissue_names(points)
         while names and names[0] == "air":  # the entry is the first sample outside the body
@@ -439,7 +490,7 @@ def describe_path(
                 crossed.append({"structure": name, "length_mm": step})
         for item in crossed:
             item["length_mm"] = round(item["length_mm"], 1)
-    nearest = []
+    nearest: list[dict[str, Any]] = []
     for name, mask in path_map.obstacles.items():
         centres = anatomy.grid.index_to_lps(np.argwhere(mask))
         box = np.all((centres >= points.min(axis=0) - 50.0) & (centres <= points.max(axis=0) + 50.0), axis=1)

@@ -3,6 +3,7 @@ shared by the planner, the uncertainty analysis and the re-fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,9 @@ from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import (
     TISSUES,
     Grid,
+    ProbePlacement,
     ThermalResult,
+    Tissue,
     Vessel,
     simulate,
 )
@@ -54,11 +57,11 @@ def simulate_plan(
     candidate: Candidate,
     settings: PlanSettings,
     *,
-    tissues=None,
-    probes=None,
-    progress=None,
+    tissues: Mapping[int, Tissue] | None = None,
+    probes: Sequence[ProbePlacement] | None = None,
+    progress: Callable[[float], None] | None = None,
     grid_mm: float | None = None,
-):
+) -> tuple[ThermalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]], SimulatedTissues]:
     """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
 
     With a body model, every voxel takes its own tissue (`cryoplan.planning.organs.tissue_map`); without
@@ -120,7 +123,11 @@ def simulate_plan(
 
 
 def unit_coverage(
-    result: ThermalResult, lesion_masks, structures, anatomy: PlanningAnatomy, settings: PlanSettings
+    result: ThermalResult,
+    lesion_masks: dict[str, np.ndarray],
+    structures: dict[str, np.ndarray],
+    anatomy: PlanningAnatomy,
+    settings: PlanSettings,
 ) -> Coverage:
     return coverage(
         result.min_temperature_c,
