@@ -47,6 +47,7 @@ API = {
         {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}},
     ),
     ("GET", "/api/cases/{case_id}/documents/{document_id}/content"): (ALL, {}),
+    ("GET", "/api/cases/{case_id}/documents/{document_id}/volume.nii.gz"): (ALL, {}),
     ("GET", "/api/cases/{case_id}/messages"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/messages"): (EDITORS, {"json": {"direction": "note", "body": "by {role}"}}),
     ("GET", "/api/cases/{case_id}/tasks"): (ALL, {}),
@@ -92,6 +93,7 @@ PAGES = {
     ("POST", "/inbox/{message_id}/read"): (ALL, {}),
     ("POST", "/cases/{case_id}/status"): (EDITORS, {"data": {"version": "99", "to_status": "closed", "reason": "x"}}),
     ("POST", "/cases/{case_id}/reopen"): (EDITORS, {"data": {"version": "99", "reason": "x"}}),
+    ("GET", "/cases/{case_id}/referral"): (EDITORS, {}),
     ("POST", "/cases/{case_id}/documents"): (
         EDITORS,
         {"files": {"file": ("letter.pdf", PDF, "application/pdf")}, "data": {"purpose": "record"}},

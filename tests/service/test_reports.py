@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pydicom
-from support.service import CASE_DOCUMENT
+from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, browser_login
 
+from cryoplan.imaging.deid import deidentify_dataset
 from cryoplan.service import store
 from cryoplan.service.models import Case
 
@@ -89,3 +92,53 @@ def test_a_job_names_the_plan_after_the_case(service):
         case = db.get(Case, created["id"])
         document = store.run_document(db, case, service.data_dir)
     assert document["case_id"] == "Patient 17 (right lobe)"
+
+
+def test_the_coordinator_chooses_what_the_referral_packet_holds(service, shared_data):
+    case = service.create_case("Referral choice", document=CASE_DOCUMENT)
+    h = service.headers("coordinator")
+    letter = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    ids = {}
+    for purpose, name, data in (("record", "letter.pdf", letter), ("ct", "ct.zip", identified_series(shared_data))):
+        uploaded = service.client.post(
+            f"/api/cases/{case['id']}/documents", headers=h, data={"purpose": purpose}, files={"file": (name, data)}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        ids[purpose] = uploaded.json()["id"]
+    client = TestClient(service.client.app)
+    browser_login(client, "coordinator")
+    # By default everything is in, and the preview lists it.
+    page = client.get(f"/cases/{case['id']}/referral").text
+    assert all(f'id="referral-document-{i}" checked' in page for i in ids.values())
+    contents = re.findall(r'<td class="hash">([^<]+)</td>', page)
+    assert contents[0] == "report.pdf" and contents[-1] == "manifest.json"
+    assert f"dicom/document-{ids['ct']}/" in contents and any(
+        c.startswith(f"documents/document-{ids['record']}-") for c in contents
+    )
+    # Only the letter, without the report: so the preview says, and so the packet holds.
+    only_letter = {"choose": "true", "report": ["false"], "plan": ["false"], "document": [ids["record"]]}
+    page = client.get(f"/cases/{case['id']}/referral", params=only_letter).text
+    assert f'id="referral-document-{ids["ct"]}" checked' not in page and 'id="referral-report" checked' not in page
+    listed = re.findall(r'<td class="hash">([^<]+)</td>', page)
+    packet = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/cases/{case['id']}/referral.zip", params=only_letter).content)
+    )
+    assert sorted(packet.namelist()) == sorted(listed) and len(listed) == 2
+    assert packet.read(listed[0]) == letter
+    # Only the series: each file is the de-identified object of its source (`deidentify_dataset`, whose own
+    # tests validate it), as a whole DICOM file.
+    only_ct = {"choose": "true", "report": ["false"], "document": [ids["ct"]]}
+    packet = zipfile.ZipFile(io.BytesIO(client.get(f"/api/cases/{case['id']}/referral.zip", params=only_ct).content))
+    names = [n for n in packet.namelist() if n != "manifest.json"]
+    assert len(names) == 3 and all(n.startswith(f"dicom/document-{ids['ct']}/") for n in names)
+    originals = zipfile.ZipFile(io.BytesIO(identified_series(shared_data)))
+    key = service.client.app.state.secret_key
+    for name, original in zip(sorted(names), sorted(originals.namelist()), strict=True):
+        raw = packet.read(name)
+        assert b"Doe^Jane" not in raw and raw[128:132] == b"DICM"
+        expected = deidentify_dataset(
+            pydicom.dcmread(io.BytesIO(originals.read(original))), f"cryoplan-case-{case['id']}", key
+        )
+        assert pydicom.dcmread(io.BytesIO(raw)) == expected
+    foreign = client.get(f"/api/cases/{case['id']}/referral.zip", params={"choose": "true", "document": [9999]})
+    assert foreign.status_code == 422 and "document" in foreign.json()["detail"]

@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -18,11 +19,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
 from cryoplan import __version__
+from cryoplan.errors import InputError
 from cryoplan.imaging.deid import deidentify_dataset
 from cryoplan.service import store
 from cryoplan.service.audit import Actor, audit
 from cryoplan.service.jobs import JobRunner
-from cryoplan.service.models import utcnow
+from cryoplan.service.models import Document, utcnow
 from cryoplan.service.store import latest_plan_job
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -107,38 +109,101 @@ def html_to_pdf(html: str) -> bytes:
     return pdf
 
 
-def referral_packet(db: Session, actor: Actor, case_id: int, runner: JobRunner, data_dir: Path, deid_key: str) -> bytes:
-    """The referral zip: report.pdf, the de-identified DICOM of the case's DICOM-zip CTs (PS3.15 Basic
-    Profile, through `cryoplan.imaging.deid`, UIDs replaced under `deid_key`), and plan.json with the
-    DICOM objects of the newest plan (SEGs, temperature map), de-identified the same way."""
-    report = html_to_pdf(case_report_html(db, actor, case_id, runner))
+@dataclass(frozen=True)
+class ReferralSelection:
+    """What the coordinator puts in a referral packet: the case report, the plan, and which documents
+    (None: every document of the case)."""
+
+    report: bool = True
+    plan: bool = True
+    document_ids: frozenset[int] | None = None
+
+
+def _document_entry(document: Document) -> dict[str, Any]:
+    if document.file_type == "dicom_zip":
+        folder, how = f"dicom/document-{document.id}/", "DICOM series, de-identified (PS3.15 Basic Profile)"
+    else:
+        folder, how = f"documents/document-{document.id}-", "as uploaded"
+    return {
+        "document_id": document.id,
+        "purpose": document.purpose,
+        "original_name": document.original_name,
+        "size_bytes": document.size_bytes,
+        "packet_path": folder if document.file_type == "dicom_zip" else f"{folder}{document.stored_name}",
+        "content": how,
+    }
+
+
+def referral_contents(
+    db: Session, case_id: int, runner: JobRunner, selection: ReferralSelection
+) -> list[dict[str, Any]]:
+    """What a referral packet with `selection` holds, item by item (the preview the coordinator checks).
+
+    Raises
+    ------
+    InputError
+        A selected document that is not one of the case's.
+    """
+    documents = {d.id: d for d in store.documents(db, case_id)}
+    chosen = set(documents) if selection.document_ids is None else set(selection.document_ids)
+    unknown = sorted(chosen - set(documents))
+    if unknown:
+        raise InputError("document", f"documents of case {case_id}, one of {sorted(documents)}", unknown[0])
+    items: list[dict[str, Any]] = []
+    if selection.report:
+        items.append({"packet_path": "report.pdf", "content": "the case report (PDF)"})
+    items += [_document_entry(documents[i]) for i in sorted(chosen)]
+    plan_dir = latest_plan_dir(db, case_id, runner)
+    if selection.plan and plan_dir is not None and (plan_dir / "plan.json").is_file():
+        items.append({"packet_path": "plan/plan.json", "content": "the newest plan"})
+        for path in sorted(plan_dir.glob("*.dcm")):
+            items.append({"packet_path": f"plan/{path.name}", "content": "plan DICOM object, de-identified"})
+    return items
+
+
+def referral_packet(
+    db: Session,
+    actor: Actor,
+    case_id: int,
+    runner: JobRunner,
+    data_dir: Path,
+    deid_key: str,
+    selection: ReferralSelection = ReferralSelection(),
+) -> bytes:
+    """The referral zip of what `selection` names (`referral_contents`): report.pdf; each chosen document, a
+    DICOM-zip CT de-identified (PS3.15 Basic Profile, through `cryoplan.imaging.deid`, UIDs replaced under
+    `deid_key`) and any other as uploaded; plan.json with the DICOM objects of the newest plan (SEGs,
+    temperature map), de-identified the same way so that they still reference the de-identified series."""
+    items = referral_contents(db, case_id, runner, selection)
     buffer = io.BytesIO()
-    contents = ["report.pdf"]
+    contents = []
+    plan_dir = latest_plan_dir(db, case_id, runner)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as packet:
-        packet.writestr("report.pdf", report)
-        for document in store.documents(db, case_id):
-            if document.purpose == "ct" and document.file_type == "dicom_zip":
-                for name, data in _deidentified_series(
-                    data_dir / "documents" / document.stored_name, case_id, deid_key
-                ):
-                    arcname = f"dicom/document-{document.id}/{name}"
-                    packet.writestr(arcname, data)
-                    contents.append(arcname)
-        plan_dir = latest_plan_dir(db, case_id, runner)
-        if plan_dir is not None:
-            for path in sorted(plan_dir.iterdir()):
-                if path.name == "plan.json":
-                    packet.write(path, "plan/plan.json")
-                elif path.suffix == ".dcm":
-                    # the plan's SEGs and temperature map copy the patient module of the CT: de-identified
-                    # with the same key, they still reference the de-identified series
-                    clean = deidentify_dataset(pydicom.dcmread(path), f"cryoplan-case-{case_id}", deid_key)
-                    out = io.BytesIO()
-                    clean.save_as(out, enforce_file_format=True)
-                    packet.writestr(f"plan/{path.name}", out.getvalue())
-                else:
+        for item in items:
+            name = item["packet_path"]
+            if name == "report.pdf":
+                packet.writestr(name, html_to_pdf(case_report_html(db, actor, case_id, runner)))
+            elif "document_id" in item:
+                document = db.get_one(Document, item["document_id"])
+                stored = data_dir / "documents" / document.stored_name
+                if document.file_type == "dicom_zip":
+                    for file_name, data in _deidentified_series(stored, case_id, deid_key):
+                        packet.writestr(name + file_name, data)
+                        contents.append(name + file_name)
                     continue
-                contents.append(f"plan/{path.name}")
+                packet.write(stored, name)
+            elif name == "plan/plan.json":
+                assert plan_dir is not None  # listed only with a plan
+                packet.write(plan_dir / "plan.json", name)
+            else:
+                assert plan_dir is not None
+                clean = deidentify_dataset(
+                    pydicom.dcmread(plan_dir / name.removeprefix("plan/")), f"cryoplan-case-{case_id}", deid_key
+                )
+                out = io.BytesIO()
+                clean.save_as(out, enforce_file_format=True)
+                packet.writestr(name, out.getvalue())
+            contents.append(name)
         packet.writestr(
             "manifest.json",
             json.dumps(

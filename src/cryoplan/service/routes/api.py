@@ -388,13 +388,27 @@ def report_pdf(request: Request, case_id: Id, actor: Reader) -> Response:
     )
 
 
+class ReferralQuery(BaseModel):
+    """What a referral packet holds: everything by default; with ``choose``, exactly the documents listed."""
+
+    report: bool = True
+    plan: bool = True
+    choose: bool = False
+    document: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(default_factory=list, max_length=1000)
+
+    def selection(self) -> reports.ReferralSelection:
+        chosen = frozenset(self.document) if self.choose else None
+        return reports.ReferralSelection(report=self.report, plan=self.plan, document_ids=chosen)
+
+
 @router.get(
     "/cases/{case_id}/referral.zip",
     response_class=Response,
-    summary="Referral packet: report PDF, de-identified DICOM, plan.json, isotherm DICOM-SEG",
+    summary="Referral packet: report PDF, documents (DICOM de-identified), plan.json and its DICOM objects",
 )
-def referral(request: Request, case_id: Id, actor: Editor) -> Response:
+def referral(request: Request, case_id: Id, actor: Editor, query: Annotated[ReferralQuery, Query()]) -> Response:
     with transaction(request) as db:
+        store.get_case(db, actor, case_id, action="referral")
         packet = reports.referral_packet(
             db,
             actor,
@@ -402,6 +416,7 @@ def referral(request: Request, case_id: Id, actor: Editor) -> Response:
             request.app.state.runner,
             request.app.state.settings.data_dir,
             request.app.state.secret_key,
+            query.selection(),
         )
     return Response(
         packet,

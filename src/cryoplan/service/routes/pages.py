@@ -37,6 +37,7 @@ from cryoplan.service.models import (
     User,
 )
 from cryoplan.service.routes import inbox
+from cryoplan.service.routes.api import ReferralQuery
 from cryoplan.service.routes.case_entry import lab_warnings
 from cryoplan.service.routes.status import JOB_KIND_LABELS
 from cryoplan.service.routes.viewer_config import viewer_config
@@ -281,6 +282,32 @@ def refused_form(
 def finished_plans(db: Session, case_id: int) -> list[Job]:
     """The case's finished plan and uncertainty jobs, newest first."""
     return [j for j in store.jobs(db, case_id) if j.kind in PLAN_KINDS and j.status == JobStatus.done.value]
+
+
+@router.get("/cases/{case_id}/referral")
+def referral_page(
+    request: Request, case_id: Id, actor: Editor, query: Annotated[ReferralQuery, Query()]
+) -> HTMLResponse:
+    """The coordinator chooses what the referral packet holds and sees the list of its files before
+    downloading it."""
+    with transaction(request) as db:
+        case = store.get_case(db, actor, case_id, action="referral_preview")
+        documents = store.documents(db, case_id)
+        selection = query.selection()
+        contents = reports.referral_contents(db, case_id, request.app.state.runner, selection)
+        has_plan = store.latest_plan_job(db, case_id) is not None
+    chosen = {d.id for d in documents} if selection.document_ids is None else selection.document_ids
+    return render(
+        request,
+        "referral.html",
+        actor,
+        case=case,
+        documents=documents,
+        chosen=chosen,
+        selection=selection,
+        contents=contents,
+        has_plan=has_plan,
+    )
 
 
 @router.get("/cases/{case_id}/compare")
