@@ -63,6 +63,7 @@ def test_every_page_is_accessible_and_fits_a_phone(browser, live_server, databas
         "case-audit": f"/cases/{case['id']}/audit",
         "case-summary": f"/cases/{case['id']}/summary",
         "compare": f"/cases/{case['id']}/compare",
+        "referral": f"/cases/{case['id']}/referral",
         "inbox": "/inbox",
         "not-found": "/cases/9999",
     }
@@ -78,3 +79,11 @@ def test_every_page_is_accessible_and_fits_a_phone(browser, live_server, databas
     # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
     page.keyboard.press("Tab")
     assert page.evaluate("() => document.activeElement.className") == "skip-link"
+    # A refusal is a page too, and its Back link (no script: the CSP allows none inline) leads back.
+    clinician = browser.new_page(viewport={"width": 1366, "height": 768})
+    log_in(clinician, server.url, "nora")
+    clinician.goto(server.url + "/users", referer=server.url + "/board")
+    assert clinician.locator("h1").inner_text() == "Not allowed (error 403)"
+    check_page(clinician, "forbidden", out)
+    clinician.click("#error-back")
+    clinician.wait_for_url(server.url + "/board")
