@@ -11,7 +11,10 @@ from cryoplan.errors import InputError
 from cryoplan.schemas import SCHEMAS, json_schema
 
 
-@app.command("schema")
+@app.command(
+    "schema",
+    epilog="Documents: " + "; ".join(f"{key}, {description}" for key, (description, _) in SCHEMAS.items()) + ".",
+)
 def schema_command(
     name: str = typer.Argument(None, help=f"The document: {', '.join(SCHEMAS)}. Without one, list them."),
 ) -> None:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from cryoplan.schemas.base import Document
 
 
-class _Document(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-
-class ChildPughDocument(_Document):
+class ChildPughDocument(Document):
     """Child-Pugh points (5-15), class, label (class and points) and each component's points."""
 
     points: int = Field(ge=5, le=15)
@@ -24,32 +22,32 @@ class ChildPughDocument(_Document):
     components: dict[str, int]
 
 
-class AlbiDocument(_Document):
+class AlbiDocument(Document):
     score: float
     grade: Literal[1, 2, 3]
 
 
-class MeldDocument(_Document):
+class MeldDocument(Document):
     meld: int | None
     meld_na: int | None
     meld_3: int | None
     note: str | None
 
 
-class BclcDocument(_Document):
+class BclcDocument(Document):
     stage: Literal["0", "A", "B", "C", "D"] | None
     burden_stage: Literal["0", "A", "B", "C", "D"] | None
     liver_function_preserved: bool | None
     reason: str
 
 
-class TransplantDocument(_Document):
+class TransplantDocument(Document):
     milan: bool | None
     ucsf: bool | None
     up_to_seven: bool | None
 
 
-class CriterionDocument(_Document):
+class CriterionDocument(Document):
     id: str
     value: float | int | str | None
     unit: str | None
@@ -58,14 +56,14 @@ class CriterionDocument(_Document):
     source: str
 
 
-class RecommendationDocument(_Document):
+class RecommendationDocument(Document):
     id: str
     text: str
     reason: str
     source: str
 
 
-class AssessmentDocument(_Document):
+class AssessmentDocument(Document):
     """One case's assessment (``cryoplan assess --format json`` writes an array of them)."""
 
     schema_version: Literal[1]
@@ -86,7 +84,7 @@ class AssessmentDocument(_Document):
     input_notes: list[str]
 
 
-class BatchRow(_Document):
+class BatchRow(Document):
     """One case of a batch: its file, what was run, the outcome, and the outputs or the error."""
 
     case: str = Field(description="the case file as given")
@@ -100,7 +98,7 @@ class BatchRow(_Document):
     worker: str | None = Field(description="address of the Dask worker that ran the case")
 
 
-class BatchSummary(_Document):
+class BatchSummary(Document):
     """summary.json of ``cryoplan batch``."""
 
     schema_version: Literal[1]
@@ -111,11 +109,11 @@ class BatchSummary(_Document):
     error_count: int = Field(ge=0)
 
 
-class ProbeCalibration(_Document):
+class ProbeCalibration(Document):
     data: str = Field(description="what the family's cooling was calibrated against")
 
 
-class ProbeRow(_Document):
+class ProbeRow(Document):
     """One cryoprobe type of the library: geometry and the family's calibrated cooling."""
 
     id: str
@@ -132,7 +130,7 @@ class ProbeRow(_Document):
     calibration: ProbeCalibration
 
 
-class ProbesDocument(_Document):
+class ProbesDocument(Document):
     """``cryoplan probes --format json``: the probe library."""
 
     schema_version: Literal[1]
