@@ -51,7 +51,7 @@ def test_the_moves_carry_cold_towards_the_thinnest_margin():
     plan = two_rods()
     toward = np.array([-20.0, 14.0, 0.0])  # beyond the left rod, a little deeper than the tips
     found = dict(moves(plan, OpenBody(), PlanSettings(), toward, 2.0))
-    assert set(found) == {"tilt", "shift", "spread", "gather", "depth"}
+    assert set(found) == {"tilt", "shift", "lean", "spread", "gather", "depth"}
     # tilt: the left rod (nearest the point) pivots about its skin entry, its tip 2 mm to −x; the other stays
     tilted = found["tilt"]
     np.testing.assert_allclose(tips(tilted) - tips(plan), [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=1e-9)
@@ -61,6 +61,11 @@ def test_the_moves_carry_cold_towards_the_thinnest_margin():
     # shift: the layout across its axis, parallel paths kept
     np.testing.assert_allclose(tips(found["shift"]) - tips(plan), [[-2.0, 0.0, 0.0]] * 2, atol=1e-9)
     assert all(p.direction @ [0.0, 1.0, 0.0] == pytest.approx(1.0) for p in found["shift"].probes)
+    # lean: every tip 2 mm across, each probe pivoting about its own skin entry
+    leaned = found["lean"]
+    np.testing.assert_allclose(tips(leaned) - tips(plan), [[-2.0, 0.0, 0.0]] * 2, atol=1e-9)
+    for before, after in zip(plan.probes, leaned.probes):
+        assert np.linalg.norm(np.cross(after.tip_lps_mm - before.entry_lps_mm, after.direction)) < 1e-9
     # spread and gather: tips 2 mm away from (towards) the axis, entries kept
     np.testing.assert_allclose(tips(found["spread"]) - tips(plan), [[-2.0, 0.0, 0.0], [2.0, 0.0, 0.0]], atol=1e-9)
     np.testing.assert_allclose(tips(found["gather"]) - tips(plan), [[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]], atol=1e-9)

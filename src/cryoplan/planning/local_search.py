@@ -9,6 +9,7 @@ moves that carry cold towards it, each with its paths and spacing checked again:
 * **tilt**: the probe nearest the thinnest margin pivots about its skin entry, its tip moved towards that
   point across its axis (probes through the same intercostal window converge or diverge this way);
 * **shift**: the whole layout moved across its axis towards the point, every path traced again;
+* **lean**: every tip moved so, the skin entries kept (the probes pivot together through their window);
 * **spread**: every tip moved away from the layout's axis, the skin entries kept (a wider spacing at
   the tips without new entries); and its opposite, **gather**;
 * **depth**: the layout moved along its axis towards the point's side.
@@ -16,8 +17,9 @@ moves that carry cold towards it, each with its paths and spacing checked again:
 A move is kept when it raises the worst minimal margin over the unit's lesions without bringing a
 critical structure (bile duct, gallbladder, bowel) to the critical temperature that the plan spared
 before; when no move improves, the step is halved, down to `MIN_STEP_MM`. This is a pattern search
-(Hooke and Jeeves, J ACM 1961;8:212–229) whose pattern is set by the thinnest margin. Tilts, spreads and
-gathers make probes non-parallel, so they are tried only when ``settings.paths`` allows converging probes.
+(Hooke and Jeeves, J ACM 1961;8:212–229) whose pattern is set by the thinnest margin. Tilts, leans,
+spreads and gathers make probes non-parallel, so they are tried only when ``settings.paths`` allows
+converging probes.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ def moves(
     across = unit(offset - (offset @ axis) * axis)
     if across is not None:
         found.append(("shift", with_tips(candidate, path_map, settings, tips + step_mm * across, axes)))
+        if tilting:
+            moved = tips + step_mm * across
+            found.append(("lean", with_tips(candidate, path_map, settings, moved, moved - entries)))
     if tilting:
         radial = (tips - centre) - ((tips - centre) @ axis)[:, None] * axis
         lengths = np.linalg.norm(radial, axis=1, keepdims=True)

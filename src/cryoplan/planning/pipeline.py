@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from cryoplan.case import Case
 from cryoplan.clinical import assess
@@ -21,7 +22,7 @@ from cryoplan.imaging.body import field_of_view_warnings
 from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
-from cryoplan.planning.coverage import Coverage, Risk, margin_shell
+from cryoplan.planning.coverage import Coverage, Risk, margin_shell, zone_margin
 from cryoplan.planning.local_search import Evaluation, better, local_search
 from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
 from cryoplan.planning.paths import (
@@ -36,10 +37,10 @@ from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProba
 from cryoplan.planning.search import Candidate, build_target, search_candidates, thinnest_margin
 from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
-from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
+from cryoplan.planning.simulation import SIMULATION_REACH_MM, resample_mask, simulate_plan, unit_coverage
 from cryoplan.planning.uncertainty import UncertaintyResult, run_uncertainty
 from cryoplan.progress import Progress
-from cryoplan.thermal import ThermalResult, get_probe
+from cryoplan.thermal import Grid, ThermalResult, get_probe
 
 
 @dataclass
@@ -111,31 +112,57 @@ def checked_entry(path_map: PathMap, lesion_id: str, point, centre: np.ndarray, 
 
 
 CRITICAL_CODES = ("biloma", "gallbladder_injury", "bowel_injury")
+#: The least the search's goal rises after a plan fell short on the plan grid or under uncertainty, mm.
+GOAL_STEP_MM = 0.5
 
 
-def search_evaluator(anatomy: PlanningAnatomy, lesion_ids: list[str], settings: PlanSettings):
+@dataclass
+class CoarseSearch:
     """``evaluate(candidate)``: the candidate's full simulation on the search grid (`settings.chart_grid_mm`),
-    as the local search ranks it. Its goal is the whole margin without the grid's tolerance, so that the
-    check on the finer plan grid, which allows half its voxel, passes."""
+    as the local search ranks it.
 
-    def evaluate(candidate: Candidate) -> Evaluation:
+    Its goal is the whole margin, without a grid's tolerance. When a plan that reaches it falls short on the
+    plan grid (the coarse simulation's isotherms differ from the finer one's) or under uncertainty, the planner
+    raises the goal by the difference seen (`raise_goal`) and searches on.
+    """
+
+    anatomy: PlanningAnatomy
+    lesion_ids: list[str]
+    settings: PlanSettings
+    goal_mm: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.goal_mm = self.goal_mm or self.settings.margin_mm
+
+    def __call__(self, candidate: Candidate) -> Evaluation:
+        settings = self.settings
         result, lesion_masks, structures, _, _ = simulate_plan(
-            anatomy, lesion_ids, candidate, settings, grid_mm=settings.chart_grid_mm
+            self.anatomy, self.lesion_ids, candidate, settings, grid_mm=settings.chart_grid_mm
         )
-        covered = unit_coverage(result, lesion_masks, structures, anatomy, settings)
-        tumour = np.any(np.stack(list(lesion_masks.values())), axis=0)
-        point, _ = thinnest_margin(result.min_temperature_c, tumour, result.grid, settings.lethal_isotherm_c)
-        worst = min(lesion.min_margin_mm for lesion in covered.lesions)
+        covered = unit_coverage(result, lesion_masks, structures, self.anatomy, settings)
+        # Margins on the coarse grid move in steps of its voxel, too coarse for the search to see a 1 mm move:
+        # they are measured on the minimum temperature interpolated (trilinear) to a grid twice as fine.
+        grid = result.grid
+        fine = Grid(grid.origin_mm, grid.spacing_mm / 2, tuple(2 * n - 1 for n in grid.shape))
+        zoom = [(2 * n - 1) / n for n in grid.shape]
+        temperature = ndimage.zoom(result.min_temperature_c, zoom, order=1)
+        lethal = temperature <= settings.lethal_isotherm_c
+        tumours = [resample_mask(self.anatomy.lesions[i], self.anatomy.grid, fine) for i in self.lesion_ids]
+        spacing = [fine.spacing_mm] * 3
+        worst = min(zone_margin(tumour, lethal, spacing).min_margin_mm for tumour in tumours)
+        point, _ = thinnest_margin(temperature, np.any(tumours, axis=0), fine, settings.lethal_isotherm_c)
         return Evaluation(
             candidate,
             worst,
             min(lesion.margin_covered_pct for lesion in covered.lesions),
             not any(r.code in CRITICAL_CODES for r in covered.risks),
             point,
-            bool(worst >= settings.margin_mm),
+            bool(worst >= self.goal_mm),
         )
 
-    return evaluate
+    def raise_goal(self, coarse_mm: float, fine_mm: float) -> None:
+        """Aim higher by how much the coarse grid overrated a plan's margin (at least `GOAL_STEP_MM`)."""
+        self.goal_mm += max(coarse_mm - fine_mm, GOAL_STEP_MM)
 
 
 def starting_layout(
@@ -227,7 +254,7 @@ def plan_unit(
             "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
             f"none feasible with {settings.paths} paths",
         )
-    evaluate = search_evaluator(anatomy, lesion_ids, settings)
+    evaluate = CoarseSearch(anatomy, lesion_ids, settings)
     simulations: list[dict] = []
     searched = 0
     best = None  # (rank, candidate, simulated, covered, robust)
@@ -238,8 +265,8 @@ def plan_unit(
     count = len(start.probes)
     checked: list[Candidate] = []
 
-    def check(evaluation: Evaluation) -> bool:
-        """Simulate on the plan's grid; keep the best; True when the plan is accepted."""
+    def check(evaluation: Evaluation) -> tuple[bool, float]:
+        """Simulate on the plan's grid and keep the best: (accepted, the worst margin there)."""
         nonlocal best
         candidate = evaluation.candidate
         checked.append(candidate)
@@ -280,33 +307,43 @@ def plan_unit(
         rank = (robust is None or robust.robust, met, robust.probability if robust else 0.0, worst)
         if best is None or rank > best[0]:
             best = (rank, candidate, simulated, covered, robust)
-        return met and (robust is None or robust.robust)
+        return met and (robust is None or robust.robust), worst
 
     while start is not None and not accepted:
         for minutes in [m for m in sorted(settings.freeze_minutes) if m >= start.freeze_minutes]:
             if progress:
                 progress(f"{unit_id}: local search ({count} probes, {minutes:g} min)", 0.0)
-            started = time.perf_counter()
             evaluation = evaluate(replace(start, freeze_minutes=minutes))
-            evaluation, used, kept = local_search(
-                evaluation, evaluate, path_map, settings, max(settings.max_search_simulations - searched - 1, 0)
-            )
-            searched += used + 1
-            simulations.append(
-                _record(
-                    evaluation,
-                    settings.chart_grid_mm,
-                    "search",
-                    time.perf_counter() - started,
-                    simulations=used + 1,
-                    moves=kept,
+            searched += 1
+            while True:
+                started = time.perf_counter()
+                evaluation, used, kept = local_search(
+                    evaluation, evaluate, path_map, settings, max(settings.max_search_simulations - searched, 0)
                 )
-            )
-            if best_search is None or better(evaluation, best_search):
-                best_search = evaluation
+                searched += used
+                simulations.append(
+                    _record(
+                        evaluation,
+                        settings.chart_grid_mm,
+                        "search",
+                        time.perf_counter() - started,
+                        simulations=used,
+                        moves=kept,
+                        goal_mm=round(evaluate.goal_mm, 2),
+                    )
+                )
+                if best_search is None or better(evaluation, best_search):
+                    best_search = evaluation
+                if not evaluation.met or len(checked) >= settings.max_full_simulations:
+                    break
+                accepted, fine_mm = check(evaluation)
+                if accepted or searched >= settings.max_search_simulations:
+                    break
+                # Short on the plan grid (or under uncertainty): aim higher and search on from here.
+                evaluate.raise_goal(evaluation.min_margin_mm, fine_mm)
+                evaluation = replace(evaluation, met=bool(evaluation.min_margin_mm >= evaluate.goal_mm))
             start = evaluation.candidate  # a longer freeze starts from where the search left the probes
-            if evaluation.met and check(evaluation):
-                accepted = True
+            if accepted:
                 break
             if searched >= settings.max_search_simulations:
                 bound = f"the search's budget of {settings.max_search_simulations} coarse simulations was spent"
