@@ -4,17 +4,19 @@ whose measured vessel distance disagrees with the typed one)."""
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
 import yaml
-from support.service import CASE_DOCUMENT
+from starlette.testclient import TestClient
+from support.service import CASE_DOCUMENT, browser_login
 from support.set02_tumour import LABELS_MAP, labels_with_tumour
 
 from cryoplan.cli.assess import assess_file
 from cryoplan.service import store
 from cryoplan.service.jobs import PlanOptions
-from cryoplan.service.models import Case
+from cryoplan.service.models import Case, Job
 from cryoplan.service.worker import run_job
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -36,8 +38,13 @@ def test_the_assessment_job_equals_cryoplan_assess(service, shared_data, tmp_pat
         assert uploaded.status_code == 201, uploaded.text
     with service.client.app.state.sessions() as db:
         job_document = store.run_document(db, db.get_one(Case, case["id"]), service.data_dir)
-    # The job's work, as a Dask worker runs it.
-    out = tmp_path / "job"
+    # The job's work, as a Dask worker runs it, into the output folder of a job row.
+    with service.client.app.state.sessions() as db:
+        job = Job(case_id=case["id"], kind="assessment", status="done", attempts=1, case_version=1, created_by=1)
+        db.add(job)
+        db.commit()
+        job_id = job.id
+    out = service.client.app.state.runner.output_dir(job_id)
     run_job("assessment", job_document, str(out), str(tmp_path / "progress.json"), PlanOptions(2.0, 1, 0))
     from_job = json.loads((out / "assessment.json").read_text(encoding="utf-8"))
 
@@ -50,3 +57,20 @@ def test_the_assessment_job_equals_cryoplan_assess(service, shared_data, tmp_pat
     assert any("vessel" in flag for flag in from_job["imaging_flags"]), from_job["imaging_flags"]
     typed, _ = store.assess_document(document)
     assert typed is not None and typed["imaging_flags"] == []
+
+    # The case page shows the measured assessment, and says so, until the case file is edited.
+    client = TestClient(service.client.app)
+    browser_login(client, "clinician")
+    page = client.get(f"/cases/{case['id']}").text
+    assert f"(assessment job {job_id})" in page
+    flag = html.escape(from_job["imaging_flags"][0], quote=False)
+    assert flag in page, flag
+    version = service.client.get(f"/api/cases/{case['id']}", headers=service.headers("clinician")).json()["version"]
+    edited = service.client.put(
+        f"/api/cases/{case['id']}",
+        json={"version": version, "case_document": {**document, "patient": {**document["patient"], "age": 65}}},
+        headers=service.headers("clinician"),
+    )
+    assert edited.status_code == 200, edited.text
+    page = client.get(f"/cases/{case['id']}").text
+    assert "From the typed values of the case file" in page and flag not in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -211,6 +212,19 @@ def steps_for(db: Session, case: Case, role: Role) -> tuple[list[CaseStatus], st
     return steps, withheld
 
 
+def measured_assessment(db: Session, runner: JobRunner, case: Case) -> tuple[dict[str, Any] | None, Job | None]:
+    """The newest finished assessment job's result (lesions measured on the images, as ``cryoplan assess``),
+    unless the case file was edited or an image uploaded after it."""
+    for job in store.jobs(db, case.id):
+        if job.kind == "assessment" and job.status == JobStatus.done.value:
+            path = runner.output_dir(job.id) / "assessment.json"
+            if store.plan_stale_reasons(db, case, job) or not path.is_file():
+                return None, None
+            found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return found, job
+    return None, None
+
+
 def case_page_response(
     request: Request,
     case_id: int,
@@ -228,6 +242,7 @@ def case_page_response(
         jobs = store.jobs(db, case_id)
         plan = plan_context(db, runner, case)
         steps, planned_withheld = steps_for(db, case, actor.role)
+        measured, assessment_job = measured_assessment(db, runner, case)
         history = store.status_history(db, case_id)
         decisions = store.board_decisions(db, case_id)
         messages = store.messages(db, case_id)
@@ -235,7 +250,8 @@ def case_page_response(
             **plan,
             case=case,
             document=case.case_document,
-            assessment=case.assessment,
+            assessment=measured or case.assessment,
+            assessment_job=assessment_job,
             documents=documents,
             ct=images.get("ct"),
             labels=images.get("labels"),
