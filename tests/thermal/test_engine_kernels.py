@@ -246,17 +246,27 @@ def test_changed_extent_finds_the_changes_that_grow_the_box(reach):
 
 
 def test_a_preview_takes_longer_super_steps_and_fewer_passes():
-    """A freeze, a thaw and a second freeze (three ramps) on a 2 mm grid: the preview's longer steps and faster
-    ramps make fewer voxel updates, and its 0/−20/−40 °C volumes stay within 1.5 % of the default steps' (the
-    tolerance of the default steps against explicit ones)."""
+    """A 6-min freeze: long enough that the steps after the opening ramp, where the preview saves, dominate."""
     probes = probe_layout("17g-sphere")
-    protocol = parse_protocol("freeze:4,passive_thaw:2,freeze:4")
+    protocol = parse_protocol("freeze:6")
     grid = chart_grid(probes, TISSUES["liver"], protocol, 2.0)
     default = simulate(grid, probes, protocol, tissues=TISSUES["liver"])
     preview = simulate(grid, probes, protocol, tissues=TISSUES["liver"], preview=True)
     assert SUPER_STEP_S < preview.time_step_s <= PREVIEW_SUPER_STEP_S
     assert default.time_step_s <= SUPER_STEP_S
     assert preview.voxel_updates < 0.8 * default.voxel_updates
+
+
+def test_a_preview_keeps_the_isotherms_of_the_default_steps():
+    """A freeze, a thaw and a second freeze (three ramps) on a 2 mm grid: the preview's 0/−20/−40 °C volumes
+    within 1.5 % of the default steps' (the tolerance of the default steps against explicit ones). Ramps
+    doubling to the preview's steps, or 30 s steps, missed it on this case."""
+    probes = probe_layout("17g-sphere")
+    protocol = parse_protocol("freeze:4,passive_thaw:2,freeze:4")
+    grid = chart_grid(probes, TISSUES["liver"], protocol, 2.0)
+    default = simulate(grid, probes, protocol, tissues=TISSUES["liver"])
+    preview = simulate(grid, probes, protocol, tissues=TISSUES["liver"], preview=True)
+    assert preview.voxel_updates < default.voxel_updates
     for temperature in (0.0, -20.0, -40.0):
         reference = default.isotherm_volume_ml(temperature)
         assert reference > 0.3, temperature  # at least 37 voxels

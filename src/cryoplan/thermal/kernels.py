@@ -750,18 +750,18 @@ def end_pass(
                 t_solidus, inv_c_frozen = st[lab, S_T_SOLIDUS], st[lab, S_INV_C_FROZEN]
                 mushy_slope, inv_c_unfrozen = st[lab, S_MUSHY_SLOPE], st[lab, S_INV_C_UNFROZEN]
                 min_run = min_t[i, j, a:b]
+                coldest = np.float32(np.inf)
                 for q in range(b - a):
                     t = _temperature(h_run[q], t_solidus, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen)
                     t_run[q] = t
                     min_run[q] = min(min_run[q], t)
+                    coldest = min(coldest, t)
                 for m in range(thresholds.shape[0]):
                     threshold = thresholds[m]
-                    # Most runs are warmer than every threshold: a scan of the run just computed (in cache)
-                    # spares them the read and write of the time below.
-                    q = 0
-                    while q < b - a and not t_run[q] < threshold:
-                        q += 1
-                    if q == b - a:
+                    # Most runs are warmer than every threshold: the run's coldest voxel, found on the way,
+                    # spares them the read and write of the time below (a scan per threshold cost more than
+                    # the temperatures themselves).
+                    if not coldest < threshold:
                         continue
                     below_run = time_below[m, i, j, a:b]
                     for q in range(b - a):

@@ -46,14 +46,15 @@ makes less ice) differed by more than 0.1 °C; at 10 s the sampled −20 °C vol
 a 1.5 mm grid was 4.3 % larger than with explicit steps."""
 PREVIEW_SUPER_STEP_S = 20.0
 """Longest super step of a preview (`simulate(preview=True)`). At 30 s the −20 °C volume of one 17G spherical
-probe, freeze 4 – thaw 2 – freeze 4 min on a 2 mm grid, was 5.3 % (16 voxels) above the default steps'; at 20 s
+probe, freeze 4 – thaw 2 – freeze 4 min on a 2 mm grid, was 5.9 % (16 voxels) above the default steps'; at 20 s
 it matched (`benchmarks/time_steps.py --preview`)."""
+PREVIEW_SPACING_MM = 2.0
+"""The finest grid the preview's steps were checked on (against the default steps, on 2 mm grids); on finer
+grids its 20 s steps span more forward-Euler limits than were checked."""
 RAMP_GROWTH = 1.25
-"""Growth of successive steps in the ramp that opens each stretch (`step_schedule`)."""
-PREVIEW_RAMP_GROWTH = 2.0
-"""Growth of the ramp's steps in a preview, whose isotherms need not follow a restarted probe's transient within
-1 °C: the ramp to 20 s takes 6 steps instead of 17, and the preview 7–11 % fewer voxel updates with its 0/−20/−40
-°C volumes still within 0.1 % of the default steps' (`benchmarks/time_steps.py --preview`)."""
+"""Growth of successive steps in the ramp that opens each stretch (`step_schedule`). Previews keep it: ramps
+doubling to their 20 s steps left the −20 °C volume of one 17G spherical probe, freeze 4 – thaw 2 – freeze 4 min
+on a 2 mm grid, 17.6 % (48 voxels) above the default steps'."""
 SAMPLE_INTERVAL_S = 1.0
 CHUNK_S = 5.0
 SERIAL_BELOW_VOXELS = 500_000
@@ -350,12 +351,10 @@ def stable_time_step_s(table: np.ndarray, spacing_mm: float, probe_rate_1_s: flo
     return STABILITY_FRACTION * 2.0 / (12.0 * alpha / (dx * dx) + perfusion + probe_rate_1_s)
 
 
-def step_schedule(
-    seconds: float, forward_euler_s: float, target_s: float | None, growth: float = RAMP_GROWTH
-) -> list[tuple[float, int, int]]:
+def step_schedule(seconds: float, forward_euler_s: float, target_s: float | None) -> list[tuple[float, int, int]]:
     """How a stretch of `seconds` with the same probe settings is cut: [(τ, RKL1 stages, number of steps), …].
 
-    It opens with a ramp, τ growing by `growth` from the forward-Euler limit: a probe switched on or off
+    It opens with a ramp, τ growing by `RAMP_GROWTH` from the forward-Euler limit: a probe switched on or off
     excites fast modes that the super steps damp but do not follow. Stepping straight over that transient
     left the sampled minimum temperature near the probe tens of degrees too cold; doubling steps left points
     7–10 mm from a restarted probe up to 1.7 °C colder than explicit steps, steps growing by a quarter
@@ -374,7 +373,7 @@ def step_schedule(
         tau = min(tau, left)
         schedule.append((tau, stages(tau), 1))
         left -= tau
-        tau *= growth
+        tau *= RAMP_GROWTH
     if left > 1e-9:
         count = max(1, math.ceil(left / target - 1e-9))
         schedule.append((left / count, stages(left / count), count))
@@ -717,7 +716,6 @@ def _advance(
 def _run_stretch(
     seconds: float,
     target_s: float,
-    growth: float,
     dt_limit: float,
     fields: _Fields,
     medium: _Medium,
@@ -733,7 +731,7 @@ def _run_stretch(
     in chunks of about `CHUNK_S` after each of which the box follows the disturbance, the points are recorded
     and progress is reported."""
     dx = box.dx
-    for tau, stages, n_steps in step_schedule(seconds, dt_limit, target_s, growth):
+    for tau, stages, n_steps in step_schedule(seconds, dt_limit, target_s):
         clock.longest_step_s = max(clock.longest_step_s, tau)
         sample_every = max(1, round(SAMPLE_INTERVAL_S / tau))
         chunk = max(1, round(CHUNK_S / tau))
@@ -825,9 +823,8 @@ def simulate(
         Longest super step (`step_schedule`); None: `SUPER_STEP_S`. At or below the forward-Euler limit
         the scheme is the plain explicit enthalpy method.
     preview : bool
-        With `time_step_s` None, super steps of up to `PREVIEW_SUPER_STEP_S` instead of `SUPER_STEP_S`, reached
-        by a ramp growing by `PREVIEW_RAMP_GROWTH`: about half the stencil passes, for previews whose isotherms
-        need not match explicit steps as closely.
+        With `time_step_s` None, super steps of up to `PREVIEW_SUPER_STEP_S` instead of `SUPER_STEP_S`: about
+        half the stencil passes, for previews whose isotherms need not match explicit steps as closely.
 
     Returns
     -------
@@ -859,7 +856,6 @@ def simulate(
         raise InputError("line_power_w_m", f"{len(probes)} values, one per probe", len(line_power_w_m))
     dt_limit = _forward_euler_limit_s(grid, medium, sinks)
     target_s = time_step_s if time_step_s is not None else (PREVIEW_SUPER_STEP_S if preview else SUPER_STEP_S)
-    growth = PREVIEW_RAMP_GROWTH if preview and time_step_s is None else RAMP_GROWTH
 
     fields = _Fields.initial(grid, medium, thresholds)
     fields.sample(medium, thresholds)
@@ -876,8 +872,8 @@ def simulate(
                 moved.reshape(-1)[phase_sinks.flat_index] = True
                 box.include_mask(moved, CHUNK_S)
             _run_stretch(
-                seconds, target_s, growth, dt_limit, fields, medium, box, phase_sinks, drive, thresholds, clock,
-                recorder, progress,
+                seconds, target_s, dt_limit, fields, medium, box, phase_sinks, drive, thresholds, clock, recorder,
+                progress,
             )  # fmt: skip
     fields.sample(medium, thresholds)  # the last sample of the minimum temperature
     H = fields.H
