@@ -11,6 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pydicom
 import pytest
@@ -19,6 +20,7 @@ from scipy import ndimage
 from support.dicom_validation import dciodvfy_errors
 
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume, write_nifti
+from cryoplan.schemas import json_schema
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +102,14 @@ def test_plan_on_set_03_ends_0_with_valid_dicom_objects(planned):
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["isotherm 0 C", "isotherm -20 C", "isotherm -40 C"]
     tumour = pydicom.dcmread(out / "tumour_margin_seg.dcm")
     assert tumour.StudyInstanceUID == seg.StudyInstanceUID != ""
+
+
+def test_plan_on_set_03_matches_the_published_schema(planned):
+    done, out = planned
+    assert done.returncode == 0, done.stderr
+    document = json.loads((out / "plan.json").read_text())
+    assert document["assessment"] is not None and document["outputs"]["dicom"]
+    jsonschema.Draft202012Validator(json_schema("plan")).validate(document)
 
 
 def test_plan_on_set_03_writes_a_slicer_set(planned):
