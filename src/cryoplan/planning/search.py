@@ -318,13 +318,12 @@ def search_candidates(
 ) -> list[Candidate]:
     """Every feasible layout of the smallest probe count (from `min_probes`) whose estimate meets the
     target, cheapest first; empty when no count up to the maximum does. With ``paths="any"`` a count's
-    converging layouts are tried only when none of its parallel ones has safe paths: they centre their active
-    zones where the parallel ones do, so where parallel paths exist the charts score both alike, and parallel
-    probes are the simpler procedure."""
+    converging layouts are scored only when none of its parallel ones qualifies (parallel probes are the
+    simpler procedure; converging ones reach where ribs or vessels pull parallel tips back)."""
     for count in range(min_probes, settings.max_probes + 1):
         kind = "parallel" if settings.paths == "any" else settings.paths
-        found, feasible = layouts_of(target, path_map, replace(settings, paths=kind), directions, count, progress)
-        if settings.paths == "any" and not feasible and count > 1:
+        found, _ = layouts_of(target, path_map, replace(settings, paths=kind), directions, count, progress)
+        if settings.paths == "any" and not found and count > 1:
             found, _ = layouts_of(target, path_map, replace(settings, paths="converging"), directions, count, progress)
         if found:
             return sorted(found, key=lambda c: c.cost)
