@@ -30,7 +30,7 @@ def test_vessel_keeps_its_lumen_unfrozen_and_pulls_back_the_isotherms():
     for temperature in (0.0, -20.0, -40.0):
         assert reach(with_vessel, temperature, towards) < reach(with_vessel, temperature, away) - 0.05
         assert reach(with_vessel, temperature, towards) < reach(without, temperature, towards) - 0.05
-    # On the vessel side the ice edge stops at the lumen (it may reach the wall, as necrosis does: Surgery 1997;122:742).
+    # On the vessel side the ice stops at the lumen; it may reach the wall, as necrosis does (Surgery 1997;122:742).
     along_mm = np.arange(0.0, 12.0, 0.5)
     index = np.round(grid.index_of(middle + along_mm[:, None] * towards)).astype(int)
     first_lumen_mm = along_mm[lumen[tuple(index.T)]].min()
