@@ -1,9 +1,11 @@
 """Uncertainty of a plan: Monte Carlo over probe placement error and tissue properties, on Dask.
 
 Each sample moves every probe tip by a normal error (σ = 2 mm along each axis by default), tilts its
-direction by a normal angle (σ = 2°) about a random perpendicular axis, and scales the tissue properties
+direction by a normal angle (σ = 2°) about a random perpendicular axis, scales the tissue properties
 within their uncertainty (latent heat ±40 %, conductivities ±10 %, perfusion log-normal with the spread the
-joint calibration of the probe model found for in vivo liver, `cryoplan.thermal.calibration`), then runs
+joint calibration of the probe model found for in vivo liver, `cryoplan.thermal.calibration`), draws the
+probe family's cooling (heat-transfer coefficient and cooled shaft length) from that calibration's fitted
+distribution, then runs
 the full simulation. The result is the probability that each
 voxel reaches the lethal isotherm and the probability that the plan succeeds: that every lesion meets its
 margin on the sample's lethal zone (`cryoplan.planning.coverage.margin_met`, the rule of the planner and of
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol as Structure
@@ -46,7 +49,9 @@ from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import resample_mask, simulation_grid
 from cryoplan.progress import Progress
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Tissue, Vessel, parse_protocol, simulate
-from cryoplan.thermal.calibration import parameter_distribution
+from cryoplan.thermal.calibration import PROBE_PARAMETERS, draw_parameters, parameter_distribution
+from cryoplan.thermal.probes import family_parameters, get_probe
+from cryoplan.thermal.solver import PREVIEW_SPACING_MM
 
 TIP_SIGMA_MM = 2.0
 DIRECTION_SIGMA_DEG = 2.0
@@ -124,6 +129,14 @@ def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tupl
     return {0: scaled(TISSUES["liver"]), 1: scaled(TISSUES["tumour"])}, factors
 
 
+def perturbed_cooling(rng: np.random.Generator) -> dict[str, float]:
+    """The probe family's cooling (heat-transfer coefficient, cooled shaft length) of one joint draw of the
+    calibrated parameters (`cryoplan.thermal.calibration.draw_parameters`: log-normal with the fitted
+    covariance)."""
+    drawn = draw_parameters(rng)
+    return {name: drawn[name] for name in PROBE_PARAMETERS}
+
+
 def sample_succeeds(context: SampleContext, lethal: np.ndarray) -> bool:
     """Whether every lesion meets its margin on a sample's lethal zone (`margin_met`)."""
     spacing = [context.grid.spacing_mm] * 3
@@ -141,15 +154,23 @@ def run_sample(
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
     tissues, factors = perturbed_tissues(rng, context.perfusion_log_sd)
-    result = simulate(
-        context.grid,
-        probes,
-        protocol,
-        tissue_labels=context.tissue_labels,
-        tissues=tissues,
-        vessels=context.vessels,
-        isotherms_c=(0.0, context.lethal_isotherm_c),
-    )
+    cooling = perturbed_cooling(rng)
+    factors.update(cooling)
+    with ExitStack() as stack:
+        for family in sorted({get_probe(p.probe_id).family for p in probes}):
+            stack.enter_context(family_parameters(family, **cooling))
+        result = simulate(
+            context.grid,
+            probes,
+            protocol,
+            tissue_labels=context.tissue_labels,
+            tissues=tissues,
+            vessels=context.vessels,
+            isotherms_c=(0.0, context.lethal_isotherm_c),
+            # A sample's error from the preview's steps (a few voxels of its lethal mask) is far below the
+            # sampling error.
+            preview=context.grid.spacing_mm >= PREVIEW_SPACING_MM,
+        )
     lethal = result.min_temperature_c <= context.lethal_isotherm_c
     covered = 100.0 * float(np.mean(lethal[context.margin_mask]))
     return index, np.packbits(lethal.ravel()), covered, sample_succeeds(context, lethal), factors
