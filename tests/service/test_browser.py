@@ -142,7 +142,7 @@ def test_case_review_in_the_browser(browser, live_server, shared_data, tmp_path)
     progress += run_job(page, "uncertainty", timeout_s=900)
     row = page.locator("#plan table.coverage tbody tr").first.locator("td")
     assert f"{SAMPLES} Monte Carlo samples" in row.nth(4).inner_text()
-    probability = float(page.locator("#plan .probability-coverage-target").first.inner_text())
+    probability = float(page.locator("#plan .probability-of-success").first.inner_text())
     assert probability in {k / SAMPLES for k in range(SAMPLES + 1)}
     drawn = figures_drawn(page)
     probability_maps = [src for src in drawn if src.endswith("_probability.png")]

@@ -83,19 +83,11 @@ def test_plan_and_uncertainty_jobs_on_a_phantom(live_server, tmp_path):
     uncertainty = lesion["uncertainty"]
     assert uncertainty["samples"] == SAMPLES and uncertainty["seed"] == 7
     assert uncertainty["workers"] == 1  # the service's own one-worker cluster ran the samples
-    # The probability is a share of the samples, consistent with the range of their coverage.
-    probability, covered = uncertainty["probability_coverage_target"], uncertainty["margin_covered_pct"]
-    target = analysed["settings"]["coverage_target_pct"]
+    # The probability is a share of the samples, inside its 95 % interval.
+    probability = uncertainty["probability_of_success"]
+    low, high = uncertainty["probability_interval_95"]
     assert any(abs(probability - k / SAMPLES) < 1e-3 for k in range(SAMPLES + 1)), probability
-    rounding = 0.01  # the percentages are rounded to 2 decimals
-    if covered["min"] >= target + rounding:
-        assert probability == 1.0
-    if covered["min"] < target - rounding:
-        assert probability < 1.0
-    if covered["max"] >= target + rounding:
-        assert probability > 0.0
-    if covered["max"] < target - rounding:
-        assert probability == 0.0
+    assert low <= probability <= high
     probability_figure = "figures/U1_probability.png"
     assert probability_figure in analysed["outputs"]["figures"]
     assert output(uncertainty_job, probability_figure).content.startswith(b"\x89PNG")

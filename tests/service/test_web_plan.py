@@ -1,5 +1,5 @@
 """The plan as the case page shows it: probe, protocol, coverage, margin, structure and risk tables; a "not
-robust" alert when the probability of coverage is below its target; an "out of date" badge once the case
+robust" alert when the probability that every margin is met is below its target; an "out of date" badge once the case
 file is edited or an image uploaded after the plan; an alert where typed and measured lesion values
 disagree."""
 
@@ -107,7 +107,7 @@ def test_two_plans_side_by_side(service):
     )
     assert f"Job {second} (Uncertainty" in table and f"Job {second - 1} (Plan" in table  # the newest first
     assert "Tumour and margin covered 99.9 % 99.6 %" in table
-    assert "P(coverage target) 0.96 not analysed" in table
+    assert "P(every margin met) 0.96 not analysed" in table
     assert "Probes 2 × 17g-rod 2 × 17g-rod" in table and "Risks Biloma Biloma" in table
     assert client.get(f"/cases/{case_id}/compare", params={"a": 999}).status_code == 404
 

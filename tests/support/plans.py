@@ -35,13 +35,15 @@ def plan_document(probability: float | None, measured_vessel_mm: float) -> dict:
             "seed": 7,
             "tip_sigma_mm": 2.0,
             "direction_sigma_deg": 3.0,
-            "probability_coverage_target": probability,
+            "margin_mm": 5.0,
+            "probability_of_success": probability,
+            "probability_interval_95": [max(0.0, probability - 0.1), min(1.0, probability + 0.1)],
             "margin_covered_pct": {"median": 98.1, "p05": 93.0, "min": 90.2, "max": 99.9},
         }
     return {
         "schema_version": 1,
         "assessment": {"imaging_flags": []},
-        "settings": {"lethal_isotherm_c": -20.0, "margin_mm": 5.0, "coverage_target_pct": 99.0, "grid_mm": 1.0},
+        "settings": {"lethal_isotherm_c": -20.0, "margin_mm": 5.0, "confidence": 0.9, "grid_mm": 1.0},
         "lesions": [
             {
                 "id": "L1",
