@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from cryoplan.errors import InputError
@@ -109,7 +110,7 @@ def vessel_lumen(anatomy: Anatomy) -> np.ndarray:
     return lumen
 
 
-def large_vessel_mask(vessels: np.ndarray, spacing_mm, min_calibre_mm: float) -> np.ndarray:
+def large_vessel_mask(vessels: np.ndarray, spacing_mm: ArrayLike, min_calibre_mm: float) -> np.ndarray:
     """Voxels of `vessels` inside a ball of diameter `min_calibre_mm` that fits in the lumen.
 
     The inscribed radius at a voxel is taken as its Euclidean distance (true spacing) to the nearest voxel
@@ -125,10 +126,11 @@ def large_vessel_mask(vessels: np.ndarray, spacing_mm, min_calibre_mm: float) ->
     centres = inscribed > radius - 0.5 * spacing.min()
     if not centres.any():
         return np.zeros_like(vessels, dtype=bool)
-    return (ndimage.distance_transform_edt(~centres, sampling=spacing) <= radius) & vessels
+    large: np.ndarray = (ndimage.distance_transform_edt(~centres, sampling=spacing) <= radius) & vessels
+    return large
 
 
-def vessel_components(lumen: np.ndarray, spacing_mm) -> list[tuple[np.ndarray, float]]:
+def vessel_components(lumen: np.ndarray, spacing_mm: ArrayLike) -> list[tuple[np.ndarray, float]]:
     """Connected vessel segments with their calibre: twice the largest distance from a lumen voxel to the
     nearest voxel outside it (Euclidean distance transform with the true spacing)."""
     spacing = np.asarray(spacing_mm, dtype=np.float64)
@@ -143,7 +145,9 @@ def vessel_components(lumen: np.ndarray, spacing_mm) -> list[tuple[np.ndarray, f
     return components
 
 
-def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple[PlanningAnatomy, dict[str, dict]]:
+def planning_anatomy(
+    ct: Volume, anatomy: Anatomy, min_voxels: int = 1
+) -> tuple[PlanningAnatomy, dict[str, dict[str, object]]]:
     """The planner's masks, the body model (`cryoplan.imaging.body.build_body_model`) and the imaging
     measurements of each lesion.
 
@@ -163,7 +167,7 @@ def planning_anatomy(ct: Volume, anatomy: Anatomy, min_voxels: int = 1) -> tuple
     liver = masks["liver"]
     for lesion_id, mask in lesions.items():
         shell = ndimage.binary_dilation(mask, iterations=2) & ~mask
-        contact = float(np.mean(liver[shell] | masks.get("tumour")[shell])) if shell.any() else 0.0
+        contact = float(np.mean(liver[shell] | masks["tumour"][shell])) if shell.any() else 0.0
         if contact < MIN_LIVER_CONTACT:
             raise InputError(
                 f"lesions.{lesion_id}",
@@ -207,7 +211,7 @@ def planning_units(anatomy: PlanningAnatomy, margin_mm: float) -> list[list[str]
     )
     parent = {i: i for i in ids}
 
-    def root(i):
+    def root(i: str) -> str:
         while parent[i] != i:
             i = parent[i]
         return i

@@ -41,7 +41,8 @@ class IsothermChart:
         interpolate = RegularGridInterpolator(
             (self.radial_mm, self.axial_mm), self.min_temperature_c, bounds_error=False, fill_value=self.far_field_c
         )
-        return self.far_field_c - interpolate(np.stack([radial_mm, axial_mm], axis=-1))
+        cooling: np.ndarray = self.far_field_c - interpolate(np.stack([radial_mm, axial_mm], axis=-1))
+        return cooling
 
     def combine(self, coolings: list[np.ndarray], exponent: float | None = None) -> np.ndarray:
         """Minimum temperature under several probes: the far field less the p-norm of their coolings
@@ -50,7 +51,8 @@ class IsothermChart:
         # Interpolation can leave a cooling a rounding error below zero; a fractional power of it is NaN.
         stacked = np.clip(np.stack(coolings), 0.0, None)
         total = stacked.max(axis=0) if math.isinf(p) else np.sum(stacked**p, axis=0) ** (1.0 / p)
-        return self.far_field_c - total
+        combined: np.ndarray = self.far_field_c - total
+        return combined
 
 
 PAIR_SPACING_MM = 15.0
@@ -125,7 +127,7 @@ def _simulate_chart(probe_id: str, protocol_text: str, grid_mm: float) -> Isothe
     axial = grid.axis_mm(2)
     values = []
     for angle in np.linspace(0, 2 * np.pi, 8, endpoint=False):
-        points = np.zeros((radial.size, axial.size, 3))
+        points: np.ndarray = np.zeros((radial.size, axial.size, 3))
         points[..., 0] = radial[:, None] * np.cos(angle)
         points[..., 1] = radial[:, None] * np.sin(angle)
         points[..., 2] = axial[None, :]

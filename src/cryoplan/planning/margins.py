@@ -12,8 +12,9 @@ spacing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -26,6 +27,9 @@ from cryoplan.planning.coverage import margin_met, margin_shell, margin_toleranc
 from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
 from cryoplan.progress import Progress
 from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, Protocol
+
+# scikit-image's filters carry no annotations; this is the signature of the one used here.
+otsu_threshold: Callable[[np.ndarray], float] = threshold_otsu
 
 # Voxels brighter than this on CT are metal (probes), not tissue.
 METAL_HU = 1000.0
@@ -69,7 +73,7 @@ def segment_ice(
         soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
         if soft.sum() < 50:
             raise InputError("intra_image", "a CT with soft tissue around the probes")
-        threshold_hu = float(threshold_otsu(smoothed[soft]))
+        threshold_hu = float(otsu_threshold(smoothed[soft]))
     candidate = near & ((~metal & (smoothed > -300) & (smoothed < threshold_hu)) | metal)
     # An opening by a 2 mm ball removes probe shafts outside the ice and noise specks.
     radius = np.ceil(2.0 / spacing).astype(int)
@@ -90,9 +94,9 @@ def _ice_mask(
     ice: Volume | None,
     registration: Registration | None,
     tumour: Volume,
-    probe_tips_lps,
-    ice_threshold_hu,
-):
+    probe_tips_lps: np.ndarray | None,
+    ice_threshold_hu: float | None,
+) -> tuple[np.ndarray, float | None]:
     """The given ice mask on the intraprocedural grid, or the segmented one seeded at the probe tips
     (mapped through the registration) or at the registered tumour's centroid."""
     if ice is not None:
@@ -150,7 +154,7 @@ class MarginReport:
     lethal_zone_method: str = "erosion"
     fit: IceFit | None = None
     reasons: list[str] = field(default_factory=list)
-    where: list[dict] = field(default_factory=list)
+    where: list[dict[str, Any]] = field(default_factory=list)
     margin_tolerance_mm: float = 0.0
     # Arrays on the intraprocedural grid, for the margin map.
     tumour: np.ndarray | None = None
@@ -158,8 +162,8 @@ class MarginReport:
     lethal: np.ndarray | None = None
     surface_margin_mm: np.ndarray | None = None
 
-    def to_dict(self) -> dict:
-        def rounded(value):
+    def to_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
             return None if value is None or not np.isfinite(value) else round(float(value), 2)
 
         return {
@@ -381,7 +385,7 @@ def verify_margins(
         centroid = intra_image.index_to_lps(np.argwhere(tumour_intra).mean(axis=0))
         short = np.argwhere(tumour_surface & (lethal_distance < margin_mm))
         worst = short[np.argsort(lethal_distance[tuple(short.T)])]
-        sides: dict[str, dict] = {}
+        sides: dict[str, dict[str, Any]] = {}
         for index in worst:
             point = intra_image.index_to_lps(index)
             side = patient_side(point - centroid)

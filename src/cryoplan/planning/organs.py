@@ -18,13 +18,14 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from cryoplan.imaging.body import BodyModel
 from cryoplan.planning.coverage import Risk
-from cryoplan.thermal import TISSUES, Grid
+from cryoplan.thermal import TISSUES, Grid, Tissue
 
 #: Tissue library names by label number of the simulation's tissue map.
 TISSUE_LABELS = {0: "liver", 1: "tumour", 2: "fat", 3: "muscle", 4: "kidney", 5: "lung", 6: "bone", 7: "blood"}
@@ -83,7 +84,9 @@ def tissue_names_on(model: BodyModel, grid: Grid) -> tuple[np.ndarray, float]:
     return names.reshape(grid.shape), 100.0 * float(beyond.mean())
 
 
-def tissue_map(names: np.ndarray, lesion_masks: dict[str, np.ndarray], liver: np.ndarray):
+def tissue_map(
+    names: np.ndarray, lesion_masks: dict[str, np.ndarray], liver: np.ndarray
+) -> tuple[np.ndarray, dict[int, Tissue]]:
     """Tissue labels (`TISSUE_LABELS`) of the simulation grid and their library tissues.
 
     Every name maps through `SIMULATED_AS` (other names, unlabelled soft tissue included, as muscle); the
@@ -103,13 +106,13 @@ class OrganExposure:
     """What the ice of one planning unit reaches besides the liver and the tumour."""
 
     isotherms_c: tuple[float, float]
-    volumes_ml: dict[str, tuple[float, float]]  # name → (inside 0 °C, inside the lethal isotherm)
-    distances_mm: dict[str, tuple[float | None, float | None]]  # organ → (to 0 °C, to lethal); None: not in grid
+    volumes_ml: dict[str, tuple[float, ...]]  # name → (inside 0 °C, inside the lethal isotherm)
+    distances_mm: dict[str, tuple[float | None, ...]]  # organ → (to 0 °C, to lethal); None: not in grid
     grid_reach_mm: float
     beyond_image_pct: float
     simulated_as: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         ice, lethal = self.isotherms_c
         return {
             "isotherms_c": [ice, lethal],
@@ -144,7 +147,7 @@ def organ_exposure(
     inside it, None when the organ is not on the simulation grid (farther than its reach)."""
     voxel_ml = spacing_mm**3 / 1000.0
     zones = [min_temperature_c <= 0.0, min_temperature_c <= lethal_isotherm_c]
-    volumes = {}
+    volumes: dict[str, tuple[float, ...]] = {}
     for name in np.unique(names):
         if str(name) in _TISSUE_CLASSES:
             continue
@@ -152,7 +155,7 @@ def organ_exposure(
         inside = tuple(float(np.sum(mask & zone)) * voxel_ml for zone in zones)
         if inside[0] > 0:
             volumes[str(name)] = inside
-    distances = {}
+    distances: dict[str, tuple[float | None, ...]] = {}
     outside = [
         ndimage.distance_transform_edt(~zone, sampling=[spacing_mm] * 3) if zone.any() else None for zone in zones
     ]

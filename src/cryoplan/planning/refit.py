@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class IceFit:
     def accepted(self) -> bool:
         return self.failure is None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "parameter": self.parameter,
             "value": round(self.value, 4),
@@ -118,7 +119,8 @@ def scan_protocol(protocol: Protocol) -> Protocol:
 
 def equivalent_radius_mm(volume_ml: float) -> float:
     """Radius of the sphere of this volume, mm."""
-    return (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    radius_mm: float = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+    return radius_mm
 
 
 def sphere_volume_ml(radius_mm: float) -> float:
@@ -244,7 +246,8 @@ def fit_flow_fraction(
 
     hi, g_hi = 0.0, mismatch_mm(1.0)
     best, best_g = 1.0, g_hi
-    lo = g_lo = None
+    lo: float | None = None
+    g_lo: float | None = None
     if g_hi > RADIUS_TOLERANCE_MM:
         for flow_fraction in (FIRST_LOWER_FLOW_FRACTION, LOWEST_FLOW_FRACTION):
             g = mismatch_mm(flow_fraction)
@@ -254,7 +257,7 @@ def fit_flow_fraction(
                 lo, g_lo = math.log(flow_fraction), g
                 break
             hi, g_hi = math.log(flow_fraction), g
-        if g_lo is not None and g_lo < -RADIUS_TOLERANCE_MM:
+        if lo is not None and g_lo is not None and g_lo < -RADIUS_TOLERANCE_MM:
             side = 0  # Illinois: halve the weight of an end that is kept twice in a row
             while len(runs) < MAX_SIMULATIONS:
                 u = hi - g_hi * (hi - lo) / (g_hi - g_lo)

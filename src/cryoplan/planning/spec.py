@@ -89,7 +89,7 @@ def _point(value: Any, field_name: str) -> np.ndarray:
     return point
 
 
-def _number(document: dict, key: str, default: float, low: float, high: float) -> float:
+def _number(document: dict[str, Any], key: str, default: float, low: float, high: float) -> float:
     value = document.get(key, default)
     if (
         isinstance(value, bool)
@@ -189,7 +189,7 @@ def load_spec(path: Path) -> SimulationSpec:
     )
 
 
-def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] | None = None) -> dict:
+def run_spec(spec: SimulationSpec, out: Path, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Simulate the spec and write ``min_temperature.nii.gz``, one mask per isotherm, ``summary.json`` and
     figures into `out` (atomically). Returns the summary."""
     points = [p for placement in spec.probes for p in (*placement.active_segment_mm(), placement.tip_mm)]
