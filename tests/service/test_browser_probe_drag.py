@@ -1,7 +1,8 @@
 """Interactive planning in Chromium on set 02's CT and labels (with a 22 mm tumour written into its liver): a probe's
 tip dragged on the axial view moves to the point under the pointer (NiiVue's own screen-to-mm mapping), keeps its
 height, and the preview re-runs on release with new numbers and zones; "Run full plan" then plans those probes as
-they are (an edited_plan job on the server's Dask worker) and the plan panel shows them."""
+they are (an edited_plan job on the server's Dask worker) and the plan panel shows them; the uncertainty analysis
+that follows is that of the same edited probes."""
 
 from __future__ import annotations
 
@@ -43,17 +44,17 @@ def tip_inputs(page, n: int) -> list[float]:
     return [float(page.input_value(f"#probe-{n}-tip-{axis}")) for axis in range(3)]
 
 
-def wait_for_edited_plan(page, timeout_s: float = 600) -> None:
+def wait_for_job(page, kind: str, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        assert time.monotonic() < deadline, "the full plan of the edited probes did not finish"
+        assert time.monotonic() < deadline, f"the {kind} job did not finish"
         page.wait_for_timeout(1000)
         state = page.evaluate(
             """() => [...document.querySelectorAll('#jobs tbody tr[data-job-id]')].map(r => [
                 r.querySelector('.job-kind').dataset.kind, r.dataset.jobStatus,
                 r.querySelector('.job-error').textContent])"""
         )
-        edited = [s for s in state if s[0] == "edited_plan"]
+        edited = [s for s in state if s[0] == kind]
         if edited and edited[0][1] in ("done", "failed"):
             assert edited[0][1] == "done", edited[0]
             return
@@ -64,7 +65,7 @@ def test_drag_a_probe_see_the_preview_and_run_the_full_plan(browser, live_server
     data = shared_data / "02_totalseg_ct_sm_vessels"
     labels_path = tmp_path / "labels_with_tumour.nii.gz"
     labels_with_tumour(data / "example_seg.nii.gz", labels_path)
-    server = live_server(CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_DASK_WORKERS="1")
+    server = live_server(CRYOPLAN_PLAN_GRID_MM="2", CRYOPLAN_DASK_WORKERS="1", CRYOPLAN_UNCERTAINTY_SAMPLES="2")
     assert server.cli("users", "create", "nora", "--role", "clinician", CRYOPLAN_NEW_PASSWORD=PASSWORD).returncode == 0
     server.start()
     headers = server.token("nora")
@@ -173,7 +174,7 @@ def test_drag_a_probe_see_the_preview_and_run_the_full_plan(browser, live_server
     page.fill("#probe-2-tip-0", f"{plan['lesions'][0]['probes'][1]['tip_lps_mm'][0]:.1f}")
     page.click("#run-edited-plan")
     page.wait_for_function("() => document.getElementById('edited-plan-result').textContent.includes('started')")
-    wait_for_edited_plan(page)
+    wait_for_job(page, "edited_plan")
     page.wait_for_function(
         "() => document.querySelector('#plan-results')?.textContent.includes('placed by hand')", timeout=60_000
     )
@@ -181,3 +182,13 @@ def test_drag_a_probe_see_the_preview_and_run_the_full_plan(browser, live_server
     assert rows.count() == 3
     shown_tip = [float(v) for v in rows.nth(0).locator("td").nth(3).inner_text().split(",")]
     assert np.allclose(shown_tip, tip_after, atol=0.051), (shown_tip, tip_after)
+
+    # Its uncertainty analysis samples around the same probes (not the optimiser's).
+    page.select_option("#job-kind", "uncertainty")
+    page.click('#job-form button[type="submit"]')
+    page.wait_for_function("() => document.querySelector('#jobs tbody tr .job-kind')?.dataset.kind === 'uncertainty'")
+    wait_for_job(page, "uncertainty")
+    page.wait_for_selector("#plan .probability-of-success", timeout=60_000)
+    rows = page.locator("#plan table.probes tbody tr")
+    shown_tip = [float(v) for v in rows.nth(0).locator("td").nth(3).inner_text().split(",")]
+    assert np.allclose(shown_tip, tip_after, atol=0.051) and "placed by hand" in page.inner_text("#plan-results")

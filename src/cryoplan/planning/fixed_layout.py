@@ -32,6 +32,7 @@ from cryoplan.planning.pipeline import CasePlan, UnitPlan, case_sessions, load_s
 from cryoplan.planning.search import Candidate, ProbePlan
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, simulate_plan, unit_coverage
+from cryoplan.planning.uncertainty import run_uncertainty
 from cryoplan.progress import Progress
 from cryoplan.thermal import get_probe
 
@@ -215,12 +216,16 @@ def plan_fixed_layout(
     *,
     settings: PlanSettings = PlanSettings(),
     progress: Progress | None = None,
+    uncertainty_samples: int = 0,
+    scheduler: str | None = None,
+    seed: int = 0,
 ) -> CasePlan:
     """A full plan of a case with the probes where they were given: simulated, covered and judged.
 
     The result has the form of `cryoplan.planning.plan_case`'s (written by
     `cryoplan.report.plan_report.write_plan_outputs`); its notes say the layout was edited by hand, its
-    risks name every path that breaks a clearance and every margin not met. No random choice is made.
+    risks name every path that breaks a clearance and every margin not met. The only random choices are
+    those of the optional uncertainty analysis (`seed`).
 
     Parameters
     ----------
@@ -234,6 +239,12 @@ def plan_fixed_layout(
         Lethal isotherm, margin, clearances, grid and protocol shape; the optimiser's choices are unused.
     progress : callable, optional
         ``progress(label, fraction)`` as in `plan_case`.
+    uncertainty_samples : int
+        Monte Carlo samples of the uncertainty of each unit's plan (`cryoplan.planning.uncertainty`; 0: none).
+    scheduler : str, optional
+        Address of the Dask scheduler of the samples; None starts a LocalCluster.
+    seed : int
+        Seed of the Monte Carlo samples.
 
     Raises
     ------
@@ -241,6 +252,8 @@ def plan_fixed_layout(
         A case without imaging, a freeze outside 0–30 min, or a lesion that no probe is nearest to.
     """
     settings = settings.check()
+    if uncertainty_samples < 0:
+        raise InputError("uncertainty", "a number of samples ≥ 0", uncertainty_samples)
     if not 0 < freeze_minutes <= 30:
         raise InputError("freeze_minutes", "a freeze of more than 0 and at most 30 minutes", freeze_minutes)
     settings = replace(settings, freeze_minutes=(float(freeze_minutes),))
@@ -266,6 +279,12 @@ def plan_fixed_layout(
             )
         )
     sessions = case_sessions(planning, units)
+    timing = {"final_simulation_s": float(sum(u.result.elapsed_s for u in units))}
+    if uncertainty_samples:
+        for unit in units:
+            unit.uncertainty = run_uncertainty(
+                planning, unit, settings, samples=uncertainty_samples, scheduler=scheduler, seed=seed, progress=progress
+            )
     warnings = field_of_view_warnings(planning.body_model, settings.margin_mm) if planning.body_model else []
     return CasePlan(
         settings,
@@ -274,7 +293,7 @@ def plan_fixed_layout(
         planning,
         measurements,
         units,
-        {"final_simulation_s": float(sum(u.result.elapsed_s for u in units))},
+        timing,
         dicom,
         [EDITED_LAYOUT_NOTE],
         [w.to_json() for w in warnings],

@@ -109,7 +109,8 @@ class JobRunner:
         return self._jobs_dir / str(job_id)
 
     def layout_path(self, job_id: int) -> Path:
-        """The probe layout of an edited plan job, kept beside its output so a resumed job finds it."""
+        """The probe layout of an edited plan job (or of the uncertainty of one), kept beside its output so that
+        a resumed job finds it."""
         return self._jobs_dir / f"{job_id}.layout.json"
 
     def progress(self, job: Job) -> dict[str, Any]:
@@ -154,9 +155,8 @@ class JobRunner:
                 document = self._prepare_document(db, case)
                 kind = job.kind
             self._jobs_dir.mkdir(parents=True, exist_ok=True)
-            layout = None
-            if kind == "edited_plan":
-                layout = json.loads(self.layout_path(job_id).read_text(encoding="utf-8"))
+            path = self.layout_path(job_id)
+            layout = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
             future = self._dask_client().submit(
                 run_in_worker,
                 kind,
@@ -228,7 +228,8 @@ class JobRunner:
 
 def submit_job(request: Request, actor: Actor, case_id: int, kind: str, layout: dict[str, Any] | None = None) -> Job:
     """Record a job as running and hand it to Dask (shared by the API and the pages); an edited plan
-    takes its probe layout (``{"probes": [...], "freeze_minutes": m}``), written beside the job's output."""
+    takes its probe layout (``{"probes": [...], "freeze_minutes": m}``), written beside the job's output,
+    and the uncertainty analysis of an edited plan takes that plan's layout."""
     if kind not in JOB_KINDS:
         raise InputError("kind", f"one of {list(JOB_KINDS)}", kind)
     if (kind == "edited_plan") != (layout is not None):
@@ -237,8 +238,14 @@ def submit_job(request: Request, actor: Actor, case_id: int, kind: str, layout: 
     with transaction(request) as db:
         case = store.get_case(db, actor, case_id, action="start_job")
         store.require_open_case(db, case.id)
-        if kind == "uncertainty" and store.latest_plan_job(db, case.id) is None:
-            raise store.NotAllowed(f"case {case.id} has no finished plan: run a plan before its uncertainty analysis")
+        if kind == "uncertainty":
+            plan_job = store.latest_plan_job(db, case.id)
+            if plan_job is None:
+                raise store.NotAllowed(
+                    f"case {case.id} has no finished plan: run a plan before its uncertainty analysis"
+                )
+            if runner.layout_path(plan_job.id).is_file():  # the plan of an edited layout: the same probes again
+                layout = json.loads(runner.layout_path(plan_job.id).read_text(encoding="utf-8"))
         job = Job(
             case_id=case.id,
             kind=kind,

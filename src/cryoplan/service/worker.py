@@ -38,10 +38,11 @@ def run_job(
     kind : {"assessment", "plan", "uncertainty", "edited_plan"}
         An assessment measures the lesions on the case's images first, as ``cryoplan assess`` does
         (`cryoplan.imaging.case_images.case_with_measured_lesions`). An uncertainty job plans the case
-        again (the plan is deterministic: same case, settings and seed give the same probes) and adds
-        `options.uncertainty_samples` Monte Carlo samples (`cryoplan.planning.uncertainty`); its output
-        folder is a plan with its uncertainty section. An edited plan simulates the probes of `layout`
-        where they were put (`cryoplan.planning.fixed_layout`).
+        again (the plan is deterministic: same case, settings and seed give the same probes; with a
+        `layout`, the plan of that edited layout) and adds `options.uncertainty_samples` Monte Carlo
+        samples (`cryoplan.planning.uncertainty`); its output folder is a plan with its uncertainty
+        section. An edited plan simulates the probes of `layout` where they were put
+        (`cryoplan.planning.fixed_layout`).
     case_document : dict
         The case file as stored (image paths already pointing at the stored documents).
     out_dir : str
@@ -51,7 +52,8 @@ def run_job(
     options : PlanOptions
         Planning choices of plan and uncertainty jobs.
     layout : dict, optional
-        Of an edited plan: ``{"probes": [{"type", "tip_lps_mm", "entry_lps_mm"}, ...], "freeze_minutes"}``.
+        Of an edited plan, and of the uncertainty of one: ``{"probes": [{"type", "tip_lps_mm",
+        "entry_lps_mm"}, ...], "freeze_minutes"}``.
     """
     stage = {"label": "reading the case"}
 
@@ -88,14 +90,26 @@ def run_job(
             scheduler = get_worker().scheduler.address
             secede()  # type: ignore[no-untyped-call]  # distributed is untyped
             try:
-                plan = plan_case(
-                    case,
-                    uncertainty_samples=options.uncertainty_samples,
-                    scheduler=scheduler,
-                    progress=progress,
-                    settings=settings,
-                    seed=options.seed,
-                )
+                if layout is None:
+                    plan = plan_case(
+                        case,
+                        uncertainty_samples=options.uncertainty_samples,
+                        scheduler=scheduler,
+                        progress=progress,
+                        settings=settings,
+                        seed=options.seed,
+                    )
+                else:  # the uncertainty of an edited layout: the same probes, planned as they are
+                    plan = plan_fixed_layout(
+                        case,
+                        given_probes(layout.get("probes") or [], "layout.probes"),
+                        float(layout.get("freeze_minutes", 0)),
+                        settings=settings,
+                        progress=progress,
+                        uncertainty_samples=options.uncertainty_samples,
+                        scheduler=scheduler,
+                        seed=options.seed,
+                    )
             finally:
                 rejoin()  # type: ignore[no-untyped-call]  # distributed is untyped
             write_plan_outputs(plan, tmp, progress=progress)
