@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import yaml
 from support.cases import DELETE, case_document, make_case
 
-from cryoplan.case import Case, load_case, parse_case
+from cryoplan.case import load_case, parse_case
 from cryoplan.errors import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "cryoplan" / "examples"
@@ -186,7 +187,11 @@ def test_every_bundled_case_file_loads():
     names = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
     assert len(names) >= 5
     for name in names:
-        assert isinstance(load_case(EXAMPLES / name), Case)
+        raw = yaml.safe_load((EXAMPLES / name).read_text())
+        case = load_case(EXAMPLES / name)
+        # Nothing of the file is dropped on the way in: its lesions, in order, and the patient as written.
+        assert [lesion.id for lesion in case.lesions] == [lesion["id"] for lesion in raw.get("lesions") or []], name
+        assert (case.patient.age, case.patient.sex) == (raw["patient"]["age"], raw["patient"].get("sex")), name
 
 
 def test_an_impossible_lesion_diameter_is_refused_naming_the_field():

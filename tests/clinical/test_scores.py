@@ -246,9 +246,13 @@ def test_meld_family_null_with_missing_inputs_and_under_12():
     assert (result.meld.meld, result.meld.meld_na, result.meld.meld_3) == (None, None, None)
     assert "labs.creatinine" in result.missing_inputs
     result = assess(make_case(patient__sex=None))
-    assert result.meld.meld is not None and result.meld.meld_3 is None and "patient.sex" in result.missing_inputs
+    # The original MELD has no sex term: the same score as with the sex given; MELD 3.0 needs it.
+    assert result.meld.meld == assess(make_case()).meld.meld
+    assert result.meld.meld_3 is None and "patient.sex" in result.missing_inputs
     result = assess(make_case(patient__age=15, patient__sex=None))
-    assert result.meld.meld_3 is not None and "patient.sex" not in result.missing_inputs
+    # From 12 to 17 MELD 3.0's intercept is the same for both sexes, so an unknown sex is no missing input.
+    either = {assess(make_case(patient__age=15, patient__sex=sex)).meld.meld_3 for sex in ("male", "female")}
+    assert either == {result.meld.meld_3} and "patient.sex" not in result.missing_inputs
     result = assess(make_case(patient__age=10))
     assert result.meld.meld is None and "PELD" in result.meld.note
 

@@ -149,7 +149,8 @@ def test_hcc_only_items_are_null_for_metastases():
     result = assess(make_case(diagnosis={"type": "breast_metastasis", "cirrhosis": False}))
     document = result.to_dict()
     assert document["bclc"] is None and document["transplant"] is None
-    assert document["child_pugh"] is not None  # liver function is still scored
+    # Liver function is still scored, from the same labs and findings as for an HCC.
+    assert document["child_pugh"] == assess(make_case()).to_dict()["child_pugh"]
 
 
 def test_bclc_through_assess_uses_ascites_and_child_pugh():
