@@ -14,6 +14,7 @@ from cryoplan.planning.uncertainty import (
     calibrated_perfusion_log_sd,
     default_workers,
     monte_carlo,
+    perturbed_cooling,
     perturbed_probes,
     perturbed_tissues,
     sample_succeeds,
@@ -44,6 +45,17 @@ def test_perfusion_spread_is_the_calibrated_one():
     drawn = np.log(distribution["samples"]["liver_perfusion_1_s"])
     assert calibrated_perfusion_log_sd() == pytest.approx(np.std(drawn), rel=0.05)
     assert TISSUES["liver"].perfusion_1_s == pytest.approx(distribution["mean"]["liver_perfusion_1_s"], rel=1e-3)
+
+
+def test_probe_cooling_is_drawn_from_the_calibration():
+    rng = np.random.default_rng(5)
+    drawn = [perturbed_cooling(rng) for _ in range(3000)]
+    distribution = parameter_distribution()
+    for name in ("heat_transfer_w_m2k", "proximal_cooled_length_mm"):
+        logs = np.log([d[name] for d in drawn])
+        k = distribution["names"].index(name)
+        assert np.std(logs) == pytest.approx(np.sqrt(distribution["log_covariance"][k, k]), rel=0.06)
+        assert np.exp(np.mean(logs)) == pytest.approx(distribution["mean"][name], rel=0.05)
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,7 @@ def simulate_plan(
     probes: Sequence[ProbePlacement] | None = None,
     progress: Callable[[float], None] | None = None,
     grid_mm: float | None = None,
+    preview: bool = False,
 ) -> tuple[ThermalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, list[float]], SimulatedTissues]:
     """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
 
@@ -117,6 +118,7 @@ def simulate_plan(
         record_points=history_points,
         isotherms_c=sorted({0.0, -20.0, -40.0, settings.lethal_isotherm_c}, reverse=True),
         progress=progress,
+        preview=preview,
     )
     histories = {k: [float(x) for x in v] for k, v in history_points.items()}
     return result, lesion_masks, structures, histories, SimulatedTissues(names, beyond_pct)
