@@ -9,8 +9,8 @@ from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Vessel, parse_protoc
 
 def test_vessel_keeps_its_lumen_unfrozen_and_pulls_back_the_isotherms():
     placement = ProbePlacement("17g-sphere", [0.0, 0.0, 0.0], [0.0, 0.0, -1.0])
-    grid = Grid.around([placement.tip_mm, *placement.cooled_segment_mm()], 18.0, 1.0)
-    middle = np.mean(placement.cooled_segment_mm(), axis=0)
+    grid = Grid.around([placement.tip_mm, *placement.active_segment_mm()], 18.0, 1.0)
+    middle = np.mean(placement.active_segment_mm(), axis=0)
     # A 6 mm vessel along P, level with the middle of the cooled segment, its wall 6 mm from the probe's axis.
     vessel = Vessel.cylinder(grid, middle + [9.0, 0.0, 0.0], [0.0, 1.0, 0.0], diameter_mm=6.0)
     protocol = parse_protocol("freeze:5")

@@ -23,14 +23,17 @@ def with_proximal_length(monkeypatch, length_mm: float) -> None:
     monkeypatch.setitem(probe_library.FAMILIES, "argon", family)
 
 
-def test_the_cooled_segment_is_the_active_zone_and_the_shaft_behind_it(monkeypatch):
-    with_proximal_length(monkeypatch, 7.5)
+def test_the_segment_that_draws_heat_is_the_active_zone_and_the_shaft_behind_it(monkeypatch):
     placement = ProbePlacement("2.4mm", np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, -2.0]))
+    with_proximal_length(monkeypatch, 0.0)
+    nominal = placement.active_segment_mm()
+    with_proximal_length(monkeypatch, 7.5)
     probe = placement.probe
-    active = placement.active_segment_mm()
-    cooled = placement.cooled_segment_mm()
-    assert np.allclose(cooled[0], active[0])  # the same distal end
-    assert np.allclose(cooled[1], active[1] + [0.0, 0.0, 7.5])  # 7.5 mm further back along the shaft
+    cooled = placement.active_segment_mm()
+    assert np.allclose(cooled[0], [1.0, 2.0, 3.0 + probe.tip_offset_mm])  # the same distal end
+    assert np.allclose(cooled[0], nominal[0])
+    assert np.allclose(nominal[1], [1.0, 2.0, 3.0 + probe.tip_offset_mm + probe.active_length_mm])
+    assert np.allclose(cooled[1], nominal[1] + [0.0, 0.0, 7.5])  # 7.5 mm further back along the shaft
     assert probe.cooled_length_mm == pytest.approx(probe.active_length_mm + 7.5)
 
 

@@ -136,6 +136,6 @@ def test_placement_normalises_direction_and_rejects_zero():
     distal, proximal = placement.active_segment_mm()
     probe = PROBES["17g-rod"]
     assert np.allclose(distal, [1, 2, 3 + probe.tip_offset_mm])
-    assert np.allclose(proximal, [1, 2, 3 + probe.tip_offset_mm + probe.active_length_mm])
+    assert np.allclose(proximal, [1, 2, 3 + probe.tip_offset_mm + probe.cooled_length_mm])
     with pytest.raises(InputError):
         ProbePlacement("17g-rod", [0, 0, 0], [0, 0, 0])

@@ -44,7 +44,7 @@ def _rod_in_liver(extra_proximal_mm: float):
 def test_tract_freeze_freezes_the_path_the_probe_is_withdrawn_along():
     probes, grid = _rod_in_liver(20.0)
     probe = probes[0]
-    _, proximal = probe.cooled_segment_mm()  # the end of what the probe cools
+    _, proximal = probe.active_segment_mm()  # the end of what the probe cools
     on_tract = np.array([proximal - d * probe.direction for d in (13.0, 15.0)])
     aside = np.array([proximal - 13.0 * probe.direction + np.array([12.0, 0.0, 0.0])])
     plain = simulate(grid, probes, parse_protocol("freeze:3"), tissues=TISSUES["liver"])

@@ -221,7 +221,7 @@ def _rays(result: ThermalResult, temperature: float, origin: ArrayLike, directio
 def _width(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
     """Largest extent across the probes through the middle of their active zones; one probe: the mean
     diameter over four directions."""
-    mids = np.array([np.mean(p.cooled_segment_mm(), axis=0) for p in placements])
+    mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
     spans = []
     for axis in (0, 1):
         unit = np.eye(3)[axis]
@@ -234,7 +234,7 @@ def _width(result: ThermalResult, placements: Sequence[ProbePlacement], temperat
 def _reach(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
     """How far the isotherm reaches beyond the outermost probe, mean of the four directions across the probes
     (one probe: the isotherm's radius)."""
-    mids = np.array([np.mean(p.cooled_segment_mm(), axis=0) for p in placements])
+    mids = np.array([np.mean(p.active_segment_mm(), axis=0) for p in placements])
     reaches = []
     for axis in (0, 1):
         for sign in (1.0, -1.0):
@@ -245,7 +245,7 @@ def _reach(result: ThermalResult, placements: Sequence[ProbePlacement], temperat
 
 
 def _length(result: ThermalResult, placements: Sequence[ProbePlacement], temperature: float) -> float:
-    mids = [np.mean(p.cooled_segment_mm(), axis=0) for p in placements]
+    mids = [np.mean(p.active_segment_mm(), axis=0) for p in placements]
     return float(
         max(_rays(result, temperature, m, PROBE_AXIS) + _rays(result, temperature, m, -PROBE_AXIS) for m in mids)
     )
@@ -277,7 +277,7 @@ class Simulator:
             vessels: list[Vessel] = []
             if "vessel_mm" in setup:
                 offset, diameter = setup["vessel_mm"]
-                middle = np.mean(placements[0].cooled_segment_mm(), axis=0)
+                middle = np.mean(placements[0].active_segment_mm(), axis=0)
                 vessels = [Vessel.cylinder(grid, middle + [offset, 0.0, 0.0], PROBE_AXIS, diameter)]
             result = simulate(
                 grid,
@@ -302,11 +302,11 @@ class Simulator:
             mid_t = []
             for spacing in CORE_SPACINGS_MM:
                 result, placements = self._simulate(row, setup, params, spacing)
-                middle = np.mean([np.mean(p.cooled_segment_mm(), axis=0) for p in placements], axis=0)
+                middle = np.mean([np.mean(p.active_segment_mm(), axis=0) for p in placements], axis=0)
                 mid_t.append(float(result.temperature_along_c(middle[None], which="min")[0]))
             return float(np.interp(t, mid_t, CORE_SPACINGS_MM)) + row.offset_mm  # mid_t rises with spacing
         result, placements = self._simulate(row, setup, params)
-        middle = np.mean(placements[0].cooled_segment_mm(), axis=0)
+        middle = np.mean(placements[0].active_segment_mm(), axis=0)
         if q == "width":
             value = _width(result, placements, t)
         elif q == "length":
@@ -684,7 +684,7 @@ def profiles(
             continue
         choice = max(choices[row.group], 0)
         result, placements = simulator._simulate(row, row.setups[choice], params)
-        middle = np.mean(placements[0].cooled_segment_mm(), axis=0)
+        middle = np.mean(placements[0].active_segment_mm(), axis=0)
         outward = np.array([1.0, 0.0, 0.0]) if len(placements) == 1 else np.array([0.0, 1.0, 0.0])
         temperature = result.temperature_along_c(middle + distances[:, None] * outward, which="min")
         out[row.group] = {

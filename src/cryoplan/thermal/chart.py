@@ -68,7 +68,7 @@ def chart_grid(
         point - back * p.direction
         for p in placements
         for back in (0.0, withdrawal_mm)
-        for point in (*p.cooled_segment_mm(), p.tip_mm)
+        for point in (*p.active_segment_mm(), p.tip_mm)
     ]
     largest = max(kernel_radius_mm(p.probe.radius_mm, spacing_mm) for p in placements)
     return Grid.around(points, max(margin, largest + 2 * spacing_mm), spacing_mm)

@@ -3,10 +3,10 @@
 A probe is a needle of outer diameter `diameter_mm` whose active zone (a segment of `active_length_mm`
 ending `tip_offset_mm` behind the tip) removes heat; up to `working_length_mm` of it may lie in the patient.
 The returning gas leaves the expansion chamber through the shaft and cools it over a further
-`proximal_cooled_length_mm` of the family before the vacuum insulation takes over: the cooled segment
-(`ProbePlacement.cooled_segment_mm`) is the active zone and that length of shaft behind it. Ice balls of
-argon probes reach further back along the shaft than the nominal active zone for this reason; the length is
-a family parameter fitted with h.
+`proximal_cooled_length_mm` of the family before the vacuum insulation takes over: the segment that draws
+heat (`ProbePlacement.active_segment_mm`, `ProbeType.cooled_length_mm`) is the nominal active zone and that
+length of shaft behind it. Ice balls of argon probes reach further back along the shaft than the nominal
+active zone for this reason; the length is a family parameter fitted with h.
 
 Cooling model: a convective (Robin) condition on the outer surface of the active zone,
 
@@ -303,13 +303,8 @@ class ProbePlacement:
         return get_probe(self.probe_id)
 
     def active_segment_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """LPS end points (distal, proximal) of the active zone."""
+        """LPS end points (distal, proximal) of the segment that draws heat: the nominal active zone and the
+        family's cooled length of shaft behind it (`ProbeType.cooled_length_mm`)."""
         probe = self.probe
         distal = self.tip_mm - self.direction * probe.tip_offset_mm
-        return distal, distal - self.direction * probe.active_length_mm
-
-    def cooled_segment_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """LPS end points (distal, proximal) of the segment that draws heat: the active zone and the
-        family's proximal cooled length of shaft behind it."""
-        distal = self.tip_mm - self.direction * self.probe.tip_offset_mm
-        return distal, distal - self.direction * self.probe.cooled_length_mm
+        return distal, distal - self.direction * probe.cooled_length_mm

@@ -145,7 +145,7 @@ class ProbeSinks:
         c = kernel_equivalent_radius_ratio()
         for n, placement in enumerate(placements):
             eps = kernel_radius_mm(radii_mm[n], dx)
-            a, b = placement.cooled_segment_mm()
+            a, b = placement.active_segment_mm()
             lo = np.floor(grid.index_of(np.minimum(a, b) - eps)).astype(int).clip(0, np.asarray(grid.shape) - 1)
             hi = np.ceil(grid.index_of(np.maximum(a, b) + eps)).astype(int).clip(0, np.asarray(grid.shape) - 1) + 1
             index = np.stack(np.meshgrid(*(np.arange(lo[d], hi[d]) for d in range(3)), indexing="ij"), -1).reshape(
@@ -197,7 +197,7 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
         if not isinstance(placement, ProbePlacement):
             raise InputError(f"probes[{n}]", "a ProbePlacement", type(placement).__name__)
         probe = get_probe(placement.probe_id, field=f"probes[{n}].probe_id")
-        a, b = placement.cooled_segment_mm()
+        a, b = placement.active_segment_mm()
         margin = kernel_radius_mm(probe.radius_mm, grid.spacing_mm) + grid.spacing_mm
         if thin is not None and abs(abs(placement.direction[thin]) - 1.0) > 1e-9:
             raise InputError(
@@ -458,7 +458,7 @@ def _probe_sinks(
     """(sinks, kernel radii, frozen conductivity at each probe's active zone) of the probes where they are."""
     frozen_k = []
     for placement in probes:
-        a, b = placement.cooled_segment_mm()
+        a, b = placement.active_segment_mm()
         middle = np.clip(np.round(grid.index_of(0.5 * (a + b))).astype(int), 0, np.asarray(grid.shape) - 1)
         frozen_k.append(medium.table[medium.labels[tuple(middle)], kernels.K_FROZEN])
     radii = [p.probe.radius_mm for p in probes]
