@@ -76,10 +76,11 @@ def write_spec(folder, **changes):
         "labels": "labels.nii.gz",
         "tissues": {1: "liver"},
         "vessels": [{"label": 2, "diameter_mm": 6.0}],
-        "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
+        # The tip low in the volume: the grid's margin surrounds the cooled shaft behind the active zone too.
+        "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 15.0], "direction": [0, 0, -1]}],
         "protocol": "freeze:2",
         "grid_mm": 1.0,
-        "margin_mm": 20.0,  # room for the cooled shaft behind the active zone
+        "margin_mm": 15.0,
         "record_points": {"near": [30.0, 30.0, 30.0]},
     }
     spec.update(changes)
@@ -115,7 +116,7 @@ def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
     assert np.linalg.norm(lps[:2] - [30.0, 25.0]) < 2.0
     # Within the cooled segment: from the active zone's distal end (tip offset 2 mm) to the cooled shaft's end.
     sphere = PROBES["17g-sphere"]
-    assert 25.0 + sphere.tip_offset_mm - 1 <= lps[2] <= 25.0 + sphere.tip_offset_mm + sphere.cooled_length_mm + 1
+    assert 15.0 + sphere.tip_offset_mm - 1 <= lps[2] <= 15.0 + sphere.tip_offset_mm + sphere.cooled_length_mm + 1
 
 
 BAD_INPUTS = [
