@@ -24,8 +24,8 @@ forward-difference Jacobians of the simulations. Parameter uncertainty: the Gaus
 
 Grid: 2 mm (`CALIBRATION_GRID_MM`), 30 mm around the active zones: with the sub-grid probe model the 0, −20
 and −40 °C widths of a 2.4 mm probe in liver agree within 1 mm with a 1 mm grid's
-(tests/validation/test_probe_physics.py), at an eighth of the voxels. A full calibration is about 800
-simulations (20 minutes on two shared cores). The fitted values, their uncertainty and the validation
+(tests/validation/test_probe_physics.py), at an eighth of the voxels. A full calibration is about 700
+simulations (10 minutes on two shared cores). The fitted values, their uncertainty and the validation
 summary are written to ``data/calibration.yaml``; `parameter_distribution` hands them to Monte Carlo
 analyses.
 
