@@ -380,7 +380,8 @@ def _prior_jacobian() -> np.ndarray:
 
 def _prior_residuals(z: np.ndarray) -> np.ndarray:
     offset = np.array([math.log(p.prior) / p.prior_log_sd for p in PARAMETERS])
-    return _prior_jacobian() @ z - offset
+    residuals: np.ndarray = _prior_jacobian() @ z - offset
+    return residuals
 
 
 def _start(start: Mapping[str, float] | None) -> np.ndarray:
