@@ -66,7 +66,8 @@ def simulate_plan(
     """Full simulation of a plan on the patient's anatomy, large vessels as heat sinks.
 
     With a body model, every voxel takes its own tissue (`cryoplan.planning.organs.tissue_map`); without
-    one, everything but the tumour is liver. `tissues` overrides the tissue of each label.
+    one, everything but the tumour is liver. `tissues` overrides the tissue of each label; `preview` takes the
+    engine's preview steps (`cryoplan.thermal.simulate`), checked against the default steps on 2 mm grids.
 
     Returns
     -------
