@@ -26,6 +26,7 @@ from cryoplan.imaging import write_nifti
 from cryoplan.imaging.phantom import demo_phantom
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.schemas.documents import AssessmentDocument, BatchSummary
+from cryoplan.schemas.planning import PlanDocument
 
 BAD_INDEX = 10
 BIN = Path(sys.executable).parent
@@ -138,6 +139,7 @@ def test_batch_on_a_local_cluster_with_one_plan(cohort, phantom_case, tmp_path):
     plan = json.loads((out / "phantom" / "plan" / "plan.json").read_text())
     assessment = json.loads((out / "phantom" / "assessment.json").read_text())[0]
     assert plan["assessment"]["verdict"] == assessment["verdict"]
+    PlanDocument.model_validate(plan)  # a batch's plan has the one published shape
     # The plan's assessment measures the lesions as `cryoplan assess` does.
     expected = assess_file(phantom_case).assessment.to_dict()
     assert assessment == expected and expected["criteria"][0]["value"] == 1
