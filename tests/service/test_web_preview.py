@@ -1,5 +1,6 @@
 """The probe-layout preview: an edited layout freezes on a 2 mm grid in liver; the answer's isotherm volumes
-are those of the zones file it writes, and the tumour's coverage is read from the case's segmentation."""
+are those of the zones file it writes, the tumour's coverage is read from the case's segmentation, and each path
+is re-checked on it (the structures it passes through, and those nearer than their clearance)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ def test_the_preview_freezes_the_layout_and_reads_the_tumour(service):
         f"/api/cases/{case['id']}/preview", json={"probes": [probe(0.0, 20.0)]}, headers=h
     ).json()
     assert crossing["paths"][0]["crossed"] == ["portal vein"]
+    # The clearances the planner keeps are checked too: 5 mm from the vessel's axis, its voxel centres are 3 mm
+    # from the probe's, within the 3 mm clearance plus the probe's radius; 10 mm away they are not.
+    assert [p["too_close"] for p in answer["paths"]] == [[], [], []]
+    near = service.client.post(f"/api/cases/{case['id']}/preview", json={"probes": [probe(0.0, 15.0)]}, headers=h)
+    assert near.json()["paths"][0]["crossed"] == []
+    assert near.json()["paths"][0]["too_close"] == [
+        {"structure": "portal vein", "distance_mm": 3.0, "clearance_mm": 3.0}
+    ]
+    clear = service.client.post(f"/api/cases/{case['id']}/preview", json={"probes": [probe(0.0, 10.0)]}, headers=h)
+    assert clear.json()["paths"][0]["too_close"] == []
 
     refused = service.client.post(
         f"/api/cases/{case['id']}/preview", json={"probes": [probe(0, 0, kind="laser")]}, headers=h

@@ -20,9 +20,11 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from scipy.spatial import cKDTree
 from sqlalchemy.orm import Session
 
 from cryoplan.errors import InputError
+from cryoplan.imaging.body import STRUCTURE_CLEARANCE_MM
 from cryoplan.output import atomic_path
 from cryoplan.service import reports, store
 from cryoplan.service.audit import audit
@@ -113,6 +115,41 @@ def crossed_structures(
     return met
 
 
+def too_close(
+    segmentation: Segmentation, entry_lps: Sequence[float], tip_lps: Sequence[float], radius_mm: float
+) -> list[dict[str, Any]]:
+    """The segmented structures that the straight path from entry to tip comes nearer than the probe's radius
+    plus the structure's clearance (`cryoplan.imaging.body.STRUCTURE_CLEARANCE_MM`, the clearances the
+    planner keeps): each with the smallest distance from the path's axis to its voxel centres, nearest first."""
+    labels, affine, named = segmentation
+    entry, tip = np.asarray(entry_lps, float), np.asarray(tip_lps, float)
+    steps = max(2, int(np.linalg.norm(tip - entry) / 0.5) + 1)
+    path_ras = (entry + np.linspace(0.0, 1.0, steps)[:, None] * (tip - entry)) * np.array([-1.0, -1.0, 1.0])
+    tree = cKDTree(path_ras)
+    found = []
+    for structure in named:
+        clearance = STRUCTURE_CLEARANCE_MM.get(structure["name"])
+        if clearance is None:
+            continue
+        reach = clearance + radius_mm
+        # Only the structure's voxels in a box around the path can be that near it.
+        corners_ras = np.array([path_ras.min(axis=0) - reach - 5.0, path_ras.max(axis=0) + reach + 5.0])
+        corners = nib.affines.apply_affine(np.linalg.inv(affine), corners_ras)  # type: ignore[no-untyped-call]  # nibabel is untyped
+        low = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, None)
+        high = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, labels.shape[:3])
+        box = labels[low[0] : high[0], low[1] : high[1], low[2] : high[2]]
+        voxels = np.argwhere(np.isin(box, structure["values"])) + low
+        if not len(voxels):
+            continue
+        points: np.ndarray = nib.affines.apply_affine(affine, voxels)  # type: ignore[no-untyped-call]  # nibabel is untyped
+        distance = float(tree.query(points)[0].min())
+        if distance < reach:
+            found.append(
+                {"structure": structure["label"], "distance_mm": round(distance, 1), "clearance_mm": clearance}
+            )
+    return sorted(found, key=lambda item: item["distance_mm"])
+
+
 @router.post("/cases/{case_id}/preview", summary="Freeze an edited probe layout on a coarse grid (seconds)")
 def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) -> dict[str, Any]:
     started = time.perf_counter()
@@ -156,6 +193,9 @@ def preview(request: Request, case_id: Id, body: PreviewRequest, actor: Editor) 
                 "crossed": None
                 if segmentation is None
                 else crossed_structures(segmentation, p.entry_lps_mm, p.tip_lps_mm),
+                "too_close": None
+                if segmentation is None
+                else too_close(segmentation, p.entry_lps_mm, p.tip_lps_mm, PROBES[p.type].radius_mm),
             }
             for n, p in enumerate(body.probes, start=1)
         ],

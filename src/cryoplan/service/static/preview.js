@@ -208,6 +208,11 @@ if (form) {
       const crossing = answer.paths
         .filter((path) => path.crossed && path.crossed.length)
         .map((path) => `${path.probe} passes through ${path.crossed.join(", ")}`);
+      for (const path of answer.paths) {
+        for (const near of (path.too_close || []).filter((n) => !(path.crossed || []).includes(n.structure))) {
+          crossing.push(`${path.probe} passes ${near.distance_mm} mm from the ${near.structure} (keep ${near.clearance_mm} mm beyond the probe)`);
+        }
+      }
       result.textContent = `Preview (${answer.grid_mm} mm grid, ${answer.wall_s} s): ${covered}; `
         + `ice ${volumes["0"]} ml, −20 °C ${volumes["-20"]} ml, −40 °C ${volumes["-40"]} ml. `
         + (crossing.length ? `Check the paths: ${crossing.join("; ")}. ` : "Paths clear of the segmented structures. ")
