@@ -205,7 +205,7 @@ _PLAN_OPTIONS = dict(
         -20.0, "--lethal-isotherm", help="Lethal isotherm, °C (−20 double freeze, −40 single)."
     ),
     max_probes=typer.Option(6, "--max-probes", help="Most probes per planning unit."),
-    probe_types=typer.Option("17g-sphere,17g-rod", "--probe-types", help="Library probes the planner may use."),
+    probe_types=typer.Option("17g-sphere,17g-rod,2.4mm", "--probe-types", help="Library probes the planner may use."),
     freeze_minutes=typer.Option("10,15", "--freeze-minutes", help="Candidate minutes per freeze."),
     spacing_mm=typer.Option("10,12.5,15,17.5,20", "--spacing-mm", help="Candidate probe spacings, mm."),
     grid_mm=typer.Option(1.0, "--grid-mm", help="Grid spacing of the final full simulation, mm."),

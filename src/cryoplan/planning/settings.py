@@ -35,8 +35,10 @@ class PlanSettings:
         charts only rank layouts; a plan succeeds by the margin rule, `cryoplan.planning.coverage.margin_met`).
     max_probes : int
     probe_types : tuple of str
-        Library probes the optimiser may use (default: the two 17G needles, the usual choice in the liver;
-        any library probe may be added).
+        Library probes the optimiser may use. Default: the two 17G needles and the 2.4 mm probe, so that a
+        3 cm tumour may get several 17G needles or fewer larger probes (the lethal isotherm grows with probe
+        size and number; Littrup et al., J Vasc Interv Radiol 2009;20:1343); the cheapest plan (fewest
+        probes first) decides among them. Any library probe may be added or left out.
     freeze_minutes : tuple of float
         Candidate durations of each freeze (10–15 min by default).
     passive_thaw_minutes : float
@@ -93,7 +95,7 @@ class PlanSettings:
     margin_mm: float = 5.0
     coverage_target_pct: float = 99.0
     max_probes: int = 6
-    probe_types: tuple[str, ...] = ("17g-sphere", "17g-rod")
+    probe_types: tuple[str, ...] = ("17g-sphere", "17g-rod", "2.4mm")
     freeze_minutes: tuple[float, ...] = (10.0, 15.0)
     passive_thaw_minutes: float = 5.0
     freeze_count: int = 2
