@@ -102,6 +102,7 @@ def phantom_case(tmp_path_factory) -> Path:
 FAST_PLAN = ("--grid-mm", "2", "--freeze-minutes", "5", "--freezes", "1", "--spacing-mm", "10", "--max-probes", "2")
 
 
+@pytest.mark.slow
 def test_plan_json_matches_the_published_schema(phantom_case, tmp_path):
     out = tmp_path / "plan"
     done = cryoplan("plan", phantom_case, "-o", out, "-f", "json", "--uncertainty", "2", *FAST_PLAN)
@@ -173,6 +174,17 @@ def test_verify_margins_json_matches_the_published_schema(tmp_path):
     assert done.returncode == 0, done.stderr
     document = json.loads((out / "margins.json").read_text())
     assert document["registration"] is not None and document["where"]  # an insufficient margin, located
+    check("margins", document)
+    # With the probe's direction the simulation is re-fitted to the ice: the fit is reported (here a failed
+    # one, the ice being larger than the probe makes, so the lethal zone falls back to the eroded ice).
+    probe = {"type": "17g-rod", "tip_lps_mm": list(map(float, ice_centre)), "direction": [0.0, 0.0, 1.0]}
+    (tmp_path / "probes.json").write_text(json.dumps([probe]))
+    images = ["--tumour", tmp_path / "tumour.nii.gz", "--pre-image", tmp_path / "pre.nii.gz"]
+    images += ["--intra-image", tmp_path / "intra.nii.gz", "--probes", tmp_path / "probes.json"]
+    done = cryoplan("verify", *images, "--protocol", "freeze:5")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["fit"] is not None
     check("margins", document)
 
 
