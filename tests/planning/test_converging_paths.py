@@ -297,6 +297,7 @@ def plan_command(case_file, out, *options):
     )
 
 
+@pytest.mark.slow
 def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(case_file, tmp_path):
     out = tmp_path / "plan"
     result = plan_command(case_file, out, "--paths", "parallel", "--format", "json")
@@ -320,6 +321,7 @@ def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(c
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_plan_command_plans_converging_paths(case_file, tmp_path):
     out = tmp_path / "plan"
     result = plan_command(case_file, out, "--paths", "converging", "--format", "json")

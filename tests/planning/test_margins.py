@@ -85,6 +85,7 @@ def test_patient_side_names():
     assert patient_side([0, 1, 1]) in {"posterior-superior", "superior-posterior"}
 
 
+@pytest.mark.slow
 def test_deformable_refinement_keeps_the_known_margin(procedure):
     pre, tumour, intra, ice_centre, known, _ = procedure
     report = verify_margins(

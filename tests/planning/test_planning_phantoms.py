@@ -93,6 +93,7 @@ def demo_plan(tmp_path_factory):
     return phantom, plan, out
 
 
+@pytest.mark.slow
 def test_tumour_beside_a_large_vessel_accounts_for_the_heat_sink(demo_plan):
     phantom, plan, _ = demo_plan
     unit = plan.units[0]

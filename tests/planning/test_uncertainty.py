@@ -94,6 +94,7 @@ def test_the_default_cluster_has_a_worker_per_usable_core():
     assert default_workers() == len(os.sched_getaffinity(0))
 
 
+@pytest.mark.slow
 def test_monte_carlo_on_a_local_cluster_is_seeded(context):
     """The same seed gives the same samples whatever the workers and hence the batches (5 samples: batches
     of 2 on one worker, of 1 on two)."""

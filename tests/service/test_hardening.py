@@ -532,6 +532,7 @@ def test_data_folder_is_private_and_partial_uploads_are_swept(tmp_path, database
         assert path.stat().st_mode & 0o077 == 0, path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_live_server_trusts_no_proxy_by_default_and_writes_private_files(live_server):
     server = start_with_users(live_server)

@@ -20,6 +20,7 @@ from support.service import CASE_DOCUMENT, start_with_users, wait_for_job
 SAMPLES = 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_plan_and_uncertainty_jobs_on_a_phantom(live_server, tmp_path):
     from cryoplan.imaging import write_nifti

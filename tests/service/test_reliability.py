@@ -12,6 +12,7 @@ import pytest
 from support.service import CASE_DOCUMENT, start_with_users, wait_for_job
 
 
+@pytest.mark.slow
 def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
     server = start_with_users(live_server)
     headers = server.token("clinician")
@@ -44,6 +45,7 @@ def test_killed_server_resumes_the_job_and_the_case_is_intact(live_server):
     assert job_events == ["job_started", "job_resumed", "job_done"]
 
 
+@pytest.mark.slow
 def test_killed_server_marks_the_job_failed_when_attempts_are_spent(live_server):
     server = start_with_users(live_server, CRYOPLAN_JOB_MAX_ATTEMPTS="1")
     headers = server.token("clinician")
@@ -78,6 +80,7 @@ def test_second_of_two_concurrent_edits_gets_a_conflict(service):
     assert service.client.get(f"/api/cases/{case['id']}", headers=h).json()["label"] == "edit by Anna"
 
 
+@pytest.mark.slow
 def test_racing_saves_on_a_live_server_lose_nothing(live_server):
     server = start_with_users(live_server)
     headers = server.token("clinician")

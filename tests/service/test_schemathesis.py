@@ -42,6 +42,7 @@ def live_app(request, tmp_path_factory):
         yield app
 
 
+@pytest.mark.slow
 def test_no_server_error(live_app):
     """Every operation of /openapi.json, with generated valid and invalid input, as an admin."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", live_app)

@@ -117,6 +117,7 @@ def test_the_target_check_reports_by_how_much_and_which_rows():
     assert calibration.target_check(rows, exact | {bound.id: bound.value_mm - 5.0})["max_abs_error_mm"] == 0.0
 
 
+@pytest.mark.slow
 def test_one_draw_of_the_parameters_follows_the_generator_and_the_fitted_distribution():
     first = calibration.draw_parameters(np.random.default_rng(5))
     assert first != calibration.draw_parameters(np.random.default_rng(6))

@@ -27,6 +27,7 @@ def synthetic(rows, params, simulator):
     return [replace(row, value_mm=round(figures[row.id], 3)) for row in rows]
 
 
+@pytest.mark.slow
 def test_the_fit_recovers_the_parameters_behind_synthetic_figures(lung_rows):
     simulator = calibration.Simulator()
     truth = {p.name: p.prior for p in calibration.PARAMETERS}
