@@ -30,8 +30,10 @@ def synthetic(rows, params, simulator):
 @pytest.mark.slow
 def test_the_fit_recovers_the_parameters_behind_synthetic_figures(lung_rows):
     simulator = calibration.Simulator()
-    truth = {p.name: p.prior for p in calibration.PARAMETERS}
-    truth |= {"heat_transfer_w_m2k": 6000.0, "lung_perfusion_1_s": 1.5e-3, "liver_perfusion_1_s": 8e-3}
+    # The priors' centres, relative priors (kidney's ratio to liver) applied to the truth's liver perfusion.
+    truth = calibration._as_params(
+        calibration._start({"heat_transfer_w_m2k": 6000.0, "lung_perfusion_1_s": 1.5e-3, "liver_perfusion_1_s": 8e-3})
+    )
     rows = synthetic(lung_rows, truth, simulator)
     start = {"heat_transfer_w_m2k": 2000.0, "lung_perfusion_1_s": 5e-3, "liver_perfusion_1_s": 2e-3}
     fitted = calibration.fit(simulator, rows, start=start)
@@ -46,8 +48,10 @@ def test_the_fit_recovers_the_parameters_behind_synthetic_figures(lung_rows):
     assert values["lung_perfusion_1_s"] == pytest.approx(truth["lung_perfusion_1_s"], rel=0.1)
     for p in calibration.PARAMETERS:
         assert p.lower <= values[p.name] <= p.upper
-    # Parameters no row depends on stay at their prior.
-    assert values["kidney_perfusion_1_s"] == pytest.approx(truth["kidney_perfusion_1_s"], rel=1e-6)
+    # A parameter no row depends on stays at its prior: kidney's perfusion at its prior ratio to the fitted liver's,
+    # within the fit's stopping rule (no log-parameter step above 0.02; measured: 2e-4).
+    kidney = next(p for p in calibration.PARAMETERS if p.name == "kidney_perfusion_1_s")
+    assert values["kidney_perfusion_1_s"] == pytest.approx(kidney.prior * values["liver_perfusion_1_s"], rel=0.02)
 
 
 def test_leaving_a_source_out_changes_only_what_it_informs(lung_rows):
