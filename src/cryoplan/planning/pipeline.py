@@ -34,7 +34,7 @@ from cryoplan.planning.paths import (
     why_no_path,
 )
 from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProbability, success_probability
-from cryoplan.planning.search import Candidate, build_target, search_candidates, thinnest_margin
+from cryoplan.planning.search import Candidate, Target, build_target, search_candidates, thinnest_margin
 from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, resample_mask, simulate_plan, unit_coverage
@@ -173,17 +173,26 @@ class CoarseSearch:
         self.goal_mm += max(coarse_mm - fine_mm, GOAL_STEP_MM)
 
 
-def starting_layout(
-    target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray], count: int
-) -> Candidate | None:
-    """The cheapest chart layout of exactly `count` probes whose estimate covers tumour + margin, else the
-    best-covering one of that count; None when no layout of `count` probes has safe paths."""
+def per_probe_type(found: list[Candidate]) -> list[Candidate]:
+    """The cheapest of `found` (in its order) for each probe type."""
+    seen: dict[str, Candidate] = {}
+    for candidate in found:
+        seen.setdefault(candidate.probes[0].probe_id, candidate)
+    return list(seen.values())
+
+
+def starting_layouts(
+    target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray], count: int
+) -> list[Candidate]:
+    """Per probe type, the cheapest chart layout of exactly `count` probes whose estimate covers tumour +
+    margin (in cost order), then for the types with none the best-covering layout of that count; empty when
+    no layout of `count` probes has safe paths."""
     exactly = replace(settings, max_probes=count)
-    found = search_candidates(target, path_map, exactly, directions, min_probes=count)
-    if not found:
-        found = search_candidates(target, path_map, replace(exactly, coverage_target_pct=0.0), directions, count)
-        found.sort(key=lambda c: -c.estimated_margin_covered_pct)
-    return found[0] if found else None
+    qualified = per_probe_type(search_candidates(target, path_map, exactly, directions, min_probes=count))
+    covering = search_candidates(target, path_map, replace(exactly, coverage_target_pct=0.0), directions, count)
+    covering.sort(key=lambda c: -c.estimated_margin_covered_pct)
+    types = {c.probes[0].probe_id for c in qualified}
+    return qualified + [c for c in per_probe_type(covering) if c.probes[0].probe_id not in types]
 
 
 def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra) -> dict:
@@ -213,14 +222,15 @@ def plan_unit(
 ) -> UnitPlan:
     """Choose, simulate and check the plan of one planning unit.
 
-    The plans are tried cheapest first: the fewest probes, then the shortest freeze. For each, the chart's
-    cheapest layout (or, after a shorter freeze, the layout the search left) is improved by the local
-    search on the coarse full simulation (`cryoplan.planning.local_search`) until every lesion's margin
-    is met; a plan that meets it there is simulated on the plan's grid and accepted when it meets every
-    margin there (`margin_met`) and, with ``settings.robust_samples``, when the sequential test finds its
-    probability of success under the uncertainty model at least ``settings.confidence``
-    (`cryoplan.planning.robust`). When none is accepted within the probe, freeze and simulation limits,
-    the best plan checked is kept and its shortfall is flagged with the limit that bound.
+    The plans are tried cheapest first: the fewest probes, then the shortest freeze, each probe type's
+    cheapest chart layout of a count in cost order. For each, the chart's layout (or, after a shorter
+    freeze, the layout the search left) is improved by the local search on the coarse full simulation
+    (`cryoplan.planning.local_search`) until every lesion's margin is met; a plan that meets it there is
+    simulated on the plan's grid and accepted when it meets every margin there (`margin_met`) and, with
+    ``settings.robust_samples``, when the sequential test finds its probability of success under the
+    uncertainty model at least ``settings.confidence`` (`cryoplan.planning.robust`). When none is accepted
+    within the probe, freeze and simulation limits, the best plan checked is kept and its shortfall is
+    flagged with the limit that bound.
     """
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
@@ -252,9 +262,8 @@ def plan_unit(
         # Nothing meets the target even on estimates: start from the best-covering feasible layout of the
         # most probes whose paths are safe, and let the search and the full simulation decide.
         for count in range(settings.max_probes, 0, -1):
-            start = starting_layout(target, path_map, settings, directions, count)
-            if start is not None:
-                candidates = [start]
+            candidates = starting_layouts(target, path_map, settings, directions, count)
+            if candidates:
                 break
     if not candidates:
         raise InputError(
@@ -269,7 +278,10 @@ def plan_unit(
     best_search: Evaluation | None = None
     accepted = False
     bound = None  # the limit that ended the search, for the shortfall flag
-    start: Candidate | None = candidates[0]
+    # The chart's cheapest layout of each probe type, tried in cost order: the charts know no vessel, so the
+    # type they prefer may not be the one whose full simulation meets the margin.
+    pending = starting_layouts(target, path_map, settings, directions, len(candidates[0].probes))
+    start: Candidate | None = pending.pop(0)
     count = len(start.probes)
     checked: list[Candidate] = []
 
@@ -361,12 +373,16 @@ def plan_unit(
                 break
         if accepted or bound:
             break
+        if pending:
+            start = pending.pop(0)
+            continue
         tried, blocked, start = count, [], None
-        while start is None and count < settings.max_probes:
+        while not pending and count < settings.max_probes:
             count += 1
-            start = starting_layout(target, path_map, settings, directions, count)
-            if start is None:
+            pending = starting_layouts(target, path_map, settings, directions, count)
+            if not pending:
                 blocked.append(str(count))
+        start = pending.pop(0) if pending else None
         if start is None:
             bound = (
                 f"{tried} probe{'s' if tried > 1 else ''} frozen up to {max(settings.freeze_minutes):g} min "
