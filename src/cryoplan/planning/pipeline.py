@@ -23,7 +23,7 @@ from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
 from cryoplan.planning.coverage import Coverage, Risk, margin_shell, zone_margin
-from cryoplan.planning.local_search import Evaluation, better, local_search
+from cryoplan.planning.local_search import Evaluation, local_search
 from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
 from cryoplan.planning.paths import (
     NoSafePath,
@@ -352,7 +352,11 @@ def plan_unit(
                         goal_mm=round(evaluate.goal_mm, 2),
                     )
                 )
-                if best_search is None or better(evaluation, best_search):
+                # Across starts the margin ranks first: it is the criterion, a frozen duct is a flag.
+                if best_search is None or (evaluation.min_margin_mm, evaluation.margin_covered_pct) > (
+                    best_search.min_margin_mm,
+                    best_search.margin_covered_pct,
+                ):
                     best_search = evaluation
                 if not evaluation.met or len(checked) >= settings.max_full_simulations:
                     break
