@@ -360,14 +360,10 @@ class RiskLimits:
         Frozen-volume alert for cryoshock. Not a guideline value: cryoshock has been linked to freezing
         large fractions of the liver (≈ 30–35 %; Seifert & Morris, World J Surg 1999); 500 ml is the
         default alert and is configurable.
-    coverage_target_pct : float
-        Not a success criterion any more (a plan succeeds by `margin_met`); the charts' estimate still ranks
-        layouts by the share of tumour + margin they cover (`PlanSettings.coverage_target_pct`).
     """
 
     critical_temperature_c: float = -20.0
     cryoshock_frozen_ml: float = 500.0
-    coverage_target_pct: float = 99.0
 
 
 def risk_flags(

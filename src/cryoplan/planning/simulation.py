@@ -143,7 +143,5 @@ def unit_coverage(
         lethal_isotherm_c=settings.lethal_isotherm_c,
         margin_mm=settings.margin_mm,
         heat_sink_lesions={k: v for k, v in anatomy.heat_sink.items() if k in lesion_masks},
-        limits=RiskLimits(
-            critical_temperature_c=settings.critical_temperature_c, coverage_target_pct=settings.coverage_target_pct
-        ),
+        limits=RiskLimits(critical_temperature_c=settings.critical_temperature_c),
     )
