@@ -21,33 +21,16 @@ from fastapi.testclient import TestClient
 
 from cryoplan.service.auth import issue_token, password_hasher
 from cryoplan.service.models import Role, User
+from support.cases import DELETE, case_document
 
 PASSWORD = "a-long-test-password"
 ROLES = [role.value for role in Role]
 
-CASE_DOCUMENT = {
-    "schema_version": 1,
-    "patient": {"age": 64, "sex": "male", "ecog": 0},
-    "diagnosis": {
-        "type": "hcc",
-        "cirrhosis": True,
-        "liver_disease": "hbv",
-        "vascular_invasion": False,
-        "extrahepatic_spread": False,
-    },
-    "labs": {
-        "bilirubin": {"value": 1.1, "unit": "mg/dL"},
-        "albumin": {"value": 3.9, "unit": "g/dL"},
-        "inr": 1.1,
-        "creatinine": {"value": 0.9, "unit": "mg/dL"},
-        "sodium": {"value": 139, "unit": "mmol/L"},
-        "platelets": {"value": 140, "unit": "10^9/L"},
-    },
-    "clinical": {"ascites": "none", "encephalopathy_grade": 0},
-    "lesions": [
-        {"id": "L1", "diameter_mm": 24, "segment": 7, "distance_to_bile_duct_mm": 11, "distance_to_major_vessel_mm": 6}
-    ],
-}
+# The clinical tests' baseline case, its vessel 6 mm from the lesion (cryoablation rather than RFA), without the
+# optional transplant and prior-treatment fields.
+CASE_DOCUMENT = case_document(
+    **{"lesions.0.distance_to_major_vessel_mm": 6, "transplant_listed": DELETE, "prior_treatments": DELETE}
+)
 
 
 def postgres_url() -> str:
