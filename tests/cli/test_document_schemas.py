@@ -208,16 +208,16 @@ def test_isotherms_json_matches_the_published_schema():
 
 def test_simulation_summary_matches_the_published_schema(tmp_path):
     labels = np.ones((60, 60, 60), dtype=np.int16)
-    labels[:, 40:46, 27:33] = 2
+    labels[:, 36:42, 27:33] = 2  # a 6 mm vessel along x, 11–17 mm from the probe
     nib.save(nib.Nifti1Image(labels, np.diag([-1.0, -1.0, 1.0, 1.0])), str(tmp_path / "labels.nii.gz"))
     spec = {
         "labels": "labels.nii.gz",
         "tissues": {1: "liver"},
         "vessels": [{"label": 2, "diameter_mm": 6.0}],
-        "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 25.0], "direction": [0, 0, -1]}],
+        "probes": [{"probe": "17g-sphere", "tip_mm": [30.0, 25.0, 20.0], "direction": [0, 0, -1]}],
         "protocol": "freeze:2",
         "grid_mm": 1.0,
-        "margin_mm": 20.0,  # room for the cooled shaft behind the active zone
+        "margin_mm": 15.0,  # the grid (tip and cooled shaft ± 15 mm) inside the 60 mm label volume
         "record_points": {"near": [30.0, 30.0, 30.0]},
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
