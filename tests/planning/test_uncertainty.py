@@ -21,6 +21,7 @@ from cryoplan.planning.uncertainty import (
 )
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement
 from cryoplan.thermal.calibration import parameter_distribution
+from cryoplan.thermal.probes import probes_too_close
 
 
 def test_perturbations_have_the_stated_spread():
@@ -38,6 +39,21 @@ def test_perturbations_have_the_stated_spread():
     assert 0.6 <= latent.min() and latent.max() <= 1.4
     assert np.std(np.log(perfusion)) == pytest.approx(0.5, rel=0.05)
     assert np.median(perfusion) == pytest.approx(1.0, abs=0.05)
+
+
+def test_perturbed_probes_never_pass_through_each_other():
+    """Three 2.4 mm probes with 3 mm between their axes (0.6 mm between their surfaces): with tip errors of
+    σ = 2 mm most raw draws would put one needle through another; every sample drawn is a layout that can be
+    placed, and the draws still spread as stated."""
+    rng = np.random.default_rng(8)
+    probes = [ProbePlacement("2.4mm", np.array([x, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])) for x in (0.0, 3.0, 6.0)]
+    assert probes_too_close(probes) is None
+    drawn = [perturbed_probes(probes, rng, 2.0, 2.0) for _ in range(300)]
+    assert all(probes_too_close(layout) is None for layout in drawn)
+    gaps = [np.linalg.norm(layout[1].tip_mm - layout[0].tip_mm) for layout in drawn]
+    assert min(gaps) >= 2.4 and np.std([layout[0].tip_mm[2] for layout in drawn]) > 1.5
+    # a layout with two needles through each other is what the draw refuses
+    assert probes_too_close([probes[0], ProbePlacement("2.4mm", np.array([1.0, 0, 0]), np.array([0, 0, 1.0]))])
 
 
 def test_perfusion_spread_is_the_calibrated_one():

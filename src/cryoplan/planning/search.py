@@ -38,6 +38,7 @@ from cryoplan.planning.coverage import margin_shell, signed_distance_mm
 from cryoplan.planning.paths import PathMap, max_path_mm, probe_paths
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import Grid, ProbePlacement, get_probe
+from cryoplan.thermal.probes import segment_distance_mm
 
 # How far a layout may be pulled back along its path when a tip would reach a forbidden structure.
 PULL_BACK_MM = (0.0, 4.0, 8.0, 12.0)
@@ -75,25 +76,6 @@ def perpendicular_basis(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, np.cross(direction, e1)
 
 
-def segment_distance_mm(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> float:
-    """Smallest distance between the segments p0–p1 and q0–q1.
-
-    The closest points minimise |p0 + s·u − q0 − t·v|² over s, t ∈ [0, 1]: the unconstrained minimum
-    is clamped to the square, each parameter re-optimised given the other (Ericson, *Real-Time Collision
-    Detection*, Morgan Kaufmann 2005, §5.1.9; Lumelsky, Inf Process Lett 1985;21:55–61).
-    """
-    u, v, w = p1 - p0, q1 - q0, p0 - q0
-    a, b, c, d, e = u @ u, u @ v, v @ v, u @ w, v @ w
-    denominator = a * c - b * b
-    # Parallel (or degenerate) segments: any s works; take the start of the first.
-    s = float(np.clip((b * e - c * d) / denominator, 0.0, 1.0)) if denominator > 1e-12 * a * c else 0.0
-    t = (b * s + e) / c if c > 0 else 0.0
-    if c == 0 or not 0.0 <= t <= 1.0:
-        t = float(np.clip(t, 0.0, 1.0))
-        s = float(np.clip((b * t - d) / a, 0.0, 1.0)) if a > 0 else 0.0
-    return float(np.linalg.norm(w + s * u - t * v))
-
-
 def converging_spacing_ok(probes: list[ProbePlan], settings: PlanSettings) -> bool:
     """Whether converging probes keep the spacing rules where they freeze and along their tracts.
 
@@ -106,7 +88,7 @@ def converging_spacing_ok(probes: list[ProbePlan], settings: PlanSettings) -> bo
     nearest_tip = np.full(len(probes), np.inf)
     for j, k in itertools.combinations(range(len(probes)), 2):
         first, second = placements[j], placements[k]
-        active_gap = segment_distance_mm(*first.active_segment_mm(), *second.active_segment_mm())
+        active_gap = segment_distance_mm(*first.active_zone_mm(), *second.active_zone_mm())
         if active_gap < min(settings.spacing_mm) - 1e-6:
             return False
         gap = (

@@ -50,7 +50,7 @@ from cryoplan.planning.simulation import resample_mask, simulation_grid
 from cryoplan.progress import Progress
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, Tissue, Vessel, parse_protocol, simulate
 from cryoplan.thermal.calibration import PROBE_PARAMETERS, draw_parameters, parameter_distribution
-from cryoplan.thermal.probes import family_parameters, get_probe
+from cryoplan.thermal.probes import family_parameters, get_probe, probes_too_close
 from cryoplan.thermal.solver import PREVIEW_SPACING_MM
 
 TIP_SIGMA_MM = 2.0
@@ -95,18 +95,22 @@ class SampleContext:
 def perturbed_probes(
     probes: list[ProbePlacement], rng: np.random.Generator, tip_sigma_mm: float, direction_sigma_deg: float
 ) -> list[ProbePlacement]:
-    """Probes with a normal tip error (σ per axis) and a direction tilted by a normal angle."""
-    moved = []
-    for probe in probes:
-        tip = probe.tip_mm + rng.normal(0.0, tip_sigma_mm, 3)
-        axis = np.cross(probe.direction, rng.normal(size=3))
-        axis /= np.linalg.norm(axis)
-        angle = np.radians(rng.normal(0.0, direction_sigma_deg))
-        d = probe.direction
-        # Rodrigues' rotation of the direction about `axis` (perpendicular to it).
-        direction = d * np.cos(angle) + np.cross(axis, d) * np.sin(angle)
-        moved.append(ProbePlacement(probe.probe_id, tip, direction, probe.flow_fraction))
-    return moved
+    """Probes with a normal tip error (σ per axis) and a direction tilted by a normal angle, drawn again while
+    two of them would pass through each other (`probes_too_close`): a needle cannot be placed through another,
+    so the errors are those of layouts that can be placed."""
+    while True:
+        moved = []
+        for probe in probes:
+            tip = probe.tip_mm + rng.normal(0.0, tip_sigma_mm, 3)
+            axis = np.cross(probe.direction, rng.normal(size=3))
+            axis /= np.linalg.norm(axis)
+            angle = np.radians(rng.normal(0.0, direction_sigma_deg))
+            d = probe.direction
+            # Rodrigues' rotation of the direction about `axis` (perpendicular to it).
+            direction = d * np.cos(angle) + np.cross(axis, d) * np.sin(angle)
+            moved.append(ProbePlacement(probe.probe_id, tip, direction, probe.flow_fraction))
+        if probes_too_close(moved) is None:
+            return moved
 
 
 def perturbed_tissues(rng: np.random.Generator, perfusion_log_sd: float) -> tuple[dict[int, Tissue], dict[str, float]]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -308,3 +308,41 @@ class ProbePlacement:
         probe = self.probe
         distal = self.tip_mm - self.direction * probe.tip_offset_mm
         return distal, distal - self.direction * probe.cooled_length_mm
+
+    def active_zone_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """LPS end points (distal, proximal) of the product's nominal active zone (`ProbeType.active_length_mm`),
+        the zone that spacing rules and depths are stated for; the shaft it cools lies behind it."""
+        probe = self.probe
+        distal = self.tip_mm - self.direction * probe.tip_offset_mm
+        return distal, distal - self.direction * probe.active_length_mm
+
+
+def segment_distance_mm(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> float:
+    """Smallest distance between the segments p0–p1 and q0–q1.
+
+    The closest points minimise |p0 + s·u − q0 − t·v|² over s, t ∈ [0, 1]: the unconstrained minimum
+    is clamped to the square, each parameter re-optimised given the other (Ericson, *Real-Time Collision
+    Detection*, Morgan Kaufmann 2005, §5.1.9; Lumelsky, Inf Process Lett 1985;21:55–61).
+    """
+    u, v, w = p1 - p0, q1 - q0, p0 - q0
+    a, b, c, d, e = u @ u, u @ v, v @ v, u @ w, v @ w
+    denominator = a * c - b * b
+    # Parallel (or degenerate) segments: any s works; take the start of the first.
+    s = float(np.clip((b * e - c * d) / denominator, 0.0, 1.0)) if denominator > 1e-12 * a * c else 0.0
+    t = (b * s + e) / c if c > 0 else 0.0
+    if c == 0 or not 0.0 <= t <= 1.0:
+        t = float(np.clip(t, 0.0, 1.0))
+        s = float(np.clip((b * t - d) / a, 0.0, 1.0)) if a > 0 else 0.0
+    return float(np.linalg.norm(w + s * u - t * v))
+
+
+def probes_too_close(placements: Sequence[ProbePlacement]) -> tuple[int, int, float] | None:
+    """The first pair (n, m, gap in mm; m < n) of probes whose shafts, from the tip to the proximal end of the
+    segment that draws heat, come closer than the sum of their radii (one needle through another), or None."""
+    for n in range(len(placements)):
+        for m in range(n):
+            a, b = placements[n], placements[m]
+            gap = segment_distance_mm(a.tip_mm, a.active_segment_mm()[1], b.tip_mm, b.active_segment_mm()[1])
+            if gap < a.probe.radius_mm + b.probe.radius_mm:
+                return n, m, gap
+    return None

@@ -32,7 +32,7 @@ import numpy as np
 from cryoplan.errors import InputError
 from cryoplan.thermal import kernels
 from cryoplan.thermal.grid import Grid
-from cryoplan.thermal.probes import ProbePlacement, get_probe
+from cryoplan.thermal.probes import ProbePlacement, get_probe, probes_too_close
 from cryoplan.thermal.protocol import ACTIVE_THAW_SURFACE_C, Phase, Protocol
 from cryoplan.thermal.result import ThermalResult
 from cryoplan.thermal.tissue import TISSUES, Tissue
@@ -102,17 +102,6 @@ def _segment_distance_mm(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np
     t = np.clip(((points - a) @ ab) / float(ab @ ab), 0.0, 1.0)
     distance: np.ndarray = np.linalg.norm(points - (a + t[..., None] * ab), axis=-1)
     return distance
-
-
-def _segments_distance_mm(a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray, samples: int = 201) -> float:
-    """Smallest distance between two segments (dense sampling of one against the exact distance to the other)."""
-    t = np.linspace(0.0, 1.0, samples)[:, None]
-    return float(
-        min(
-            _segment_distance_mm(a0 + t * (a1 - a0), b0, b1).min(),
-            _segment_distance_mm(b0 + t * (b1 - b0), a0, a1).min(),
-        )
-    )
 
 
 def _section_axis(grid: Grid) -> int | None:
@@ -192,7 +181,6 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
     count as infinite lines (only their position in the section is checked).
     """
     thin = _section_axis(grid)
-    segments = []
     for n, placement in enumerate(probes):
         if not isinstance(placement, ProbePlacement):
             raise InputError(f"probes[{n}]", "a ProbePlacement", type(placement).__name__)
@@ -216,16 +204,13 @@ def _check_placements(grid: Grid, probes: Sequence[ProbePlacement]) -> None:
                     f"(grid spans {grid.origin_mm.round(1).tolist()} to {grid.extent_mm.round(1).tolist()} mm)",
                     np.round(point, 2).tolist(),
                 )
-        segments.append((a, b, placement.tip_mm, probe.radius_mm))
-    for n in range(len(segments)):
-        for m in range(n):
-            a0, a1, tip_a, ra = segments[n]
-            b0, b1, tip_b, rb = segments[m]
-            gap = _segments_distance_mm(a0, tip_a, b0, tip_b)
-            if gap < ra + rb:
-                raise InputError(
-                    f"probes[{n}]", f"at least {ra + rb:.2f} mm (the probes' radii) from probes[{m}]", f"{gap:.2f} mm"
-                )
+    close = probes_too_close(probes)
+    if close is not None:
+        n, m, gap = close
+        radii = probes[n].probe.radius_mm + probes[m].probe.radius_mm
+        raise InputError(
+            f"probes[{n}]", f"at least {radii:.2f} mm (the probes' radii) from probes[{m}]", f"{gap:.2f} mm"
+        )
 
 
 def _phase_segments(
