@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from cryoplan.case import parse_case
 from cryoplan.cli.app import app
-from cryoplan.clinical import read_case_file
+from cryoplan.clinical import read_case_file, read_case_record
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, read_labels, read_volume
 from cryoplan.imaging.phantom import demo_phantom
@@ -280,8 +280,8 @@ def plan_command(
     )
     if confidence is not None:
         settings = replace(settings, confidence=confidence, robust_samples=ROBUST_SAMPLES).check()
-    case, _ = read_case_file(case_file)
-    _run_plan(case, output, settings, uncertainty, scheduler, output_format, seed=seed)
+    # The record, not only its case: the plan's assessment keeps a FHIR bundle's lab bounds, as `assess` does.
+    _run_plan(read_case_record(case_file), output, settings, uncertainty, scheduler, output_format, seed=seed)
 
 
 DEMO_CASE = {

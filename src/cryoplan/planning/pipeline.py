@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from cryoplan.case import Case
-from cryoplan.clinical import assess
+from cryoplan.clinical import CaseRecord, assess_record
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy
 from cryoplan.imaging.body import field_of_view_warnings
@@ -469,6 +469,12 @@ def case_sessions(anatomy: PlanningAnatomy, units: list[UnitPlan]) -> list[Sessi
 # ------------------------------------------------------------------------------------------ the case
 
 
+def case_record(case: CaseRecord | Case) -> CaseRecord:
+    """`case` as `cryoplan.clinical.read_case_record` returns it: a Case (a case file's, or one parsed from a
+    document) has no FHIR entries left unused, no notes and no lab bounds."""
+    return case if isinstance(case, CaseRecord) else CaseRecord(case, [], [], {})
+
+
 def load_source(source, case=None):
     """(ct, anatomy, case, source_dicom) from a Case with imaging, or from a phantom."""
     if isinstance(source, Case):
@@ -507,18 +513,21 @@ def plan_case(
 
     Nothing is written: `cryoplan.report.plan_report.write_plan_outputs` writes the returned plan.
 
+    The assessment is `cryoplan assess`'s: `cryoplan.clinical.assess_record` on the case read (with the lab
+    bounds and unused entries of a FHIR bundle) whose lesions are measured on the planning images.
+
     Parameters
     ----------
-    source : Case or Phantom
-        A case whose imaging section names an image and its segmentation, or a phantom
-        (`cryoplan.imaging.phantom`).
+    source : CaseRecord, Case or Phantom
+        A case (as `cryoplan.clinical.read_case_record` returns it, or a Case: one without lab bounds) whose
+        imaging section names an image and its segmentation, or a phantom (`cryoplan.imaging.phantom`).
     uncertainty_samples : int
         Monte Carlo samples of the uncertainty analysis (0: none).
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://HOST:PORT``); None starts a LocalCluster.
     progress : callable, optional
         ``progress(label, fraction)``: a new stage when `label` is a string, progress within it otherwise.
-    case : Case, optional
+    case : CaseRecord or Case, optional
         The clinical case for the assessment when `source` is a phantom.
     seed : int
         Seed of every random choice (point sampling, Monte Carlo).
@@ -528,15 +537,22 @@ def plan_case(
         raise InputError("uncertainty", "a number of samples ≥ 0", uncertainty_samples)
     timing: dict[str, float] = {}
     started = time.perf_counter()
-    ct, anatomy, case, dicom = load_source(source, case)
+    record = None
+    if isinstance(source, CaseRecord | Case):
+        record = case_record(source)
+        source = record.case
+    elif case is not None:
+        record = case_record(case)
+    ct, anatomy, _, dicom = load_source(source)
     if isinstance(source, Case) and source.imaging.entries:
         # Entries given on the command line win over the case file's.
         given = {k: tuple(v) for k, v in source.imaging.entries.items()}
         settings = replace(settings, entries_lps_mm={**given, **settings.entries_lps_mm}).check()
     assessment = None
-    if case is not None:
-        measured, flags = case_with_measured_lesions(case, anatomy=anatomy)
-        assessment = assess(measured, imaging_flags=flags).to_dict()
+    if record is not None:
+        # The one code path of `cryoplan assess` (`cryoplan.cli.assess.assess_file`), on the planning images.
+        measured, flags = case_with_measured_lesions(record.case, anatomy=anatomy)
+        assessment = assess_record(replace(record, case=measured), imaging_flags=flags).to_dict()
     planning, measurements = planning_anatomy(ct, anatomy)
     timing["imaging_s"] = time.perf_counter() - started
     started = time.perf_counter()
