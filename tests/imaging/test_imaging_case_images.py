@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -20,6 +21,20 @@ def images(tmp_path_factory):
     write_nifti(phantom.ct, folder / "images" / "ct.nii.gz")
     write_nifti(phantom.labels, folder / "images" / "labels.nii.gz")
     return folder, phantom
+
+
+def _gap_to_tubes_mm(phantom, tumour: TumourSpec, structures: tuple[str, ...]) -> float:
+    """Surface-to-surface gap, by geometry, between a spherical tumour and the nearest of the phantom's tubes
+    (capsules) of `structures`; negative where a tube runs through the sphere."""
+    centre = np.asarray(tumour.centre_mm)
+    gaps = []
+    for tube in phantom.tubes:
+        if tube.structure in structures:
+            start, end = np.asarray(tube.start_mm), np.asarray(tube.end_mm)
+            t = np.clip((centre - start) @ (end - start) / ((end - start) @ (end - start)), 0.0, 1.0)
+            axis_distance = np.linalg.norm(centre - (start + t * (end - start)))
+            gaps.append(axis_distance - tube.diameter_mm / 2 - tumour.diameter_mm / 2)
+    return float(min(gaps))
 
 
 def _case(folder, lesions, imaging):
@@ -42,7 +57,12 @@ def test_typed_values_are_kept_and_large_disagreements_flagged(images):
     assert set(by_id) == {"L1", "L2", "L9"}
     assert by_id["L1"]["diameter_mm"] == 30.0  # typed, kept
     assert by_id["L1"]["segment"] == 6  # typed, kept
-    assert by_id["L1"]["distance_to_major_vessel_mm"] is not None  # filled from the images
+    # filled from the images: a portal branch runs through the 24 mm sphere, so the lesion abuts a vessel
+    # (and a bile duct): 0 mm to within one 2 mm voxel
+    assert _gap_to_tubes_mm(phantom, phantom.tumours[0], ("portal_vein", "hepatic_vein")) < 0
+    assert _gap_to_tubes_mm(phantom, phantom.tumours[0], ("bile_duct",)) < 0
+    assert by_id["L1"]["distance_to_major_vessel_mm"] == pytest.approx(0.0, abs=2.0)
+    assert by_id["L1"]["distance_to_bile_duct_mm"] == pytest.approx(0.0, abs=2.0)
     assert by_id["L2"]["diameter_mm"] == pytest.approx(12.0, abs=2.0)  # found only in the images
     assert by_id["L9"] == {
         "id": "L9",

@@ -58,8 +58,12 @@ def test_lits_specks_are_listed_not_counted(shared_data, tmp_path):
     count = next(c for c in result["criteria"] if c["id"] == "lesion_count")["value"]
     small = [n for n in result["input_notes"] if "below the minimum lesion size" in n]
     assert count + len(small) == 13 and 1 <= count < 13
-    assert next(c for c in result["criteria"] if c["id"] == "max_diameter")["value"] >= 5.0
-    assert result["bclc"]["stage"] is not None  # measured lesions stage the tumour
+    largest = next(c for c in result["criteria"] if c["id"] == "max_diameter")["value"]
+    # The counted lesions stage the tumour, the specks left out (BCLC 2022; Reig et al., J Hepatol 2022): with
+    # ECOG 0 and Child-Pugh A the burden decides, and more than one nodule with one over 30 mm is stage B.
+    assert count > 1 and largest > 30.0
+    assert result["bclc"]["stage"] == "B" and result["bclc"]["burden_stage"] == "B"
+    assert result["bclc"]["reason"].startswith(f"{count} nodules, largest")
     # A smaller minimum counts more of them; none is lost either way.
     result = _assess(tmp_path, imaging={**imaging, "min_lesion_diameter_mm": 0.5})
     count_small = next(c for c in result["criteria"] if c["id"] == "lesion_count")["value"]

@@ -18,6 +18,7 @@ from cryoplan.planning.uncertainty import (
     perturbed_probes,
     perturbed_tissues,
     sample_succeeds,
+    wilson_interval,
 )
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement
 from cryoplan.thermal.calibration import parameter_distribution
@@ -74,6 +75,22 @@ def test_probe_cooling_is_drawn_from_the_calibration():
         assert np.exp(np.mean(logs)) == pytest.approx(distribution["mean"][name], rel=0.05)
 
 
+@pytest.mark.parametrize(
+    ("successes", "samples", "low", "high"),
+    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
+)
+def test_the_wilson_interval_is_the_published_one(successes, samples, low, high):
+    """The score interval without continuity correction of Newcombe's four worked examples (Newcombe, Stat Med
+    1998;17:857-872), to his four decimals."""
+    interval = wilson_interval(successes, samples)
+    assert interval == pytest.approx((low, high), abs=5e-5)
+    assert interval[0] < successes / samples < interval[1] or successes == 0
+
+
+def test_the_wilson_interval_of_no_samples_is_everything():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
 @pytest.fixture(scope="module")
 def context():
     grid = Grid.around(np.array([[0, 0, -40.0], [0, 0, 15.0]]), 18.0, 3.0)
@@ -121,12 +138,18 @@ def test_monte_carlo_on_a_local_cluster_is_seeded(context):
     np.testing.assert_array_equal(two.margin_covered_pct, one.margin_covered_pct)
     np.testing.assert_array_equal(two.margin_met, one.margin_met)
     assert two.probability_of_success == np.mean(two.margin_met)
+    # the interval is Wilson's for the successes among the 5 samples (its values: test_the_wilson_interval_...)
     low, high = two.interval
-    assert low <= two.probability_of_success <= high
+    assert (low, high) == wilson_interval(int(np.sum(two.margin_met)), 5)
     assert two.to_dict()["probability_interval_95"] == [round(low, 4), round(high, 4)]
     np.testing.assert_array_equal(two.probability.array, one.probability.array)
     probability = two.probability.array
-    assert probability.min() >= 0 and probability.max() <= 1
+    # each voxel's probability is the share of the 5 samples lethal there: k / 5 …
+    shares = np.rint(probability * 5)
+    assert set(np.unique(shares)) <= set(range(6))
+    np.testing.assert_allclose(probability, shares / 5, atol=1e-6)
+    # … so over tumour + margin the map's mean is the samples' mean coverage
+    assert 100 * np.mean(probability[context.margin_mask]) == pytest.approx(np.mean(two.margin_covered_pct), rel=1e-5)
     # next to the probe's active zone every sample is lethal; far away none is
     index = np.rint(context.grid.index_of(np.array([0, 0, -8.0]))).astype(int)
     assert probability[tuple(index)] == 1.0

@@ -223,6 +223,12 @@ def test_report_fetcher_refuses_anything_outside_the_app(tmp_path):
     ):
         with pytest.raises(RefusedURL):
             fetcher.fetch(url)
-    assert fetcher.fetch((STATIC_DIR / "report.css").as_uri()) is not None
+    # the app's own stylesheet is served, byte for byte, as CSS
+    served = fetcher.fetch((STATIC_DIR / "report.css").as_uri())
+    try:
+        assert served.content_type == "text/css"
+        assert served.read() == (STATIC_DIR / "report.css").read_bytes()
+    finally:
+        served.close()
     pdf = html_to_pdf(f'<p>x</p><img src="{secret.as_uri()}"><img src="http://127.0.0.1:1/a.png">')
     assert pdf.startswith(b"%PDF")

@@ -3,17 +3,30 @@ as for the case, and no audit event per poll."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from starlette.testclient import TestClient
 from support.service import browser_login
 
 from cryoplan.output import write_json
 from cryoplan.service.models import AuditEvent, Job
+from cryoplan.service.routes import status as status_route
+
+NOW = dt.datetime(2026, 3, 2, 9, 30, 0, tzinfo=dt.UTC)
 
 
-def add_job(service, case_id: int, kind: str, status: str) -> int:
+def add_job(service, case_id: int, kind: str, status: str, created_at: dt.datetime = NOW) -> int:
     with service.client.app.state.sessions() as db:
-        job = Job(case_id=case_id, kind=kind, status=status, attempts=1, case_version=1, created_by=1)
+        job = Job(
+            case_id=case_id,
+            kind=kind,
+            status=status,
+            attempts=1,
+            case_version=1,
+            created_by=1,
+            created_at=created_at,
+        )
         db.add(job)
         db.commit()
         return job.id
@@ -25,10 +38,12 @@ def audit_count(service) -> int:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_job_status_reports_stage_progress_and_the_plan_job(service):
+def test_job_status_reports_stage_progress_and_the_plan_job(service, monkeypatch):
     case = service.create_case()
-    done = add_job(service, case["id"], "plan", "done")
-    running = add_job(service, case["id"], "uncertainty", "running")
+    done = add_job(service, case["id"], "plan", "done", NOW - dt.timedelta(minutes=10))
+    running = add_job(service, case["id"], "uncertainty", "running", NOW - dt.timedelta(seconds=95.3))
+    # the clock of the status route, stopped: a running job's elapsed time is now less its creation
+    monkeypatch.setattr(status_route, "utcnow", lambda: NOW)
     progress = service.client.app.state.runner._jobs_dir / f"{running}.progress.json"
     progress.parent.mkdir(parents=True, exist_ok=True)
     write_json(progress, {"schema_version": 1, "fraction": 0.375, "message": "uncertainty: 8 samples"})
@@ -44,7 +59,7 @@ def test_job_status_reports_stage_progress_and_the_plan_job(service):
     assert newest["id"] == running and newest["status"] == "running"
     assert newest["stage"] == "uncertainty: 8 samples" and newest["stage_fraction"] == 0.375
     assert newest["kind_label"] == "Uncertainty analysis of the plan"
-    assert newest["elapsed_s"] is not None and newest["elapsed_s"] >= 0
+    assert newest["elapsed_s"] == 95.3
     assert oldest["id"] == done and oldest["stage"] == "done" and oldest["stage_fraction"] == 1.0
     assert oldest["elapsed_s"] is None
 

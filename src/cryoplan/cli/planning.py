@@ -8,18 +8,19 @@ import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cryoplan.case import parse_case
+from cryoplan.case import Case, parse_case
 from cryoplan.cli.app import app
-from cryoplan.clinical import read_case_file, read_case_record
+from cryoplan.clinical import CaseRecord, read_case_file, read_case_record
 from cryoplan.errors import InputError
-from cryoplan.imaging import ImagingWarning, read_labels, read_volume
-from cryoplan.imaging.phantom import demo_phantom
+from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume
+from cryoplan.imaging.phantom import Phantom, demo_phantom
 from cryoplan.output import atomic_directory, write_json
 from cryoplan.planning.anatomy import vessel_lumen
 from cryoplan.planning.charts import isotherm_chart
@@ -52,9 +53,9 @@ class Paths(str, enum.Enum):
     converging = "converging"
 
 
-def _numbers(text: str, option: str, kind=float) -> tuple:
+def _numbers(text: str, option: str) -> tuple[float, ...]:
     try:
-        values = tuple(kind(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise InputError(option, "comma-separated numbers", text) from None
     if not values:
@@ -67,7 +68,7 @@ class _Bar:
 
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.task = None
+        self.task: TaskID | None = None
 
     def __call__(self, label: str | None, fraction: float) -> None:
         if label is not None:
@@ -91,21 +92,20 @@ def _progress() -> Progress:
 
 
 def _settings(
-    margin_mm,
-    lethal_isotherm_c,
-    max_probes,
-    probe_types,
-    freeze_minutes,
-    spacing_mm,
-    grid_mm,
-    critical_temperature_c,
-    freezes,
-    paths,
-    clearances=(),
-    entries=(),
-    position="supine",
-):
-
+    margin_mm: float,
+    lethal_isotherm_c: float,
+    max_probes: int,
+    probe_types: str,
+    freeze_minutes: str,
+    spacing_mm: str,
+    grid_mm: float,
+    critical_temperature_c: float,
+    freezes: int,
+    paths: Paths,
+    clearances: list[str],
+    entries: list[str],
+    position: Position,
+) -> PlanSettings:
     return PlanSettings(
         lethal_isotherm_c=lethal_isotherm_c,
         margin_mm=margin_mm,
@@ -117,14 +117,14 @@ def _settings(
         critical_temperature_c=critical_temperature_c,
         freeze_count=freezes,
         paths=paths.value,
-        clearances_mm={name: value for name, value in (_pair(c, "--clearance", 1) for c in clearances)},
-        entries_lps_mm={name: value for name, value in (_pair(e, "--entry", 3) for e in entries)},
-        position=position.value if hasattr(position, "value") else position,
+        clearances_mm={name: values[0] for name, values in (_pair(c, "--clearance", 1) for c in clearances)},
+        entries_lps_mm={name: (x, y, z) for name, (x, y, z) in (_pair(e, "--entry", 3) for e in entries)},
+        position=position.value,
     ).check()
 
 
-def _pair(text: str, option: str, count: int):
-    """``NAME=v`` (count 1) or ``NAME=x,y,z`` (count 3) from an option's value."""
+def _pair(text: str, option: str, count: int) -> tuple[str, tuple[float, ...]]:
+    """(NAME, values) from an option's ``NAME=v`` (count 1) or ``NAME=x,y,z`` (count 3)."""
     name, sep, values = text.partition("=")
     expected = "NAME=mm (e.g. lung=8)" if count == 1 else "LESION=x,y,z in LPS mm (e.g. L1=-80,-150,120)"
     if not sep or not name.strip():
@@ -132,10 +132,10 @@ def _pair(text: str, option: str, count: int):
     numbers = _numbers(values, option)
     if len(numbers) != count:
         raise InputError(option, expected, text)
-    return name.strip(), numbers[0] if count == 1 else numbers
+    return name.strip(), numbers
 
 
-def _summary(document: dict, out_dir: Path) -> None:
+def _summary(document: dict[str, Any], out_dir: Path) -> None:
     for lesion in document["lesions"]:
         c = lesion["coverage"]
         protocol = " – ".join(f"{p['phase'].replace('_', ' ')} {p['minutes']:g}" for p in lesion["protocol"])
@@ -158,13 +158,13 @@ def _summary(document: dict, out_dir: Path) -> None:
 
 
 def _run_plan(
-    source,
+    source: CaseRecord | Phantom,
     out_dir: Path,
-    settings,
+    settings: PlanSettings,
     uncertainty: int,
     scheduler: str | None,
     output_format: Format,
-    case=None,
+    case: Case | None = None,
     seed: int = 0,
 ) -> None:
 
@@ -333,7 +333,9 @@ def demo_command(
     )
 
 
-def _read_probes(plan_file: Path):
+def _read_probes(
+    plan_file: Path,
+) -> tuple[np.ndarray, list[ProbePlacement] | None, str, str | None]:
     """The probes of a plan.json (every lesion's, each once) or of a JSON list of probes, in the
     pre-procedural frame: (tips (n, 3), placements (None unless every probe has a direction), probe type,
     the plan's protocol text or None)."""
@@ -369,7 +371,7 @@ def _read_probes(plan_file: Path):
         protocol = protocols.pop() if protocols else None
     if not isinstance(probes, list) or not probes:
         raise InputError("--probes", "probes with tip_lps_mm (a plan.json or a JSON list)", str(plan_file))
-    unique = {}
+    unique: dict[tuple[str, tuple[float, ...], tuple[float, ...] | None], None] = {}
     for n, probe in enumerate(probes):
         try:
             tip = tuple(float(v) for v in probe["tip_lps_mm"])
@@ -395,7 +397,7 @@ def _read_probes(plan_file: Path):
     return tips, placements, next(iter(unique))[0], protocol
 
 
-def _case_vessels(case_file: Path, pre_image):
+def _case_vessels(case_file: Path, pre_image: Volume) -> Volume:
     """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case, on the pre-procedural
     image's grid."""
 
@@ -499,7 +501,12 @@ def verify_command(
     if output is not None:
         with atomic_directory(output) as tmp:
             write_json(tmp / "margins.json", document)
-            if report.surface_margin_mm is not None:
+            if (
+                report.tumour is not None
+                and report.ice is not None
+                and report.lethal is not None
+                and report.surface_margin_mm is not None
+            ):
                 save_figure(
                     margin_map_figure(
                         intra,

@@ -35,16 +35,26 @@ otsu_threshold: Callable[[np.ndarray], float] = threshold_otsu
 METAL_HU = 1000.0
 
 
+EDGE_SHELL_MM = 4.0
+"""Half-width of the band around a first ice estimate in which the ice threshold is re-estimated."""
+SEED_STEP_MM = 1.0
+"""Spacing of the seed points along a probe's shaft."""
+
+
 def segment_ice(
     intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: float | None = None, search_radius_mm: float = 40.0
 ) -> tuple[np.ndarray, float]:
     """Segment the ice ball on an intraprocedural CT: the hypodense region connected to the seeds.
 
     Frozen tissue is hypoattenuating on CT (≈ 0 HU against ≈ 50–100 HU for liver; Sandison et al.,
-    Med Phys 1998;25:1200). The image is smoothed (Gaussian, σ = 1 mm), the threshold between ice and
-    liver is found by Otsu's method (IEEE SMC 1979;9:62) over soft-tissue voxels (−200…300 HU) within
-    `search_radius_mm` of the seeds unless given, and the ice is the below-threshold region connected to
-    the seeds (probe tips, or the tumour), with holes (the metal probes) filled.
+    Med Phys 1998;25:1200). The image is smoothed (Gaussian, σ = 1 mm), and the ice is the below-threshold
+    region within `search_radius_mm` of the seeds (points along the probes' cooled shafts, the tips, or the
+    tumour) connected to them, with holes (the metal probes) filled. Unless given, the threshold between
+    ice and the tissue around it is found by Otsu's method (IEEE SMC 1979;9:62) in two passes: over the
+    soft-tissue voxels (−200…300 HU) of the search region, then over those within `EDGE_SHELL_MM` of the
+    first estimate's edge. The search region also holds tissue that the ice never meets (fat, muscle,
+    vessels), whose intensities pull a single threshold away from the one between ice and liver; the band
+    about the edge holds the two tissues the edge separates, the two-class histogram Otsu's method assumes.
 
     Returns
     -------
@@ -69,24 +79,53 @@ def segment_ice(
     seed_mask[tuple(seeds_index.T)] = True
     seed_distance = ndimage.distance_transform_edt(~seed_mask, sampling=spacing)
     near = seed_distance <= search_radius_mm
-    if threshold_hu is None:
-        soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
-        if soft.sum() < 50:
-            raise InputError("intra_image", "a CT with soft tissue around the probes")
-        threshold_hu = float(otsu_threshold(smoothed[soft]))
-    candidate = near & ((~metal & (smoothed > -300) & (smoothed < threshold_hu)) | metal)
+    soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
     # An opening by a 2 mm ball removes probe shafts outside the ice and noise specks.
     radius = np.ceil(2.0 / spacing).astype(int)
     offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), axis=-1)
     ball = np.linalg.norm(offsets * spacing, axis=-1) <= 2.0
-    candidate = ndimage.binary_opening(candidate, structure=ball)
-    labels, _ = ndimage.label(candidate)
-    seeded = np.unique(labels[(seed_distance <= 3.0) & candidate])
-    seeded = seeded[seeded > 0]
-    if seeded.size == 0:
-        return np.zeros(intra_image.shape, dtype=bool), threshold_hu
-    ice = ndimage.binary_fill_holes(np.isin(labels, seeded))
-    return ice, threshold_hu
+
+    def grown(threshold: float) -> np.ndarray:
+        candidate = near & ((~metal & (smoothed > -300) & (smoothed < threshold)) | metal)
+        candidate = ndimage.binary_opening(candidate, structure=ball)
+        labels, _ = ndimage.label(candidate)
+        seeded = np.unique(labels[(seed_distance <= 3.0) & candidate])
+        seeded = seeded[seeded > 0]
+        if seeded.size == 0:
+            return np.zeros(intra_image.shape, dtype=bool)
+        filled: np.ndarray = ndimage.binary_fill_holes(np.isin(labels, seeded))
+        return filled
+
+    if threshold_hu is not None:
+        return grown(threshold_hu), threshold_hu
+    if soft.sum() < 50:
+        raise InputError("intra_image", "a CT with soft tissue around the probes")
+    threshold = float(otsu_threshold(smoothed[soft]))
+    first = grown(threshold)
+    if first.any():
+        band = np.where(
+            first,
+            ndimage.distance_transform_edt(first, sampling=spacing),
+            ndimage.distance_transform_edt(~first, sampling=spacing),
+        )
+        edge = soft & (band <= EDGE_SHELL_MM)
+        if edge.sum() >= 50 and np.ptp(smoothed[edge]) > 0:
+            threshold = float(otsu_threshold(smoothed[edge]))
+            return grown(threshold), threshold
+    return first, threshold
+
+
+def probe_seeds_lps(probes: Sequence[ProbePlacement]) -> np.ndarray:
+    """Points every `SEED_STEP_MM` along each probe from its tip to the proximal end of its cooled segment
+    (`ProbePlacement.active_segment_mm`): the ice forms about the cooled shaft, which reaches further from the
+    tip than the ice's far edge from it."""
+    points = []
+    for placement in probes:
+        end = placement.active_segment_mm()[1]
+        length = float(np.linalg.norm(end - placement.tip_mm))
+        steps = np.linspace(0.0, 1.0, max(2, int(np.ceil(length / SEED_STEP_MM)) + 1))
+        points.append(placement.tip_mm + steps[:, None] * (end - placement.tip_mm))
+    return np.vstack(points)
 
 
 def _ice_mask(
@@ -94,15 +133,16 @@ def _ice_mask(
     ice: Volume | None,
     registration: Registration | None,
     tumour: Volume,
-    probe_tips_lps: np.ndarray | None,
+    seeds_lps: np.ndarray | None,
     ice_threshold_hu: float | None,
 ) -> tuple[np.ndarray, float | None]:
-    """The given ice mask on the intraprocedural grid, or the segmented one seeded at the probe tips
-    (mapped through the registration) or at the registered tumour's centroid."""
+    """The given ice mask on the intraprocedural grid, or the segmented one seeded at the given points of the
+    pre-procedural frame (probe shafts or tips, mapped through the registration) or at the registered
+    tumour's centroid."""
     if ice is not None:
         return resample_mask(ice, intra_image), None
-    if probe_tips_lps is not None and len(probe_tips_lps):
-        seeds = registration.pre_to_intra(probe_tips_lps) if registration is not None else np.atleast_2d(probe_tips_lps)
+    if seeds_lps is not None and len(seeds_lps):
+        seeds = registration.pre_to_intra(seeds_lps) if registration is not None else np.atleast_2d(seeds_lps)
     else:
         transform = registration.transform if registration is not None else None
         tumour_intra = resample_mask(tumour, intra_image, transform)
@@ -244,9 +284,9 @@ def verify_margins(
     ice : Volume, optional
         Ice-ball mask on any grid in the intraprocedural frame; segmented from `intra_image` when absent.
     probes : sequence of ProbePlacement, optional
-        The probes (type, tip, direction) in the pre-procedural frame: seeds of the ice segmentation, and
-        the simulation re-fitted to the observed ice (`cryoplan.planning.refit.fit_flow_fraction`) then
-        predicts the lethal zone inside it.
+        The probes (type, tip, direction) in the pre-procedural frame: their shafts from the tip to the end of
+        the cooled segment seed the ice segmentation (`probe_seeds_lps`), and the simulation re-fitted to the
+        observed ice (`cryoplan.planning.refit.fit_flow_fraction`) then predicts the lethal zone inside it.
     probe_tips_lps : numpy.ndarray, optional
         Probe tips (n, 3) in the pre-procedural frame when their directions are unknown: seeds only.
     protocol : Protocol
@@ -279,8 +319,11 @@ def verify_margins(
         raise InputError("lethal_isotherm_c", "a lethal isotherm between −60 and −10 °C", lethal_isotherm_c)
     if vessels is not None and pre_image is not None and not vessels.same_grid(pre_image):
         raise InputError("vessels", "a segmentation on the pre-procedural image's grid")
-    if probes is not None and probe_tips_lps is None:
-        probe_tips_lps = np.array([p.tip_mm for p in probes]) if len(probes) else None
+    # The ice segmentation's seeds: the probes' cooled shafts when their directions are known, the tips.
+    seeds_lps = probe_tips_lps
+    if probes:
+        shafts = probe_seeds_lps(probes)
+        seeds_lps = shafts if probe_tips_lps is None else np.vstack([np.atleast_2d(probe_tips_lps), shafts])
     reasons: list[str] = []
     registration = None
     if not np.asarray(tumour.array).any():
@@ -291,7 +334,7 @@ def verify_margins(
         registration = register(pre_image, intra_image, seed=seed)
         if deformable and registration.converged:
             # The ice ball (found after the rigid step) and 10 mm around it are kept out of the B-spline.
-            ice_rigid = _ice_mask(intra_image, ice, registration, tumour, probe_tips_lps, ice_threshold_hu)[0]
+            ice_rigid = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu)[0]
             if ice_rigid.any():
                 exclude = ndimage.distance_transform_edt(~ice_rigid, sampling=intra_image.spacing_mm) <= 10.0
                 refined = register(pre_image, intra_image, deformable=True, seed=seed, exclude=exclude)
@@ -316,7 +359,7 @@ def verify_margins(
     if not tumour_intra.any():
         raise InputError("tumour", "a tumour that lies inside the intraprocedural image after registration")
     spacing = intra_image.spacing_mm
-    ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, probe_tips_lps, ice_threshold_hu)
+    ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu)
     report = MarginReport(
         registration=registration,
         margin_mm=float(margin_mm),

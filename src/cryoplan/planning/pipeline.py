@@ -8,8 +8,10 @@ Assessment → imaging → planning units → placement (fast candidates, then f
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -17,9 +19,10 @@ from scipy import ndimage
 from cryoplan.case import Case
 from cryoplan.clinical import CaseRecord, assess_record
 from cryoplan.errors import InputError
-from cryoplan.imaging.anatomy import anatomy_from_labels, load_anatomy
+from cryoplan.imaging.anatomy import Anatomy, anatomy_from_labels, load_anatomy
 from cryoplan.imaging.body import field_of_view_warnings
 from cryoplan.imaging.case_images import case_with_measured_lesions
+from cryoplan.imaging.phantom import Phantom
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
 from cryoplan.planning.coverage import Coverage, Risk, margin_shell, zone_margin
@@ -57,11 +60,11 @@ class UnitPlan:
     margin_masks: dict[str, np.ndarray]
     structures: dict[str, np.ndarray]  # bile_duct, large_vessels, liver on the simulation grid
     history_points: dict[str, list[float]]
-    simulations: list[dict] = field(default_factory=list)
+    simulations: list[dict[str, Any]] = field(default_factory=list)
     uncertainty: UncertaintyResult | None = None  # `run_uncertainty`, with --uncertainty
     success: SuccessProbability | None = None  # the sequential test of robust planning
     exposure: OrganExposure | None = None  # what the ice reaches besides liver and tumour
-    paths: list[dict] = field(default_factory=list)  # per probe, `describe_path`
+    paths: list[dict[str, Any]] = field(default_factory=list)  # per probe, `describe_path`
 
     @property
     def grid_volume(self) -> Volume:
@@ -73,19 +76,21 @@ class CasePlan:
     """Everything `cryoplan plan` reports."""
 
     settings: PlanSettings
-    assessment: dict | None
+    assessment: dict[str, Any] | None
     ct: Volume
     anatomy: PlanningAnatomy
-    lesion_measurements: dict[str, dict]
+    lesion_measurements: dict[str, dict[str, Any]]
     units: list[UnitPlan]
     timing_s: dict[str, float]
     source_dicom: Path | None = None
     notes: list[str] = field(default_factory=list)
-    image_warnings: list[dict] = field(default_factory=list)  # `cryoplan.imaging.body.field_of_view_warnings`
+    image_warnings: list[dict[str, Any]] = field(default_factory=list)  # `cryoplan.imaging.body.field_of_view_warnings`
     sessions: list[Session] = field(default_factory=list)  # staged sessions (`cryoplan.planning.sessions`)
 
 
-def checked_entry(path_map: PathMap, lesion_id: str, point, centre: np.ndarray, reach_mm: float) -> np.ndarray:
+def checked_entry(
+    path_map: PathMap, lesion_id: str, point: Sequence[float], centre: np.ndarray, reach_mm: float
+) -> np.ndarray:
     """A user-given entry point: inside the image, in the air outside the body, within the probes' reach.
 
     Raises
@@ -151,7 +156,8 @@ class CoarseSearch:
         # Margins on the coarse grid move in steps of its voxel, too coarse for the search to see a 1 mm move:
         # they are measured on the minimum temperature interpolated (trilinear) to a grid twice as fine.
         grid = result.grid
-        fine = Grid(grid.origin_mm, grid.spacing_mm / 2, tuple(2 * n - 1 for n in grid.shape))
+        nx, ny, nz = grid.shape
+        fine = Grid(grid.origin_mm, grid.spacing_mm / 2, (2 * nx - 1, 2 * ny - 1, 2 * nz - 1))
         zoom = [(2 * n - 1) / n for n in grid.shape]
         temperature = ndimage.zoom(result.min_temperature_c, zoom, order=1)
         lethal = temperature <= settings.lethal_isotherm_c
@@ -195,7 +201,7 @@ def starting_layouts(
     return qualified + [c for c in per_probe_type(covering) if c.probes[0].probe_id not in types]
 
 
-def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra) -> dict:
+def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra: Any) -> dict[str, Any]:
     candidate = evaluation.candidate
     return {
         "stage": stage,
@@ -272,7 +278,7 @@ def plan_unit(
             f"none feasible with {settings.paths} paths",
         )
     evaluate = CoarseSearch(anatomy, lesion_ids, settings)
-    simulations: list[dict] = []
+    simulations: list[dict[str, Any]] = []
     searched = 0
     best = None  # (rank, candidate, simulated, covered, robust)
     best_search: Evaluation | None = None
@@ -281,8 +287,9 @@ def plan_unit(
     # The chart's cheapest layout of each probe type, tried in cost order: the charts know no vessel, so the
     # type they prefer may not be the one whose full simulation meets the margin.
     pending = starting_layouts(target, path_map, settings, directions, len(candidates[0].probes))
-    start: Candidate | None = pending.pop(0)
-    count = len(start.probes)
+    first = pending.pop(0)
+    start: Candidate | None = first
+    count = len(first.probes)
     checked: list[Candidate] = []
 
     def check(evaluation: Evaluation) -> tuple[bool, float]:
@@ -475,7 +482,7 @@ def case_record(case: CaseRecord | Case) -> CaseRecord:
     return case if isinstance(case, CaseRecord) else CaseRecord(case, [], [], {})
 
 
-def load_source(source, case=None):
+def load_source(source: Case | Phantom, case: Case | None = None) -> tuple[Volume, Anatomy, Case | None, Path | None]:
     """(ct, anatomy, case, source_dicom) from a Case with imaging, or from a phantom."""
     if isinstance(source, Case):
         imaging = source.imaging
@@ -500,13 +507,13 @@ def load_source(source, case=None):
 
 
 def plan_case(
-    source,
+    source: CaseRecord | Case | Phantom,
     uncertainty_samples: int = 0,
     scheduler: str | None = None,
     progress: Progress | None = None,
     *,
     settings: PlanSettings = PlanSettings(),
-    case=None,
+    case: CaseRecord | Case | None = None,
     seed: int = 0,
 ) -> CasePlan:
     """Plan a case: assessment, imaging, placement, full simulation, coverage and optional uncertainty.
@@ -544,9 +551,9 @@ def plan_case(
     elif case is not None:
         record = case_record(case)
     ct, anatomy, _, dicom = load_source(source)
-    if isinstance(source, Case) and source.imaging.entries:
+    if isinstance(source, Case) and source.imaging is not None and source.imaging.entries:
         # Entries given on the command line win over the case file's.
-        given = {k: tuple(v) for k, v in source.imaging.entries.items()}
+        given = {k: (v[0], v[1], v[2]) for k, v in source.imaging.entries.items()}
         settings = replace(settings, entries_lps_mm={**given, **settings.entries_lps_mm}).check()
     assessment = None
     if record is not None:
