@@ -318,8 +318,9 @@ def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
 
 
 def test_vessels_are_heat_sinks_of_the_refit():
-    """Ice made by a rod at flow fraction 0.3 beside a 6 mm vessel 7 mm away (a 10 minute freeze): fitted with the vessel the flow
-    fraction is recovered; fitted without it, the heat sink is mistaken for weaker cooling."""
+    """Ice made by a rod at flow fraction 0.3 in a 10 min freeze beside a 6 mm vessel 7 mm away: fitted with
+    the vessel the flow fraction is recovered; fitted without it, the heat sink is mistaken for weaker
+    cooling."""
     tumour, ct, _ = _same_frame(10.0, spacing_mm=1.0)
     rod = _rod_at((0.0, 0.0, 0.0))
     grid = Grid.around([rod.tip_mm, *rod.active_segment_mm()], 30.0, 1.5)

@@ -31,6 +31,13 @@ def test_probes_json_lists_the_library_with_its_cooling():
         assert {"id", "diameter_mm", "active_length_mm", "working_length_mm", "description", "source"} <= set(probe)
         assert probe["working_length_mm"] > probe["active_length_mm"] + probe["tip_offset_mm"]
         assert -273.15 < probe["cryogen_temperature_c"] < -100 and probe["heat_transfer_w_m2k"] > 0
+        # the shaft the returning gas cools behind the active zone: the family's calibrated length
+        cooling = PROBES[probe["id"]].cooling
+        assert probe["proximal_cooled_length_mm"] == cooling.proximal_cooled_length_mm > 0
+        assert probe["proximal_cooled_length_sd_mm"] == cooling.proximal_cooled_length_sd_mm
+    table = run_cli("probes")
+    first = PROBES[probes[0]["id"]].cooling.proximal_cooled_length_mm
+    assert table.returncode == 0 and "cooled" in table.stdout and f"{first:.1f}" in table.stdout
 
 
 def test_isotherms_json_with_fixed_surface_temperature():

@@ -73,6 +73,8 @@ def _probe_document(probe: ProbeType) -> dict[str, Any]:
         "cryogen_temperature_c": cooling.cryogen_temperature_c,
         "heat_transfer_w_m2k": cooling.heat_transfer_w_m2k,
         "heat_transfer_sd_w_m2k": cooling.heat_transfer_sd_w_m2k,
+        "proximal_cooled_length_mm": cooling.proximal_cooled_length_mm,
+        "proximal_cooled_length_sd_mm": cooling.proximal_cooled_length_sd_mm,
         "calibration": {"data": cooling.source},
     }
 
@@ -93,13 +95,21 @@ def probes_command(
         typer.echo(json.dumps({"schema_version": 1, "probes": rows}, indent=2, ensure_ascii=False))
         return
     table = Table(
-        "id", "diameter (mm)", "active length (mm)", "working length (mm)", "cryogen (°C)", "h (W/m²·K)", "source"
+        "id",
+        "diameter (mm)",
+        "active length (mm)",
+        "cooled shaft behind it (mm)",
+        "working length (mm)",
+        "cryogen (°C)",
+        "h (W/m²·K)",
+        "source",
     )
     for row in rows:
         table.add_row(
             row["id"],
             f"{row['diameter_mm']:g}",
             f"{row['active_length_mm']:g}",
+            f"{row['proximal_cooled_length_mm']:.1f} ± {row['proximal_cooled_length_sd_mm']:.1f}",
             f"{row['working_length_mm']:g}",
             f"{row['cryogen_temperature_c']:g}",
             f"{row['heat_transfer_w_m2k']:.0f} ± {row['heat_transfer_sd_w_m2k']:.0f}",

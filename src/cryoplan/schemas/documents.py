@@ -127,6 +127,8 @@ class ProbeRow(Document):
     cryogen_temperature_c: float
     heat_transfer_w_m2k: float = Field(ge=0)
     heat_transfer_sd_w_m2k: float = Field(ge=0)
+    proximal_cooled_length_mm: float = Field(ge=0)  # shaft behind the active zone cooled by the returning gas
+    proximal_cooled_length_sd_mm: float = Field(ge=0)
     calibration: ProbeCalibration
 
 
