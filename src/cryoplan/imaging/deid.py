@@ -106,6 +106,23 @@ _METHOD_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 # Multi-frame Functional Groups module (ContentDate, ContentTime) and the Enhanced General Equipment module
 # (DeviceSerialNumber) of SEG, Parametric Map and enhanced CT/MR objects (PS3.3 C.7.6.16, C.7.5.2).
 _DUMMY_IN_MULTIFRAME = {"ContentDate": "19000101", "ContentTime": "000000", "DeviceSerialNumber": "0"}
+# Body Part Examined defined terms (PS3.16 Annex L) of unpaired parts: Laterality stays absent for them.
+_UNPAIRED_BODY_PARTS = {
+    "ABDOMEN",
+    "ABDOMENPELVIS",
+    "CHEST",
+    "CHESTABDOMEN",
+    "CHESTABDPELVIS",
+    "HEAD",
+    "HEADNECK",
+    "HEART",
+    "LIVER",
+    "NECK",
+    "PANCREAS",
+    "PELVIS",
+    "SPINE",
+    "WHOLEBODY",
+}
 
 
 def _is_registered(uid: str) -> bool:
@@ -122,8 +139,9 @@ def deidentify_dataset(dataset: Dataset, pseudonym: str, key: str) -> Dataset:
     """Apply the basic profile to one dataset in place and return it.
 
     Attributes the profile lets replace with a dummy (action D) get one where the object's IOD requires
-    them (Type 1 in multi-frame objects such as a SEG), so the de-identified object stays valid; an empty
-    SpecificCharacterSet is dropped for the same reason.
+    them (Type 1 in multi-frame objects such as a SEG), so the de-identified object stays valid; for the same
+    reason an empty SpecificCharacterSet is dropped, and an image of a body part that may be paired
+    (BodyPartExamined absent or not an unpaired part) without Laterality gets it empty, "unknown".
 
     Parameters
     ----------
@@ -161,6 +179,16 @@ def deidentify_dataset(dataset: Dataset, pseudonym: str, key: str) -> Dataset:
         setattr(dataset, keyword, value)
     if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
         del dataset.SpecificCharacterSet  # empty is not a defined term; absent means the default repertoire
+    body_part = str(dataset.get("BodyPartExamined", "")).upper()
+    if (
+        "PixelData" in dataset
+        and not multiframe
+        and "Laterality" not in dataset
+        and "ImageLaterality" not in dataset
+        and body_part not in _UNPAIRED_BODY_PARTS
+    ):
+        # Type 2C in the General Series module when the part may be paired (PS3.3 C.7.3.1): empty is "unknown"
+        dataset.Laterality = ""
     dataset.PatientName = pseudonym
     dataset.PatientID = pseudonym
     dataset.PatientIdentityRemoved = "YES"
