@@ -96,6 +96,7 @@ def equivalent_radius_mm(volume_ml: float) -> float:
 PEER_ENGINE_TOLERANCE_MM = 0.05
 
 
+@pytest.mark.slow
 def test_peer_agrees_with_the_engine_in_3d(fipy_peer):
     # One calibrated 17G probe, 2-min freeze, liver at its perfused steady state (mushy range, perfusion and
     # metabolism switching off), a 4 mm vessel along L with its axis 9 mm from the probe's; 1 mm grid.

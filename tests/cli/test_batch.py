@@ -218,6 +218,7 @@ def test_workers_on_another_version_are_refused(external_cluster, monkeypatch):
     assert raised.value.field == "--scheduler" and f"runs {__version__}" in str(raised.value)
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_bad_input(tmp_path, monkeypatch, capsys):
     case = bundled_example_cases()[0]
     argv = ["cryoplan", "batch", str(case), "-o", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"]

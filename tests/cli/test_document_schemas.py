@@ -149,6 +149,7 @@ def test_inspect_json_on_a_real_image_matches_the_published_schema(shared_data, 
     check("inspect", document)
 
 
+@pytest.mark.slow
 def test_verify_margins_json_matches_the_published_schema(tmp_path):
     pre, tumour, intra, ice_centre, _, _ = pre_and_intra()
     write_nifti(pre, tmp_path / "pre.nii.gz")
@@ -206,6 +207,7 @@ def test_isotherms_json_matches_the_published_schema():
     check("isotherms", json.loads(done.stdout))
 
 
+@pytest.mark.slow
 def test_simulation_summary_matches_the_published_schema(tmp_path):
     labels = np.ones((60, 60, 60), dtype=np.int16)
     labels[:, 36:42, 27:33] = 2  # a 6 mm vessel along x, 11–17 mm from the probe
@@ -228,6 +230,7 @@ def test_simulation_summary_matches_the_published_schema(tmp_path):
     check("simulation", document)
 
 
+@pytest.mark.slow
 def test_validation_json_matches_the_published_schema(tmp_path):
     done = cryoplan("validate", "--grid-mm", "3", "--format", "json", "-o", tmp_path / "out")
     assert done.returncode == 0, done.stderr
@@ -236,6 +239,7 @@ def test_validation_json_matches_the_published_schema(tmp_path):
     check("validation", document)
 
 
+@pytest.mark.slow
 def test_assessment_probes_and_batch_match_the_published_schemas(tmp_path):
     cases = sorted(str(p) for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".json"))
     done = cryoplan("assess", *cases, "--format", "json")

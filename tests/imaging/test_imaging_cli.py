@@ -32,6 +32,7 @@ def case_files(tmp_path_factory):
     return folder, phantom
 
 
+@pytest.mark.slow
 def test_inspect_json_contract_and_figures(case_files, tmp_path):
     folder, phantom = case_files
     labels = [f"--label={name}={value}" for name, value in phantom.label_map.items()]

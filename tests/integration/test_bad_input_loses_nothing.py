@@ -78,6 +78,7 @@ def series(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tmp_path / "a", tmp_path / "b", tmp_path / "seg_a.dcm"
 
 
+@pytest.mark.slow
 def test_a_corrupt_file_in_a_series_keeps_the_earlier_inspection(series, tmp_path):
     image, _, seg = series
     out = tmp_path / "inspect"
@@ -125,6 +126,7 @@ def test_a_seg_of_another_series_leaves_the_other_cases_assessed(series, tmp_pat
     assert [a["case_id"] for a in json.loads(target.read_text())] == ["good", "good"]
 
 
+@pytest.mark.slow
 def test_a_seg_of_another_series_stops_the_plan_and_the_inspection(series, tmp_path):
     _, other, seg = series
     case = _case(tmp_path, "bad.yaml", {"image": str(other), "labels": str(seg)})
@@ -163,6 +165,7 @@ def test_a_bundle_without_a_patient_stops_the_plan(no_patient, tmp_path):
     assert not (tmp_path / "plan").exists() and not leftovers(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_bundle_without_a_patient_is_one_row_of_a_batch(no_patient, tmp_path):
     good = _case(tmp_path, "good.yaml")
     out = tmp_path / "batch"

@@ -27,6 +27,7 @@ def images(tmp_path_factory):
     return folder, known
 
 
+@pytest.mark.slow
 def test_verify_writes_the_margin_report(images, tmp_path):
     folder, known = images
     out = tmp_path / "verify"
@@ -58,6 +59,7 @@ def test_verify_writes_the_margin_report(images, tmp_path):
     assert (out / "margin_map.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
     folder, _ = images
     out = tmp_path / "never"
@@ -95,6 +97,7 @@ def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_plan_refuses_an_impossible_protocol_and_a_case_without_images(tmp_path):
     case = tmp_path / "case.yaml"
     case.write_text("schema_version: 1\ndiagnosis: {type: hcc}\n")

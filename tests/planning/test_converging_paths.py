@@ -181,6 +181,7 @@ def converging_plan(phantom):
     return plan_case(phantom, settings=replace(COARSE, paths="converging"))
 
 
+@pytest.mark.slow
 def test_parallel_paths_cannot_pass_the_window(phantom):
     unit = plan_case(phantom, settings=COARSE).units[0]
     # no parallel pair passes: the one probe that does is planned, and its full simulation falls short
@@ -226,6 +227,7 @@ def test_the_window_decides_which_paths_are_feasible(phantom):
             assert not in_bone(axis, wide).any()
 
 
+@pytest.mark.slow
 def test_converging_paths_pass_the_window_and_cover_the_margin(converging_plan):
     unit = converging_plan.units[0]
     lesion = unit.coverage.lesions[0]

@@ -65,6 +65,7 @@ def small_and_large():
     return plans
 
 
+@pytest.mark.slow
 def test_full_simulation_covers_tumour_and_margin(small_and_large):
     for diameter, (phantom, plan) in small_and_large.items():
         lesion = plan.units[0].coverage.lesions[0]
@@ -74,6 +75,7 @@ def test_full_simulation_covers_tumour_and_margin(small_and_large):
         assert_paths_clear_of_large_vessels(plan, phantom)
 
 
+@pytest.mark.slow
 def test_larger_tumours_get_more_probes(small_and_large):
     small = small_and_large[12.0][1].units[0].candidate
     large = small_and_large[LARGE_MM][1].units[0].candidate
@@ -109,6 +111,7 @@ def test_tumour_beside_a_large_vessel_accounts_for_the_heat_sink(demo_plan):
     assert unit.result.min_temperature_c[unit.structures["large_vessels"]].min() > 0.0
 
 
+@pytest.mark.slow
 def test_plan_outputs_follow_the_contract(demo_plan):
     _, plan, out = demo_plan
     document = json.loads((out / "plan.json").read_text())
@@ -144,6 +147,7 @@ def test_plan_outputs_follow_the_contract(demo_plan):
         np.testing.assert_array_equal(mask.array > 0, plan.units[0].result.min_temperature_c <= isotherm)
 
 
+@pytest.mark.slow
 def test_isotherm_charts_come_back_from_the_disk_cache(demo_plan, chart_cache):
     protocol = str(COARSE.protocol(10.0))
     computed = isotherm_chart("17g-rod", protocol, COARSE.chart_grid_mm)
@@ -161,6 +165,7 @@ def test_isotherm_charts_come_back_from_the_disk_cache(demo_plan, chart_cache):
     assert 5.0 < lethal_radius < 25.0
 
 
+@pytest.mark.slow
 def test_the_report_states_the_models_validated_error(demo_plan):
     _, _, out = demo_plan
     document = json.loads((out / "plan.json").read_text())

@@ -134,6 +134,7 @@ def refitted(procedure):
     return report, known
 
 
+@pytest.mark.slow
 def test_the_fit_recovers_the_flow_fraction_and_the_lethal_margin(refitted):
     report, known = refitted
     assert report.registration.converged
@@ -159,6 +160,7 @@ def test_the_fit_recovers_the_flow_fraction_and_the_lethal_margin(refitted):
     assert document["lethal_depth_behind_ice_edge_mm"] is None
 
 
+@pytest.mark.slow
 def test_the_verdict_follows_the_refitted_lethal_margin(refitted):
     report, known = refitted
     assert known["lethal_margin_mm"] < 5.0 < known["ice_margin_mm"]
@@ -262,6 +264,7 @@ def test_bad_refit_inputs():
         verify_margins(tumour, ct, ice=ice, probes=[_rod_at((0, 0, 0))], lethal_depth_mm=3.0, lethal_isotherm_c=5.0)
 
 
+@pytest.mark.slow
 def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
     pre, tumour, intra, known, vessels = procedure
     for name, volume in (("pre", pre), ("tumour", tumour), ("intra", intra), ("vessels", vessels)):
@@ -361,6 +364,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_verify_cli_bad_probes_and_protocol(tmp_path):
     out = tmp_path / "never"
     common = [

@@ -64,6 +64,7 @@ def test_perfusion_spread_is_the_calibrated_one():
     assert TISSUES["liver"].perfusion_1_s == pytest.approx(distribution["mean"]["liver_perfusion_1_s"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_probe_cooling_is_drawn_from_the_calibration():
     rng = np.random.default_rng(5)
     drawn = [perturbed_cooling(rng) for _ in range(3000)]
@@ -176,6 +177,7 @@ def test_a_sample_succeeds_by_the_margin_rule_not_by_coverage(context, lethal_ra
     assert np.mean(shifted[fine.margin_mask]) > 0.85 and not sample_succeeds(fine, shifted)
 
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_an_input_error(context):
     with pytest.raises(InputError, match="scheduler"):
         monte_carlo(context, 1, scheduler="tcp://127.0.0.1:9")

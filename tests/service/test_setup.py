@@ -65,6 +65,7 @@ def test_users_create_and_its_bad_input(tmp_path):
     assert short.returncode == 2 and "password" in short.stderr
 
 
+@pytest.mark.slow
 def test_bad_setting_is_named_on_one_line_and_nothing_starts(tmp_path):
     import os
 

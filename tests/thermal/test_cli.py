@@ -97,6 +97,7 @@ def write_spec(folder, **changes):
     return folder / "spec.yaml"
 
 
+@pytest.mark.slow
 def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
     folder, _ = label_spec
     spec = write_spec(folder)
@@ -199,6 +200,7 @@ USER_PROBE = {
 }
 
 
+@pytest.mark.slow
 def test_user_probe_file_is_simulated(tmp_path):
     path = tmp_path / "probes.yaml"
     path.write_text(yaml.safe_dump([USER_PROBE]))

@@ -54,6 +54,7 @@ def test_the_fit_recovers_the_parameters_behind_synthetic_figures(lung_rows):
     assert values["kidney_perfusion_1_s"] == pytest.approx(kidney.prior * values["liver_perfusion_1_s"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_leaving_a_source_out_changes_only_what_it_informs(lung_rows):
     simulator = calibration.Simulator()
     params = calibration.current_parameters()
