@@ -2,22 +2,12 @@
 the assessment's scores; a bundle without a Patient is refused on one line."""
 
 import json
-import sys
 
-import pytest
 from fhir.resources.R4B.bundle import Bundle
+from support.cli import run_main
 
-from cryoplan.cli.app import main
 from cryoplan.cli.assess import bundled_example_cases
 from cryoplan.clinical import assess_record, read_case_record
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["cryoplan", *map(str, args)])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def observations(document, report):
@@ -28,7 +18,7 @@ def observations(document, report):
 def test_fhir_output_validates_and_carries_the_scores(tmp_path, monkeypatch, capsys):
     cases = bundled_example_cases()
     target = tmp_path / "assessment.fhir.json"
-    code, _, err = run(monkeypatch, capsys, "assess", *cases, "--format", "fhir", "-o", target)
+    code, _, err = run_main(monkeypatch, capsys, "assess", *cases, "--format", "fhir", "-o", target)
     assert code == 0 and err == ""
     document = json.loads(target.read_text())
     parsed = Bundle.model_validate(document)  # raises on anything an R4 server would reject structurally
@@ -62,7 +52,7 @@ def test_fhir_output_validates_and_carries_the_scores(tmp_path, monkeypatch, cap
 
 def test_fhir_output_is_deterministic(tmp_path, monkeypatch, capsys):
     case = bundled_example_cases()[0]
-    outputs = [run(monkeypatch, capsys, "assess", case, "--format", "fhir")[1] for _ in range(2)]
+    outputs = [run_main(monkeypatch, capsys, "assess", case, "--format", "fhir")[1] for _ in range(2)]
     assert outputs[0] == outputs[1] and json.loads(outputs[0])["meta"]["tag"][0]["code"] == "1"
 
 
@@ -73,6 +63,6 @@ def test_bundle_without_a_patient_exits_2_on_one_line(tmp_path, monkeypatch, cap
     path = tmp_path / "no_patient.json"
     path.write_text(json.dumps(document))
     target = tmp_path / "out.json"
-    code, out, err = run(monkeypatch, capsys, "assess", path, "--format", "fhir", "-o", target)
+    code, out, err = run_main(monkeypatch, capsys, "assess", path, "--format", "fhir", "-o", target)
     assert code == 2 and out == "" and not target.exists()
     assert err == f"cryoplan: error: {path}: Bundle.entry: expected exactly one Patient, got 0\n"

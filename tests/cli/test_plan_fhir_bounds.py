@@ -7,25 +7,16 @@ the images of a small phantom, written as a case file would name them, in both c
 """
 
 import json
-import sys
 from dataclasses import replace
 
 import pytest
+from support.cli import run_main
 from support.fhir import BASELINE, SNOMED, bundle, condition, observation
 
 from cryoplan.case import Imaging
-from cryoplan.cli.app import main
 from cryoplan.clinical import read_case_record
 from cryoplan.imaging import write_nifti
 from cryoplan.imaging.phantom import LABELS, TumourSpec, make_phantom
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["cryoplan", *map(str, args)])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def bounded_bundle():
@@ -66,7 +57,7 @@ def with_images(monkeypatch, imaging):
 
 def test_a_bundle_alone_has_no_images_to_plan_on(files, tmp_path, monkeypatch, capsys):
     path, _ = files
-    code, _, err = run(monkeypatch, capsys, "plan", path, "-o", tmp_path / "plan")
+    code, _, err = run_main(monkeypatch, capsys, "plan", path, "-o", tmp_path / "plan")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "imaging" in err
     assert not (tmp_path / "plan").exists()
 
@@ -75,10 +66,10 @@ def test_a_bundle_alone_has_no_images_to_plan_on(files, tmp_path, monkeypatch, c
 def test_the_plan_assesses_the_bundle_as_assess_does(files, tmp_path, monkeypatch, capsys):
     path, imaging = files
     with_images(monkeypatch, imaging)
-    code, out, err = run(monkeypatch, capsys, "assess", path, "--format", "json")
+    code, out, err = run_main(monkeypatch, capsys, "assess", path, "--format", "json")
     assert code == 0, err
     [expected] = json.loads(out)
-    code, _, err = run(
+    code, _, err = run_main(
         monkeypatch,
         capsys,
         "plan",

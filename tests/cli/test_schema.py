@@ -1,41 +1,32 @@
 """`cryoplan schema NAME` prints each document's JSON Schema, and real outputs validate against its model."""
 
 import json
-import sys
 
 import pytest
 from pydantic import TypeAdapter
+from support.cli import run_main
 
-from cryoplan.cli.app import main
 from cryoplan.cli.assess import bundled_example_cases
 from cryoplan.schemas import SCHEMAS, json_schema
 from cryoplan.schemas.documents import AssessmentDocument, ProbesDocument
 
 
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["cryoplan", *map(str, args)])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("name", list(SCHEMAS))
 def test_schema_command_prints_the_schema(name, monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "schema", name)
+    code, out, _ = run_main(monkeypatch, capsys, "schema", name)
     schema = json.loads(out)
     assert code == 0 and schema == json_schema(name)
     assert schema["$schema"].endswith("2020-12/schema") and schema["$id"] == f"urn:cryoplan:schema:{name}"
 
 
 def test_unknown_schema_exits_2(monkeypatch, capsys):
-    code, out, err = run(monkeypatch, capsys, "schema", "plan-ish")
+    code, out, err = run_main(monkeypatch, capsys, "schema", "plan-ish")
     assert code == 2 and out == "" and err.count("\n") == 1 and "one of case, assessment" in err
 
 
 def test_every_example_assessment_matches_the_published_schema(tmp_path, monkeypatch, capsys):
     target = tmp_path / "a.json"
-    code, _, _ = run(monkeypatch, capsys, "assess", *bundled_example_cases(), "-f", "json", "-o", target)
+    code, _, _ = run_main(monkeypatch, capsys, "assess", *bundled_example_cases(), "-f", "json", "-o", target)
     documents = json.loads(target.read_text())
     assert code == 0 and isinstance(documents, list)
     TypeAdapter(list[AssessmentDocument]).validate_python(documents)  # extra keys or wrong types raise
@@ -52,7 +43,7 @@ def test_case_schema_is_the_case_model():
 
 
 def test_probes_output_matches_the_published_schema(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "probes", "--format", "json")
+    code, out, _ = run_main(monkeypatch, capsys, "probes", "--format", "json")
     document = json.loads(out)
     assert code == 0 and document["probes"]
     ProbesDocument.model_validate(document)

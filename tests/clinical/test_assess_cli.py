@@ -8,16 +8,7 @@ import sys
 import pytest
 import yaml
 from support.cases import DELETE, case_document
-
-from cryoplan.cli.app import main
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["cryoplan", *map(str, args)])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
+from support.cli import run_main
 
 
 def write_case(folder, name="case.yaml", **changes):
@@ -27,7 +18,7 @@ def write_case(folder, name="case.yaml", **changes):
 
 
 def test_json_for_one_case_is_an_array_of_one(tmp_path, monkeypatch, capsys):
-    code, out, err = run(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "json")
+    code, out, err = run_main(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "json")
     assert code == 0 and err == ""
     [document] = json.loads(out)
     assert document["schema_version"] == 1 and document["verdict"] == "suitable" and document["case_id"] == "case"
@@ -36,7 +27,7 @@ def test_json_for_one_case_is_an_array_of_one(tmp_path, monkeypatch, capsys):
 def test_json_for_several_cases_is_an_array_in_order(tmp_path, monkeypatch, capsys):
     first = write_case(tmp_path, "b.yaml", patient__ecog=1)
     second = write_case(tmp_path, "a.yaml")
-    code, out, _ = run(monkeypatch, capsys, "assess", first, second, "--format", "json")
+    code, out, _ = run_main(monkeypatch, capsys, "assess", first, second, "--format", "json")
     assert code == 0
     documents = json.loads(out)
     assert [d["case_id"] for d in documents] == ["b", "a"]
@@ -44,7 +35,7 @@ def test_json_for_several_cases_is_an_array_in_order(tmp_path, monkeypatch, caps
 
 
 def test_text_table(tmp_path, monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "text")
+    code, out, _ = run_main(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "text")
     assert code == 0
     for expected in ("verdict: suitable", "Child-Pugh", "A5", "bile_duct_distance", "BCLC 2022"):
         assert expected in out
@@ -52,14 +43,14 @@ def test_text_table(tmp_path, monkeypatch, capsys):
 
 def test_text_to_file(tmp_path, monkeypatch, capsys):
     target = tmp_path / "out" / "assessment.txt"
-    code, out, _ = run(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "text", "-o", target)
+    code, out, _ = run_main(monkeypatch, capsys, "assess", write_case(tmp_path), "--format", "text", "-o", target)
     assert code == 0 and out == "" and "lesion_count" in target.read_text()
 
 
 def test_html_page_is_standalone_and_escaped(tmp_path, monkeypatch, capsys):
     path = write_case(tmp_path, case_id="<script>alert(1)</script>", lesions=[{"id": "L<1>", "diameter_mm": 20}])
     target = tmp_path / "assessment.html"
-    code, _, _ = run(monkeypatch, capsys, "assess", path, "--format", "html", "-o", target)
+    code, _, _ = run_main(monkeypatch, capsys, "assess", path, "--format", "html", "-o", target)
     assert code == 0
     page = target.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<script>" not in page and "&lt;script&gt;" in page
@@ -70,14 +61,14 @@ def test_fhir_bundle_through_the_cli_lists_unused_entries(monkeypatch, capsys):
     from cryoplan.cli.assess import bundled_example_cases
 
     bundle = next(p for p in bundled_example_cases() if p.name == "hcc_fhir_bundle.json")
-    code, out, _ = run(monkeypatch, capsys, "assess", bundle, "--format", "json")
+    code, out, _ = run_main(monkeypatch, capsys, "assess", bundle, "--format", "json")
     assert code == 0
     assert any("haemoglobin" in u for u in json.loads(out)[0]["unused_fhir_observations"])
 
 
 def test_cryoshock_threshold_option(tmp_path, monkeypatch, capsys):
     path = write_case(tmp_path)
-    _, out, _ = run(monkeypatch, capsys, "assess", path, "--format", "json", "--cryoshock-tumour-volume-ml", "5")
+    _, out, _ = run_main(monkeypatch, capsys, "assess", path, "--format", "json", "--cryoshock-tumour-volume-ml", "5")
     assert "cryoshock_caution" in [r["id"] for r in json.loads(out)[0]["recommendations"]]
 
 
@@ -103,7 +94,7 @@ def test_bad_case_exits_2_with_one_line_and_no_output(kind, output_format, tmp_p
     changes, field = BAD[kind]
     bad = write_case(tmp_path, "bad.yaml", **changes)
     target = tmp_path / "out" / f"assessment.{output_format}"
-    code, out, err = run(monkeypatch, capsys, "assess", bad, "--format", output_format, "-o", target)
+    code, out, err = run_main(monkeypatch, capsys, "assess", bad, "--format", output_format, "-o", target)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and f"{bad}: {field}: expected" in err and "Traceback" not in err
     assert not target.exists() and not (tmp_path / "out").exists()
@@ -115,7 +106,7 @@ def test_good_bad_good_assesses_the_good_ones_and_exits_2(kind, tmp_path, monkey
     first, last = write_case(tmp_path, "first.yaml"), write_case(tmp_path, "last.yaml", patient__ecog=1)
     bad = write_case(tmp_path, "bad.yaml", **changes)
     target = tmp_path / "assessment.json"
-    code, out, err = run(monkeypatch, capsys, "assess", first, bad, last, "--format", "json", "-o", target)
+    code, out, err = run_main(monkeypatch, capsys, "assess", first, bad, last, "--format", "json", "-o", target)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and f"{bad}: {field}: expected" in err and "Traceback" not in err
     assert [(d["case_id"], d["bclc"]["stage"]) for d in json.loads(target.read_text())] == [
@@ -138,7 +129,7 @@ def test_unreadable_files_exit_2(content, expected, tmp_path, monkeypatch, capsy
     if content is not None:
         path.write_bytes(content)
     target = tmp_path / "out.json"
-    code, _, err = run(monkeypatch, capsys, "assess", path, "--format", "json", "-o", target)
+    code, _, err = run_main(monkeypatch, capsys, "assess", path, "--format", "json", "-o", target)
     assert code == 2 and err.count("\n") == 1 and str(path) in err and expected in err
     assert not target.exists()
 
@@ -150,7 +141,7 @@ def test_bad_fhir_unit_exits_2(tmp_path, monkeypatch, capsys):
     document["entry"][4]["resource"]["valueQuantity"]["code"] = "mg/L"
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(document))
-    code, _, err = run(monkeypatch, capsys, "assess", path, "--format", "json")
+    code, _, err = run_main(monkeypatch, capsys, "assess", path, "--format", "json")
     assert code == 2 and "Bundle.entry[4].resource.valueQuantity.code" in err and "one of mg/dL, umol/L" in err
 
 
@@ -158,7 +149,7 @@ def test_bundled_examples_cover_every_verdict(tmp_path, monkeypatch, capsys):
     from cryoplan.cli.assess import bundled_example_cases
 
     target = tmp_path / "examples.json"
-    code, _, _ = run(monkeypatch, capsys, "assess", *bundled_example_cases(), "--format", "json", "-o", target)
+    code, _, _ = run_main(monkeypatch, capsys, "assess", *bundled_example_cases(), "--format", "json", "-o", target)
     assert code == 0
     verdicts = {d["case_id"]: d["verdict"] for d in json.loads(target.read_text())}
     assert set(verdicts.values()) == {"suitable", "suitable_with_conditions", "mdt_review", "not_recommended"}
