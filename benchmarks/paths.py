@@ -51,7 +51,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     case = load_case(set02_cases.write_case(args.data, folder, ["dome", "ivc", "gallbladder"]))
     settings = PlanSettings(grid_mm=2.0).check()
-    ct, anatomy, _, _ = load_source(case, None)
+    ct, anatomy, _ = load_source(case)
     planning, _ = planning_anatomy(ct, anatomy)
     started = time.perf_counter()
     path_map = PathMap.build(planning, settings)

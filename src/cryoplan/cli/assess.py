@@ -16,7 +16,13 @@ from rich.text import Text
 
 from cryoplan.case import Case
 from cryoplan.cli.app import app
-from cryoplan.clinical import DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML, Assessment, assess_record, read_case_record
+from cryoplan.clinical import (
+    DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML,
+    Assessment,
+    CaseRecord,
+    assess_record,
+    read_case_record,
+)
 from cryoplan.clinical.fhir_report import assessment_bundle
 from cryoplan.errors import InputError
 from cryoplan.imaging.case_images import case_with_measured_lesions
@@ -33,11 +39,13 @@ class Format(str, enum.Enum):
 
 @dataclass(frozen=True)
 class AssessedCase:
-    """One case file's assessment and the case it was made from (lesions filled from the images)."""
+    """One case file's assessment, the case it was made from (lesions filled from the images) and the record as
+    read (a FHIR bundle's lab bounds kept), which a plan of the case assesses the same way."""
 
     path: Path
     assessment: Assessment
     case: Case
+    record: CaseRecord
 
 
 def assess_file(path: Path, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOCK_TUMOUR_VOLUME_ML) -> AssessedCase:
@@ -56,9 +64,10 @@ def assess_file(path: Path, cryoshock_tumour_volume_ml: float = DEFAULT_CRYOSHOC
         case, flags = case_with_measured_lesions(record.case)
     except InputError as error:  # an image's error names the image; among several cases, name the case too
         raise InputError(f"{path}: {error.field}", error.expected, error.got) from None
-    record = replace(record, case=case)
-    assessment = assess_record(record, cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags)
-    return AssessedCase(path, assessment, case)
+    assessment = assess_record(
+        replace(record, case=case), cryoshock_tumour_volume_ml=cryoshock_tumour_volume_ml, imaging_flags=flags
+    )
+    return AssessedCase(path, assessment, case, record)
 
 
 def _text(assessments: list[Assessment], console: Console) -> None:

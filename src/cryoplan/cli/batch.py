@@ -24,7 +24,6 @@ from rich.table import Table
 from cryoplan import __version__
 from cryoplan.cli.app import app
 from cryoplan.cli.assess import assess_file
-from cryoplan.clinical import read_case_record
 from cryoplan.errors import InputError
 from cryoplan.output import write_json
 from cryoplan.planning import plan_case
@@ -80,8 +79,7 @@ def _run_case(path: Path, out: Path, plan: bool, settings: PlanSettings, seed: i
     document = outcome.assessment.to_dict()
     if plan and outcome.case.imaging is not None:
         row["task"] = "plan"
-        # The record as read (a FHIR bundle's lab bounds kept): the plan assesses it as `assess_file` did.
-        result = plan_case(read_case_record(path), settings=settings, seed=seed)
+        result = plan_case(outcome.record, settings=settings, seed=seed)
         write_plan_outputs(result, out / "plan")
         row["outputs"] = sorted(str(p.relative_to(out.parent)) for p in (out / "plan").rglob("*") if p.is_file())
         document = dict(result.assessment or {}, case_id=row["case_id"])

@@ -402,7 +402,7 @@ def _case_vessels(case_file: Path, pre_image: Volume) -> Volume:
     image's grid."""
 
     case, _ = read_case_file(case_file)
-    ct, anatomy, _, _ = load_source(case)
+    ct, anatomy, _ = load_source(case)
     if not ct.same_grid(pre_image):
         raise InputError("--case", "the case whose image is the pre-procedural image (--pre-image)", str(case_file))
     return pre_image.with_array(vessel_lumen(anatomy).astype(np.uint8))

@@ -259,7 +259,7 @@ def plan_fixed_layout(
     settings = replace(settings, freeze_minutes=(float(freeze_minutes),))
     if progress:
         progress("reading the images", 0.0)
-    ct, anatomy, _, dicom = load_source(case)
+    ct, anatomy, dicom = load_source(case)
     measured, flags = case_with_measured_lesions(case, anatomy=anatomy)
     assessment = assess(measured, imaging_flags=flags).to_dict()
     planning, measurements = planning_anatomy(ct, anatomy)

@@ -482,8 +482,9 @@ def case_record(case: CaseRecord | Case) -> CaseRecord:
     return case if isinstance(case, CaseRecord) else CaseRecord(case, [], [], {})
 
 
-def load_source(source: Case | Phantom, case: Case | None = None) -> tuple[Volume, Anatomy, Case | None, Path | None]:
-    """(ct, anatomy, case, source_dicom) from a Case with imaging, or from a phantom."""
+def load_source(source: Case | Phantom) -> tuple[Volume, Anatomy, Path | None]:
+    """(ct, anatomy, source_dicom) from a Case with imaging, or from a phantom (source_dicom: the DICOM series
+    folder the image was read from, None for other formats)."""
     if isinstance(source, Case):
         imaging = source.imaging
         if imaging is None:
@@ -499,10 +500,10 @@ def load_source(source: Case | Phantom, case: Case | None = None) -> tuple[Volum
         if anatomy is None:
             raise InputError("imaging.labels", "a segmentation with the liver and the tumour")
         dicom = Path(imaging.image) if Path(imaging.image).is_dir() else None
-        return ct, anatomy, source, dicom
+        return ct, anatomy, dicom
     if hasattr(source, "labels") and hasattr(source, "label_map"):
         anatomy = anatomy_from_labels(source.labels, None, source.label_map)
-        return source.ct, anatomy, case, None
+        return source.ct, anatomy, None
     raise InputError("case", "a case with imaging or a phantom", type(source).__name__)
 
 
@@ -550,7 +551,7 @@ def plan_case(
         source = record.case
     elif case is not None:
         record = case_record(case)
-    ct, anatomy, _, dicom = load_source(source)
+    ct, anatomy, dicom = load_source(source)
     if isinstance(source, Case) and source.imaging is not None and source.imaging.entries:
         # Entries given on the command line win over the case file's.
         given = {k: (v[0], v[1], v[2]) for k, v in source.imaging.entries.items()}
