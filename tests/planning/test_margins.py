@@ -3,10 +3,11 @@ noise and seen through a known rigid transform."""
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from support.planning_synthetic import pre_and_intra
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.registration import register
+from cryoplan.imaging.registration import register, resample_labels, resample_mask
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.margins import patient_side, verify_margins
 
@@ -78,6 +79,28 @@ def test_bad_inputs(procedure):
         verify_margins(tumour.with_array(np.zeros(tumour.shape, np.uint8)), intra, pre_image=pre, lethal_depth_mm=3.0)
     with pytest.raises(InputError, match="margin_mm"):
         verify_margins(tumour, intra, pre_image=pre, lethal_depth_mm=3.0, margin_mm=0)
+    off_grid = Volume(np.zeros((8, 8, 8), np.uint8), np.eye(4))
+    with pytest.raises(InputError, match="tissues"):
+        verify_margins(tumour, intra, pre_image=pre, tissues=off_grid, lethal_depth_mm=3.0)
+
+
+def test_tissue_labels_follow_the_known_transform_without_blending(procedure):
+    """A label map of the pre-procedural frame resampled through x_pre = R x_intra + t: each intraprocedural
+    voxel takes the label found at its pre-procedural point, never an average of two labels."""
+    pre, tumour, intra, _, _, (rotation, translation) = procedure
+    labels = np.where(np.asarray(pre.array) > -500, 3, 0).astype(np.uint8)  # the body: muscle's label
+    labels[np.asarray(tumour.array) > 0] = 1
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(rotation.ravel().tolist())
+    transform.SetTranslation(translation.tolist())
+    moved = resample_labels(pre.with_array(labels), intra, transform)
+    assert moved.dtype == np.uint8 and set(np.unique(moved)) == {0, 1, 3}
+    # the tumour as a mask through the same transform: the same voxels but at its sub-voxel boundary
+    tumour_intra = resample_mask(tumour, intra, transform)
+    overlap = 2 * np.sum((moved == 1) & tumour_intra) / (np.sum(moved == 1) + tumour_intra.sum())
+    assert overlap > 0.9
+    centre_intra = rotation.T @ (np.array([-20.0, 0.0, 5.0]) - translation)
+    assert moved[tuple(np.rint(intra.lps_to_index(centre_intra)).astype(int))] == 1
 
 
 def test_patient_side_names():

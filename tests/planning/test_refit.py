@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-from support.planning_synthetic import TUMOUR_CENTRE, grid_affine, render_ct, volume_points
+from support.planning_synthetic import TUMOUR_CENTRE, grid_affine, liver_of, render_ct, volume_points
 
 from cryoplan.imaging.io import write_nifti
 from cryoplan.imaging.volume import Volume
@@ -267,7 +267,8 @@ def test_bad_refit_inputs():
 @pytest.mark.slow
 def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
     pre, tumour, intra, known, vessels = procedure
-    for name, volume in (("pre", pre), ("tumour", tumour), ("intra", intra), ("vessels", vessels)):
+    liver = tumour.with_array(liver_of(volume_points(pre.shape, pre.affine)).astype(np.uint8))
+    for name, volume in (("pre", pre), ("tumour", tumour), ("intra", intra), ("vessels", vessels), ("liver", liver)):
         write_nifti(volume, tmp_path / f"{name}.nii.gz")
     plan = {
         "schema_version": 1,
@@ -284,7 +285,7 @@ def test_verify_cli_refits_with_a_plan_and_its_case(procedure, tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     (tmp_path / "case.yaml").write_text(
         "schema_version: 1\ndiagnosis: {type: hcc}\nimaging:\n  image: pre.nii.gz\n"
-        "  masks: {tumour: tumour.nii.gz, hepatic_vein: vessels.nii.gz}\n"
+        "  masks: {liver: liver.nii.gz, tumour: tumour.nii.gz, hepatic_vein: vessels.nii.gz}\n"
     )
     images = [
         "--tumour",

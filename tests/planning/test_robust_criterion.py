@@ -6,9 +6,11 @@ import pytest
 
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 from cryoplan.imaging.volume import Volume
+from cryoplan.planning.anatomy import planning_anatomy
 from cryoplan.planning.coverage import isotherm_depth_mm, lesion_coverage, margin_met, margin_tolerance_mm
 from cryoplan.planning.margins import verify_margins
-from cryoplan.planning.pipeline import plan_case
+from cryoplan.planning.organs import tissue_label_volume
+from cryoplan.planning.pipeline import load_source, plan_case
 from cryoplan.planning.settings import PlanSettings
 
 SPACING = np.array([0.8, 1.0, 1.5])
@@ -40,10 +42,17 @@ def test_lesion_coverage_applies_the_criterion(lethal_radius_mm, met):
     assert result.min_margin_mm == pytest.approx(lethal_radius_mm - 6.0, abs=SPACING.max())
 
 
-def verify_on_simulated_ice(unit, margin_mm, settings=COARSE):
+def plan_tissues(phantom):
+    """The tissue labels the plan simulated, on the phantom's image grid."""
+    ct, anatomy, _ = load_source(phantom)
+    planning, _ = planning_anatomy(ct, anatomy)
+    return tissue_label_volume(planning.body_model, planning.liver, planning.lesions.values())
+
+
+def verify_on_simulated_ice(unit, margin_mm, tissues, settings=COARSE):
     """`verify` on the plan's own simulated ice ball (the same grid: no registration), its lethal zone from the
-    simulation re-fitted to that ice with the plan's probes, protocol and vessels (the path `verify` takes
-    when the probes are known)."""
+    simulation re-fitted to that ice with the plan's probes, protocol, vessels and tissues (the path `verify`
+    takes when the probes and the plan's case are known)."""
     temperature = unit.result.min_temperature_c
     affine = unit.result.grid.affine
     (tumour,) = unit.lesion_masks.values()
@@ -54,6 +63,7 @@ def verify_on_simulated_ice(unit, margin_mm, settings=COARSE):
         probes=[p.placement() for p in unit.candidate.probes],
         protocol=settings.protocol(unit.candidate.freeze_minutes),
         vessels=Volume(unit.structures["large_vessels"].astype(np.uint8), affine),
+        tissues=tissues,
         # used only if the re-fit fails (its verdict is then "unverified", and the test fails)
         lethal_depth_mm=isotherm_depth_mm(temperature, [unit.result.grid.spacing_mm] * 3, settings.lethal_isotherm_c),
         lethal_isotherm_c=settings.lethal_isotherm_c,
@@ -63,27 +73,14 @@ def verify_on_simulated_ice(unit, margin_mm, settings=COARSE):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "diameter_mm",
-    [
-        12.0,
-        pytest.param(
-            30.0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the 30 mm tumour's 4 tilted rods: verify's re-fit of the plan's own ice is not accepted "
-                "(verdict unverified) and its erosion fallback reads a 1.8 mm lethal margin where the simulation "
-                "has 6.2 mm (measured 2026-12-04); open",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("diameter_mm", [12.0, 30.0])
 def test_the_planner_and_verify_agree_on_the_plans_own_ice(diameter_mm):
     phantom = make_phantom([TumourSpec((-35.0, -10.0, 35.0), diameter_mm)], spacing_mm=2.0, seed=1)
     plan = plan_case(phantom, settings=COARSE)
     (unit,) = plan.units
     (lesion,) = unit.coverage.lesions
-    report = verify_on_simulated_ice(unit, COARSE.margin_mm)
+    tissues = plan_tissues(phantom)
+    report = verify_on_simulated_ice(unit, COARSE.margin_mm, tissues)
     # Both judge by one rule: adequate exactly when the planner found the margin met (and flagged it if not).
     assert report.verdict == ("adequate" if lesion.margin_met else "insufficient"), (
         report.lethal_min_margin_mm,
@@ -96,4 +93,4 @@ def test_the_planner_and_verify_agree_on_the_plans_own_ice(diameter_mm):
     # Asked for a margin the plan does not reach, both say so.
     wider = lesion.min_margin_mm + 2 * lesion.margin_tolerance_mm + 1.0
     assert not margin_met(lesion.min_margin_mm, wider, [unit.result.grid.spacing_mm] * 3)
-    assert verify_on_simulated_ice(unit, wider).verdict == "insufficient"
+    assert verify_on_simulated_ice(unit, wider, tissues).verdict == "insufficient"

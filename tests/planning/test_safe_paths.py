@@ -25,9 +25,16 @@ from cryoplan.imaging import ImagingWarning
 from cryoplan.imaging.anatomy import load_anatomy
 from cryoplan.imaging.body import field_of_view_warnings
 from cryoplan.imaging.io import read_volume, write_nifti
+from cryoplan.imaging.phantom import TumourSpec, make_phantom
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import planning_anatomy
-from cryoplan.planning.organs import organ_exposure, organ_risks, tissue_map
+from cryoplan.planning.organs import (
+    organ_exposure,
+    organ_risks,
+    tissue_label_volume,
+    tissue_map,
+    tissue_names_on,
+)
 from cryoplan.planning.paths import (
     PATH_STEP_MM,
     NoSafePath,
@@ -37,9 +44,10 @@ from cryoplan.planning.paths import (
     ranked_directions,
     why_no_path,
 )
-from cryoplan.planning.pipeline import plan_case, plan_unit
+from cryoplan.planning.pipeline import load_source, plan_case, plan_unit
 from cryoplan.planning.settings import DEFAULT_CLEARANCES_MM, PlanSettings
-from cryoplan.thermal import get_probe
+from cryoplan.planning.simulation import resample_mask
+from cryoplan.thermal import Grid, get_probe
 
 QUICK = PlanSettings(
     probe_types=("17g-rod",),
@@ -235,6 +243,28 @@ def test_organ_exposure_counts_volumes_and_distances_on_a_known_field():
     assert codes == {"bowel_in_ice"}
     labels, tissues = tissue_map(np.array([["kidney", "lung"], ["gas", "pancreas"]]), {}, np.zeros((2, 2), bool))
     assert [tissues[v].name for v in labels.ravel()] == ["kidney", "lung", "lung", "muscle"]
+
+
+def test_the_tissue_label_map_gives_the_plans_tissues_on_any_grid():
+    """`verify`'s re-fit samples the plan's tissues from a label map on the image grid: at the centres of a
+    simulation grid (1.5 mm, off the image's 2 mm voxel centres) it gives the labels that the plan's own
+    simulation builds there from the body model's names and the planner's masks."""
+    phantom = make_phantom([TumourSpec((-35.0, -10.0, 35.0), 20.0)], spacing_mm=2.0, seed=1)
+    ct, anatomy, _ = load_source(phantom)
+    planning, _ = planning_anatomy(ct, anatomy)
+    assert planning.body_model is not None
+    labels = tissue_label_volume(planning.body_model, planning.liver, planning.lesions.values())
+    assert labels.same_grid(ct)
+    centre = ct.index_to_lps(np.argwhere(planning.lesions["L1"]).mean(axis=0))
+    grid = Grid(centre - 24.3137, 1.5, (32, 32, 32))
+    names, beyond_pct = tissue_names_on(planning.body_model, grid)
+    assert beyond_pct == 0.0
+    lesions = {i: resample_mask(m, ct, grid) for i, m in planning.lesions.items()}
+    expected, tissues = tissue_map(names, lesions, resample_mask(planning.liver, ct, grid))
+    sampled = labels.resampled(grid.shape, grid.affine).array
+    np.testing.assert_array_equal(sampled, expected)
+    # not liver alone: the tumour, the vessels' blood and the soft tissue beyond the liver
+    assert {tissues[v].name for v in np.unique(expected)} >= {"liver", "tumour", "blood", "muscle"}
 
 
 def test_skin_near_the_ice_is_flagged():

@@ -31,8 +31,7 @@ def render_ct(
     hu = np.full(x.shape, -1000.0, dtype=np.float32)
     body = (x / 80) ** 2 + (y / 60) ** 2 + (z / 90) ** 2 <= 1
     hu[body] = 20.0
-    liver = ((x + 20) / 45) ** 2 + ((y + 5) / 35) ** 2 + ((z - 5) / 40) ** 2 <= 1
-    hu[liver] = 60.0
+    hu[liver_of(points_lps)] = 60.0
     hu[(x**2 + (y - 40) ** 2 <= 12**2) & body] = 400.0  # spine
     hu[((x + 5) ** 2 + (y + 20) ** 2 <= 5**2) & body] = 150.0  # vessel along z
     tumour = np.sum((points_lps - TUMOUR_CENTRE) ** 2, axis=-1) <= tumour_radius_mm**2
@@ -44,6 +43,12 @@ def render_ct(
         radial = np.hypot(x - tip[0], z - tip[2])
         hu[(radial <= 0.8) & (y <= tip[1]) & body] = 2000.0
     return hu
+
+
+def liver_of(points_lps: np.ndarray) -> np.ndarray:
+    """The synthetic patient's liver (an ellipsoid) at LPS points (..., 3) of the pre-procedural frame."""
+    x, y, z = points_lps[..., 0], points_lps[..., 1], points_lps[..., 2]
+    return ((x + 20) / 45) ** 2 + ((y + 5) / 35) ** 2 + ((z - 5) / 40) ** 2 <= 1
 
 
 def volume_points(shape, affine) -> np.ndarray:

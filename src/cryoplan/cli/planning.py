@@ -22,10 +22,11 @@ from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume
 from cryoplan.imaging.phantom import Phantom, demo_phantom
 from cryoplan.output import atomic_directory, write_json
-from cryoplan.planning.anatomy import vessel_lumen
+from cryoplan.planning.anatomy import planning_anatomy, vessel_lumen
 from cryoplan.planning.charts import isotherm_chart
 from cryoplan.planning.coverage import isotherm_depth_mm
 from cryoplan.planning.margins import verify_margins
+from cryoplan.planning.organs import tissue_label_volume
 from cryoplan.planning.pipeline import load_source, plan_case
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.exports import ExportWarning
@@ -397,15 +398,18 @@ def _read_probes(
     return tips, placements, next(iter(unique))[0], protocol
 
 
-def _case_vessels(case_file: Path, pre_image: Volume) -> Volume:
-    """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case, on the pre-procedural
-    image's grid."""
+def _case_anatomy(case_file: Path, pre_image: Volume) -> tuple[Volume, Volume]:
+    """The large vessels (hepatic and portal veins, IVC, aorta) of the plan's case and the tissues its plan
+    simulated, on the pre-procedural image's grid."""
 
     case, _ = read_case_file(case_file)
     ct, anatomy, _ = load_source(case)
     if not ct.same_grid(pre_image):
         raise InputError("--case", "the case whose image is the pre-procedural image (--pre-image)", str(case_file))
-    return pre_image.with_array(vessel_lumen(anatomy).astype(np.uint8))
+    planning, _ = planning_anatomy(ct, anatomy)
+    assert planning.body_model is not None  # `planning_anatomy` always builds it
+    tissues = tissue_label_volume(planning.body_model, planning.liver, planning.lesions.values())
+    return pre_image.with_array(vessel_lumen(anatomy).astype(np.uint8)), tissues
 
 
 def _lethal_depth(
@@ -443,7 +447,7 @@ def verify_command(
         None,
         "--case",
         help="The plan's case file, whose image is the pre-procedural image: its large vessels become heat "
-        "sinks of the re-fit.",
+        "sinks of the re-fit, which runs in the tissues the plan simulated.",
     ),
     margin_mm: float = typer.Option(5.0, "--margin-mm", help="Required minimal margin, mm."),
     lethal_isotherm_c: float = typer.Option(-20.0, "--lethal-isotherm", help="Lethal isotherm, °C."),
@@ -476,7 +480,7 @@ def verify_command(
     intra = read_volume(intra_image)
     tumour_volume = read_labels(tumour, pre)
     ice_volume = read_labels(ice, intra) if ice is not None else None
-    vessel_volume = _case_vessels(case_file, pre) if case_file is not None else None
+    vessel_volume, tissue_volume = _case_anatomy(case_file, pre) if case_file is not None else (None, None)
     depth, depth_source = _lethal_depth(probe_id, str(delivered), lethal_isotherm_c, 2.0, lethal_depth_mm)
     with _progress() as progress:
         report = verify_margins(
@@ -488,6 +492,7 @@ def verify_command(
             probe_tips_lps=tips,
             protocol=delivered,
             vessels=vessel_volume,
+            tissues=tissue_volume,
             lethal_depth_mm=depth,
             lethal_isotherm_c=lethal_isotherm_c,
             margin_mm=margin_mm,

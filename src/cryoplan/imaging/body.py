@@ -177,8 +177,9 @@ class BodyModel:
     rib_numbers: np.ndarray | None = None
 
     @cached_property
-    def _names(self) -> tuple[np.ndarray, list[str]]:
-        """A per-voxel index into a list of tissue names (structures by priority, then by HU class)."""
+    def voxel_tissue_codes(self) -> tuple[np.ndarray, list[str]]:
+        """What lies at each voxel of `image`: an int16 index per voxel into a list of tissue names
+        (structures by priority, then by HU class: "air", "gas", "bone", "fat", "soft_tissue")."""
         names = [name for name in _PRIORITY if name in self.structures]
         names = list(dict.fromkeys(names)) + ["air", "gas", "bone", "fat", "soft_tissue"]
         index = np.full(self.image.shape, names.index("soft_tissue"), dtype=np.int16)
@@ -209,7 +210,7 @@ class BodyModel:
             The names the codes index; the last is "outside_image".
         """
         points = np.asarray(points_lps, dtype=np.float64)
-        index, names = self._names
+        index, names = self.voxel_tissue_codes
         ijk = np.rint(self.image.lps_to_index(points.reshape(-1, 3))).astype(np.int64)
         inside = np.all((ijk >= 0) & (ijk < np.asarray(self.image.shape)), axis=1)
         codes = np.full(len(ijk), len(names), dtype=np.int16)

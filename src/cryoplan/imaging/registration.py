@@ -196,3 +196,13 @@ def resample_mask(mask: Volume, onto: Volume, transform: sitk.Transform | None =
         to_sitk(mask.with_array(np.asarray(mask.array) > 0)), to_sitk(onto), transform, sitk.sitkLinear, 0.0
     )
     return from_sitk(moved, onto) >= 0.5
+
+
+def resample_labels(labels: Volume, onto: Volume, transform: sitk.Transform | None = None) -> np.ndarray:
+    """Resample a label map through `transform` (identity when None) onto `onto`'s grid, each voxel taking
+    the nearest label (labels are names, not values to average); 0 outside the label map."""
+    if transform is None:
+        transform = sitk.Transform(3, sitk.sitkIdentity)
+    array = np.asarray(labels.array)
+    moved = sitk.Resample(to_sitk(labels, array.dtype), to_sitk(onto), transform, sitk.sitkNearestNeighbor, 0)
+    return from_sitk(moved, onto)

@@ -21,7 +21,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.registration import Registration, register, resample_mask
+from cryoplan.imaging.registration import Registration, register, resample_labels, resample_mask
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_met, margin_shell, margin_tolerance_mm, signed_distance_mm, surface
 from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
@@ -261,6 +261,7 @@ def verify_margins(
     probe_tips_lps: np.ndarray | None = None,
     protocol: Protocol = DEFAULT_PROTOCOL,
     vessels: Volume | None = None,
+    tissues: Volume | None = None,
     lethal_depth_mm: float,
     lethal_isotherm_c: float = -20.0,
     margin_mm: float = 5.0,
@@ -293,6 +294,9 @@ def verify_margins(
         The protocol delivered, for the re-fit (the CT is taken at the end of its last freeze).
     vessels : Volume, optional
         Large-vessel lumens on the pre-procedural grid: heat sinks of the re-fitted simulation.
+    tissues : Volume, optional
+        Tissue labels on the pre-procedural grid (`cryoplan.planning.organs.tissue_label_volume`): the
+        re-fitted simulation then runs in the tissues the plan simulated (liver alone otherwise).
     lethal_depth_mm : float
         Depth of the lethal isotherm behind the ice edge (`cryoplan.planning.coverage.isotherm_depth_mm`
         on the probe's isotherm chart): the lethal zone is the ice eroded by it when no probes are given
@@ -317,8 +321,9 @@ def verify_margins(
         raise InputError("lethal_depth_mm", "a depth between 0 and 30 mm", lethal_depth_mm)
     if not -60.0 <= lethal_isotherm_c <= -10.0:
         raise InputError("lethal_isotherm_c", "a lethal isotherm between −60 and −10 °C", lethal_isotherm_c)
-    if vessels is not None and pre_image is not None and not vessels.same_grid(pre_image):
-        raise InputError("vessels", "a segmentation on the pre-procedural image's grid")
+    for name, labels in (("vessels", vessels), ("tissues", tissues)):
+        if labels is not None and pre_image is not None and not labels.same_grid(pre_image):
+            raise InputError(name, "a segmentation on the pre-procedural image's grid")
     # The ice segmentation's seeds: the probes' cooled shafts when their directions are known, the tips.
     seeds_lps = probe_tips_lps
     if probes:
@@ -387,11 +392,15 @@ def verify_margins(
         vessels_intra = (
             None if vessels is None else intra_image.with_array(resample_mask(vessels, intra_image, transform))
         )
+        tissues_intra = (
+            None if tissues is None else intra_image.with_array(resample_labels(tissues, intra_image, transform))
+        )
         report.fit = fit_flow_fraction(
             intra_image.with_array(ice_mask),
             probes_in_intra(probes, registration),
             protocol,
             vessels=vessels_intra,
+            tissues=tissues_intra,
             lethal_isotherm_c=lethal_isotherm_c,
             grid_mm=refit_grid_mm,
             progress=progress,

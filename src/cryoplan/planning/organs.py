@@ -17,6 +17,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from cryoplan.imaging.body import BodyModel
+from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import Risk
 from cryoplan.thermal import TISSUES, Grid, Tissue
 
@@ -84,21 +86,50 @@ def tissue_names_on(model: BodyModel, grid: Grid) -> tuple[np.ndarray, float]:
     return names.reshape(grid.shape), 100.0 * float(beyond.mean())
 
 
+def _simulated_label(name: str) -> int:
+    """The `TISSUE_LABELS` number a body-model name is simulated as (`SIMULATED_AS`; other names, unlabelled
+    soft tissue included, as muscle)."""
+    return _LABEL[SIMULATED_AS.get(name, "muscle")]
+
+
 def tissue_map(
     names: np.ndarray, lesion_masks: dict[str, np.ndarray], liver: np.ndarray
 ) -> tuple[np.ndarray, dict[int, Tissue]]:
     """Tissue labels (`TISSUE_LABELS`) of the simulation grid and their library tissues.
 
-    Every name maps through `SIMULATED_AS` (other names, unlabelled soft tissue included, as muscle); the
-    planner's liver and tumour masks win.
+    Every name maps through `SIMULATED_AS` (other names as muscle); the planner's liver and tumour masks win.
     """
     labels = np.full(names.shape, _LABEL["muscle"], dtype=np.int32)
     for name in np.unique(names):
-        labels[names == name] = _LABEL[SIMULATED_AS.get(str(name), "muscle")]
+        labels[names == name] = _simulated_label(str(name))
     labels[liver] = _LABEL["liver"]
     for mask in lesion_masks.values():
         labels[mask] = _LABEL["tumour"]
-    return labels, {number: TISSUES[name] for number, name in TISSUE_LABELS.items()}
+    return labels, tissue_table()
+
+
+def tissue_table() -> dict[int, Tissue]:
+    """The library tissue of each `TISSUE_LABELS` number."""
+    return {number: TISSUES[name] for number, name in TISSUE_LABELS.items()}
+
+
+def tissue_label_volume(model: BodyModel, liver: np.ndarray, lesions: Iterable[np.ndarray]) -> Volume:
+    """The tissue labels of `tissue_map` at every voxel of the body model's image, for a simulation on a grid
+    of its own (the re-fit of `cryoplan.planning.margins.verify_margins`).
+
+    Parameters
+    ----------
+    model : BodyModel
+        The body model of the image.
+    liver, lesions : numpy.ndarray
+        The planner's liver and lesion masks on the image grid; they win over the body model's names.
+    """
+    codes, names = model.voxel_tissue_codes
+    labels = np.array([_simulated_label(name) for name in names], dtype=np.uint8)[codes]
+    labels[liver] = _LABEL["liver"]
+    for mask in lesions:
+        labels[mask] = _LABEL["tumour"]
+    return model.image.with_array(labels)
 
 
 @dataclass

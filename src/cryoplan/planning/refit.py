@@ -26,8 +26,9 @@ import numpy as np
 from cryoplan.errors import InputError
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import vessel_components
+from cryoplan.planning.organs import tissue_table
 from cryoplan.progress import Progress
-from cryoplan.thermal import TISSUES, Grid, ProbePlacement, Protocol, ThermalResult, Vessel, simulate
+from cryoplan.thermal import Grid, ProbePlacement, Protocol, ThermalResult, Vessel, simulate
 
 FIT_PARAMETER = "flow_fraction"
 LOWEST_FLOW_FRACTION = 0.02
@@ -173,16 +174,18 @@ def fit_flow_fraction(
     protocol: Protocol,
     *,
     vessels: Volume | None = None,
+    tissues: Volume | None = None,
     lethal_isotherm_c: float = -20.0,
     grid_mm: float = 2.0,
     progress: Progress | None = None,
 ) -> IceFit:
     """Find the common probe flow fraction whose simulated ice ball has the observed ice ball's volume.
 
-    The probes are simulated in liver (`cryoplan.thermal.simulate`, baseline properties of the tissue library)
-    with the vessels' lumens as heat sinks, over the protocol up to the end of its last freeze. The
-    mismatch g(f) = r_sim(f) − r_obs of the equivalent-sphere radii of simulated (final 0 °C isotherm)
-    and observed ice is increasing in the flow fraction f; its root is bracketed by
+    The probes are simulated (`cryoplan.thermal.simulate`, baseline properties of the tissue library) in the
+    tissues given, as the plan simulated them, else in liver, with the vessels' lumens as heat sinks, over
+    the protocol up to the end of its last freeze. The mismatch g(f) = r_sim(f) − r_obs of the
+    equivalent-sphere radii of simulated (final 0 °C isotherm) and observed ice is increasing in the flow
+    fraction f; its root is bracketed by
     [`LOWEST_FLOW_FRACTION`, 1] and found by false position in ln f with the Illinois modification
     (Dowell and Jarratt, BIT 1971;11:168), the lower end tried at `FIRST_LOWER_FLOW_FRACTION` before
     `LOWEST_FLOW_FRACTION`. When g keeps one sign over the bracket the ice is out of reach
@@ -201,6 +204,9 @@ def fit_flow_fraction(
     vessels : Volume, optional
         Large-vessel lumens on the intraprocedural grid; each connected segment becomes a heat sink of
         its measured calibre (`cryoplan.planning.anatomy.vessel_components`).
+    tissues : Volume, optional
+        Tissue labels (`cryoplan.planning.organs.TISSUE_LABELS`) on any grid of the intraprocedural frame
+        (`cryoplan.planning.organs.tissue_label_volume`), sampled at the nearest voxel; liver beyond them.
     lethal_isotherm_c : float
         Recorded by the simulation for the lethal zone.
     grid_mm : float
@@ -225,6 +231,9 @@ def fit_flow_fraction(
     observed_ml = float(observed_mask.sum()) * ice.voxel_volume_ml
     target_mm = equivalent_radius_mm(observed_ml)
     sinks = [] if vessels is None else _heat_sinks(vessels, grid)
+    labels = np.zeros(grid.shape, dtype=np.int32)  # label 0: liver
+    if tissues is not None:
+        labels[...] = tissues.resampled(grid.shape, grid.affine).array
     runs: dict[float, ThermalResult] = {}
 
     def mismatch_mm(flow_fraction: float) -> float:
@@ -236,7 +245,8 @@ def fit_flow_fraction(
             grid,
             [replace(p, flow_fraction=flow_fraction) for p in probes],
             protocol,
-            tissues=TISSUES["liver"],
+            tissue_labels=labels,
+            tissues=tissue_table(),
             vessels=sinks,
             isotherms_c=sorted({ICE_EDGE_C, float(lethal_isotherm_c)}, reverse=True),
             progress=(lambda f: progress(None, f)) if progress else None,
