@@ -79,7 +79,6 @@ def segment_ice(
     seed_mask[tuple(seeds_index.T)] = True
     seed_distance = ndimage.distance_transform_edt(~seed_mask, sampling=spacing)
     near = seed_distance <= search_radius_mm
-    soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
     # An opening by a 2 mm ball removes probe shafts outside the ice and noise specks.
     radius = np.ceil(2.0 / spacing).astype(int)
     offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), axis=-1)
@@ -98,6 +97,7 @@ def segment_ice(
 
     if threshold_hu is not None:
         return grown(threshold_hu), threshold_hu
+    soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
     if soft.sum() < 50:
         raise InputError("intra_image", "a CT with soft tissue around the probes")
     threshold = float(otsu_threshold(smoothed[soft]))
