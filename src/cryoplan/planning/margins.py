@@ -21,6 +21,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from cryoplan.errors import InputError
+from cryoplan.imaging.body import FAT_HU
 from cryoplan.imaging.registration import Registration, register, resample_labels, resample_mask
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_met, margin_shell, margin_tolerance_mm, signed_distance_mm, surface
@@ -51,10 +52,12 @@ def segment_ice(
     region within `search_radius_mm` of the seeds (points along the probes' cooled shafts, the tips, or the
     tumour) connected to them, with holes (the metal probes) filled. Unless given, the threshold between
     ice and the tissue around it is found by Otsu's method (IEEE SMC 1979;9:62) in two passes: over the
-    soft-tissue voxels (−200…300 HU) of the search region, then over those within `EDGE_SHELL_MM` of the
-    first estimate's edge. The search region also holds tissue that the ice never meets (fat, muscle,
-    vessels), whose intensities pull a single threshold away from the one between ice and liver; the band
-    about the edge holds the two tissues the edge separates, the two-class histogram Otsu's method assumes.
+    soft-tissue voxels (above fat's −30 HU, below 300 HU) of the search region, then over those within
+    `EDGE_SHELL_MM` of the first estimate's edge. The search region also holds tissue that the ice never
+    meets (muscle, vessels), whose intensities pull a single threshold away from the one between ice and
+    liver; the band about the edge holds the two tissues the edge separates, the two-class histogram Otsu's
+    method assumes. Fat (`cryoplan.imaging.body.FAT_HU`) is never ice: frozen and unfrozen fat look alike
+    on CT, and fat below any threshold would otherwise join the ice where the ball reaches the capsule.
 
     Returns
     -------
@@ -85,7 +88,7 @@ def segment_ice(
     ball = np.linalg.norm(offsets * spacing, axis=-1) <= 2.0
 
     def grown(threshold: float) -> np.ndarray:
-        candidate = near & ((~metal & (smoothed > -300) & (smoothed < threshold)) | metal)
+        candidate = near & ((~metal & (smoothed > FAT_HU[1]) & (smoothed < threshold)) | metal)
         candidate = ndimage.binary_opening(candidate, structure=ball)
         labels, _ = ndimage.label(candidate)
         seeded = np.unique(labels[(seed_distance <= 3.0) & candidate])
@@ -97,7 +100,7 @@ def segment_ice(
 
     if threshold_hu is not None:
         return grown(threshold_hu), threshold_hu
-    soft = near & ~metal & (smoothed > -200) & (smoothed < 300)
+    soft = near & ~metal & (smoothed > FAT_HU[1]) & (smoothed < 300)
     if soft.sum() < 50:
         raise InputError("intra_image", "a CT with soft tissue around the probes")
     threshold = float(otsu_threshold(smoothed[soft]))
