@@ -36,6 +36,10 @@ API = {
     ("PUT", "/api/cases/{case_id}"): (EDITORS, {"json": {"version": 1, "label": "renamed by {role}"}}),
     ("POST", "/api/cases/{case_id}/status"): (EDITORS, {"json": {"to_status": "closed", "reason": "x", "version": 99}}),
     ("POST", "/api/cases/{case_id}/reopen"): (EDITORS, {"json": {"reason": "x", "version": 99}}),
+    ("POST", "/api/cases/{case_id}/return-to-board"): (
+        CLINICAL,
+        {"json": {"to_status": "planned", "board_date": "2099-01-05", "reason": "x", "version": 99}},
+    ),
     ("GET", "/api/board"): (ALL, {}),
     ("POST", "/api/cases/{case_id}/board-decision"): (
         CLINICAL,
@@ -92,6 +96,10 @@ PAGES = {
     ("POST", "/inbox/send"): (EDITORS, {"data": {"recipient": "admin", "body": "by {role}"}}),
     ("POST", "/inbox/{message_id}/read"): (ALL, {}),
     ("POST", "/cases/{case_id}/status"): (EDITORS, {"data": {"version": "99", "to_status": "closed", "reason": "x"}}),
+    ("POST", "/cases/{case_id}/return-to-board"): (
+        CLINICAL,
+        {"data": {"version": "99", "to_status": "planned", "board_date": "2099-01-05", "reason": "x"}},
+    ),
     ("POST", "/cases/{case_id}/reopen"): (EDITORS, {"data": {"version": "99", "reason": "x"}}),
     ("GET", "/cases/{case_id}/referral"): (EDITORS, {}),
     ("POST", "/cases/{case_id}/documents"): (

@@ -1,10 +1,12 @@
 """Workflow and team on the pages: "planned" only with a current plan; a board decision takes an explicit
-choice and a confirmation, and decided cases stay in the board's history; a refused form keeps what was
+choice and a confirmation, and decided cases stay in the board's history; after "more information needed" the
+case page puts the case back on a board meeting's agenda; a refused form keeps what was
 typed and says why beside it; tasks are assigned from a user picker and "my tasks" lists one's own; the
 case timeline gathers what happened."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -61,6 +63,10 @@ def test_planned_is_offered_with_a_current_plan(service):
     assert status_options(client.get(f"/cases/{case_id}").text) == ["planned", "closed"]
     form = {"csrf_token": csrf, "version": "3", "to_status": "planned", "reason": "plan ready"}
     assert client.post(f"/cases/{case_id}/status", data=form).status_code == 303
+    # On the board's agenda, the decision is the board page's to record: no status step stands in for it.
+    page = client.get(f"/cases/{case_id}").text
+    assert status_options(page) == ["closed"]
+    assert re.search(r'<p id="on-the-agenda">On the tumour board.s agenda: .*<a href="/board">', page)
 
 
 def test_a_board_decision_needs_a_choice_and_a_confirmation(service):
@@ -87,6 +93,77 @@ def test_a_board_decision_needs_a_choice_and_a_confirmation(service):
     assert "Cryoablation" in history and "discussed at length" in history and "clinician" in history
     agenda = re.search(r'<table class="list" id="agenda">(.*?)</table>', board, re.S).group(1)
     assert "No case awaits the board" in agenda
+
+
+def options(page: str, select_id: str) -> list[str]:
+    select = re.search(rf'<select name="to_status" id="{select_id}">(.*?)</select>', page, re.S)
+    return re.findall(r'<option value="(\w+)"', select.group(1)) if select else []
+
+
+def test_after_more_information_the_case_page_sends_the_case_back_to_the_board(service):
+    case_id, _ = case_with_plan(service, plan_document(None, 7.0))
+    for step, version in (("records_complete", 1), ("eligibility_reviewed", 2), ("planned", 3)):
+        move(service, case_id, step, version)
+    client, csrf = page_client(service, "clinician")
+    asked = {"csrf_token": csrf, "version": "4", "decision": "more_information_needed", "confirm": "yes"}
+    asked["notes"] = "MRI of the liver first"
+    assert client.post(f"/cases/{case_id}/board-decision", data=asked).status_code == 303
+    page = client.get(f"/cases/{case_id}").text
+    note = re.search(r'<div class="note" id="board-return">(.*?)</div>', page, re.S).group(1)
+    assert "asked for more information" in note and "MRI of the liver first" in note
+    # The way back is its own form (reviewed, or planned while the plan is current); the status form only closes.
+    assert options(page, "board-return-status") == ["eligibility_reviewed", "planned"]
+    assert options(page, "to-status") == ["closed"]
+    coordinator, _ = page_client(service, "coordinator")
+    seen = coordinator.get(f"/cases/{case_id}").text
+    assert 'id="board-return"' in seen and 'id="board-return-form"' not in seen
+    assert "A clinician presents it to the board again." in seen
+
+    meeting = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    form = {"csrf_token": csrf, "version": "5", "to_status": "planned", "board_date": meeting, "reason": "MRI came"}
+    past = client.post(f"/cases/{case_id}/return-to-board", data={**form, "board_date": "2020-01-07"})
+    assert past.status_code == 422
+    assert re.search(r'<p class="field-error" role="alert">board_date: expected a meeting today or later', past.text)
+    assert 'value="MRI came"' in past.text and 'value="2020-01-07"' in past.text  # what was typed is kept
+    no_reason = client.post(f"/cases/{case_id}/return-to-board", data={**form, "reason": " "})
+    assert no_reason.status_code == 422 and "what came in that the board asked for" in no_reason.text
+    assert coordinator.post(f"/cases/{case_id}/return-to-board", data=form).status_code == 403
+    assert client.post(f"/cases/{case_id}/return-to-board", data=form).status_code == 303
+
+    detail = service.client.get(f"/api/cases/{case_id}", headers=service.headers("viewer")).json()
+    assert detail["status"] == "planned" and detail["board_date"] == meeting
+    assert detail["status_history"][-1]["reason"] == "MRI came"
+    board = client.get("/board", params={"board_date": meeting}).text
+    agenda = re.search(r'<table class="list" id="agenda">(.*?)</table>', board, re.S).group(1)
+    assert f'data-case-id="{case_id}"' in agenda
+    assert 'id="board-return"' not in client.get(f"/cases/{case_id}").text
+    again = client.post(f"/cases/{case_id}/return-to-board", data={**form, "version": "6"})
+    assert again.status_code == 409 and "the board has not asked for more information" in again.text
+
+
+def test_back_to_the_board_as_planned_needs_a_current_plan(service):
+    case = service.create_case()
+    for step, version in (("records_complete", 1), ("eligibility_reviewed", 2)):
+        move(service, case["id"], step, version)
+    decided = service.client.post(
+        f"/api/cases/{case['id']}/board-decision",
+        json={"decision": "more_information_needed", "version": 3, "confirmed": True},
+        headers=service.headers("clinician"),
+    )
+    assert decided.status_code == 201, decided.text
+    client, csrf = page_client(service, "clinician")
+    page = client.get(f"/cases/{case['id']}").text
+    assert options(page, "board-return-status") == ["eligibility_reviewed"]
+    assert "“Planned” needs a finished plan." in page
+    meeting = (dt.date.today() + dt.timedelta(days=14)).isoformat()
+    form = {"csrf_token": csrf, "version": "4", "board_date": meeting, "reason": "labs repeated"}
+    refused = client.post(f"/cases/{case['id']}/return-to-board", data={**form, "to_status": "planned"})
+    assert refused.status_code == 409 and "needs a finished plan: run a plan first" in refused.text
+    assert re.search(r'<option value="eligibility_reviewed">', refused.text)
+    back = client.post(f"/cases/{case['id']}/return-to-board", data={**form, "to_status": "eligibility_reviewed"})
+    assert back.status_code == 303
+    agenda = service.client.get("/api/board", params={"board_date": meeting}, headers=service.headers("viewer"))
+    assert [c["id"] for c in agenda.json()] == [case["id"]]
 
 
 def test_a_refused_message_keeps_its_text(service):

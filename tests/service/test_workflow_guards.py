@@ -4,6 +4,7 @@ to the board; a closed case reopens from its page; the audit trail pages through
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -67,6 +68,10 @@ def test_more_information_sends_the_case_back_to_the_board(service):
     assert move(service, case_id, "planned", 3).status_code == 200
     unconfirmed = decide(service, case_id, "more_information_needed", 4, confirmed=False)
     assert unconfirmed.status_code == 422 and "confirm" in unconfirmed.text
+    # Nor does a plain status step stand in for the decision.
+    assert case_json(service, case_id)["allowed_steps"] == ["closed"]
+    bare = move(service, case_id, "board_decided", 4)
+    assert bare.status_code == 409 and "only with the board's decision, chosen and confirmed" in bare.json()["detail"]
     no_choice = service.client.post(
         f"/api/cases/{case_id}/board-decision",
         json={"notes": "", "version": 4, "confirmed": True},
@@ -86,6 +91,30 @@ def test_more_information_sends_the_case_back_to_the_board(service):
     assert decide(service, case_id, "cryoablation", 6).status_code == 201
     detail = case_json(service, case_id)
     assert detail["status"] == "board_decided" and detail["allowed_steps"] == ["referred", "closed"]
+
+
+def test_the_api_presents_the_case_to_a_board_meeting_again(service):
+    case_id, _ = case_with_plan(service, plan_document(None, 7.0))
+    move(service, case_id, "records_complete", 1, "coordinator")
+    move(service, case_id, "eligibility_reviewed", 2)
+    meeting = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    body = {"to_status": "planned", "board_date": meeting, "reason": "MRI came", "version": 3}
+    back_to_board = lambda role: service.client.post(  # noqa: E731
+        f"/api/cases/{case_id}/return-to-board", json=body, headers=service.headers(role)
+    )
+    early = back_to_board("clinician")
+    assert early.status_code == 409 and "the board has not asked for more information" in early.json()["detail"]
+    assert decide(service, case_id, "more_information_needed", 3).status_code == 201
+    body["version"] = 4
+    assert back_to_board("coordinator").status_code == 403
+    back = back_to_board("clinician")
+    assert back.status_code == 200, back.text
+    assert back.json()["status"] == "planned" and back.json()["board_date"] == meeting
+    agenda = service.client.get("/api/board", params={"board_date": meeting}, headers=service.headers("viewer"))
+    assert [c["id"] for c in agenda.json()] == [case_id]
+    assert "return_to_board" in {
+        e["action"] for e in service.client.get(f"/api/cases/{case_id}/audit", headers=service.headers("admin")).json()
+    }
 
 
 def test_a_closed_case_reopens_from_its_page(service):

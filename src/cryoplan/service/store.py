@@ -51,6 +51,8 @@ WORKFLOW = [
     CaseStatus.treated,
     CaseStatus.follow_up,
 ]
+# Where a case goes when the board asked for more information: back on its agenda, reviewed or planned.
+BACK_TO_BOARD = (CaseStatus.eligibility_reviewed, CaseStatus.planned)
 # Steps that record a clinical judgement: only clinicians (and admins) take them.
 CLINICAL_STEPS = {CaseStatus.eligibility_reviewed, CaseStatus.planned, CaseStatus.board_decided}
 IMAGE_TYPES = ("nifti", "nifti_gz", "nrrd")
@@ -447,22 +449,32 @@ def latest_board_decision(db: Session, case_id: int) -> BoardDecision | None:
     )
 
 
+def awaits_more_information(db: Session, case: Case) -> BoardDecision | None:
+    """The board's decision asking for more information, while the case still stands at that decision."""
+    if case.status != CaseStatus.board_decided.value:
+        return None
+    decision = latest_board_decision(db, case.id)
+    return decision if decision is not None and decision.decision == "more_information_needed" else None
+
+
 def allowed_steps(db: Session, case: Case, role: Role) -> list[CaseStatus]:
     """The statuses `role` may move `case` to: the next step of the workflow, or closed.
 
-    "Planned" is offered only with a current plan (`current_plan_problem`). After the board asked for more
-    information, the case goes back to the board (reviewed, or planned) instead of on to referral.
+    "Planned" is offered only with a current plan (`current_plan_problem`); "board decided" never, as only
+    a recorded board decision moves a case there. After the board asked for more information, the case goes
+    back to the board (reviewed, or planned) instead of on to referral.
     """
     if role == Role.viewer or case.status == CaseStatus.closed.value:
         return []
-    decision = latest_board_decision(db, case.id) if case.status == CaseStatus.board_decided.value else None
-    if decision is not None and decision.decision == "more_information_needed":
-        steps = [CaseStatus.eligibility_reviewed, CaseStatus.planned]
+    if awaits_more_information(db, case):
+        steps = list(BACK_TO_BOARD)
     else:
         index = [s.value for s in WORKFLOW].index(case.status)
         steps = [WORKFLOW[index + 1]] if index + 1 < len(WORKFLOW) else []
     if CaseStatus.planned in steps and current_plan_problem(db, case):
         steps.remove(CaseStatus.planned)
+    if CaseStatus.board_decided in steps:  # only a recorded decision (`record_board_decision`) moves it there
+        steps.remove(CaseStatus.board_decided)
     if role == Role.coordinator:
         steps = [s for s in steps if s not in CLINICAL_STEPS]
     return steps + [CaseStatus.closed]
@@ -484,9 +496,44 @@ def change_status(db: Session, actor: Actor, case_id: int, to_status: str, reaso
         problem = current_plan_problem(db, case)
         if problem:
             raise NotAllowed(f"{problem}: run a plan first")
+    if to_status == CaseStatus.board_decided.value:
+        raise NotAllowed("“Board decided” comes only with the board's decision, chosen and confirmed on the board page")
     if CaseStatus(to_status) not in allowed_steps(db, case, actor.role):
         raise NotAllowed(f"a {actor.role.value} cannot move case {case.id} from {case.status} to {to_status}")
     return _move(db, actor, case, to_status, reason, "status")
+
+
+def return_to_board(
+    db: Session,
+    actor: Actor,
+    case_id: int,
+    to_status: str,
+    board_date: dt.date | None,
+    reason: str,
+    expected_version: int,
+) -> Case:
+    """Present a case again to the board that asked for more information: back to `to_status` (reviewed, or
+    planned with a current plan) on the agenda of the meeting of `board_date`, with what came in as the
+    reason."""
+    case = require_open_case(db, case_id)
+    if case.version != expected_version:
+        raise VersionConflict(case, expected_version)
+    if awaits_more_information(db, case) is None:
+        raise NotAllowed(f"case {case.id} is {case.status}: the board has not asked for more information on it")
+    if to_status not in {s.value for s in BACK_TO_BOARD}:
+        raise InputError("to_status", " or ".join(s.value for s in BACK_TO_BOARD), to_status)
+    if board_date is None:
+        raise InputError("board_date", "the date of the board meeting to present the case at (YYYY-MM-DD)")
+    if board_date < dt.date.today():
+        raise InputError("board_date", "a meeting today or later", board_date.isoformat())
+    if not reason.strip():
+        raise InputError("reason", "what came in that the board asked for")
+    if to_status == CaseStatus.planned.value and (problem := current_plan_problem(db, case)):
+        raise NotAllowed(f"{problem}: run a plan first")
+    if CaseStatus(to_status) not in allowed_steps(db, case, actor.role):
+        raise NotAllowed(f"a {actor.role.value} cannot present case {case.id} to the board again")
+    case.board_date = board_date
+    return _move(db, actor, case, to_status, reason, "return_to_board")
 
 
 def _move(db: Session, actor: Actor, case: Case, to_status: str, reason: str, action: str) -> Case:

@@ -52,6 +52,13 @@ class StatusChangeRequest(BaseModel):
     version: VersionNumber
 
 
+class ReturnToBoardRequest(BaseModel):
+    to_status: Literal["eligibility_reviewed", "planned"]
+    board_date: dt.date = Field(description="The board meeting to present the case at (today or later).")
+    reason: Text = Field(description="What came in that the board asked for.")
+    version: VersionNumber
+
+
 class ReopenRequest(BaseModel):
     reason: Text
     version: VersionNumber
@@ -181,6 +188,17 @@ def update_case(request: Request, case_id: Id, body: CaseUpdate, actor: Editor) 
 def change_status(request: Request, case_id: Id, body: StatusChangeRequest, actor: Editor) -> dict[str, Any]:
     with transaction(request) as db:
         return case_json(store.change_status(db, actor, case_id, body.to_status.value, body.reason, body.version))
+
+
+@router.post(
+    "/cases/{case_id}/return-to-board",
+    summary="Present a case the board asked more information on to a board meeting again",
+)
+def return_to_board(request: Request, case_id: Id, body: ReturnToBoardRequest, actor: Clinician) -> dict[str, Any]:
+    with transaction(request) as db:
+        return case_json(
+            store.return_to_board(db, actor, case_id, body.to_status, body.board_date, body.reason, body.version)
+        )
 
 
 @router.post("/cases/{case_id}/reopen", summary="Reopen a closed case (back to the status it was closed from)")

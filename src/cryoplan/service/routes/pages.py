@@ -202,14 +202,21 @@ def timeline(
     return sorted(events, key=lambda e: store.aware(e["at"]), reverse=True)
 
 
-def steps_for(db: Session, case: Case, role: Role) -> tuple[list[CaseStatus], str | None]:
-    """The workflow steps the page offers, and why "planned" is withheld when it would be the next step."""
+def steps_for(db: Session, case: Case, role: Role) -> tuple[list[CaseStatus], list[CaseStatus], str | None]:
+    """The workflow steps the page offers, those that put the case back on the board's agenda after it asked
+    for more information (a form of their own), and why "planned" is withheld when it would be next."""
     steps = store.allowed_steps(db, case, role)
+    back_to_board = store.awaits_more_information(db, case) is not None
     withheld = None
     clinical = role in (Role.clinician, Role.admin)
-    if clinical and CaseStatus.planned not in steps and case.status == CaseStatus.eligibility_reviewed.value:
+    if (
+        clinical
+        and CaseStatus.planned not in steps
+        and (case.status == CaseStatus.eligibility_reviewed.value or back_to_board)
+    ):
         withheld = store.current_plan_problem(db, case)
-    return steps, withheld
+    board_steps = [s for s in steps if back_to_board and s in store.BACK_TO_BOARD]
+    return [s for s in steps if s not in board_steps], board_steps, withheld
 
 
 def measured_assessment(db: Session, runner: JobRunner, case: Case) -> tuple[dict[str, Any] | None, Job | None]:
@@ -241,7 +248,8 @@ def case_page_response(
         images = store.newest_images(db, case_id)
         jobs = store.jobs(db, case_id)
         plan = plan_context(db, runner, case)
-        steps, planned_withheld = steps_for(db, case, actor.role)
+        steps, board_steps, planned_withheld = steps_for(db, case, actor.role)
+        more_information = store.awaits_more_information(db, case)
         measured, assessment_job = measured_assessment(db, runner, case)
         history = store.status_history(db, case_id)
         decisions = store.board_decisions(db, case_id)
@@ -272,6 +280,8 @@ def case_page_response(
                 case.case_document, plan["plan"], plan["plan_job"].id if plan["plan_job"] is not None else None
             ),
             steps=steps,
+            board_steps=board_steps,
+            more_information=more_information,
             planned_withheld=planned_withheld,
             can_edit=actor.role in EDITORS,
             can_audit=actor.role != Role.viewer,
@@ -388,6 +398,30 @@ def change_status(
             store.change_status(db, actor, case_id, to_status, reason, version)
     except (InputError, store.NotAllowed, store.VersionConflict) as problem:
         return refused_form(request, case_id, actor, "workflow", problem, kept)
+    return back_to(case_id)
+
+
+@router.post("/cases/{case_id}/return-to-board")
+def return_to_board(
+    request: Request,
+    case_id: Id,
+    actor: Clinician,
+    version: Annotated[int, Form()],
+    to_status: Annotated[str, Form(max_length=32)],
+    board_date: Annotated[str, Form(max_length=32)] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Present a case the board asked more information on to a board meeting again."""
+    kept = {"to_status": to_status, "board_date": board_date, "reason": reason}
+    try:
+        try:
+            date = dt.date.fromisoformat(board_date.strip()) if board_date.strip() else None
+        except ValueError:
+            raise InputError("board_date", "a date YYYY-MM-DD", board_date) from None
+        with transaction(request) as db:
+            store.return_to_board(db, actor, case_id, to_status, date, reason, version)
+    except (InputError, store.NotAllowed, store.VersionConflict) as problem:
+        return refused_form(request, case_id, actor, "board_return", problem, kept)
     return back_to(case_id)
 
 
