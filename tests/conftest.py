@@ -27,3 +27,12 @@ def shared_data() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture
+def cryoplan_cli(monkeypatch, capfd):
+    """Run ``cryoplan ARGS`` in this process: ``cryoplan_cli(*args, cwd=None, env=None)`` gives a
+    `support.cli.Completed` (returncode, stdout, stderr), as `subprocess.run` would."""
+    from support.cli import InProcess
+
+    return InProcess(monkeypatch, capfd)

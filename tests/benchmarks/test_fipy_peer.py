@@ -29,6 +29,7 @@ def crossing_mm(x_mm: np.ndarray, temperature_c: np.ndarray, level_c: float) -> 
     return float(x_mm[n - 1] + fraction * (x_mm[n] - x_mm[n - 1]))
 
 
+@pytest.mark.slow  # about 4 s on 2 cores (FiPy's solve); the full suite runs it
 def test_peer_planar_front_matches_neumann(fipy_peer):
     rng = np.random.default_rng(20261124)
     tissue = TISSUES["liver"].replace(

@@ -228,3 +228,16 @@ def test_an_unreachable_scheduler_is_bad_input(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1 and "--scheduler" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [(["--workers", "0"], "--workers"), (["--workers", "-2"], "--workers")],
+)
+def test_bad_batch_options_are_one_line_exit_2_before_anything_runs(tmp_path, cryoplan_cli, options, field):
+    out = tmp_path / "out"
+    done = cryoplan_cli("batch", bundled_example_cases()[0], "-o", out, *options)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cryoplan: error: {field}:") and "Traceback" not in done.stderr
+    assert done.stdout == "" and not out.exists()

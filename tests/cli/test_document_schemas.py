@@ -9,8 +9,6 @@ writer that adds or drops a key fails here.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -28,24 +26,28 @@ from cryoplan.schemas import SCHEMAS, json_schema
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "cryoplan" / "examples"
 
 
-def cryoplan(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True, timeout=900
-    )
+@pytest.fixture
+def cryoplan(cryoplan_cli):
+    """``cryoplan ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return cryoplan_cli
 
 
-def published(name: str) -> dict:
-    """The schema as the command prints it."""
-    done = cryoplan("schema", name)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+@pytest.fixture
+def check(cryoplan):
+    """``check(name, document)``: `document` validates against the schema `cryoplan schema NAME` prints and
+    against its model."""
 
+    def published(name: str) -> dict:
+        done = cryoplan("schema", name)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
-def check(name: str, document: object) -> None:
-    """`document` validates against the printed schema and against its model."""
-    jsonschema.Draft202012Validator(published(name)).validate(document)
-    _, model = SCHEMAS[name]
-    TypeAdapter(model).validate_python(document)
+    def check(name: str, document: object) -> None:
+        jsonschema.Draft202012Validator(published(name)).validate(document)
+        _, model = SCHEMAS[name]
+        TypeAdapter(model).validate_python(document)
+
+    return check
 
 
 def objects(schema: dict) -> list[tuple[str, dict]]:
@@ -103,7 +105,7 @@ FAST_PLAN = ("--grid-mm", "2", "--freeze-minutes", "5", "--freezes", "1", "--spa
 
 
 @pytest.mark.slow
-def test_plan_json_matches_the_published_schema(phantom_case, tmp_path):
+def test_plan_json_matches_the_published_schema(phantom_case, tmp_path, cryoplan, check):
     out = tmp_path / "plan"
     done = cryoplan("plan", phantom_case, "-o", out, "-f", "json", "--uncertainty", "2", *FAST_PLAN)
     assert done.returncode == 0, done.stderr
@@ -117,7 +119,7 @@ def test_plan_json_matches_the_published_schema(phantom_case, tmp_path):
     check("plan", document)
 
 
-def test_inspect_json_matches_the_published_schema(phantom_case, tmp_path):
+def test_inspect_json_matches_the_published_schema(phantom_case, tmp_path, cryoplan, check):
     folder = phantom_case.parent
     labels = yaml.safe_load(phantom_case.read_text())["imaging"]["labels_map"]
     options = [item for name, value in labels.items() for item in ("--label", f"{name}={value}")]
@@ -131,7 +133,7 @@ def test_inspect_json_matches_the_published_schema(phantom_case, tmp_path):
     check("inspect", document)
 
 
-def test_inspect_json_on_a_real_image_matches_the_published_schema(shared_data, tmp_path):
+def test_inspect_json_on_a_real_image_matches_the_published_schema(shared_data, tmp_path, cryoplan, check):
     lits = shared_data / "01_lits_resized_liver_tumour"
     done = cryoplan(
         "inspect",
@@ -150,7 +152,7 @@ def test_inspect_json_on_a_real_image_matches_the_published_schema(shared_data, 
 
 
 @pytest.mark.slow
-def test_verify_margins_json_matches_the_published_schema(tmp_path):
+def test_verify_margins_json_matches_the_published_schema(tmp_path, cryoplan, check):
     pre, tumour, intra, ice_centre, _, _ = pre_and_intra()
     write_nifti(pre, tmp_path / "pre.nii.gz")
     write_nifti(tumour, tmp_path / "tumour.nii.gz")
@@ -189,7 +191,7 @@ def test_verify_margins_json_matches_the_published_schema(tmp_path):
     check("margins", document)
 
 
-def test_isotherms_json_matches_the_published_schema():
+def test_isotherms_json_matches_the_published_schema(cryoplan, check):
     done = cryoplan(
         "isotherms",
         "--probe",
@@ -207,8 +209,7 @@ def test_isotherms_json_matches_the_published_schema():
     check("isotherms", json.loads(done.stdout))
 
 
-@pytest.mark.slow
-def test_simulation_summary_matches_the_published_schema(tmp_path):
+def test_simulation_summary_matches_the_published_schema(tmp_path, cryoplan, check):
     labels = np.ones((60, 60, 60), dtype=np.int16)
     labels[:, 36:42, 27:33] = 2  # a 6 mm vessel along x, 11–17 mm from the probe
     nib.save(nib.Nifti1Image(labels, np.diag([-1.0, -1.0, 1.0, 1.0])), str(tmp_path / "labels.nii.gz"))
@@ -231,7 +232,7 @@ def test_simulation_summary_matches_the_published_schema(tmp_path):
 
 
 @pytest.mark.slow
-def test_validation_json_matches_the_published_schema(tmp_path):
+def test_validation_json_matches_the_published_schema(tmp_path, cryoplan, check):
     done = cryoplan("validate", "--grid-mm", "3", "--format", "json", "-o", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "out" / "validation.json").read_text())
@@ -240,7 +241,7 @@ def test_validation_json_matches_the_published_schema(tmp_path):
 
 
 @pytest.mark.slow
-def test_assessment_probes_and_batch_match_the_published_schemas(tmp_path):
+def test_assessment_probes_and_batch_match_the_published_schemas(tmp_path, cryoplan, check):
     cases = sorted(str(p) for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".json"))
     done = cryoplan("assess", *cases, "--format", "json")
     assert done.returncode == 0, done.stderr

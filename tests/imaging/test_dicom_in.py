@@ -3,9 +3,6 @@ repaired from the file meta, a corrupt file named, several series."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import highdicom as hd
 import numpy as np
 import pydicom
@@ -84,13 +81,13 @@ def test_corrupt_file_in_a_series_is_named(tmp_path):
     assert victim.name in error.value.field
 
 
-def _inspect(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+@pytest.fixture
+def _inspect(cryoplan_cli):
+    """``cryoplan inspect ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return lambda *args: cryoplan_cli("inspect", *args)
 
 
-def test_seg_referencing_another_series_is_refused_in_one_line(tmp_path):
+def test_seg_referencing_another_series_is_refused_in_one_line(tmp_path, _inspect):
     volume = _ramp_volume()
     write_dicom_series(volume, tmp_path / "a", seed=1)
     write_dicom_series(volume, tmp_path / "b", seed=2)  # the same grid, another series
@@ -106,7 +103,7 @@ def test_seg_referencing_another_series_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_corrupt_file_in_a_series_is_one_line_exit_2_through_the_cli(tmp_path):
+def test_corrupt_file_in_a_series_is_one_line_exit_2_through_the_cli(tmp_path, _inspect):
     folder = tmp_path / "series"
     write_dicom_series(_ramp_volume(), folder)
     victim = sorted(folder.iterdir())[4]

@@ -23,22 +23,18 @@ def _image(shared_data, name):
         return read_volume(shared_data / SETS[name])
 
 
-def _ball(image, centre_index, radius_mm):
+def _balls(image, centre_index, radii_mm: dict[str, float]) -> dict[str, np.ndarray]:
+    """Balls about one voxel centre, by name: the distances in mm computed once for every radius."""
     index = np.stack(np.meshgrid(*(np.arange(n) for n in image.shape), indexing="ij"), axis=-1)
     distance = np.linalg.norm(image.index_to_lps(index) - image.index_to_lps(centre_index), axis=-1)
-    return distance <= radius_mm
+    return {name: distance <= radius_mm for name, radius_mm in radii_mm.items()}
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_seg_of_isotherms_tumour_and_margin_validates_and_reads_back(shared_data, tmp_path, name):
     image = _image(shared_data, name)
     centre = [256, 256, image.shape[2] // 2]
-    masks = {
-        "tumour": _ball(image, centre, 8.0),
-        "margin": _ball(image, centre, 13.0),
-        "isotherm 0 C": _ball(image, centre, 25.0),
-        "isotherm -40 C": _ball(image, centre, 15.0),
-    }
+    masks = _balls(image, centre, {"tumour": 8.0, "margin": 13.0, "isotherm 0 C": 25.0, "isotherm -40 C": 15.0})
     write_dicom_seg(masks, shared_data / SETS[name], tmp_path / "seg.dcm", "cryoplan plan")
     assert dciodvfy_errors(tmp_path / "seg.dcm") == []
     seg = pydicom.dcmread(tmp_path / "seg.dcm")

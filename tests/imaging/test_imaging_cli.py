@@ -1,23 +1,22 @@
-"""`cryoplan inspect` through the real entry point: JSON contract, figures, and bad input → exit 2 with
+"""`cryoplan inspect` through the CLI's entry point: JSON contract, figures, and bad input → exit 2 with
 one line on stderr and no output folder."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from support.cli import Completed
 
 from cryoplan.imaging import Volume, read_labels, read_volume, write_dicom_series, write_nifti
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", "inspect", *map(str, args)], capture_output=True, text=True, timeout=300
-    )
+@pytest.fixture
+def run(cryoplan_cli):
+    """``cryoplan inspect ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return lambda *args: cryoplan_cli("inspect", *args)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def case_files(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_inspect_json_contract_and_figures(case_files, tmp_path):
+def test_inspect_json_contract_and_figures(case_files, tmp_path, run):
     folder, phantom = case_files
     labels = [f"--label={name}={value}" for name, value in phantom.label_map.items()]
     result = run(
@@ -81,7 +80,7 @@ def test_inspect_json_contract_and_figures(case_files, tmp_path):
     assert text.returncode == 0 and "L1:" in text.stdout
 
 
-def _assert_refused(result: subprocess.CompletedProcess, needle: str, output) -> None:
+def _assert_refused(result: Completed, needle: str, output) -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cryoplan: error:") and needle in lines[0], result.stderr
@@ -89,7 +88,7 @@ def _assert_refused(result: subprocess.CompletedProcess, needle: str, output) ->
     assert not output.exists()
 
 
-def test_folder_with_two_series_reads_the_largest_and_says_so(case_files, tmp_path):
+def test_folder_with_two_series_reads_the_largest_and_says_so(case_files, tmp_path, run):
     folder, phantom = case_files
     mixed = tmp_path / "mixed"
     write_dicom_series(phantom.ct, mixed, seed=1)
@@ -100,7 +99,7 @@ def test_folder_with_two_series_reads_the_largest_and_says_so(case_files, tmp_pa
     assert json.loads(result.stdout)["image"]["shape"] == list(phantom.ct.shape)
 
 
-def test_corrupt_file_is_refused(case_files, tmp_path):
+def test_corrupt_file_is_refused(case_files, tmp_path, run):
     folder, phantom = case_files
     series = tmp_path / "series"
     write_dicom_series(phantom.ct, series)
@@ -109,7 +108,7 @@ def test_corrupt_file_is_refused(case_files, tmp_path):
     _assert_refused(run(series, "-o", tmp_path / "out"), victim.name, tmp_path / "out")
 
 
-def test_label_map_on_another_grid_is_refused_or_resampled(case_files, tmp_path):
+def test_label_map_on_another_grid_is_refused_or_resampled(case_files, tmp_path, run):
     folder, phantom = case_files
     shifted = phantom.labels.affine.copy()
     shifted[:3, 3] += 1.0  # a third of a voxel off
@@ -121,7 +120,7 @@ def test_label_map_on_another_grid_is_refused_or_resampled(case_files, tmp_path)
     assert "nearest neighbour" in resampled.stderr and json.loads(resampled.stdout)["warnings"]
 
 
-def test_empty_tumour_label_is_refused(case_files, tmp_path):
+def test_empty_tumour_label_is_refused(case_files, tmp_path, run):
     folder, _ = case_files
     result = run(
         folder / "ct.nii.gz",
@@ -137,7 +136,7 @@ def test_empty_tumour_label_is_refused(case_files, tmp_path):
     _assert_refused(result, "labels.tumour", tmp_path / "out")
 
 
-def test_unknown_structure_name_is_refused(case_files, tmp_path):
+def test_unknown_structure_name_is_refused(case_files, tmp_path, run):
     folder, _ = case_files
     result = run(
         folder / "ct.nii.gz", "--labels", folder / "labels.nii.gz", "--label", "appendix=3", "-o", tmp_path / "out"
@@ -147,7 +146,7 @@ def test_unknown_structure_name_is_refused(case_files, tmp_path):
     _assert_refused(result, "masks.uterus", tmp_path / "out")
 
 
-def test_inspect_real_ct_cut_on_one_side_with_organ_labels_and_a_tumour_mask(shared_data, tmp_path):
+def test_inspect_real_ct_cut_on_one_side_with_organ_labels_and_a_tumour_mask(shared_data, tmp_path, run):
     folder = shared_data / "02_totalseg_ct_sm_vessels"
     ct = read_volume(folder / "example_ct_sm.nii.gz")
     labels = read_labels(folder / "example_seg.nii.gz", ct)
@@ -190,7 +189,7 @@ def test_inspect_real_ct_cut_on_one_side_with_organ_labels_and_a_tumour_mask(sha
     assert (tmp_path / "out" / "body.png").stat().st_size > 10_000
 
 
-def test_inspect_lits_one_voxel_lesions_listed_not_planned(shared_data):
+def test_inspect_lits_one_voxel_lesions_listed_not_planned(shared_data, run):
     folder = shared_data / "01_lits_resized_liver_tumour"
     args = (folder / "resized_liver.nii", "--labels", folder / "resized_mask.nii", "--label-preset", "liver_tumour")
     result = run(*args)
@@ -204,7 +203,7 @@ def test_inspect_lits_one_voxel_lesions_listed_not_planned(shared_data):
     assert flags == [False] + [True] * 12  # only L1 (40 mm) reaches 20 mm
 
 
-def test_bad_minimum_lesion_diameter_is_refused(case_files, tmp_path):
+def test_bad_minimum_lesion_diameter_is_refused(case_files, tmp_path, run):
     folder, _ = case_files
     result = run(
         folder / "ct.nii.gz",
@@ -229,7 +228,7 @@ def test_bad_minimum_lesion_diameter_is_refused(case_files, tmp_path):
         ("06_totalseg_mr_sm", "example_mr_sm.nii.gz", "example_seg_mr.nii.gz", "totalsegmentator_mr", "mr_gas_bone"),
     ],
 )
-def test_inspect_warns_of_what_the_image_leaves_out(shared_data, folder, image, labels, preset, code):
+def test_inspect_warns_of_what_the_image_leaves_out(shared_data, folder, image, labels, preset, code, run):
     folder = shared_data / folder
     result = run(folder / image, "--labels", folder / labels, "--label-preset", preset, "--format", "json")
     assert result.returncode == 0, result.stderr

@@ -4,9 +4,8 @@ the TotalSegmentator MR crop (set 06), which holds no tumour."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+import pytest
 import yaml
 
 CLINICAL = {
@@ -31,21 +30,22 @@ CLINICAL = {
 }
 
 
-def _assess(tmp_path, **case) -> dict:
-    path = tmp_path / "case.yaml"
-    path.write_text(yaml.safe_dump({**CLINICAL, **case}))
-    run = subprocess.run(
-        [sys.executable, "-m", "cryoplan", "assess", str(path), "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
-    [document] = json.loads(run.stdout)
-    return document
+@pytest.fixture
+def _assess(cryoplan_cli):
+    """The assessment `cryoplan assess CASE --format json` prints (run in this process) for CLINICAL and `case`."""
+
+    def assess(tmp_path, **case) -> dict:
+        path = tmp_path / "case.yaml"
+        path.write_text(yaml.safe_dump({**CLINICAL, **case}))
+        run = cryoplan_cli("assess", path, "--format", "json")
+        assert run.returncode == 0, run.stderr
+        [document] = json.loads(run.stdout)
+        return document
+
+    return assess
 
 
-def test_lits_specks_are_listed_not_counted(shared_data, tmp_path):
+def test_lits_specks_are_listed_not_counted(shared_data, tmp_path, _assess):
     """Set 01 as its header gives it (0.664 × 0.664 × 5.0 mm; the true in-plane spacing is about 5.3 mm, so
     the sizes are only a test of label handling): 13 components, every one either counted or named."""
     folder = shared_data / "01_lits_resized_liver_tumour"
@@ -70,7 +70,7 @@ def test_lits_specks_are_listed_not_counted(shared_data, tmp_path):
     assert count_small > count and count_small + len(result["input_notes"]) == 13
 
 
-def test_mr_without_a_tumour_flags_the_typed_lesion(shared_data, tmp_path):
+def test_mr_without_a_tumour_flags_the_typed_lesion(shared_data, tmp_path, _assess):
     folder = shared_data / "06_totalseg_mr_sm"
     imaging = {
         "image": str(folder / "example_mr_sm.nii.gz"),

@@ -4,8 +4,6 @@ typed values are kept, and disagreements over 3 mm are flagged."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -44,19 +42,20 @@ def _case(folder, lesions: str) -> str:
     return str(path)
 
 
-def _assess(case_path, cwd):
-    run = subprocess.run(
-        [sys.executable, "-m", "cryoplan", "assess", case_path, "--format", "json"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
-    assert run.returncode == 0, run.stderr
-    [document] = json.loads(run.stdout)
-    return document
+@pytest.fixture
+def _assess(cryoplan_cli):
+    """The assessment `cryoplan assess CASE --format json` prints, run in this process from the folder `cwd`."""
+
+    def assess(case_path, cwd):
+        run = cryoplan_cli("assess", case_path, "--format", "json", cwd=cwd)
+        assert run.returncode == 0, run.stderr
+        [document] = json.loads(run.stdout)
+        return document
+
+    return assess
 
 
-def test_lesions_are_measured_from_the_images(phantom_files, tmp_path):
+def test_lesions_are_measured_from_the_images(phantom_files, tmp_path, _assess):
     folder, phantom = phantom_files
     # Run from another folder: the imaging paths resolve against the case file, not the working directory.
     result = _assess(_case(folder, "[]"), cwd=tmp_path)
@@ -69,7 +68,7 @@ def test_lesions_are_measured_from_the_images(phantom_files, tmp_path):
     assert result["imaging_flags"] == []
 
 
-def test_typed_values_are_kept_and_disagreements_flagged(phantom_files, tmp_path):
+def test_typed_values_are_kept_and_disagreements_flagged(phantom_files, tmp_path, _assess):
     folder, _ = phantom_files
     result = _assess(_case(folder, "[{id: L1, diameter_mm: 40}]"), cwd=tmp_path)
     diameter = next(c for c in result["criteria"] if c["id"] == "max_diameter")
@@ -78,7 +77,7 @@ def test_typed_values_are_kept_and_disagreements_flagged(phantom_files, tmp_path
 
 
 @pytest.mark.slow
-def test_the_plan_assesses_the_measured_lesions_as_assess_does(phantom_files, tmp_path):
+def test_the_plan_assesses_the_measured_lesions_as_assess_does(phantom_files, tmp_path, _assess):
     """One code path: the plan's assessment is `cryoplan assess`'s, lesions measured from the same images."""
     from cryoplan import plan_case
     from cryoplan.case import load_case
@@ -92,7 +91,7 @@ def test_the_plan_assesses_the_measured_lesions_as_assess_does(phantom_files, tm
     assert expected["bclc"]["stage"] == "A" and expected["transplant"]["milan"] is True
 
 
-def test_a_one_voxel_lesion_is_listed_not_counted(phantom_files, tmp_path):
+def test_a_one_voxel_lesion_is_listed_not_counted(phantom_files, tmp_path, _assess):
     """A one-voxel "lesion" (segmentation noise) measures 0 mm: no crash, listed below the minimum size."""
     import numpy as np
 

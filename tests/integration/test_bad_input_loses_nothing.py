@@ -6,27 +6,26 @@ they were."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 import yaml
+from support.cli import Completed
 
 from cryoplan.imaging import Volume, write_dicom_seg, write_dicom_series
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "cryoplan" / "examples"
 
 
-def cryoplan(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
+@pytest.fixture
+def cryoplan(cryoplan_cli):
+    """``cryoplan ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return cryoplan_cli
 
 
-def one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+def one_line(done: Completed, *words: str) -> None:
     """Exit 2 with a single line on stderr that holds every one of `words`, and no traceback."""
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -79,7 +78,7 @@ def series(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.slow
-def test_a_corrupt_file_in_a_series_keeps_the_earlier_inspection(series, tmp_path):
+def test_a_corrupt_file_in_a_series_keeps_the_earlier_inspection(series, tmp_path, cryoplan):
     image, _, seg = series
     out = tmp_path / "inspect"
     done = cryoplan("inspect", image, "--labels", seg, "-o", out)
@@ -93,7 +92,7 @@ def test_a_corrupt_file_in_a_series_keeps_the_earlier_inspection(series, tmp_pat
 
 
 @pytest.mark.parametrize("end", ["first", "last"])
-def test_a_corrupt_end_slice_is_named_not_dropped(series, tmp_path, end):
+def test_a_corrupt_end_slice_is_named_not_dropped(series, tmp_path, end, cryoplan):
     image, _, seg = series
     # a slice at either end of the series: left out, it would shorten the volume without a word
     heights = {
@@ -105,7 +104,7 @@ def test_a_corrupt_end_slice_is_named_not_dropped(series, tmp_path, end):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_corrupt_file_in_a_series_stops_the_plan_before_it_writes(series, tmp_path):
+def test_a_corrupt_file_in_a_series_stops_the_plan_before_it_writes(series, tmp_path, cryoplan):
     image, _, seg = series
     victim = sorted(image.iterdir())[3]
     victim.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
@@ -117,7 +116,7 @@ def test_a_corrupt_file_in_a_series_stops_the_plan_before_it_writes(series, tmp_
     assert (out / "plan.json").read_text() == '{"schema_version": 1}\n' and not leftovers(tmp_path)
 
 
-def test_a_seg_of_another_series_leaves_the_other_cases_assessed(series, tmp_path):
+def test_a_seg_of_another_series_leaves_the_other_cases_assessed(series, tmp_path, cryoplan):
     _, other, seg = series
     good = _case(tmp_path, "good.yaml")
     bad = _case(tmp_path, "bad.yaml", {"image": str(other), "labels": str(seg)})
@@ -126,8 +125,7 @@ def test_a_seg_of_another_series_leaves_the_other_cases_assessed(series, tmp_pat
     assert [a["case_id"] for a in json.loads(target.read_text())] == ["good", "good"]
 
 
-@pytest.mark.slow
-def test_a_seg_of_another_series_stops_the_plan_and_the_inspection(series, tmp_path):
+def test_a_seg_of_another_series_stops_the_plan_and_the_inspection(series, tmp_path, cryoplan):
     _, other, seg = series
     case = _case(tmp_path, "bad.yaml", {"image": str(other), "labels": str(seg)})
     one_line(cryoplan("plan", case, "-o", tmp_path / "plan"), "referencing series")
@@ -144,7 +142,7 @@ def no_patient(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_bundle_without_a_patient_leaves_the_other_cases_assessed(no_patient, tmp_path):
+def test_a_bundle_without_a_patient_leaves_the_other_cases_assessed(no_patient, tmp_path, cryoplan):
     good = _case(tmp_path, "good.yaml")
     for output_format in ("json", "fhir"):
         target = tmp_path / f"out.{output_format}.json"
@@ -160,13 +158,13 @@ def test_a_bundle_without_a_patient_leaves_the_other_cases_assessed(no_patient, 
             assert len(reports) == 2
 
 
-def test_a_bundle_without_a_patient_stops_the_plan(no_patient, tmp_path):
+def test_a_bundle_without_a_patient_stops_the_plan(no_patient, tmp_path, cryoplan):
     one_line(cryoplan("plan", no_patient, "-o", tmp_path / "plan"), "Bundle.entry", "exactly one Patient")
     assert not (tmp_path / "plan").exists() and not leftovers(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_bundle_without_a_patient_is_one_row_of_a_batch(no_patient, tmp_path):
+def test_a_bundle_without_a_patient_is_one_row_of_a_batch(no_patient, tmp_path, cryoplan):
     good = _case(tmp_path, "good.yaml")
     out = tmp_path / "batch"
     done = cryoplan("batch", good, no_patient, EXAMPLES / "hcc_eligible.yaml", "-o", out, "--workers", "1")

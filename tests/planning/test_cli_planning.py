@@ -1,8 +1,6 @@
-"""`cryoplan verify` and `cryoplan plan` through the real CLI: outputs, exit codes, bad input."""
+"""`cryoplan verify` and `cryoplan plan` through the CLI's entry point: outputs, exit codes, bad input."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from support.planning_synthetic import pre_and_intra
@@ -10,10 +8,10 @@ from support.planning_synthetic import pre_and_intra
 from cryoplan.imaging.io import write_nifti
 
 
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+@pytest.fixture
+def run(cryoplan_cli):
+    """``cryoplan ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return cryoplan_cli
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,7 @@ def images(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_verify_writes_the_margin_report(images, tmp_path):
+def test_verify_writes_the_margin_report(images, tmp_path, run):
     folder, known = images
     out = tmp_path / "verify"
     result = run(
@@ -59,8 +57,7 @@ def test_verify_writes_the_margin_report(images, tmp_path):
     assert (out / "margin_map.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
-def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
+def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path, run):
     folder, _ = images
     out = tmp_path / "never"
     result = run(
@@ -97,8 +94,7 @@ def test_verify_bad_input_is_one_line_and_exit_2(images, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_plan_refuses_an_impossible_protocol_and_a_case_without_images(tmp_path):
+def test_plan_refuses_an_impossible_protocol_and_a_case_without_images(tmp_path, run):
     case = tmp_path / "case.yaml"
     case.write_text("schema_version: 1\ndiagnosis: {type: hcc}\n")
     out = tmp_path / "plan"

@@ -9,8 +9,6 @@ against the engine. Coarse settings (2 mm grids, one probe type, up to 3 probes)
 """
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -279,8 +277,15 @@ def case_file(phantom, tmp_path_factory):
     return write_case(phantom, tmp_path_factory.mktemp("window-case"))
 
 
-def plan_command(case_file, out, *options):
-    arguments = [
+@pytest.fixture
+def plan_command(cryoplan_cli):
+    """``cryoplan plan CASE -o OUT`` at coarse settings, with OPTIONS, in this process;
+    `tests/cli/test_console_script.py` runs the installed script."""
+    return lambda case_file, out, *options: cryoplan_cli(*plan_arguments(case_file, out, *options))
+
+
+def plan_arguments(case_file, out, *options):
+    return [
         "plan",
         case_file,
         "-o",
@@ -296,13 +301,10 @@ def plan_command(case_file, out, *options):
         "bone=2",
         *options,
     ]
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *map(str, arguments)], capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.mark.slow
-def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(case_file, tmp_path):
+def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(case_file, tmp_path, plan_command):
     out = tmp_path / "plan"
     result = plan_command(case_file, out, "--paths", "parallel", "--format", "json")
     assert result.returncode == 0, result.stderr
@@ -326,7 +328,7 @@ def test_plan_command_flags_the_one_parallel_probe_and_refuses_a_closed_window(c
 
 
 @pytest.mark.slow
-def test_plan_command_plans_converging_paths(case_file, tmp_path):
+def test_plan_command_plans_converging_paths(case_file, tmp_path, plan_command):
     out = tmp_path / "plan"
     result = plan_command(case_file, out, "--paths", "converging", "--format", "json")
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,6 @@
 """Robust planning: the sequential test of a plan's probability of success, and the chosen plan's probability
 re-estimated with fresh samples."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,14 +87,10 @@ def test_the_robust_plans_probability_holds_with_fresh_samples():
 
 
 @pytest.mark.parametrize("value", ["1.5", "0.2"])
-def test_cli_confidence_out_of_range_is_one_line_exit_2(tmp_path, value):
+def test_cli_confidence_out_of_range_is_one_line_exit_2(tmp_path, value, cryoplan_cli):
     out = tmp_path / "plan"
-    result = subprocess.run(
-        [sys.executable, "-m", "cryoplan", "plan", "examples/hcc_eligible.yaml", "-o", str(out), "--confidence", value],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).parents[2],
+    result = cryoplan_cli(
+        "plan", "examples/hcc_eligible.yaml", "-o", out, "--confidence", value, cwd=Path(__file__).parents[2]
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "confidence" in result.stderr

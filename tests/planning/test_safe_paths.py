@@ -10,8 +10,6 @@ starts at the skin with air outside.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -376,13 +374,11 @@ def test_mr_set06_warns_that_gas_and_bone_are_known_only_where_labelled(shared_d
 # ------------------------------------------------------------------------------------------ bad input
 
 
-def run_plan(case_file, out, *options):
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", "plan", str(case_file), "-o", str(out), "--grid-mm", "3", *options],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture
+def run_plan(cryoplan_cli):
+    """``cryoplan plan CASE -o OUT --grid-mm 3 OPTIONS`` in this process; `tests/cli/test_console_script.py`
+    runs the installed script."""
+    return lambda case_file, out, *options: cryoplan_cli("plan", case_file, "-o", out, "--grid-mm", "3", *options)
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +407,7 @@ def far_air(ct: Volume, centre: np.ndarray) -> np.ndarray:
         ("clearance", "clearances_mm.spleeen: expected a structure"),
     ],
 )
-def test_bad_path_input_is_one_line_exit_2_and_nothing_written(gallbladder_case, tmp_path, option, message):
+def test_bad_path_input_is_one_line_exit_2_and_nothing_written(gallbladder_case, tmp_path, option, message, run_plan):
     case_file, ct, centre = gallbladder_case
     point = {"inside": centre, "outside": np.array([900.0, 900.0, 900.0]), "far": far_air(ct, centre)}.get(option)
     options = (

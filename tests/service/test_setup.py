@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
@@ -37,19 +34,21 @@ def test_migrations_create_exactly_the_models_schema(database_url):
     assert differences == []
 
 
-def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+@pytest.fixture
+def run_cli(cryoplan_cli, tmp_path):
+    """``cryoplan ARGS`` in this process, with the data folder in `tmp_path`, the first admin's password set,
+    no database URL and the variables `env` gives; `tests/cli/test_console_script.py` runs the installed
+    script."""
+    base = {"CRYOPLAN_DATA_DIR": str(tmp_path / "data"), "CRYOPLAN_NEW_PASSWORD": "first-admin-pw"}
+
+    def run(*args: str, env: dict | None = None):
+        return cryoplan_cli(*args, env={"CRYOPLAN_DATABASE_URL": None, **base, **(env or {})})
+
+    return run
 
 
-@pytest.mark.slow
-def test_users_create_and_its_bad_input(tmp_path):
-    import os
-
-    env = {**os.environ, "CRYOPLAN_DATA_DIR": str(tmp_path / "data"), "CRYOPLAN_NEW_PASSWORD": "first-admin-pw"}
-    env.pop("CRYOPLAN_DATABASE_URL", None)
-    created = run_cli("users", "create", "alice", "--role", "admin", env=env)
+def test_users_create_and_its_bad_input(run_cli):
+    created = run_cli("users", "create", "alice", "--role", "admin")
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == "created alice (admin)"
     for args, field in (
@@ -57,25 +56,21 @@ def test_users_create_and_its_bad_input(tmp_path):
         (("users", "create", "bob", "--role", "superuser"), "role"),
         (("users", "create", "bad name!"), "username"),
     ):
-        result = run_cli(*args, env=env)
+        result = run_cli(*args)
         assert result.returncode == 2, result
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"cryoplan: error: {field}:")
         assert "Traceback" not in result.stderr
-    short = run_cli("users", "create", "carol", env={**env, "CRYOPLAN_NEW_PASSWORD": "short"})
+    short = run_cli("users", "create", "carol", env={"CRYOPLAN_NEW_PASSWORD": "short"})
     assert short.returncode == 2 and "password" in short.stderr
 
 
-@pytest.mark.slow
-def test_bad_setting_is_named_on_one_line_and_nothing_starts(tmp_path):
-    import os
-
-    env = {**os.environ, "CRYOPLAN_DATA_DIR": str(tmp_path / "data"), "CRYOPLAN_NEW_PASSWORD": "first-admin-pw"}
+def test_bad_setting_is_named_on_one_line_and_nothing_starts(run_cli, tmp_path):
     for name, value, args in (
         ("CRYOPLAN_PLAN_GRID_MM", "10", ("serve", "--port", "8999")),
         ("CRYOPLAN_UNCERTAINTY_SAMPLES", "many", ("users", "create", "alice")),
         ("CRYOPLAN_MAX_UPLOAD_MB", "-1", ("serve", "--port", "8999")),
     ):
-        result = run_cli(*args, env={**env, name: value})
+        result = run_cli(*args, env={name: value})
         assert result.returncode == 2, result
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"cryoplan: error: {name}:"), result.stderr
         assert repr(value) in result.stderr

@@ -1,10 +1,8 @@
-"""The thermal commands through the real CLI: output documents, and bad input → exit 2 with one line."""
+"""The thermal commands through the CLI's entry point: output documents, and bad input → exit 2 with one line."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -14,13 +12,13 @@ import yaml
 from cryoplan.thermal import PROBES
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "cryoplan", *args], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+@pytest.fixture
+def run_cli(cryoplan_cli):
+    """``cryoplan ARGS`` in this process; `tests/cli/test_console_script.py` runs the installed script."""
+    return cryoplan_cli
 
 
-def test_probes_json_lists_the_library_with_its_cooling():
+def test_probes_json_lists_the_library_with_its_cooling(run_cli):
     done = run_cli("probes", "--format", "json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -40,7 +38,7 @@ def test_probes_json_lists_the_library_with_its_cooling():
     assert table.returncode == 0 and "cooled" in table.stdout and f"{first:.1f}" in table.stdout
 
 
-def test_isotherms_json_with_fixed_surface_temperature():
+def test_isotherms_json_with_fixed_surface_temperature(run_cli):
     done = run_cli(
         "isotherms",
         "--probe",
@@ -98,7 +96,7 @@ def write_spec(folder, **changes):
 
 
 @pytest.mark.slow
-def test_simulate_writes_maps_masks_summary_and_figures(label_spec):
+def test_simulate_writes_maps_masks_summary_and_figures(label_spec, run_cli):
     folder, _ = label_spec
     spec = write_spec(folder)
     done = run_cli("simulate", str(spec), "-o", str(folder / "out"))
@@ -135,7 +133,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("args, field", BAD_INPUTS)
-def test_bad_isotherm_input_exits_2_with_one_line(args, field):
+def test_bad_isotherm_input_exits_2_with_one_line(args, field, run_cli):
     done = run_cli(*args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -143,7 +141,7 @@ def test_bad_isotherm_input_exits_2_with_one_line(args, field):
     assert done.stdout == ""
 
 
-def test_unknown_medium_key_exits_2(tmp_path):
+def test_unknown_medium_key_exits_2(tmp_path, run_cli):
     (tmp_path / "odd.yaml").write_text("conductivity_w_mk: {unfrozen: 0.5}\nviscosity: 3\n")
     done = run_cli("isotherms", "--probe", "17g-sphere", "--medium", str(tmp_path / "odd.yaml"))
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
@@ -162,7 +160,7 @@ def test_unknown_medium_key_exits_2(tmp_path):
         ({"tissues": {1: {"latent_heat": 1}}}, "spec.tissues.1.medium.latent_heat"),
     ],
 )
-def test_bad_spec_exits_2_and_writes_nothing(label_spec, change, field):
+def test_bad_spec_exits_2_and_writes_nothing(label_spec, change, field, run_cli):
     folder, _ = label_spec
     spec = write_spec(folder, **change)
     done = run_cli("simulate", str(spec), "-o", str(folder / "out"))
@@ -172,7 +170,7 @@ def test_bad_spec_exits_2_and_writes_nothing(label_spec, change, field):
     assert not (folder / "out").exists()
 
 
-def test_nan_in_label_volume_exits_2(label_spec):
+def test_nan_in_label_volume_exits_2(label_spec, run_cli):
     folder, labels = label_spec
     data = labels.astype(np.float32)
     data[5, 5, 5] = np.nan
@@ -200,8 +198,7 @@ USER_PROBE = {
 }
 
 
-@pytest.mark.slow
-def test_user_probe_file_is_simulated(tmp_path):
+def test_user_probe_file_is_simulated(tmp_path, run_cli):
     path = tmp_path / "probes.yaml"
     path.write_text(yaml.safe_dump([USER_PROBE]))
     done = run_cli("probes", "--probe-file", str(path), "--format", "json")
@@ -227,20 +224,20 @@ def test_user_probe_file_is_simulated(tmp_path):
         ({"id": "2.4mm"}, "probe_file[0].id"),  # already in the library, with another geometry
     ],
 )
-def test_non_physical_user_probe_exits_2_with_one_line(tmp_path, change, field):
+def test_non_physical_user_probe_exits_2_with_one_line(tmp_path, change, field, run_cli):
     path = tmp_path / "probes.yaml"
     path.write_text(yaml.safe_dump([{**USER_PROBE, **change}]))
     one_line_error(run_cli("probes", "--probe-file", str(path)), field)
 
 
 @pytest.mark.parametrize("flow", ["1.5", "-0.2", "nan"])
-def test_flow_fraction_outside_0_1_exits_2(flow):
+def test_flow_fraction_outside_0_1_exits_2(flow, run_cli):
     done = run_cli("isotherms", "--probe", "17g-rod", "--protocol", f"freeze:5@{flow}")
     one_line_error(done, "--protocol[0].flow_fraction")
 
 
 @pytest.mark.parametrize("key", ["perfusion", "blood_perfusion"])
-def test_medium_without_perfusion_units_exits_2(tmp_path, key):
+def test_medium_without_perfusion_units_exits_2(tmp_path, key, run_cli):
     path = tmp_path / "medium.yaml"
     path.write_text(yaml.safe_dump({"name": "mine", key: 0.001}))
     done = run_cli("isotherms", "--probe", "17g-rod", "--medium", str(path))
@@ -256,5 +253,5 @@ def test_medium_perfusion_in_ml_min_kg_is_converted(tmp_path):
     assert load_medium(path).perfusion_1_s == pytest.approx(860.0 * 1079.0 * 1e-6 / 60.0)
 
 
-def test_validate_rejects_an_unknown_format():
+def test_validate_rejects_an_unknown_format(run_cli):
     one_line_error(run_cli("validate", "--format", "xml"), "--format")

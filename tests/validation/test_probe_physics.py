@@ -144,6 +144,7 @@ def test_flow_fraction_scales_the_cooling():
         assert high.isotherm_volume_ml(0.0, "final") > low.isotherm_volume_ml(0.0, "final")
 
 
+@pytest.mark.slow  # 3–5 s on 2 cores (the 1 mm grid); the full suite runs it
 def test_the_calibration_grid_agrees_with_a_1_mm_grid():
     """Widths at the middle of the active zone on 2 mm and 1 mm grids within 1 mm (one 2.4 mm probe, liver)."""
     medium = TISSUES["liver"]
