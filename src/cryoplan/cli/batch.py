@@ -214,13 +214,15 @@ def batch_command(
 
     Exits 2 when any case failed, after every other case has run.
     """
+    err = Console(stderr=True)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
     task = bar.add_task("cases", total=len(cases))
     try:

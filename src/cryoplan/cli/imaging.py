@@ -94,7 +94,12 @@ def inspect(
     with (
         warnings.catch_warnings(record=True) as caught,
         Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
         ) as progress,
     ):
         warnings.simplefilter("always", ImagingWarning)

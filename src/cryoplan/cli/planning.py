@@ -89,6 +89,7 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=_stderr,
         transient=True,
+        disable=not _stderr.is_terminal,
     )
 
 

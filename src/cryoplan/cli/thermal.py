@@ -54,6 +54,7 @@ def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
         TimeElapsedColumn(),
         console=_stderr,
         transient=True,
+        disable=not _stderr.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
@@ -217,6 +218,7 @@ def validate_command(
         TimeElapsedColumn(),
         console=_stderr,
         transient=True,
+        disable=not _stderr.is_terminal,
     ) as bar:
         task = bar.add_task("validating", total=None)
         document, profiles = validate(grid_mm, progress=lambda _: bar.advance(task))
