@@ -120,6 +120,11 @@ def checked_entry(
 CRITICAL_CODES = ("biloma", "gallbladder_injury", "bowel_injury")
 #: The least the search's goal rises after a plan fell short on the plan grid or under uncertainty, mm.
 GOAL_STEP_MM = 0.5
+#: Layouts whose chart estimates all miss the target rank as equals within this many points of tumour +
+#: margin coverage of the best (`best_covering_layouts`): the charts simulate homogeneous liver with no
+#: vessel, so a few points between two such estimates do not tell which the full simulation favours, and
+#: among equals the fewest probes start.
+CHART_COVERAGE_SLACK_PCT = 10.0
 
 
 @dataclass
@@ -201,6 +206,30 @@ def starting_layouts(
     return qualified + [c for c in per_probe_type(covering) if c.probes[0].probe_id not in types]
 
 
+def best_covering_layouts(
+    target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray]
+) -> list[Candidate]:
+    """Where no layout's estimate meets the target: per probe type, its feasible layout over every probe count
+    whose estimate covers most of tumour + margin (the fewest probes among equals). Those within
+    `CHART_COVERAGE_SLACK_PCT` of the best come first, fewest probes first; the others follow by coverage."""
+    best: dict[str, Candidate] = {}
+    for count in range(1, settings.max_probes + 1):
+        exactly = replace(settings, max_probes=count, coverage_target_pct=0.0)
+        for candidate in search_candidates(target, path_map, exactly, directions, min_probes=count):
+            kept = best.get(candidate.probes[0].probe_id)
+            if kept is None or candidate.estimated_margin_covered_pct > kept.estimated_margin_covered_pct:
+                best[candidate.probes[0].probe_id] = candidate
+    if not best:
+        return []
+    top = max(c.estimated_margin_covered_pct for c in best.values())
+    near = sorted(
+        (c for c in best.values() if c.estimated_margin_covered_pct >= top - CHART_COVERAGE_SLACK_PCT),
+        key=lambda c: c.cost,
+    )
+    rest = sorted((c for c in best.values() if c not in near), key=lambda c: -c.estimated_margin_covered_pct)
+    return near + rest
+
+
 def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra: Any) -> dict[str, Any]:
     candidate = evaluation.candidate
     return {
@@ -264,14 +293,14 @@ def plan_unit(
     if progress:
         progress(f"{unit_id}: searching layouts", 0.0)
     candidates = search_candidates(target, path_map, settings, directions)
-    if not candidates:
-        # Nothing meets the target even on estimates: start from the best-covering feasible layout of the
-        # most probes whose paths are safe, and let the search and the full simulation decide.
-        for count in range(settings.max_probes, 0, -1):
-            candidates = starting_layouts(target, path_map, settings, directions, count)
-            if candidates:
-                break
-    if not candidates:
+    # The chart's cheapest layout of each probe type, tried in cost order: the charts know no vessel, so the
+    # type they prefer may not be the one whose full simulation meets the margin. When nothing meets the
+    # target even on estimates, the best-covering layouts start, and the search and the full simulation decide.
+    if candidates:
+        pending = starting_layouts(target, path_map, settings, directions, len(candidates[0].probes))
+    else:
+        pending = best_covering_layouts(target, path_map, settings, directions)
+    if not pending:
         raise InputError(
             where,
             "probe layouts whose paths avoid vessels, bile ducts, gallbladder and bone",
@@ -284,9 +313,6 @@ def plan_unit(
     best_search: Evaluation | None = None
     accepted = False
     bound = None  # the limit that ended the search, for the shortfall flag
-    # The chart's cheapest layout of each probe type, tried in cost order: the charts know no vessel, so the
-    # type they prefer may not be the one whose full simulation meets the margin.
-    pending = starting_layouts(target, path_map, settings, directions, len(candidates[0].probes))
     first = pending.pop(0)
     start: Candidate | None = first
     count = len(first.probes)

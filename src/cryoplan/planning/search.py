@@ -299,14 +299,21 @@ def search_candidates(
     progress: Callable[[], None] | None = None,
 ) -> list[Candidate]:
     """Every feasible layout of the smallest probe count (from `min_probes`) whose estimate meets the
-    target, cheapest first; empty when no count up to the maximum does. With ``paths="any"`` a count's
-    converging layouts are scored only when none of its parallel ones qualifies (parallel probes are the
-    simpler procedure; converging ones reach where ribs or vessels pull parallel tips back)."""
+    target, cheapest first; empty when no count up to the maximum does. With ``paths="any"`` a probe type's
+    converging layouts of a count are scored only when none of its parallel ones qualifies (parallel probes
+    are the simpler procedure; converging ones reach where ribs or vessels pull parallel tips back, and a
+    thick probe may need them where a thin one passes in parallel)."""
     for count in range(min_probes, settings.max_probes + 1):
-        kind = "parallel" if settings.paths == "any" else settings.paths
-        found, _ = layouts_of(target, path_map, replace(settings, paths=kind), directions, count, progress)
-        if settings.paths == "any" and not found and count > 1:
-            found, _ = layouts_of(target, path_map, replace(settings, paths="converging"), directions, count, progress)
+        found: list[Candidate] = []
+        for probe_id in settings.probe_types:
+            one_type = replace(settings, probe_types=(probe_id,))
+            kind = "parallel" if settings.paths == "any" else settings.paths
+            layouts, _ = layouts_of(target, path_map, replace(one_type, paths=kind), directions, count, progress)
+            if settings.paths == "any" and not layouts and count > 1:
+                layouts, _ = layouts_of(
+                    target, path_map, replace(one_type, paths="converging"), directions, count, progress
+                )
+            found += layouts
         if found:
             return sorted(found, key=lambda c: c.cost)
     return []
