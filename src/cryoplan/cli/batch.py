@@ -18,12 +18,13 @@ from typing import Any
 import typer
 from dask.distributed import Client, LocalCluster, as_completed, get_worker
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cryoplan import __version__
 from cryoplan.cli.app import app
 from cryoplan.cli.assess import assess_file
+from cryoplan.cli.display import progress_display
 from cryoplan.errors import InputError
 from cryoplan.output import write_json
 from cryoplan.planning import plan_case
@@ -214,16 +215,7 @@ def batch_command(
 
     Exits 2 when any case failed, after every other case has run.
     """
-    err = Console(stderr=True)
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    bar = progress_display(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = bar.add_task("cases", total=len(cases))
     try:
         summary = run_batch(

@@ -11,9 +11,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cryoplan.cli.app import app
+from cryoplan.cli.display import progress_display
 from cryoplan.errors import InputError
 from cryoplan.imaging.anatomy import MIN_LESION_DIAMETER_MM, Anatomy, load_anatomy, measure_lesions
 from cryoplan.imaging.body import build_body_model, field_of_view_warnings
@@ -90,17 +91,9 @@ def inspect(
 
     label_map = _label_values(label) if label else None
     masks: dict[str, str | Path] | None = {name: Path(path) for name, path in _pairs(mask, "--mask").items()} or None
-    err = Console(stderr=True)
     with (
         warnings.catch_warnings(record=True) as caught,
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress,
+        progress_display(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress,
     ):
         warnings.simplefilter("always", ImagingWarning)
         task = progress.add_task("reading image and labels", total=None)

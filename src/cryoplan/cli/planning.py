@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from cryoplan.case import Case, parse_case
 from cryoplan.cli.app import app
+from cryoplan.cli.display import progress_display, stderr
 from cryoplan.clinical import CaseRecord, read_case_file, read_case_record
 from cryoplan.errors import InputError
 from cryoplan.imaging import ImagingWarning, Volume, read_labels, read_volume
@@ -33,8 +33,6 @@ from cryoplan.report.exports import ExportWarning
 from cryoplan.report.figures import margin_map_figure, save_figure
 from cryoplan.report.plan_report import write_plan_outputs
 from cryoplan.thermal import DEFAULT_PROTOCOL, ProbePlacement, get_probe, parse_protocol
-
-_stderr = Console(stderr=True)
 
 
 class Format(str, enum.Enum):
@@ -81,15 +79,12 @@ class _Bar:
 
 
 def _progress() -> Progress:
-    return Progress(
+    return progress_display(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f} %"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=_stderr,
-        transient=True,
-        disable=not _stderr.is_terminal,
     )
 
 
@@ -323,7 +318,7 @@ def demo_command(
     """Plan the built-in phantom case (a 28 mm HCC in segment 8 beside the right hepatic vein, a bile duct
     6 mm away, Child-Pugh A) and write the report into ./cryoplan-demo/."""
 
-    _stderr.print("building the demo phantom (1 mm CT with its labels)")
+    stderr.print("building the demo phantom (1 mm CT with its labels)")
     _run_plan(
         demo_phantom(),
         output,

@@ -11,10 +11,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cryoplan.cli.app import app
+from cryoplan.cli.display import progress_display
 from cryoplan.errors import InputError
 from cryoplan.output import atomic_directory, write_json
 from cryoplan.planning.spec import load_spec, run_spec
@@ -24,7 +25,6 @@ from cryoplan.thermal.chart import isotherm_chart, probe_layout
 from cryoplan.thermal.figures import isotherm_profile_figure, validation_figure
 from cryoplan.thermal.probes import ProbeType, load_probe_file
 
-_stderr = Console(stderr=True)
 _FORMATS = ("json", "table")
 
 
@@ -47,14 +47,8 @@ def _parse_temperatures(text: str) -> list[float]:
 @contextlib.contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[float], None]]:
     """A rich progress bar on stderr; yields a callback taking the completed fraction."""
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=_stderr,
-        transient=True,
-        disable=not _stderr.is_terminal,
+    with progress_display(
+        TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
@@ -212,13 +206,8 @@ def validate_command(
     error per category, and the leave-one-source-out error."""
     if format not in ("json", "text"):
         raise InputError("--format", "one of json, text", format)
-    with Progress(
-        TextColumn("validating"),
-        TextColumn("{task.completed:.0f} simulations"),
-        TimeElapsedColumn(),
-        console=_stderr,
-        transient=True,
-        disable=not _stderr.is_terminal,
+    with progress_display(
+        TextColumn("validating"), TextColumn("{task.completed:.0f} simulations"), TimeElapsedColumn()
     ) as bar:
         task = bar.add_task("validating", total=None)
         document, profiles = validate(grid_mm, progress=lambda _: bar.advance(task))
