@@ -253,7 +253,7 @@ def build_body_model(
     InputError
         An anatomy or label map on another grid, or an image with no body in it.
     """
-    modality = _modality(image, modality)
+    modality = image_modality(image, modality)
     anatomy = _with_label_map(image, anatomy, label_map, modality)
     masks = dict(anatomy.masks) if anatomy is not None else {}
     labelled = frozenset(anatomy.labelled or ()) if anatomy is not None else frozenset()
@@ -304,7 +304,9 @@ def build_body_model(
     )
 
 
-def _modality(image: Volume, modality: str | None) -> str:
+def image_modality(image: Volume, modality: str | None = None) -> str:
+    """``"CT"`` or ``"MR"``: `modality` when given, else the image's own, else CT when the image holds values
+    below −200 (air, lung or fat in HU)."""
     modality = modality or image.modality
     if modality in ("CT", "MR"):
         return modality

@@ -198,6 +198,15 @@ def resample_mask(mask: Volume, onto: Volume, transform: sitk.Transform | None =
     return from_sitk(moved, onto) >= 0.5
 
 
+def resample_image(image: Volume, onto: Volume, transform: sitk.Transform | None, fill: float) -> np.ndarray:
+    """Resample an image through `transform` (identity when None) onto `onto`'s grid, trilinear, `fill`
+    beyond the image."""
+    if transform is None:
+        transform = sitk.Transform(3, sitk.sitkIdentity)
+    moved = sitk.Resample(to_sitk(image), to_sitk(onto), transform, sitk.sitkLinear, float(fill))
+    return from_sitk(moved, onto)
+
+
 def resample_labels(labels: Volume, onto: Volume, transform: sitk.Transform | None = None) -> np.ndarray:
     """Resample a label map through `transform` (identity when None) onto `onto`'s grid, each voxel taking
     the nearest label (labels are names, not values to average); 0 outside the label map."""

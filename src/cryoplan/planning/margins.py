@@ -21,8 +21,8 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from cryoplan.errors import InputError
-from cryoplan.imaging.body import FAT_HU
-from cryoplan.imaging.registration import Registration, register, resample_labels, resample_mask
+from cryoplan.imaging.body import FAT_HU, image_modality
+from cryoplan.imaging.registration import Registration, register, resample_image, resample_labels, resample_mask
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.coverage import margin_met, margin_shell, margin_tolerance_mm, signed_distance_mm, surface
 from cryoplan.planning.refit import IceFit, fit_flow_fraction, lethal_zone_inside_ice
@@ -42,8 +42,18 @@ SEED_STEP_MM = 1.0
 """Spacing of the seed points along a probe's shaft."""
 
 
+#: Attenuation of fluid on CT at most, HU: simple fluid measures −9 to 20 HU (Silverman et al., Bosniak
+#: classification of cystic renal masses, version 2019, Radiology 2019;292:475–488).
+FLUID_MAX_HU = 20.0
+
+
 def segment_ice(
-    intra_image: Volume, seeds_lps: np.ndarray, *, threshold_hu: float | None = None, search_radius_mm: float = 40.0
+    intra_image: Volume,
+    seeds_lps: np.ndarray,
+    *,
+    threshold_hu: float | None = None,
+    search_radius_mm: float = 40.0,
+    before: Volume | None = None,
 ) -> tuple[np.ndarray, float]:
     """Segment the ice ball on an intraprocedural CT: the hypodense region connected to the seeds.
 
@@ -58,6 +68,11 @@ def segment_ice(
     liver; the band about the edge holds the two tissues the edge separates, the two-class histogram Otsu's
     method assumes. Fat (`cryoplan.imaging.body.FAT_HU`) is never ice: frozen and unfrozen fat look alike
     on CT, and fat below any threshold would otherwise join the ice where the ball reaches the capsule.
+
+    Fluid (bile in the gallbladder, bowel contents, cysts) is as hypodense as ice. Given `before`, the
+    pre-procedural CT on the intraprocedural grid (registered), a voxel that was fluid there (below
+    `FLUID_MAX_HU` after the same smoothing) is not ice: the ice is tissue that became hypodense. Tumours,
+    hypodense against liver but denser than fluid, stay candidates.
 
     Returns
     -------
@@ -87,8 +102,14 @@ def segment_ice(
     offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), axis=-1)
     ball = np.linalg.norm(offsets * spacing, axis=-1) <= 2.0
 
+    fluid_before = None
+    if before is not None:
+        fluid_before = ndimage.gaussian_filter(np.asarray(before.array, dtype=np.float32), sigma) < FLUID_MAX_HU
+
     def grown(threshold: float) -> np.ndarray:
         candidate = near & ((~metal & (smoothed > FAT_HU[1]) & (smoothed < threshold)) | metal)
+        if fluid_before is not None:
+            candidate &= metal | ~fluid_before
         candidate = ndimage.binary_opening(candidate, structure=ball)
         labels, _ = ndimage.label(candidate)
         seeded = np.unique(labels[(seed_distance <= 3.0) & candidate])
@@ -138,12 +159,18 @@ def _ice_mask(
     tumour: Volume,
     seeds_lps: np.ndarray | None,
     ice_threshold_hu: float | None,
+    pre_image: Volume | None,
 ) -> tuple[np.ndarray, float | None]:
     """The given ice mask on the intraprocedural grid, or the segmented one seeded at the given points of the
     pre-procedural frame (probe shafts or tips, mapped through the registration) or at the registered
-    tumour's centroid."""
+    tumour's centroid, what was hypodense on a pre-procedural CT left out (`segment_ice`)."""
     if ice is not None:
         return resample_mask(ice, intra_image), None
+    before = None
+    if pre_image is not None and registration is not None and image_modality(pre_image) == "CT":
+        # beyond the pre-procedural image nothing is known to have been hypodense before
+        moved = resample_image(pre_image, intra_image, registration.transform, fill=np.inf)
+        before = intra_image.with_array(moved)
     if seeds_lps is not None and len(seeds_lps):
         seeds = registration.pre_to_intra(seeds_lps) if registration is not None else np.atleast_2d(seeds_lps)
     else:
@@ -152,7 +179,7 @@ def _ice_mask(
         if not tumour_intra.any():
             raise InputError("tumour", "a tumour that lies inside the intraprocedural image after registration")
         seeds = intra_image.index_to_lps(np.argwhere(tumour_intra).mean(axis=0))[None, :]
-    return segment_ice(intra_image, seeds, threshold_hu=ice_threshold_hu)
+    return segment_ice(intra_image, seeds, threshold_hu=ice_threshold_hu, before=before)
 
 
 @dataclass
@@ -342,7 +369,7 @@ def verify_margins(
         registration = register(pre_image, intra_image, seed=seed)
         if deformable and registration.converged:
             # The ice ball (found after the rigid step) and 10 mm around it are kept out of the B-spline.
-            ice_rigid = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu)[0]
+            ice_rigid = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu, pre_image)[0]
             if ice_rigid.any():
                 exclude = ndimage.distance_transform_edt(~ice_rigid, sampling=intra_image.spacing_mm) <= 10.0
                 refined = register(pre_image, intra_image, deformable=True, seed=seed, exclude=exclude)
@@ -367,7 +394,7 @@ def verify_margins(
     if not tumour_intra.any():
         raise InputError("tumour", "a tumour that lies inside the intraprocedural image after registration")
     spacing = intra_image.spacing_mm
-    ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu)
+    ice_mask, threshold = _ice_mask(intra_image, ice, registration, tumour, seeds_lps, ice_threshold_hu, pre_image)
     report = MarginReport(
         registration=registration,
         margin_mm=float(margin_mm),
