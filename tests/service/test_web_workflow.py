@@ -136,7 +136,10 @@ def test_after_more_information_the_case_page_sends_the_case_back_to_the_board(s
     board = client.get("/board", params={"board_date": meeting}).text
     agenda = re.search(r'<table class="list" id="agenda">(.*?)</table>', board, re.S).group(1)
     assert f'data-case-id="{case_id}"' in agenda
-    assert 'id="board-return"' not in client.get(f"/cases/{case_id}").text
+    page = client.get(f"/cases/{case_id}").text
+    assert 'id="board-return"' not in page
+    history = re.search(r'<ol class="history">(.*?)</ol>', page, re.S).group(1)
+    assert "Tumour board: More information needed" in history and "more_information_needed" not in history
     again = client.post(f"/cases/{case_id}/return-to-board", data={**form, "version": "6"})
     assert again.status_code == 409 and "the board has not asked for more information" in again.text
 
@@ -204,3 +207,6 @@ def test_the_timeline_gathers_the_case_history(service):
     timeline = re.search(r'<section id="timeline".*?</section>', page, re.S).group(0)
     rows = re.findall(r"<tr><td>[\d-]+ [\d:]+</td><td>(\w+)</td>", timeline)
     assert rows == ["Message", "Workflow"]  # newest first
+    # in words, not the stored codes
+    assert "Intake → Records complete" in timeline and "Note: GP called" in timeline
+    assert "records_complete" not in timeline

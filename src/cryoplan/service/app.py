@@ -30,6 +30,7 @@ from cryoplan.service import db as database
 from cryoplan.service.auth import LoginThrottled, NotLoggedIn
 from cryoplan.service.edge import RequestLimits
 from cryoplan.service.jobs import JobRunner, PlanOptions
+from cryoplan.service.labels import TEMPLATE_GLOBALS
 from cryoplan.service.routes import admin_users, api, case_entry, inbox, pages, preview, session, status
 from cryoplan.service.settings import ServiceSettings
 from cryoplan.service.store import NotAllowed, NotFound, VersionConflict, run_document
@@ -101,7 +102,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.runner = runner
     app.state.secret_key = settings.resolved_secret_key()
     app.state.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
-    app.state.templates.env.globals["version"] = __version__
+    app.state.templates.env.globals.update(TEMPLATE_GLOBALS, version=__version__)
 
     # Bodies are counted as they arrive, before any route or login runs: an upload may be its limit plus
     # the multipart framing, any other request a small JSON or form body.

@@ -24,11 +24,13 @@ from cryoplan.imaging.deid import deidentify_dataset
 from cryoplan.service import store
 from cryoplan.service.audit import Actor, audit
 from cryoplan.service.jobs import JobRunner
+from cryoplan.service.labels import TEMPLATE_GLOBALS
 from cryoplan.service.models import Document, utcnow
 from cryoplan.service.store import latest_plan_job
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _environment = Environment(loader=PackageLoader("cryoplan.service", "templates"), autoescape=select_autoescape())
+_environment.globals.update(TEMPLATE_GLOBALS)
 # The report carries its stylesheet inside it, so that it is styled wherever it is opened (a browser, a saved
 # file, WeasyPrint) and names no path of the server; the policy admits that one stylesheet and nothing else.
 REPORT_CSS = (STATIC_DIR / "report.css").read_text(encoding="utf-8")

@@ -21,6 +21,7 @@ from cryoplan.errors import InputError
 from cryoplan.service.audit import Actor, audit
 from cryoplan.service.auth import password_hasher
 from cryoplan.service.db import discard_on_rollback
+from cryoplan.service.labels import BOARD_REASON_PREFIX
 from cryoplan.service.models import (
     PLAN_KINDS,
     AuditEvent,
@@ -623,7 +624,7 @@ def record_board_decision(
             case_id=case.id,
             from_status=case.status,
             to_status=CaseStatus.board_decided.value,
-            reason=f"tumour board: {decision}",
+            reason=f"{BOARD_REASON_PREFIX}{decision}",
             user_id=actor.user_id,
             at=utcnow(),
         )

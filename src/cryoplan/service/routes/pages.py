@@ -24,6 +24,7 @@ from cryoplan.service.auth import (
 )
 from cryoplan.service.deps import Id, transaction
 from cryoplan.service.jobs import JobRunner, job_kinds, submit_job
+from cryoplan.service.labels import label, status_reason
 from cryoplan.service.models import (
     PLAN_KINDS,
     BoardDecision,
@@ -179,15 +180,24 @@ def timeline(
     """Everything that happened to a case, newest first: workflow steps, board decisions, messages,
     documents and jobs."""
     events = [
-        {"at": c.at, "kind": "Workflow", "who": name, "text": f"{c.from_status} → {c.to_status}: {c.reason}"}
+        {
+            "at": c.at,
+            "kind": "Workflow",
+            "who": name,
+            "text": f"{label(c.from_status)} → {label(c.to_status)}: {status_reason(c.reason)}",
+        }
         for c, name in history
     ]
-    events += [{"at": d.at, "kind": "Board", "who": "", "text": f"decision: {d.decision} {d.notes}"} for d in decisions]
     events += [
-        {"at": m.at, "kind": "Message", "who": name, "text": f"{m.direction}: {m.body[:120]}"} for m, name in messages
+        {"at": d.at, "kind": "Board", "who": "", "text": f"decision: {label(d.decision)}. {d.notes}".strip()}
+        for d in decisions
     ]
     events += [
-        {"at": d.uploaded_at, "kind": "Document", "who": "", "text": f"{d.purpose}: {d.original_name}"}
+        {"at": m.at, "kind": "Message", "who": name, "text": f"{label(m.direction)}: {m.body[:120]}"}
+        for m, name in messages
+    ]
+    events += [
+        {"at": d.uploaded_at, "kind": "Document", "who": "", "text": f"{label(d.purpose)}: {d.original_name}"}
         for d in documents
     ]
     events += [
@@ -195,7 +205,7 @@ def timeline(
             "at": j.finished_at or j.created_at,
             "kind": "Job",
             "who": "",
-            "text": f"{JOB_KIND_LABELS.get(j.kind, j.kind)}: {j.status}",
+            "text": f"{JOB_KIND_LABELS.get(j.kind, j.kind)}: {label(j.status)}",
         }
         for j in jobs
     ]
