@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the real imaging data lives, and how its absence is handled."""
+"""Shared test fixtures: where the real imaging data lives, how its absence is handled, and where the
+isotherm charts are cached."""
 
 from __future__ import annotations
 
@@ -15,6 +16,21 @@ def shared_data_dir() -> Path | None:
     configured = os.environ.get("CRYOPLAN_TEST_DATA")
     path = Path(configured) if configured else REPO.parent / "shared" / "data"
     return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chart_cache(tmp_path_factory):
+    """The isotherm charts of the whole session in a folder of its own, not in the user's home: every test,
+    commands run in its process included, writes and reads the charts there (set before the first chart,
+    which is then also kept in memory for the session)."""
+    folder = tmp_path_factory.mktemp("chart-cache")
+    previous = os.environ.get("CRYOPLAN_CACHE_DIR")
+    os.environ["CRYOPLAN_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("CRYOPLAN_CACHE_DIR", None)
+    else:
+        os.environ["CRYOPLAN_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
