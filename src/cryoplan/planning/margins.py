@@ -163,12 +163,12 @@ def _ice_mask(
 ) -> tuple[np.ndarray, float | None]:
     """The given ice mask on the intraprocedural grid, or the segmented one seeded at the given points of the
     pre-procedural frame (probe shafts or tips, mapped through the registration) or at the registered
-    tumour's centroid, what was hypodense on a pre-procedural CT left out (`segment_ice`)."""
+    tumour's centroid, what was fluid on a pre-procedural CT left out (`segment_ice`)."""
     if ice is not None:
         return resample_mask(ice, intra_image), None
     before = None
     if pre_image is not None and registration is not None and image_modality(pre_image) == "CT":
-        # beyond the pre-procedural image nothing is known to have been hypodense before
+        # beyond the pre-procedural image nothing is known to have been fluid
         moved = resample_image(pre_image, intra_image, registration.transform, fill=np.inf)
         before = intra_image.with_array(moved)
     if seeds_lps is not None and len(seeds_lps):
