@@ -5,18 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-CODES = {
+DIAGNOSIS_LABELS = {
     "hcc": "Hepatocellular carcinoma",
     "colorectal_metastasis": "Colorectal liver metastasis",
     "breast_metastasis": "Breast cancer liver metastasis",
     "neuroendocrine_metastasis": "Neuroendocrine liver metastasis",
     "other_metastasis": "Other liver metastasis",
+}
+LIVER_DISEASE_LABELS = {
     "hbv": "Hepatitis B",
     "hcv": "Hepatitis C",
     "alcohol": "Alcohol-related",
     "masld": "MASLD (metabolic)",
     "pbc": "Primary biliary cholangitis",
     "psc": "Primary sclerosing cholangitis",
+    "other": "Other",
+    "none": "None",
+}
+CODES = {
+    **DIAGNOSIS_LABELS,
+    **LIVER_DISEASE_LABELS,
     "male": "Male",
     "female": "Female",
     "none": "None",

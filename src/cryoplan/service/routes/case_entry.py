@@ -29,6 +29,7 @@ from cryoplan.service import store
 from cryoplan.service.audit import Actor
 from cryoplan.service.auth import ALL_ROLES, EDITORS, requires
 from cryoplan.service.deps import Id, transaction
+from cryoplan.service.labels import DIAGNOSIS_LABELS, LIVER_DISEASE_LABELS
 from cryoplan.service.models import Case
 from cryoplan.service.routes.inbox import unread_count
 
@@ -58,23 +59,6 @@ PLAUSIBLE = {
     "inr": (0.7, 10.0),
 }
 MAX_LESIONS = 12
-DIAGNOSIS_LABELS = {
-    "hcc": "Hepatocellular carcinoma",
-    "colorectal_metastasis": "Colorectal liver metastasis",
-    "breast_metastasis": "Breast cancer liver metastasis",
-    "neuroendocrine_metastasis": "Neuroendocrine liver metastasis",
-    "other_metastasis": "Other liver metastasis",
-}
-LIVER_DISEASE_LABELS = {
-    "hbv": "Hepatitis B",
-    "hcv": "Hepatitis C",
-    "alcohol": "Alcohol-related",
-    "masld": "MASLD (metabolic)",
-    "pbc": "Primary biliary cholangitis",
-    "psc": "Primary sclerosing cholangitis",
-    "other": "Other",
-    "none": "None",
-}
 TREATMENT_LABELS = {
     "tace": "TACE",
     "tare": "TARE (radioembolisation)",
