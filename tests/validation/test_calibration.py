@@ -73,6 +73,29 @@ def test_leaving_a_source_out_changes_only_what_it_informs(lung_rows):
     assert held_out > joint
 
 
+def test_a_left_out_experiment_keeps_its_own_setup_while_shared_parameters_refit():
+    """The phantom's heat load, which only Littrup's rows inform, stays at the joint fit when that source is
+    left out; the shared parameters move (linear algebra of the refit, no simulation)."""
+    rows = calibration.load_rows()
+    params = calibration.current_parameters()
+    z = np.log([params[name] for name in calibration.NAMES])
+    rng = np.random.default_rng(3)
+    J = rng.normal(size=(len(rows), len(calibration.NAMES)))
+    for medium, name in calibration.MEDIUM_PARAMETER.items():  # a medium's parameter acts on its rows only
+        J[[row.medium != medium for row in rows], calibration.NAMES.index(name)] = 0.0
+    fitted = {"z": z, "residuals": rng.normal(size=len(rows)), "jacobian": J}
+    refit = calibration.refit_without("Littrup 2009", rows, fitted)
+    assert refit["agar_heat_load_w_m3k"] == pytest.approx(params["agar_heat_load_w_m3k"], rel=1e-12)
+    moved = [n for n in calibration.PROBE_PARAMETERS if not math.isclose(refit[n], params[n], rel_tol=1e-6)]
+    assert moved == list(calibration.PROBE_PARAMETERS)
+    # A tissue's perfusion is physics, not setup: without the lung rows the lung's falls back towards its prior.
+    lung = next(p for p in calibration.PARAMETERS if p.name == "lung_perfusion_1_s")
+    without_lung = calibration.refit_without("Hinshaw 2010", rows, fitted)
+    assert abs(math.log(without_lung["lung_perfusion_1_s"] / lung.prior)) < abs(
+        math.log(params["lung_perfusion_1_s"] / lung.prior)
+    )
+
+
 def test_parameter_distribution_is_seeded_and_positive():
     first = calibration.parameter_distribution(2000, seed=7)
     again = calibration.parameter_distribution(2000, seed=7)

@@ -32,7 +32,8 @@ analyses.
 Validation (`validate`): every row at the fitted parameters, its residual, mean and maximum absolute error
 per category, and the leave-one-source-out error: the fit redone without a source's rows (one Gauss–Newton
 step from the joint fit on the remaining rows' Jacobian, a linearised refit) and that source's rows then
-simulated at the refitted parameters.
+simulated at the refitted parameters, with its experiment's setup (the unstated choices, and the phantom's
+heat load) still chosen by its own rows.
 
 References
 ----------
@@ -88,6 +89,9 @@ class Parameter:
 
     With `prior_relative_to`, the prior is on the ratio to that parameter (`prior` is the ratio): what the
     literature states about a medium no other source measures may be its perfusion relative to another's.
+    An `experiment_setup` parameter describes one experiment's apparatus rather than physics the sources
+    share (a phantom's heat load, set by its bath and heater): like an unstated spacing, it is chosen by that
+    experiment's own rows, also when its source is left out (`refit_without`).
     """
 
     name: str
@@ -98,6 +102,7 @@ class Parameter:
     unit: str
     about: str
     prior_relative_to: str | None = None
+    experiment_setup: bool = False
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -106,7 +111,17 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "proximal_cooled_length_mm", 1.0, 20.0, 5.0, math.log(3.0), "mm", "argon probes: cooled shaft behind the zone"
     ),
-    Parameter("agar_heat_load_w_m3k", 100.0, 3.0e5, 3000.0, math.log(30.0), "W/m³·K", "heat-loaded agar: W"),
+    # Only Littrup's heat-loaded agar: the load its warm bath puts on the phantom, part of that experiment's setup.
+    Parameter(
+        "agar_heat_load_w_m3k",
+        100.0,
+        3.0e5,
+        3000.0,
+        math.log(30.0),
+        "W/m³·K",
+        "heat-loaded agar: W",
+        experiment_setup=True,
+    ),
     # Liver: the modelling baseline 5e-4 1/s to beyond the IT'IS organ blood flow (tissue.ITIS_LIVER_PERFUSION_1_S).
     Parameter("liver_perfusion_1_s", 3.0e-4, 2.0e-2, 3.0e-3, math.log(10.0) / 2, "1/s", "in vivo liver: ω_b"),
     Parameter("lung_perfusion_1_s", 1.0e-4, 1.0e-2, ml_min_kg_to_1_s(401.0, 394.0), math.log(10.0) / 2, "1/s", "lung"),
@@ -468,20 +483,26 @@ def fit(
     }
 
 
-def leave_one_source_out(simulator: Simulator, rows: Sequence[Row], fitted: Mapping[str, Any]) -> dict[str, float]:
-    """Per row id, the figure predicted by a fit without its source's rows (linearised refit, then simulated)."""
+def refit_without(source: str, rows: Sequence[Row], fitted: Mapping[str, Any]) -> dict[str, float]:
+    """The parameters fitted without `source`'s rows: one Gauss–Newton step from the joint fit on the
+    remaining rows' Jacobian (a linearised refit). Experiment-setup parameters keep their joint-fit values:
+    they describe an experiment's apparatus, which only its own rows can tell (`Parameter`)."""
     z, r, J = fitted["z"], fitted["residuals"], fitted["jacobian"]
-    predicted = {}
-    prior_J = _prior_jacobian()
+    keep = np.array([row.source != source for row in rows])
+    full_J = np.vstack([J[keep], _prior_jacobian()])
+    full_r = np.concatenate([r[keep], _prior_residuals(z)])
+    step = np.linalg.solve(full_J.T @ full_J, -full_J.T @ full_r)
+    step[[p.experiment_setup for p in PARAMETERS]] = 0.0
     lo, hi = _bounds()
+    return _as_params(np.clip(z + step, lo, hi))
+
+
+def leave_one_source_out(simulator: Simulator, rows: Sequence[Row], fitted: Mapping[str, Any]) -> dict[str, float]:
+    """Per row id, the figure predicted by a fit without its source's rows (`refit_without`, then simulated)."""
+    predicted = {}
     for source in sorted({row.source for row in rows}):
-        keep = np.array([row.source != source for row in rows])
-        full_J = np.vstack([J[keep], prior_J])
-        full_r = np.concatenate([r[keep], _prior_residuals(z)])
-        step = np.linalg.solve(full_J.T @ full_J, -full_J.T @ full_r)
-        refit = _as_params(np.clip(z + step, lo, hi))
         held_out = [row for row in rows if row.source == source]
-        _, _, figures = evaluate(simulator, held_out, refit)
+        _, _, figures = evaluate(simulator, held_out, refit_without(source, rows, fitted))
         predicted.update(figures)
     return predicted
 
