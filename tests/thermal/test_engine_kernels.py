@@ -196,15 +196,16 @@ def test_the_passes_book_the_exact_face_flux_through_the_box(lo, hi):
     assert from_fixed == pytest.approx(fixed_in * scale, rel=1e-9, abs=1e-6)
 
 
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 0, 1]])  # the pass finds the warmest threshold itself
 @pytest.mark.parametrize("lo, hi", BOXES)
-def test_end_pass_marks_frozen_tissue_and_samples(lo, hi):
+def test_end_pass_marks_frozen_tissue_and_samples(lo, hi, order):
     rng = np.random.default_rng(5)
     label, table, h = _state(rng)
     st = K.stencil_table(table)
     lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
     frozen = (rng.random(SHAPE) < 0.2).astype(np.uint8)
     min_t = rng.uniform(-30, 40, SHAPE).astype(np.float32)
-    thresholds = np.array([0.0, -20.0, -40.0])
+    thresholds = np.array([0.0, -20.0, -40.0])[order]
     time_below = rng.uniform(0, 10, (3, *SHAPE)).astype(np.float32)
     before = frozen.copy(), min_t.copy(), time_below.copy()
     K.end_pass(h, st, frozen, K.label_runs(label), lo, hi, True, 2.5, min_t, thresholds, time_below)

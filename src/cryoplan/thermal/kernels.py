@@ -422,6 +422,11 @@ def stage_pass(
                     south, north = phi_src[i, jm, s:e], phi_src[i, jp, s:e]
                     h_run, older_run, frozen_run = src[i, j, s:e], older[i, j, s:e], frozen[i, j, s:e]
                     out, phi_out = dst[i, j, s:e], phi_dst[i, j, s:e]
+                    # The run's heat is summed in float32 and added to the row's float64 sum once: float64 terms
+                    # inside the loop would halve its vector width. A run of a hundred voxels then rounds by about
+                    # 1e-6 of the sum of its terms' magnitudes, far inside the energy balance's 1 %.
+                    perfused_run = np.float32(0.0)
+                    metabolic_run = np.float32(0.0)
                     for q in range(e - s):
                         laplacian = (
                             west[q] + east[q] + south[q] + north[q] + below[q] + above[q] - np.float32(6.0) * centre[q]
@@ -431,8 +436,10 @@ def stage_pass(
                         )
                         out[q] = h_new
                         phi_out[q] = phi_new
-                        perfused += float(perfusion)
-                        metabolic += float(heat)
+                        perfused_run += perfusion
+                        metabolic_run += heat
+                    perfused += float(perfused_run)
+                    metabolic += float(metabolic_run)
                 if c[0] != 0.0 and (face_im or face_ip or face_jm or face_jp or a == lo[2] or b == hi[2]):
                     boundary += _box_face_flux(
                         phi_src, i, j, a, b, im, ip, jm, jp, face_im, face_ip, face_jm, face_jp, lo, hi
@@ -575,7 +582,7 @@ def interface_faces(label: np.ndarray, props: np.ndarray) -> Interface:
     return voxels, ijk, face_ptr, face_other, face_side
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def interface_pass(
     src: np.ndarray,
     phi_src: np.ndarray,
@@ -595,7 +602,10 @@ def interface_pass(
     phi_dst. `interface` is `interface_faces(label, props)`.
 
     Returns the heat (W/m³ summed) the moving voxels received (from fixed voxels, from vessel lumens, and
-    through the box's faces beyond what `stage_pass` booked there by the Φ difference)."""
+    through the box's faces beyond what `stage_pass` booked there by the Φ difference).
+
+    Serial: the pass touches a few thousand voxels (0.06 ms on one thread for problem (b) of
+    benchmarks/thermal.py), less than a parallel loop's start and barrier cost."""
     voxels, ijk, face_ptr, face_other, face_side = interface
     sf = src.reshape(-1)
     psf = phi_src.reshape(-1)
@@ -606,7 +616,7 @@ def interface_pass(
     from_fixed = 0.0
     from_lumen = 0.0
     across_box = 0.0
-    for n in prange(voxels.shape[0]):
+    for n in range(voxels.shape[0]):
         i, j, k = ijk[n, 0], ijk[n, 1], ijk[n, 2]
         if not (lo[0] <= i < hi[0] and lo[1] <= j < hi[1] and lo[2] <= k < hi[2]):
             continue
@@ -731,6 +741,7 @@ def end_pass(
     (`label_runs`), as `stage_pass`."""
     run_ptr, run_start, run_end, run_label = runs
     n0, n1, n2 = H.shape
+    warmest = thresholds.max() if thresholds.shape[0] else -np.inf
     for i in prange(lo[0], hi[0]):
         t_run = np.empty(n2, dtype=np.float32)
         for j in range(lo[1], hi[1]):
@@ -750,18 +761,24 @@ def end_pass(
                 t_solidus, inv_c_frozen = st[lab, S_T_SOLIDUS], st[lab, S_INV_C_FROZEN]
                 mushy_slope, inv_c_unfrozen = st[lab, S_MUSHY_SLOPE], st[lab, S_INV_C_UNFROZEN]
                 min_run = min_t[i, j, a:b]
-                coldest = np.float32(np.inf)
+                # Most runs are warmer than every threshold: a count of the voxels below the warmest, found on
+                # the way, spares them the read and write of the time below. A count, not the run's coldest
+                # temperature: a float minimum over the run is a reduction the compiler leaves scalar (it keeps
+                # NaN semantics), which made this loop cost as much as a stencil pass.
+                cold = 0
                 for q in range(b - a):
                     t = _temperature(h_run[q], t_solidus, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen)
                     t_run[q] = t
                     min_run[q] = min(min_run[q], t)
-                    coldest = min(coldest, t)
+                    cold += t < warmest
+                if cold == 0:
+                    continue
                 for m in range(thresholds.shape[0]):
                     threshold = thresholds[m]
-                    # Most runs are warmer than every threshold: the run's coldest voxel, found on the way,
-                    # spares them the read and write of the time below (a scan per threshold cost more than
-                    # the temperatures themselves).
-                    if not coldest < threshold:
+                    below = 0
+                    for q in range(b - a):
+                        below += t_run[q] < threshold
+                    if below == 0:
                         continue
                     below_run = time_below[m, i, j, a:b]
                     for q in range(b - a):
