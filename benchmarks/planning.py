@@ -2,7 +2,7 @@
 
 (a) Planning a 30 mm lesion with a 5 mm margin on the phantom, final full simulation (1 mm grid, vessels)
     included: wall time of a cold run (isotherm charts and kernel compilation included) and of a warm run,
-    the plan, its margin and the simulations the search ran.
+    the plan, its margin and the simulations the search ran (each search and check on a row of its own).
 (b) The uncertainty analysis of that plan, 50 samples by default, on the default LocalCluster (one
     single-threaded worker per core, samples in batches), with a progress bar showing the time left; with
     ``--compare-one-worker`` also on one worker, and the speed-up.
@@ -84,6 +84,14 @@ def main() -> None:
     searched = sum(s.get("simulations", 0) for s in unit.simulations if s["stage"] == "search")
     checks = sum(s["stage"] == "check" for s in unit.simulations)
     rows.append(("  coarse simulations, checks on the plan grid", f"{searched}, {checks}", ""))
+    for step in unit.simulations:
+        layout = f"{step['probes']} × {step['probe_type']}, {step['freeze_minutes']:g} min"
+        if step["stage"] == "search":
+            label = f"    search {layout}, goal {step['goal_mm']:.2f} mm"
+            value = f"{step['simulations']} simulations, moves {', '.join(step['moves']) or 'none'}:"
+        else:
+            label, value = f"    check {layout}", f"{step['elapsed_s']:.1f} s:"
+        rows.append((label, f"{value} {step['min_margin_mm']} mm (met {step['margin_met']})", ""))
     if not args.skip_uncertainty:
         context = sample_context(unit, settings, args.uncertainty_grid_mm, 2.0, 2.0, plan.anatomy)
         workers = default_workers()

@@ -1,11 +1,13 @@
 """The planner's search end to end: the demo's lesion beside the hepatic vein meets its margin with the default
-rules (3 mm from the ribs), and a plan that cannot names the limit that bound it."""
+rules (3 mm from the ribs), a search within the coarse grid's tolerance of its goal is checked on the plan grid,
+and a plan that cannot names the limit that bound it."""
 
 import json
 
 import pytest
 
 from cryoplan.imaging.phantom import TumourSpec, demo_phantom, make_phantom
+from cryoplan.planning.coverage import margin_tolerance_mm
 from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.plan_report import plan_document
@@ -28,6 +30,14 @@ def test_the_demo_lesion_meets_its_margin_or_says_why():
     assert last["min_margin_mm"] == pytest.approx(lesion.min_margin_mm, abs=0.01)
     assert last["margin_met"] == lesion.margin_met
     assert sum(s.get("simulations", 0) for s in unit.simulations) <= QUICK.max_search_simulations
+    # a search that ends within the coarse grid's tolerance of its goal (half its 2 mm voxel) is checked on the
+    # plan grid while checks remain, whether or not it reached the whole goal
+    tolerance = margin_tolerance_mm([QUICK.chart_grid_mm] * 3)
+    for n, (found, after) in enumerate(zip(unit.simulations, unit.simulations[1:])):
+        checks = sum(s["stage"] == "check" for s in unit.simulations[:n])
+        if found["stage"] == "search" and checks < QUICK.max_full_simulations:
+            if found["min_margin_mm"] is not None and found["min_margin_mm"] >= found["goal_mm"] - tolerance:
+                assert found["margin_met"] and after["stage"] == "check", unit.simulations
     # plan.json carries the sessions and the unit's probability of success (none without robust planning)
     document = json.loads(json.dumps(plan_document(plan)))
     assert [s["lesion_ids"] for s in document["sessions"]] == [["L1"]]

@@ -1,5 +1,6 @@
 """The local search on the full simulation: find the thinnest margin, move and tilt the probes towards it, keep
-only moves that raise the worst margin without freezing a structure the plan spared."""
+only moves that raise the worst margin without freezing a structure the plan spared; its goal met on the coarse
+grid within that grid's tolerance."""
 
 from dataclasses import replace
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from cryoplan.planning.local_search import Evaluation, better, local_search, moves
+from cryoplan.planning.pipeline import CoarseSearch
 from cryoplan.planning.search import Candidate, ProbePlan, thinnest_margin
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.thermal import Grid
@@ -51,13 +53,16 @@ def test_the_moves_carry_cold_towards_the_thinnest_margin():
     plan = two_rods()
     toward = np.array([-20.0, 14.0, 0.0])  # beyond the left rod, a little deeper than the tips
     found = dict(moves(plan, OpenBody(), PlanSettings(), toward, 2.0))
-    assert set(found) == {"tilt", "shift", "lean", "spread", "gather", "depth"}
+    assert set(found) == {"tilt", "advance", "shift", "lean", "spread", "gather", "depth"}
     # tilt: the left rod (nearest the point) pivots about its skin entry, its tip 2 mm to −x; the other stays
     tilted = found["tilt"]
     np.testing.assert_allclose(tips(tilted) - tips(plan), [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], atol=1e-9)
     left = tilted.probes[0]
     assert np.linalg.norm(np.cross(left.tip_lps_mm - plan.probes[0].entry_lps_mm, left.direction)) < 1e-9
     assert left.direction[0] < 0 and plan.probes[1].direction @ tilted.probes[1].direction == pytest.approx(1.0)
+    # advance: the left rod alone 2 mm deeper along its own path (the point lies beyond its active zone's middle)
+    np.testing.assert_allclose(tips(found["advance"]) - tips(plan), [[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]], atol=1e-9)
+    assert all(p.direction @ [0.0, 1.0, 0.0] == pytest.approx(1.0) for p in found["advance"].probes)
     # shift: the layout across its axis, parallel paths kept
     np.testing.assert_allclose(tips(found["shift"]) - tips(plan), [[-2.0, 0.0, 0.0]] * 2, atol=1e-9)
     assert all(p.direction @ [0.0, 1.0, 0.0] == pytest.approx(1.0) for p in found["shift"].probes)
@@ -77,7 +82,8 @@ def test_moves_keep_the_rules():
     plan = two_rods()
     toward = np.array([-20.0, 14.0, 0.0])
     # parallel paths asked for: no move tilts a probe
-    assert set(dict(moves(plan, OpenBody(), PlanSettings(paths="parallel"), toward, 2.0))) == {"shift", "depth"}
+    parallel = set(dict(moves(plan, OpenBody(), PlanSettings(paths="parallel"), toward, 2.0)))
+    assert parallel == {"advance", "shift", "depth"}
     # a gather that would bring the rods closer than the smallest spacing is not offered
     assert "gather" not in dict(moves(plan, OpenBody(), PlanSettings(spacing_mm=(15.0, 20.0)), toward, 2.0))
     # no move whose path breaks a clearance
@@ -129,3 +135,13 @@ def test_better_ranks_by_critical_structures_then_margin():
     assert not better(replace(base, min_margin_mm=6.0, critical_ok=False), base)
     assert better(replace(base, min_margin_mm=1.0), replace(base, min_margin_mm=6.0, critical_ok=False))
     assert better(replace(base, margin_covered_pct=96.0), base) and not better(base, base)
+
+
+def test_a_coarse_margin_within_the_coarse_grids_tolerance_goes_to_the_check():
+    """On the 2 mm search grid a margin is known to half a voxel: 4.2 mm meets a 5 mm goal there (and is checked
+    on the plan grid), 3.9 mm does not; after a check found the coarse grid 0.6 mm optimistic, the goal rises."""
+    search = CoarseSearch(None, [], PlanSettings(margin_mm=5.0, chart_grid_mm=2.0))
+    assert search.goal_met(4.2) and not search.goal_met(3.9)
+    search.raise_goal(4.2, 3.6)
+    assert search.goal_mm == pytest.approx(5.6)
+    assert not search.goal_met(4.2) and search.goal_met(4.7)

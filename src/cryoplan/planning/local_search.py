@@ -8,6 +8,8 @@ moves that carry cold towards it, each with its paths and spacing checked again:
 
 * **tilt**: the probe nearest the thinnest margin pivots about its skin entry, its tip moved towards that
   point across its axis (probes through the same intercostal window converge or diverge this way);
+* **advance**: that probe alone inserted deeper (or withdrawn) along its own path, towards the point's
+  depth (staggered tips carry the ice past a pole of the tumour that the probes' active zones end short of);
 * **shift**: the whole layout moved across its axis towards the point, every path traced again;
 * **lean**: every tip moved so, the skin entries kept (the probes pivot together through their window);
 * **spread**: every tip moved away from the layout's axis, the skin entries kept (a wider spacing at
@@ -116,16 +118,21 @@ def moves(
     offset = toward - centre
     found: list[tuple[str, Candidate | None]] = []
     tilting = settings.paths != "parallel" and len(tips) > 1
+    probe = get_probe(candidate.probes[0].probe_id)
+    middles = tips - axes * (probe.tip_offset_mm + probe.active_length_mm / 2)
+    nearest = int(np.argmin(np.linalg.norm(middles - toward, axis=1)))
     if tilting:
-        probe = get_probe(candidate.probes[0].probe_id)
-        middles = tips - axes * (probe.tip_offset_mm + probe.active_length_mm / 2)
-        nearest = int(np.argmin(np.linalg.norm(middles - toward, axis=1)))
         across = toward - tips[nearest]
         across = unit(across - (across @ axes[nearest]) * axes[nearest])
         if across is not None:
             moved = tips.copy()
             moved[nearest] += step_mm * across
             found.append(("tilt", with_tips(candidate, path_map, settings, moved, moved - entries)))
+    deeper = float((toward - middles[nearest]) @ axes[nearest])
+    if len(tips) > 1 and abs(deeper) > 1e-6:
+        moved = tips.copy()
+        moved[nearest] += step_mm * np.sign(deeper) * axes[nearest]
+        found.append(("advance", with_tips(candidate, path_map, settings, moved, axes)))
     across = unit(offset - (offset @ axis) * axis)
     if across is not None:
         found.append(("shift", with_tips(candidate, path_map, settings, tips + step_mm * across, axes)))

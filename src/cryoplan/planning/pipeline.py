@@ -25,7 +25,7 @@ from cryoplan.imaging.case_images import case_with_measured_lesions
 from cryoplan.imaging.phantom import Phantom
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.anatomy import PlanningAnatomy, planning_anatomy
-from cryoplan.planning.coverage import Coverage, Risk, margin_shell, zone_margin
+from cryoplan.planning.coverage import Coverage, Risk, margin_met, margin_shell, zone_margin
 from cryoplan.planning.local_search import Evaluation, local_search
 from cryoplan.planning.organs import OrganExposure, organ_exposure, organ_risks
 from cryoplan.planning.paths import (
@@ -132,9 +132,11 @@ class CoarseSearch:
     """``evaluate(candidate)``: the candidate's full simulation on the search grid (`settings.chart_grid_mm`),
     as the local search ranks it.
 
-    Its goal is the whole margin, without a grid's tolerance. When a plan that reaches it falls short on the
-    plan grid (the coarse simulation's isotherms differ from the finer one's) or under uncertainty, the planner
-    raises the goal by the difference seen (`raise_goal`) and searches on.
+    Its goal starts at the whole margin, and a plan meets it on the search grid within that grid's tolerance
+    (`margin_met` on `chart_grid_mm`: half its voxel), since a margin measured there is known no better; such a
+    plan goes to the check on the plan grid. When it falls short there (the coarse simulation's isotherms
+    differ from the finer one's) or under uncertainty, the planner raises the goal by the difference seen
+    (`raise_goal`) and searches on.
     """
 
     anatomy: PlanningAnatomy
@@ -176,8 +178,12 @@ class CoarseSearch:
             min(lesion.margin_covered_pct for lesion in covered.lesions),
             not any(r.code in CRITICAL_CODES for r in covered.risks),
             point,
-            bool(worst >= self.goal_mm),
+            self.goal_met(worst),
         )
+
+    def goal_met(self, min_margin_mm: float) -> bool:
+        """Whether a worst margin measured on the search grid meets the goal within that grid's tolerance."""
+        return margin_met(min_margin_mm, self.goal_mm, [self.settings.chart_grid_mm] * 3)
 
     def raise_goal(self, coarse_mm: float, fine_mm: float) -> None:
         """Aim higher by how much the coarse grid overrated a plan's margin (at least `GOAL_STEP_MM`)."""
@@ -230,6 +236,11 @@ def best_covering_layouts(
     return near + rest
 
 
+def margin_rank(evaluation: Evaluation) -> tuple[float, float]:
+    """How searched plans rank across starts: the worst margin (the criterion), then the covered share."""
+    return evaluation.min_margin_mm, evaluation.margin_covered_pct
+
+
 def _record(evaluation: Evaluation, grid_mm: float, stage: str, elapsed_s: float, **extra: Any) -> dict[str, Any]:
     candidate = evaluation.candidate
     return {
@@ -260,12 +271,12 @@ def plan_unit(
     The plans are tried cheapest first: the fewest probes, then the shortest freeze, each probe type's
     cheapest chart layout of a count in cost order. For each, the chart's layout (or, after a shorter
     freeze, the layout the search left) is improved by the local search on the coarse full simulation
-    (`cryoplan.planning.local_search`) until every lesion's margin is met; a plan that meets it there is
-    simulated on the plan's grid and accepted when it meets every margin there (`margin_met`) and, with
-    ``settings.robust_samples``, when the sequential test finds its probability of success under the
-    uncertainty model at least ``settings.confidence`` (`cryoplan.planning.robust`). When none is accepted
-    within the probe, freeze and simulation limits, the best plan checked is kept and its shortfall is
-    flagged with the limit that bound.
+    (`cryoplan.planning.local_search`) until every lesion's margin is met there within that grid's tolerance
+    (`CoarseSearch`); a plan that meets it there is simulated on the plan's grid and accepted when it meets
+    every margin there (`margin_met`) and, with ``settings.robust_samples``, when the sequential test finds
+    its probability of success under the uncertainty model at least ``settings.confidence``
+    (`cryoplan.planning.robust`). When none is accepted within the probe, freeze and simulation limits, the
+    best plan checked is kept and its shortfall is flagged with the limit that bound.
     """
     target = build_target(anatomy, lesion_ids, settings.margin_mm)
     thickest = max(get_probe(p).radius_mm for p in settings.probe_types)
@@ -386,10 +397,7 @@ def plan_unit(
                     )
                 )
                 # Across starts the margin ranks first: it is the criterion, a frozen duct is a flag.
-                if best_search is None or (evaluation.min_margin_mm, evaluation.margin_covered_pct) > (
-                    best_search.min_margin_mm,
-                    best_search.margin_covered_pct,
-                ):
+                if best_search is None or margin_rank(evaluation) > margin_rank(best_search):
                     best_search = evaluation
                 if not evaluation.met or len(checked) >= settings.max_full_simulations:
                     break
@@ -398,7 +406,7 @@ def plan_unit(
                     break
                 # Short on the plan grid (or under uncertainty): aim higher and search on from here.
                 evaluate.raise_goal(evaluation.min_margin_mm, fine_mm)
-                evaluation = replace(evaluation, met=bool(evaluation.min_margin_mm >= evaluate.goal_mm))
+                evaluation = replace(evaluation, met=evaluate.goal_met(evaluation.min_margin_mm))
             start = evaluation.candidate  # a longer freeze starts from where the search left the probes
             if accepted:
                 break
