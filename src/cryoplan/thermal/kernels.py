@@ -770,7 +770,7 @@ def end_pass(
                     t = _temperature(h_run[q], t_solidus, inv_c_frozen, mushy_slope, h_liquidus, inv_c_unfrozen)
                     t_run[q] = t
                     min_run[q] = min(min_run[q], t)
-                    cold += t < warmest
+                    cold += int(t < warmest)
                 if cold == 0:
                     continue
                 for m in range(thresholds.shape[0]):
