@@ -27,8 +27,6 @@ CODES = {
     **LIVER_DISEASE_LABELS,
     "male": "Male",
     "female": "Female",
-    "none": "None",
-    "other": "Other",
     "mild": "Mild",
     "moderate_severe": "Moderate to severe",
     "intake": "Intake",
