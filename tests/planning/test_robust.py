@@ -9,6 +9,7 @@ from scipy import stats
 
 from cryoplan.errors import InputError
 from cryoplan.imaging.phantom import TumourSpec, make_phantom
+from cryoplan.planning.coverage import margin_tolerance_mm
 from cryoplan.planning.pipeline import plan_case
 from cryoplan.planning.robust import SequentialTest, success_probability, wilson_interval
 from cryoplan.planning.settings import PlanSettings
@@ -82,6 +83,11 @@ def test_the_robust_plans_probability_holds_with_fresh_samples():
     assert "not_robust" not in {r.code for r in unit.coverage.risks}
     again = success_probability(plan.anatomy, unit, settings, seed=12345, samples=60, grid_mm=2.0)
     assert again.samples == 60
+    # each sample's thinnest margin is kept, and the successes are the samples whose margin is met
+    tolerance = margin_tolerance_mm([2.0] * 3)
+    assert len(again.margins_mm) == 60
+    assert sum(m >= settings.margin_mm - tolerance for m in again.margins_mm) == again.successes
+    assert again.to_dict()["thinnest_sampled_margin_mm"] == round(min(again.margins_mm), 2)
     low, high = again.interval
     assert high >= settings.confidence, again.to_dict()
 

@@ -13,11 +13,12 @@ from cryoplan.planning.uncertainty import (
     batches,
     calibrated_perfusion_log_sd,
     default_workers,
+    margin_succeeds,
     monte_carlo,
     perturbed_cooling,
     perturbed_probes,
     perturbed_tissues,
-    sample_succeeds,
+    sample_margin_mm,
     wilson_interval,
 )
 from cryoplan.thermal import TISSUES, Grid, ProbePlacement
@@ -170,11 +171,11 @@ def test_a_sample_succeeds_by_the_margin_rule_not_by_coverage(context, lethal_ra
     centres = grid.centres_mm()
     radius = np.linalg.norm(centres, axis=-1)
     fine = replace(context, grid=grid, lesion_masks=[radius <= 5.0], margin_mask=radius <= 8.0)
-    assert sample_succeeds(fine, radius <= lethal_radius_mm) is met
+    assert margin_succeeds(fine, sample_margin_mm(fine, radius <= lethal_radius_mm)) is met
     # shifted 2 mm, the 8.6 mm sphere still covers almost 90 % of tumour + margin but leaves its far side 1.6 mm
     # from the tumour: no longer a success
     shifted = np.linalg.norm(centres - [0, 0, 2.0], axis=-1) <= 8.6
-    assert np.mean(shifted[fine.margin_mask]) > 0.85 and not sample_succeeds(fine, shifted)
+    assert np.mean(shifted[fine.margin_mask]) > 0.85 and not margin_succeeds(fine, sample_margin_mm(fine, shifted))
 
 
 @pytest.mark.slow

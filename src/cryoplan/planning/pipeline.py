@@ -186,7 +186,8 @@ class CoarseSearch:
         return margin_met(min_margin_mm, self.goal_mm, [self.settings.chart_grid_mm] * 3)
 
     def raise_goal(self, coarse_mm: float, fine_mm: float) -> None:
-        """Aim higher by how much the coarse grid overrated a plan's margin (at least `GOAL_STEP_MM`)."""
+        """Aim higher by how much the coarse grid overrated the thinnest margin seen (`fine_mm`: on the plan
+        grid, or in the samples of a failed sequential test), at least `GOAL_STEP_MM`."""
         self.goal_mm += max(coarse_mm - fine_mm, GOAL_STEP_MM)
 
 
@@ -330,7 +331,8 @@ def plan_unit(
     checked: list[Candidate] = []
 
     def check(evaluation: Evaluation) -> tuple[bool, float]:
-        """Simulate on the plan's grid and keep the best: (accepted, the worst margin there)."""
+        """Simulate on the plan's grid and keep the best: (accepted, the thinnest margin seen: on the plan grid,
+        or of the samples when the sequential test found the plan not robust)."""
         nonlocal best
         candidate = evaluation.candidate
         checked.append(candidate)
@@ -371,6 +373,8 @@ def plan_unit(
         rank = (robust is None or robust.robust, met, robust.probability if robust else 0.0, worst)
         if best is None or rank > best[0]:
             best = (rank, candidate, simulated, covered, robust)
+        if robust is not None and not robust.robust:
+            return False, robust.thinnest_margin_mm
         return met and (robust is None or robust.robust), worst
 
     while start is not None and not accepted:
@@ -401,10 +405,15 @@ def plan_unit(
                     best_search = evaluation
                 if not evaluation.met or len(checked) >= settings.max_full_simulations:
                     break
+                if any(evaluation.candidate is c for c in checked):  # checked already: aim higher, search on
+                    evaluate.raise_goal(evaluation.min_margin_mm, evaluation.min_margin_mm)
+                    evaluation = replace(evaluation, met=evaluate.goal_met(evaluation.min_margin_mm))
+                    continue
                 accepted, fine_mm = check(evaluation)
                 if accepted or searched >= settings.max_search_simulations:
                     break
-                # Short on the plan grid (or under uncertainty): aim higher and search on from here.
+                # Short on the plan grid, or under uncertainty: aim higher by how much the coarse grid overrated
+                # the thinnest margin seen there or in the samples, and search on from here.
                 evaluate.raise_goal(evaluation.min_margin_mm, fine_mm)
                 evaluation = replace(evaluation, met=evaluate.goal_met(evaluation.min_margin_mm))
             start = evaluation.candidate  # a longer freeze starts from where the search left the probes

@@ -33,6 +33,7 @@ from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.uncertainty import (
     DIRECTION_SIGMA_DEG,
     TIP_SIGMA_MM,
+    margin_succeeds,
     run_sample,
     sample_context,
     wilson_interval,
@@ -106,6 +107,12 @@ class SuccessProbability:
     target: float
     seed: int
     elapsed_s: float
+    margins_mm: tuple[float, ...] = ()  # each sample's thinnest lesion margin
+
+    @property
+    def thinnest_margin_mm(self) -> float:
+        """The thinnest margin of any sample (mm): what the planner's search aims above after a failed test."""
+        return min(self.margins_mm)
 
     @property
     def probability(self) -> float:
@@ -130,6 +137,7 @@ class SuccessProbability:
             "decision": self.decision or "undecided",
             "method": "sequential probability ratio test (Wald 1945)",
             "seed": self.seed,
+            "thinnest_sampled_margin_mm": round(self.thinnest_margin_mm, 2) if self.margins_mm else None,
             "elapsed_s": round(self.elapsed_s, 2),
         }
 
@@ -178,14 +186,18 @@ def success_probability(
     protocol = parse_protocol(context.protocol_text)
     budget = samples or test.max_samples
     successes = drawn = 0
+    margins: list[float] = []
     decision = None
     while drawn < budget and (samples or decision is None):
-        successes += run_sample(context, protocol, drawn, seed)[3]
+        margins.append(run_sample(context, protocol, drawn, seed)[3])
+        successes += margin_succeeds(context, margins[-1])
         drawn += 1
         decision = test.decision(successes, drawn)
         if progress:
             progress(None, drawn / budget)
-    return SuccessProbability(successes, drawn, decision, test.target, seed, time.perf_counter() - started)
+    return SuccessProbability(
+        successes, drawn, decision, test.target, seed, time.perf_counter() - started, tuple(margins)
+    )
 
 
 @dataclass

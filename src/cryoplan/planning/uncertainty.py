@@ -141,20 +141,22 @@ def perturbed_cooling(rng: np.random.Generator) -> dict[str, float]:
     return {name: drawn[name] for name in PROBE_PARAMETERS}
 
 
-def sample_succeeds(context: SampleContext, lethal: np.ndarray) -> bool:
-    """Whether every lesion meets its margin on a sample's lethal zone (`margin_met`)."""
+def sample_margin_mm(context: SampleContext, lethal: np.ndarray) -> float:
+    """The thinnest minimal lethal margin of the unit's lesions on a sample's lethal zone (mm)."""
     spacing = [context.grid.spacing_mm] * 3
-    return all(
-        margin_met(zone_margin(mask, lethal, spacing).min_margin_mm, context.margin_mm, spacing)
-        for mask in context.lesion_masks
-    )
+    return min(zone_margin(mask, lethal, spacing).min_margin_mm for mask in context.lesion_masks)
+
+
+def margin_succeeds(context: SampleContext, margin_mm: float) -> bool:
+    """Whether a sample's thinnest margin (`sample_margin_mm`) meets the margin (`margin_met`)."""
+    return margin_met(margin_mm, context.margin_mm, [context.grid.spacing_mm] * 3)
 
 
 def run_sample(
     context: SampleContext, protocol: Protocol, index: int, seed: int
-) -> tuple[int, np.ndarray, float, bool, dict[str, float]]:
-    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, every margin met,
-    factors)."""
+) -> tuple[int, np.ndarray, float, float, dict[str, float]]:
+    """One Monte Carlo sample: (index, packed lethal mask, tumour + margin covered %, the thinnest lesion
+    margin (`sample_margin_mm`), factors)."""
     rng = np.random.default_rng([seed, index])
     probes = perturbed_probes(context.probes, rng, context.tip_sigma_mm, context.direction_sigma_deg)
     tissues, factors = perturbed_tissues(rng, context.perfusion_log_sd)
@@ -177,12 +179,12 @@ def run_sample(
         )
     lethal = result.min_temperature_c <= context.lethal_isotherm_c
     covered = 100.0 * float(np.mean(lethal[context.margin_mask]))
-    return index, np.packbits(lethal.ravel()), covered, sample_succeeds(context, lethal), factors
+    return index, np.packbits(lethal.ravel()), covered, sample_margin_mm(context, lethal), factors
 
 
 def run_batch(
     context: SampleContext, indices: list[int], seed: int
-) -> list[tuple[int, np.ndarray, float, bool, dict[str, float]]]:
+) -> list[tuple[int, np.ndarray, float, float, dict[str, float]]]:
     """The samples `indices`, one after another (`run_sample`).
 
     The simulation's kernels run on one thread: the batches are the parallelism (one per Dask worker
@@ -218,7 +220,7 @@ class UncertaintyResult:
     Attributes
     ----------
     margin_met : numpy.ndarray of bool
-        Per sample, whether every lesion met its margin (`sample_succeeds`).
+        Per sample, whether every lesion met its margin (`margin_succeeds`).
     margin_covered_pct : numpy.ndarray
         Per sample, the share of tumour + margin covered (a figure, not the criterion).
     """
@@ -368,10 +370,10 @@ def monte_carlo(
             met = np.zeros(samples, dtype=bool)
             done = 0
             for future in as_completed(futures):  # type: ignore[no-untyped-call]  # distributed is not annotated
-                for index, packed, pct, success, _ in future.result():
+                for index, packed, pct, thinnest_mm, _ in future.result():
                     counts += np.unpackbits(packed, count=counts.size).astype(np.uint32)
                     covered[index] = pct
-                    met[index] = success
+                    met[index] = margin_succeeds(context, thinnest_mm)
                     done += 1
                 if progress:
                     progress(None, done / samples)
