@@ -37,7 +37,7 @@ from cryoplan.planning.paths import (
     why_no_path,
 )
 from cryoplan.planning.robust import PlanUnderTest, SequentialTest, SuccessProbability, success_probability
-from cryoplan.planning.search import Candidate, Target, build_target, search_candidates, thinnest_margin
+from cryoplan.planning.search import Candidate, build_target, scored_layouts, thinnest_margin
 from cryoplan.planning.sessions import Session, UnitLoad, planning_groups, staged_sessions
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.planning.simulation import SIMULATION_REACH_MM, resample_mask, simulate_plan, unit_coverage
@@ -199,30 +199,24 @@ def per_probe_type(found: list[Candidate]) -> list[Candidate]:
     return list(seen.values())
 
 
-def starting_layouts(
-    target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray], count: int
-) -> list[Candidate]:
-    """Per probe type, the cheapest chart layout of exactly `count` probes whose estimate covers tumour +
-    margin (in cost order), then for the types with none the best-covering layout of that count; empty when
-    no layout of `count` probes has safe paths."""
-    exactly = replace(settings, max_probes=count)
-    qualified = per_probe_type(search_candidates(target, path_map, exactly, directions, min_probes=count))
-    covering = search_candidates(target, path_map, replace(exactly, coverage_target_pct=0.0), directions, count)
-    covering.sort(key=lambda c: -c.estimated_margin_covered_pct)
-    types = {c.probes[0].probe_id for c in qualified}
-    return qualified + [c for c in per_probe_type(covering) if c.probes[0].probe_id not in types]
+def starting_layouts(qualified: list[Candidate], feasible: list[Candidate]) -> list[Candidate]:
+    """From one probe count's `scored_layouts`: per probe type, its cheapest layout whose estimate covers
+    tumour + margin (in cost order), then for the types with none their best-covering layout; empty when no
+    layout of that count has safe paths."""
+    covering = sorted(feasible, key=lambda c: -c.estimated_margin_covered_pct)
+    first = per_probe_type(qualified)
+    types = {c.probes[0].probe_id for c in first}
+    return first + [c for c in per_probe_type(covering) if c.probes[0].probe_id not in types]
 
 
-def best_covering_layouts(
-    target: Target, path_map: PathMap, settings: PlanSettings, directions: list[np.ndarray]
-) -> list[Candidate]:
+def best_covering_layouts(feasible_per_count: list[list[Candidate]]) -> list[Candidate]:
     """Where no layout's estimate meets the target: per probe type, its feasible layout over every probe count
-    whose estimate covers most of tumour + margin (the fewest probes among equals). Those within
-    `CHART_COVERAGE_SLACK_PCT` of the best come first, fewest probes first; the others follow by coverage."""
+    (`scored_layouts` of each) whose estimate covers most of tumour + margin (the fewest probes among equals).
+    Those within `CHART_COVERAGE_SLACK_PCT` of the best come first, fewest probes first; the others follow by
+    coverage."""
     best: dict[str, Candidate] = {}
-    for count in range(1, settings.max_probes + 1):
-        exactly = replace(settings, max_probes=count, coverage_target_pct=0.0)
-        for candidate in search_candidates(target, path_map, exactly, directions, min_probes=count):
+    for feasible in feasible_per_count:
+        for candidate in feasible:
             kept = best.get(candidate.probes[0].probe_id)
             if kept is None or candidate.estimated_margin_covered_pct > kept.estimated_margin_covered_pct:
                 best[candidate.probes[0].probe_id] = candidate
@@ -304,14 +298,19 @@ def plan_unit(
         raise NoSafePath(where, why_no_path(path_map, target.centre, settings, thickest, reach))
     if progress:
         progress(f"{unit_id}: searching layouts", 0.0)
-    candidates = search_candidates(target, path_map, settings, directions)
+    # The fewest probes whose chart estimate meets the target, each count's layouts scored once.
+    scores = []
+    for count in range(1, settings.max_probes + 1):
+        scores.append(scored_layouts(target, path_map, settings, directions, count))
+        if scores[-1][0]:
+            break
     # The chart's cheapest layout of each probe type, tried in cost order: the charts know no vessel, so the
     # type they prefer may not be the one whose full simulation meets the margin. When nothing meets the
     # target even on estimates, the best-covering layouts start, and the search and the full simulation decide.
-    if candidates:
-        pending = starting_layouts(target, path_map, settings, directions, len(candidates[0].probes))
+    if scores[-1][0]:
+        pending = starting_layouts(*scores[-1])
     else:
-        pending = best_covering_layouts(target, path_map, settings, directions)
+        pending = best_covering_layouts([feasible for _, feasible in scores])
     if not pending:
         raise InputError(
             where,
@@ -433,7 +432,7 @@ def plan_unit(
         tried, blocked, start = count, [], None
         while not pending and count < settings.max_probes:
             count += 1
-            pending = starting_layouts(target, path_map, settings, directions, count)
+            pending = starting_layouts(*scored_layouts(target, path_map, settings, directions, count))
             if not pending:
                 blocked.append(str(count))
         start = pending.pop(0) if pending else None

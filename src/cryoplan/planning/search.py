@@ -299,24 +299,43 @@ def search_candidates(
     progress: Callable[[], None] | None = None,
 ) -> list[Candidate]:
     """Every feasible layout of the smallest probe count (from `min_probes`) whose estimate meets the
-    target, cheapest first; empty when no count up to the maximum does. With ``paths="any"`` a probe type's
-    converging layouts of a count are scored only when none of its parallel ones qualifies (parallel probes
-    are the simpler procedure; converging ones reach where ribs or vessels pull parallel tips back, and a
-    thick probe may need them where a thin one passes in parallel)."""
+    target, cheapest first (`scored_layouts`); empty when no count up to the maximum does."""
     for count in range(min_probes, settings.max_probes + 1):
-        found: list[Candidate] = []
-        for probe_id in settings.probe_types:
-            one_type = replace(settings, probe_types=(probe_id,))
-            kind = "parallel" if settings.paths == "any" else settings.paths
-            layouts, _ = layouts_of(target, path_map, replace(one_type, paths=kind), directions, count, progress)
-            if settings.paths == "any" and not layouts and count > 1:
-                layouts, _ = layouts_of(
-                    target, path_map, replace(one_type, paths="converging"), directions, count, progress
-                )
-            found += layouts
-        if found:
-            return sorted(found, key=lambda c: c.cost)
+        qualified, _ = scored_layouts(target, path_map, settings, directions, count, progress)
+        if qualified:
+            return qualified
     return []
+
+
+def scored_layouts(
+    target: Target,
+    path_map: PathMap,
+    settings: PlanSettings,
+    directions: list[np.ndarray],
+    count: int,
+    progress: Callable[[], None] | None = None,
+) -> tuple[list[Candidate], list[Candidate]]:
+    """The layouts of `count` probes scored on the charts once: (those whose estimate meets the target;
+    every feasible one with its estimate), each cheapest first. With ``paths="any"`` a probe type's converging
+    layouts are scored only when none of its parallel ones qualifies (parallel probes are the simpler
+    procedure; converging ones reach where ribs or vessels pull parallel tips back, and a thick probe may need
+    them where a thin one passes in parallel); its feasible layouts are its parallel ones when it has any."""
+    qualified: list[Candidate] = []
+    feasible: list[Candidate] = []
+    for probe_id in settings.probe_types:
+        one_type = replace(settings, probe_types=(probe_id,))
+        kind = "parallel" if settings.paths == "any" else settings.paths
+        layouts = layouts_of(target, path_map, replace(one_type, paths=kind), directions, count, progress)
+        meeting = [c for c in layouts if c.estimated_margin_covered_pct >= settings.coverage_target_pct]
+        if settings.paths == "any" and not meeting and count > 1:
+            converging = layouts_of(
+                target, path_map, replace(one_type, paths="converging"), directions, count, progress
+            )
+            meeting = [c for c in converging if c.estimated_margin_covered_pct >= settings.coverage_target_pct]
+            layouts = layouts or converging
+        qualified += meeting
+        feasible += layouts
+    return sorted(qualified, key=lambda c: c.cost), sorted(feasible, key=lambda c: c.cost)
 
 
 def layouts_of(
@@ -326,11 +345,10 @@ def layouts_of(
     directions: list[np.ndarray],
     count: int,
     progress: Callable[[], None] | None = None,
-) -> tuple[list[Candidate], bool]:
-    """Every feasible layout of `count` probes (parallel or converging, as `settings.paths` says) whose
-    estimate meets the target, and whether any layout of that count had safe paths."""
+) -> list[Candidate]:
+    """Every feasible layout of `count` probes (parallel or converging, as `settings.paths` says) with its
+    chart estimate."""
     found: list[Candidate] = []
-    feasible = False
     angles = np.radians([0.0, 45.0, 90.0, 135.0])
     spacings = (None,) if count == 1 else settings.spacing_mm
     for probe_id, minutes, spacing in itertools.product(settings.probe_types, settings.freeze_minutes, spacings):
@@ -358,11 +376,8 @@ def layouts_of(
                     or not converging_spacing_ok(probes, settings)
                 ):
                     continue
-                feasible = True
                 estimated = estimate(chart, tips, axes, target.margin_points)
                 covered = 100.0 * float(np.mean(estimated <= settings.lethal_isotherm_c))
-                if covered < settings.coverage_target_pct:
-                    continue
                 frozen = float(np.sum(estimate(chart, tips, axes, target.healthy_points) <= 0.0))
                 critical_ok = True
                 if len(target.critical_points):
@@ -372,7 +387,7 @@ def layouts_of(
                 found.append(Candidate(probes, minutes, spacing, covered, frozen * target.voxel_ml, critical_ok))
         if progress is not None:
             progress()
-    return found, feasible
+    return found
 
 
 def thinnest_margin(
