@@ -372,7 +372,7 @@ def plan_unit(
         rank = (robust is None or robust.robust, met, robust.probability if robust else 0.0, worst)
         if best is None or rank > best[0]:
             best = (rank, candidate, simulated, covered, robust)
-        if robust is not None and not robust.robust:
+        if robust is not None and not robust.robust and np.isfinite(robust.thinnest_margin_mm):
             return False, robust.thinnest_margin_mm
         return met and (robust is None or robust.robust), worst
 

@@ -137,7 +137,11 @@ class SuccessProbability:
             "decision": self.decision or "undecided",
             "method": "sequential probability ratio test (Wald 1945)",
             "seed": self.seed,
-            "thinnest_sampled_margin_mm": round(self.thinnest_margin_mm, 2) if self.margins_mm else None,
+            "thinnest_sampled_margin_mm": (
+                round(self.thinnest_margin_mm, 2)
+                if self.margins_mm and math.isfinite(self.thinnest_margin_mm)
+                else None
+            ),
             "elapsed_s": round(self.elapsed_s, 2),
         }
 
