@@ -145,3 +145,12 @@ def test_a_coarse_margin_within_the_coarse_grids_tolerance_goes_to_the_check():
     search.raise_goal(4.2, 3.6)
     assert search.goal_mm == pytest.approx(5.6)
     assert not search.goal_met(4.2) and search.goal_met(4.7)
+
+
+def test_the_goal_rises_past_the_coarse_margin_of_the_plan_that_fell_short():
+    """A plan whose coarse margin overrated the plan grid's (or its samples') by less than the coarse grid's
+    tolerance would still meet the raised goal and be checked again: the goal steps on until it does not."""
+    search = CoarseSearch(None, [], PlanSettings(margin_mm=5.0, chart_grid_mm=2.0))
+    search.raise_goal(4.5, 4.4)  # 0.1 mm overrated: 5.5 mm would still be met by 4.5 within 1 mm
+    assert search.goal_mm == pytest.approx(6.0)
+    assert not search.goal_met(4.5) and search.goal_met(5.0)

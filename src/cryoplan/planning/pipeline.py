@@ -187,8 +187,12 @@ class CoarseSearch:
 
     def raise_goal(self, coarse_mm: float, fine_mm: float) -> None:
         """Aim higher by how much the coarse grid overrated the thinnest margin seen (`fine_mm`: on the plan
-        grid, or in the samples of a failed sequential test), at least `GOAL_STEP_MM`."""
+        grid, or in the samples of a failed sequential test), at least `GOAL_STEP_MM`, and in further steps
+        until the coarse margin `coarse_mm` of the plan that fell short no longer meets the goal (so that the
+        search moves on from it rather than sending it to be checked again)."""
         self.goal_mm += max(coarse_mm - fine_mm, GOAL_STEP_MM)
+        while np.isfinite(coarse_mm) and self.goal_met(coarse_mm):
+            self.goal_mm += GOAL_STEP_MM
 
 
 def per_probe_type(found: list[Candidate]) -> list[Candidate]:
@@ -404,10 +408,6 @@ def plan_unit(
                     best_search = evaluation
                 if not evaluation.met or len(checked) >= settings.max_full_simulations:
                     break
-                if any(evaluation.candidate is c for c in checked):  # checked already: aim higher, search on
-                    evaluate.raise_goal(evaluation.min_margin_mm, evaluation.min_margin_mm)
-                    evaluation = replace(evaluation, met=evaluate.goal_met(evaluation.min_margin_mm))
-                    continue
                 accepted, fine_mm = check(evaluation)
                 if accepted or searched >= settings.max_search_simulations:
                     break
