@@ -20,11 +20,8 @@ class OpenBody:
     def __init__(self, clear=True):
         self.clear = clear
 
-    def skin_entry(self, tip, outward, max_path_mm):
-        return tip + 100.0 * outward
-
-    def path_clearance_mm(self, tip, entry, need):
-        return np.inf if self.clear else 0.0
+    def checked_entry(self, tip, direction, probe_radius_mm, max_path_mm):
+        return tip - 100.0 * direction if self.clear else None
 
 
 def two_rods():

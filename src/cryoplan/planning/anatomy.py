@@ -3,7 +3,9 @@ planning units."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,6 +21,8 @@ from cryoplan.imaging.anatomy import (
 from cryoplan.imaging.body import BodyModel, build_body_model
 from cryoplan.imaging.volume import Volume
 from cryoplan.planning.settings import DEFAULT_CLEARANCES_MM
+
+T = TypeVar("T")
 
 # A lesion with less than this share of its surroundings in the liver is not a liver lesion.
 MIN_LIVER_CONTACT = 0.25
@@ -57,11 +61,26 @@ class PlanningAnatomy:
     bowel: np.ndarray | None = None
     heat_sink: dict[str, str] = field(default_factory=dict)
     body_model: BodyModel | None = None
+    _derived: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """What `compute` derives from the masks, computed once per `key`: the masks never change once the
+        anatomy is built, and the planner asks for the same derived masks and points at every simulation."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        value: T = self._derived[key]
+        return value
 
     def large_vessels(self, min_calibre_mm: float) -> np.ndarray:
         """Vessel voxels belonging to a segment of at least `min_calibre_mm` (a morphological opening:
-        the union of the inscribed balls of that diameter)."""
-        return large_vessel_mask(self.vessels, self.grid.spacing_mm, min_calibre_mm)
+        the union of the inscribed balls of that diameter); read-only."""
+
+        def opened() -> np.ndarray:
+            mask = large_vessel_mask(self.vessels, self.grid.spacing_mm, min_calibre_mm)
+            mask.flags.writeable = False
+            return mask
+
+        return self.derived(("large_vessels", min_calibre_mm), opened)
 
     def obstacles(self, min_calibre_mm: float) -> dict[str, np.ndarray]:
         """What a probe path keeps its clearance from, by structure name (`DEFAULT_CLEARANCES_MM`).

@@ -168,7 +168,15 @@ def build_target(
     max_points: int = 6000,
     seed: int = 0,
 ) -> Target:
-    """Tumour, tumour + margin, nearby healthy liver and critical-structure points of a planning unit."""
+    """Tumour, tumour + margin, nearby healthy liver and critical-structure points of a planning unit (built
+    once per anatomy and arguments: `PlanningAnatomy.derived`)."""
+    key = ("target", tuple(lesion_ids), margin_mm, reach_mm, max_points, seed)
+    return anatomy.derived(key, lambda: _target(anatomy, lesion_ids, margin_mm, reach_mm, max_points, seed))
+
+
+def _target(
+    anatomy: PlanningAnatomy, lesion_ids: list[str], margin_mm: float, reach_mm: float, max_points: int, seed: int
+) -> Target:
     grid = anatomy.grid
     tumour = np.zeros(grid.shape, dtype=bool)
     for lesion_id in lesion_ids:
@@ -186,7 +194,9 @@ def build_target(
         index = np.argwhere(mask)
         if len(index) > max_points:
             index = index[rng.choice(len(index), max_points, replace=False)]
-        return np.asarray(grid.index_to_lps(index))
+        found = np.asarray(grid.index_to_lps(index))
+        found.flags.writeable = False  # shared by every caller (`PlanningAnatomy.derived`)
+        return found
 
     healthy_index = np.argwhere(healthy)
     scale = max(len(healthy_index) / max_points, 1.0)
