@@ -81,3 +81,27 @@ def test_a_path_short_of_its_need_is_measured_exactly():
             assert exact >= need - 1e-9
         outcomes.add(checked < need)
     assert outcomes == {True, False}  # both kinds of path were checked
+
+
+def test_a_remembered_path_check_answers_as_the_check_itself():
+    rng = np.random.default_rng(7)
+    path_map, grid, _ = _path_map(rng)
+    path_map.body = np.zeros(SHAPE, dtype=bool)
+    path_map.body[1:-1, 1:-1, 1:-1] = True  # a skin inside the image, air beyond it
+    outcomes = set()
+    for _ in range(60):
+        tip = grid.index_to_lps(rng.uniform(2, np.array(SHAPE) - 3, 3)[None])[0]
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        radius = float(rng.choice([0.85, 2.5]))
+        entry = path_map.skin_entry(tip, -direction, 200.0)
+        if entry is not None and path_map.path_clearance_mm(tip, entry, need=radius) < radius:
+            entry = None
+        checked = path_map.checked_entry(tip, direction, radius, 200.0)
+        assert (checked is None) == (entry is None)
+        if entry is not None:
+            np.testing.assert_array_equal(checked, entry)
+            assert not checked.flags.writeable
+        assert path_map.checked_entry(tip.copy(), direction.copy(), radius, 200.0) is checked
+        outcomes.add(entry is None)
+    assert outcomes == {True, False}  # blocked and clear paths both checked

@@ -4,6 +4,7 @@ Coarse settings keep the CI time down (2 mm grids, one probe type); the demo and
 real ones.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,8 +12,10 @@ import pytest
 
 from cryoplan.imaging.io import read_volume
 from cryoplan.imaging.phantom import TumourSpec, demo_phantom, make_phantom
+from cryoplan.planning.anatomy import large_vessel_mask
 from cryoplan.planning.charts import isotherm_chart
 from cryoplan.planning.pipeline import plan_case
+from cryoplan.planning.search import build_target
 from cryoplan.planning.settings import PlanSettings
 from cryoplan.report.plan_report import write_plan_outputs
 from cryoplan.thermal import get_probe
@@ -109,6 +112,23 @@ def test_tumour_beside_a_large_vessel_accounts_for_the_heat_sink(demo_plan):
     assert_paths_clear_of_large_vessels(plan, phantom)
     # the lumen never freezes in the simulation
     assert unit.result.min_temperature_c[unit.structures["large_vessels"]].min() > 0.0
+
+
+def test_the_anatomy_derives_its_large_vessels_and_targets_once(demo_plan):
+    _, plan, _ = demo_plan
+    anatomy, lesion_ids = plan.anatomy, plan.units[0].lesion_ids
+    calibre = PlanSettings().min_vessel_calibre_mm
+    large = anatomy.large_vessels(calibre)
+    assert large is anatomy.large_vessels(calibre) and not large.flags.writeable
+    np.testing.assert_array_equal(large, large_vessel_mask(anatomy.vessels, anatomy.grid.spacing_mm, calibre))
+    target = build_target(anatomy, lesion_ids, 5.0)
+    assert target is build_target(anatomy, lesion_ids, 5.0)
+    assert build_target(anatomy, lesion_ids, 7.0) is not target  # another margin, another target
+    fresh = build_target(dataclasses.replace(anatomy), lesion_ids, 5.0)  # a copy derives nothing yet
+    assert fresh is not target
+    for name in ("tumour_points", "margin_points", "healthy_points", "critical_points"):
+        np.testing.assert_array_equal(getattr(fresh, name), getattr(target, name))
+        assert not getattr(target, name).flags.writeable
 
 
 @pytest.mark.slow
