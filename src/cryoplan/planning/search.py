@@ -164,6 +164,20 @@ class Target:
         centre.flags.writeable = False
         return centre
 
+    def middle(self, direction: np.ndarray) -> np.ndarray:
+        """Centre of a layout's active zones along `direction`: on the axis through the target's centre,
+        halfway along the axial extent of tumour + margin. Remembered per direction: the layout search asks
+        for each direction's middle once per layout (13,872 times planning the 30 mm lesion of
+        benchmarks/planning.py)."""
+        direction = np.asarray(direction, dtype=np.float64)
+        key = direction.tobytes()
+        if key not in self._middles:
+            axial = (self.margin_points - self.centre) @ direction
+            middle = np.asarray(self.centre + direction * 0.5 * (axial.min() + axial.max()))
+            middle.flags.writeable = False
+            self._middles[key] = middle
+        return self._middles[key]
+
 
 def build_target(
     anatomy: PlanningAnatomy,
@@ -233,26 +247,12 @@ def layout_in_plane(direction: np.ndarray, offsets: np.ndarray, angle: float) ->
     return np.asarray(rotated[:, :1] * e1 + rotated[:, 1:] * e2)
 
 
-def layout_middle(target: Target, direction: np.ndarray) -> np.ndarray:
-    """Centre of a layout's active zones: on the axis through the target's centre, halfway along the
-    axial extent of tumour + margin. Remembered per direction: the layout search asks for each direction's
-    middle once per layout (13,872 times planning the 30 mm lesion of benchmarks/planning.py)."""
-    direction = np.asarray(direction, dtype=np.float64)
-    key = direction.tobytes()
-    if key not in target._middles:
-        axial = (target.margin_points - target.centre) @ direction
-        middle = np.asarray(target.centre + direction * 0.5 * (axial.min() + axial.max()))
-        middle.flags.writeable = False
-        target._middles[key] = middle
-    return target._middles[key]
-
-
 def candidate_tips(
     target: Target, direction: np.ndarray, offsets: np.ndarray, angle: float, probe_id: str
 ) -> np.ndarray:
     """Tips of a parallel layout centred on the target, its active zones centred on the target's axial extent."""
     probe = get_probe(probe_id)
-    active_centres = layout_middle(target, direction) + layout_in_plane(direction, offsets, angle)
+    active_centres = target.middle(direction) + layout_in_plane(direction, offsets, angle)
     return np.asarray(active_centres + direction * (probe.tip_offset_mm + probe.active_length_mm / 2))
 
 
@@ -274,7 +274,7 @@ def converging_layout(
     diverge from a small entry region towards their tips. None when the central axis has no skin entry.
     """
     probe = get_probe(probe_id)
-    middle = layout_middle(target, direction)
+    middle = target.middle(direction)
     hub = path_map.skin_entry(middle, -direction, reach_mm)
     if hub is None:
         return None
